@@ -1,0 +1,59 @@
+/*
+Copyright 2026 The embed-token-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+import apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+
+// SecretKeySelector points at one key of a Secret holding a credential, so
+// that credentials live in Secrets (with their own RBAC) and never in the
+// provider spec itself.
+type SecretKeySelector struct {
+	// Name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+
+	// Key within the Secret's data.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	Key string `json:"key"`
+
+	// Namespace of the Secret. Required on a ClusterEmbedProvider, which has no
+	// namespace of its own. On an EmbedProvider it may be omitted or set to the
+	// provider's own namespace: an EmbedProvider never reads Secrets elsewhere.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// NameValue is a named parameter passed through to a vendor, such as a Bold
+// BI dashboard parameter or a header. The value may be a string or a list.
+type NameValue struct {
+	// Name of the parameter.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+
+	// Value of the parameter: a string, or a list of strings.
+	Value apiextensionsv1.JSON `json:"value"`
+
+	// Operator, where the vendor supports one (Bold BI custom attributes).
+	// +optional
+	Operator string `json:"operator,omitempty"`
+}

@@ -1,0 +1,89 @@
+/*
+Copyright 2026 The embed-token-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+// Condition types, following the kstatus conventions so that kubectl wait,
+// Argo CD and Flux understand an EmbedTokenRequest without custom code.
+const (
+	// ConditionReady is True while the Secret holds a valid token that the
+	// operator is keeping fresh. It stays True during a failed refresh as long
+	// as the stored token has not expired.
+	ConditionReady = "Ready"
+
+	// ConditionReconciling is True while the first token (or the token for a
+	// changed spec) is being issued.
+	ConditionReconciling = "Reconciling"
+
+	// ConditionStalled is True when progress needs a person: bad
+	// configuration, a missing credential, or a vendor that rejects the
+	// credentials. Retries continue slowly so a fix is picked up.
+	ConditionStalled = "Stalled"
+)
+
+// Condition reasons. Events use the same reasons so that `kubectl describe`
+// and the conditions tell one story. See docs/troubleshooting.md for the fix
+// for each.
+const (
+	// ReasonValid: a provider's configuration is valid and its credentials
+	// resolve.
+	ReasonValid = "Valid"
+	// ReasonTokenIssued: the first token for the current spec was issued.
+	ReasonTokenIssued = "TokenIssued"
+	// ReasonTokenRefreshed: a token was replaced before it expired.
+	ReasonTokenRefreshed = "TokenRefreshed"
+	// ReasonIssuing: a token is being requested.
+	ReasonIssuing = "Issuing"
+	// ReasonSuspended: spec.suspend is true; no vendor calls are made.
+	ReasonSuspended = "Suspended"
+	// ReasonTokenExpired: the stored token has expired and refreshing it fails.
+	ReasonTokenExpired = "TokenExpired"
+
+	// ReasonSecretConflict: a Secret with the target name exists and is not
+	// owned by this request; it is left untouched.
+	ReasonSecretConflict = "SecretConflict"
+	// ReasonProviderNotFound: the referenced provider does not exist.
+	ReasonProviderNotFound = "ProviderNotFound"
+	// ReasonProviderInvalid: the provider's configuration cannot be used.
+	ReasonProviderInvalid = "ProviderInvalid"
+	// ReasonVendorMismatch: the request's parameter block is for another
+	// vendor than the provider's.
+	ReasonVendorMismatch = "VendorMismatch"
+	// ReasonVendorNotSupported: this build of the operator has no
+	// implementation for the provider's vendor.
+	ReasonVendorNotSupported = "VendorNotSupported"
+	// ReasonNamespaceNotAllowed: the ClusterEmbedProvider's namespaceSelector
+	// does not admit the request's namespace.
+	ReasonNamespaceNotAllowed = "NamespaceNotAllowed"
+	// ReasonInvalidRequest: the request's parameters cannot be sent (e.g.
+	// extra fields that try to replace reserved ones).
+	ReasonInvalidRequest = "InvalidRequest"
+	// ReasonCredentialsNotFound: a credential Secret or key is missing.
+	ReasonCredentialsNotFound = "CredentialsNotFound"
+	// ReasonInvalidCredentials: a credential has the wrong form (e.g. not PEM).
+	ReasonInvalidCredentials = "InvalidCredentials"
+
+	// ReasonVendorUnauthorized: the vendor rejected the credentials (401/403).
+	ReasonVendorUnauthorized = "VendorUnauthorized"
+	// ReasonVendorRejected: the vendor rejected the request (other 4xx).
+	ReasonVendorRejected = "VendorRejected"
+	// ReasonVendorUnavailable: the vendor failed or was unreachable (5xx,
+	// 429, timeouts, connection errors). Retried with backoff.
+	ReasonVendorUnavailable = "VendorUnavailable"
+	// ReasonInvalidResponse: the vendor answered with something that is not a
+	// usable token (not JSON, no token, expiry in the past).
+	ReasonInvalidResponse = "InvalidResponse"
+)

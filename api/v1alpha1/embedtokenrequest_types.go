@@ -1,0 +1,319 @@
+/*
+Copyright 2026 The embed-token-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+import (
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Well-known keys the operator reads and writes. They are part of the API:
+// applications read the data keys, tools read the annotations.
+const (
+	// RefreshAnnotation on an EmbedTokenRequest: setting it to a new value
+	// asks for exactly one new token, like cert-manager's renew or Flux's
+	// reconcile.fluxcd.io/requestedAt.
+	RefreshAnnotation = "embedtokens.io/refresh"
+
+	// SecretTokenKey holds the token in the written Secret.
+	SecretTokenKey = "token"
+	// SecretExpiresAtKey holds the token's expiry (RFC 3339) in the written Secret.
+	SecretExpiresAtKey = "expiresAt"
+
+	// IssuedAtAnnotation and ExpiresAtAnnotation on the written Secret record
+	// the token's validity, so the operator knows after a restart whether the
+	// stored token is still good without asking the vendor again.
+	IssuedAtAnnotation  = "embedtokens.io/issued-at"
+	ExpiresAtAnnotation = "embedtokens.io/expires-at"
+	// InputHashAnnotation on the written Secret fingerprints what the token was
+	// issued for (provider, vendor parameters, lifetime), so a spec change
+	// re-issues and nothing else does.
+	InputHashAnnotation = "embedtokens.io/input-hash"
+	// RefreshHandledAnnotation on the written Secret is the value of
+	// RefreshAnnotation the stored token answered.
+	RefreshHandledAnnotation = "embedtokens.io/refresh-handled"
+
+	// ManagedByLabel marks Secrets written by the operator; the manager caches
+	// only Secrets carrying it.
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	// ManagedByValue is the value of ManagedByLabel on operator-written Secrets.
+	ManagedByValue = "embed-token-operator"
+)
+
+// ProviderRef names the EmbedProvider or ClusterEmbedProvider to use.
+type ProviderRef struct {
+	// Kind of the provider.
+	// +optional
+	// +kubebuilder:default=EmbedProvider
+	// +kubebuilder:validation:Enum=EmbedProvider;ClusterEmbedProvider
+	Kind string `json:"kind,omitempty"`
+
+	// Name of the provider.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
+// EmbedTokenRequestSpec asks for a token for one set of vendor parameters.
+// +kubebuilder:validation:XValidation:rule="[has(self.qrvey), has(self.qlikCloud), has(self.boldBI), has(self.jwt), has(self.oauth2), has(self.http)].filter(x, x).size() == 1",message="exactly one vendor parameter block must be set: qrvey, qlikCloud, boldBI, jwt, oauth2 or http"
+// +kubebuilder:validation:XValidation:rule="!(has(self.renewBefore) && has(self.renewBeforePercentage))",message="renewBefore and renewBeforePercentage are mutually exclusive"
+// +kubebuilder:validation:XValidation:rule="!has(self.renewBefore) || duration(self.renewBefore) < duration(self.lifetime)",message="renewBefore must be shorter than lifetime"
+// +kubebuilder:validation:XValidation:rule="has(self.secretName) == has(oldSelf.secretName) && (!has(self.secretName) || self.secretName == oldSelf.secretName)",message="secretName is immutable"
+type EmbedTokenRequestSpec struct {
+	// ProviderRef names the provider that issues the token.
+	ProviderRef ProviderRef `json:"providerRef"`
+
+	VendorParams `json:",inline"`
+
+	// Lifetime requested for each token, where the vendor lets the caller
+	// choose. The vendor may grant less; renewal follows what was granted.
+	// +optional
+	// +kubebuilder:default="1h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="lifetime must be at least 1s"
+	Lifetime *metav1.Duration `json:"lifetime,omitempty"`
+
+	// RenewBefore is how long before expiry to renew. Defaults to a third of
+	// the token's actual lifetime.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="renewBefore must be positive"
+	RenewBefore *metav1.Duration `json:"renewBefore,omitempty"`
+
+	// RenewBeforePercentage renews when this percentage of the token's actual
+	// lifetime remains.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=99
+	RenewBeforePercentage *int32 `json:"renewBeforePercentage,omitempty"`
+
+	// SecretName of the Secret to write. Defaults to the request's name.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	SecretName string `json:"secretName,omitempty"`
+
+	// SecretLabels are added to the written Secret.
+	// +optional
+	SecretLabels map[string]string `json:"secretLabels,omitempty"`
+
+	// SecretAnnotations are added to the written Secret.
+	// +optional
+	SecretAnnotations map[string]string `json:"secretAnnotations,omitempty"`
+
+	// Suspend stops calls to the vendor; the current Secret is kept.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// VendorParams holds one pointer per vendor; exactly one is set and it must
+// match the provider's vendor.
+type VendorParams struct {
+	// Qrvey parameters.
+	// +optional
+	Qrvey *QrveyParams `json:"qrvey,omitempty"`
+	// QlikCloud parameters.
+	// +optional
+	QlikCloud *QlikCloudParams `json:"qlikCloud,omitempty"`
+	// BoldBI parameters.
+	// +optional
+	BoldBI *BoldBIParams `json:"boldBI,omitempty"`
+	// JWT parameters.
+	// +optional
+	JWT *JWTParams `json:"jwt,omitempty"`
+	// OAuth2 parameters.
+	// +optional
+	OAuth2 *OAuth2Params `json:"oauth2,omitempty"`
+	// HTTP parameters.
+	// +optional
+	HTTP *HTTPParams `json:"http,omitempty"`
+}
+
+// QrveyParams are the embed token's user and application.
+type QrveyParams struct {
+	// UserID is the Qrvey user (userid).
+	// +kubebuilder:validation:MinLength=1
+	UserID string `json:"userID"`
+	// AppID is the Qrvey application (appid).
+	// +kubebuilder:validation:MinLength=1
+	AppID string `json:"appID"`
+	// ClientID identifies the end user to Qrvey (clientid).
+	// +optional
+	ClientID string `json:"clientID,omitempty"`
+	// Permissions is the row-level security list, passed as is.
+	// +optional
+	Permissions *apiextensionsv1.JSON `json:"permissions,omitempty"`
+	// Extra is a JSON object merged into the request body, for widget
+	// settings such as orgId or dashboardId. It cannot replace the fields
+	// above.
+	// +optional
+	Extra *apiextensionsv1.JSON `json:"extra,omitempty"`
+}
+
+// QlikCloudParams choose the impersonated user; without a user the
+// client_credentials grant is used.
+type QlikCloudParams struct {
+	// UserLookup identifies the user to impersonate.
+	// +optional
+	UserLookup *QlikUserLookup `json:"userLookup,omitempty"`
+}
+
+// QlikUserLookup is Qlik's user_lookup object.
+type QlikUserLookup struct {
+	// Field to match the value against.
+	// +optional
+	// +kubebuilder:default=subject
+	// +kubebuilder:validation:Enum=subject;userId;email
+	Field string `json:"field,omitempty"`
+	// Value of the field.
+	// +kubebuilder:validation:MinLength=1
+	Value string `json:"value"`
+}
+
+// BoldBIParams are the embedding user and dashboard.
+type BoldBIParams struct {
+	// Email of the Bold BI user.
+	// +kubebuilder:validation:MinLength=1
+	Email string `json:"email"`
+	// DashboardID to embed.
+	// +optional
+	DashboardID string `json:"dashboardID,omitempty"`
+	// DatasourceFilters applied to the embed.
+	// +optional
+	DatasourceFilters []NameValue `json:"datasourceFilters,omitempty"`
+	// DashboardParameters applied to the embed.
+	// +optional
+	DashboardParameters []NameValue `json:"dashboardParameters,omitempty"`
+	// CustomAttributes applied to the embed.
+	// +optional
+	CustomAttributes []NameValue `json:"customAttributes,omitempty"`
+}
+
+// JWTParams are the claims of a locally signed token.
+type JWTParams struct {
+	// Subject sets the sub claim.
+	// +optional
+	Subject string `json:"subject,omitempty"`
+	// Claims is a JSON object merged into the claims. Reserved claims (iat,
+	// nbf, exp, jti, iss, aud, sub) cannot be set here.
+	// +optional
+	Claims *apiextensionsv1.JSON `json:"claims,omitempty"`
+}
+
+// OAuth2Params refine the provider's token request.
+type OAuth2Params struct {
+	// Scopes replace the provider's scopes.
+	// +optional
+	Scopes []string `json:"scopes,omitempty"`
+	// Audience replaces the provider's audience.
+	// +optional
+	Audience string `json:"audience,omitempty"`
+	// ExtraParameters are merged over the provider's.
+	// +optional
+	ExtraParameters *apiextensionsv1.JSON `json:"extraParameters,omitempty"`
+}
+
+// HTTPParams are the variables of a generic HTTP provider's body template.
+type HTTPParams struct {
+	// Variables available to the body template as .Vars.
+	// +optional
+	Variables map[string]string `json:"variables,omitempty"`
+}
+
+// EmbedTokenRequestStatus is what the operator knows about the current token,
+// never the token itself.
+type EmbedTokenRequestStatus struct {
+	// Conditions: Ready, Reconciling and Stalled, following the kstatus
+	// conventions so kubectl wait and GitOps health checks work.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// ObservedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// SecretName is the Secret holding the token.
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
+
+	// IssuedAt is when the current token was issued.
+	// +optional
+	IssuedAt *metav1.Time `json:"issuedAt,omitempty"`
+
+	// ExpiresAt is when the current token expires.
+	// +optional
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+
+	// RenewAt is when the operator will next ask for a token.
+	// +optional
+	RenewAt *metav1.Time `json:"renewAt,omitempty"`
+
+	// FailedAttempts counts consecutive failed attempts to issue a token.
+	// +optional
+	FailedAttempts int32 `json:"failedAttempts,omitempty"`
+
+	// LastFailureTime is when the last attempt failed.
+	// +optional
+	LastFailureTime *metav1.Time `json:"lastFailureTime,omitempty"`
+
+	// TokenDigest is the first 12 hex digits of the token's SHA-256, so a
+	// change is visible without revealing the token.
+	// +optional
+	TokenDigest string `json:"tokenDigest,omitempty"`
+
+	// LastHandledRefresh is the value of the embedtokens.io/refresh annotation
+	// the current token answered.
+	// +optional
+	LastHandledRefresh string `json:"lastHandledRefresh,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=etr,categories=embedtokens
+// +kubebuilder:printcolumn:name="Provider",type=string,JSONPath=`.spec.providerRef.name`
+// +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.status.secretName`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.expiresAt`
+// +kubebuilder:printcolumn:name="Renew At",type=string,JSONPath=`.status.renewAt`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+
+// EmbedTokenRequest asks the operator to keep a valid embed token in a Secret.
+type EmbedTokenRequest struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   EmbedTokenRequestSpec   `json:"spec"`
+	Status EmbedTokenRequestStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// EmbedTokenRequestList is a list of EmbedTokenRequests.
+type EmbedTokenRequestList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []EmbedTokenRequest `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&EmbedTokenRequest{}, &EmbedTokenRequestList{})
+}

@@ -1,0 +1,168 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/provider"
+)
+
+// EmbedTokenRequestReconciler keeps a valid token in each request's Secret:
+// it calls the vendor when the policy says so and otherwise does nothing but
+// requeue for the renewal time.
+type EmbedTokenRequestReconciler struct {
+	// Client reads through the manager's cache (which holds only managed
+	// Secrets) and writes to the API server.
+	client.Client
+	// APIReader reads uncached: credential Secrets, Namespaces and foreign
+	// Secrets, none of which the manager should cache cluster-wide.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Clock     clock.PassiveClock
+	// Providers maps a vendor name (v1alpha1.Vendor*) to its implementation.
+	Providers map[string]provider.Provider
+	// MaxConcurrentReconciles bounds parallel reconciles; vendor calls are
+	// bounded by each provider's rateLimit instead.
+	MaxConcurrentReconciles int
+
+	clients httpClients
+}
+
+// +kubebuilder:rbac:groups=embedtokens.io,resources=embedtokenrequests,verbs=get;list;watch
+// +kubebuilder:rbac:groups=embedtokens.io,resources=embedtokenrequests/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=embedtokens.io,resources=embedtokenrequests/finalizers,verbs=update
+// +kubebuilder:rbac:groups=embedtokens.io,resources=embedproviders;clusterembedproviders,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile fetches the request, decides whether a token is needed, issues and
+// stores it, and requeues for the next renewal. The status is computed and
+// patched once, on the way out.
+func (r *EmbedTokenRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	etr := &v1alpha1.EmbedTokenRequest{}
+	if err := r.Get(ctx, req.NamespacedName, etr); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !etr.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil // the Secret goes with it through its owner reference
+	}
+
+	o := &outcome{now: r.Clock.Now()}
+	before := etr.DeepCopy()
+	err := r.reconcile(ctx, etr, o)
+	result := r.finish(etr, o)
+	if patchErr := r.patchStatus(ctx, before, etr); patchErr != nil {
+		err = errors.Join(err, patchErr)
+	}
+	return result, err
+}
+
+// reconcile runs the steps; each records what it learned in o.
+func (r *EmbedTokenRequestReconciler) reconcile(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, o *outcome) error {
+	secret, err := r.loadSecret(ctx, etr, o)
+	if err != nil {
+		return err
+	}
+	o.decision = Decide(r.policyInput(etr, o), o.now)
+
+	switch {
+	case etr.Spec.Suspend:
+		o.suspended = true
+		return nil
+	case o.decision.Reason == RefreshNone:
+		return r.syncSecretMetadata(ctx, etr, secret, o)
+	case o.decision.At.After(o.now):
+		o.waiting = true // backing off after a failure
+		return nil
+	}
+
+	log.FromContext(ctx).V(1).Info("Issuing token", "embedTokenRequest", klog.KObj(etr), "reason", o.decision.Reason)
+	if secret == nil {
+		if err := r.checkSecretConflict(ctx, etr); err != nil {
+			o.fail(err)
+			return nil
+		}
+	}
+	prov, err := r.resolveProvider(ctx, etr)
+	if err != nil {
+		o.fail(err)
+		return nil
+	}
+	o.vendor = prov.vendor
+	tok, err := r.ensureToken(ctx, etr, prov, o)
+	if err != nil {
+		o.fail(err)
+		return nil
+	}
+	return r.writeSecret(ctx, etr, secret, tok, o)
+}
+
+// finish computes the status from the outcome, records events for state
+// changes and returns when to look again.
+func (r *EmbedTokenRequestReconciler) finish(etr *v1alpha1.EmbedTokenRequest, o *outcome) ctrl.Result {
+	prevReady := readyReason(etr)
+	setStatus(etr, o)
+	r.recordEvents(etr, prevReady, o)
+	if etr.Status.RenewAt == nil {
+		return ctrl.Result{}
+	}
+	return ctrl.Result{RequeueAfter: max(etr.Status.RenewAt.Sub(o.now), minRetry)}
+}
+
+// patchStatus writes the status only if it changed, so a request whose token
+// is fresh costs no API writes however often it is reconciled.
+func (r *EmbedTokenRequestReconciler) patchStatus(ctx context.Context, before, etr *v1alpha1.EmbedTokenRequest) error {
+	if equality.Semantic.DeepEqual(before.Status, etr.Status) {
+		return nil
+	}
+	return client.IgnoreNotFound(r.Status().Patch(ctx, etr, client.MergeFrom(before)))
+}
+
+func (r *EmbedTokenRequestReconciler) recordEvents(etr *v1alpha1.EmbedTokenRequest, prevReady string, o *outcome) {
+	switch {
+	case o.issued != nil && o.decision.Reason == RefreshNoToken || o.issued != nil && o.decision.Reason == RefreshInputsChanged:
+		r.Recorder.Eventf(etr, nil, corev1.EventTypeNormal, v1alpha1.ReasonTokenIssued, "Issue", "Issued token %s valid until %s", o.issued.Digest(), o.issued.ExpiresAt.UTC().Format(time.RFC3339))
+	case o.issued != nil:
+		r.Recorder.Eventf(etr, nil, corev1.EventTypeNormal, v1alpha1.ReasonTokenRefreshed, "Refresh", "Refreshed token (%s) to %s valid until %s", o.decision.Reason, o.issued.Digest(), o.issued.ExpiresAt.UTC().Format(time.RFC3339))
+	default:
+		reason := readyReason(etr)
+		if reason != prevReady && (o.err != nil || reason == v1alpha1.ReasonTokenExpired) {
+			r.Recorder.Eventf(etr, nil, corev1.EventTypeWarning, reason, "Issue", "%s", readyMessage(etr))
+		}
+	}
+}
+
+// SetupWithManager watches requests (spec or annotation changes), the Secrets
+// they own, and the providers they use.
+func (r *EmbedTokenRequestReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := indexProviderRef(context.Background(), mgr); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.EmbedTokenRequest{}, builder.WithPredicates(
+			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Owns(&corev1.Secret{}).
+		Watches(&v1alpha1.EmbedProvider{}, handler.EnqueueRequestsFromMapFunc(r.requestsForProvider),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&v1alpha1.ClusterEmbedProvider{}, handler.EnqueueRequestsFromMapFunc(r.requestsForProvider),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1)}).
+		Named("embedtokenrequest").
+		Complete(r)
+}

@@ -1,0 +1,47 @@
+package controller
+
+import (
+	"context"
+
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+)
+
+// providerRefIndex indexes requests by "Kind/Name" of their provider so a
+// provider change enqueues exactly the requests that use it.
+const providerRefIndex = "spec.providerRef"
+
+func providerRefKey(kind, name string) string { return kind + "/" + name }
+
+func indexProviderRef(ctx context.Context, mgr ctrl.Manager) error {
+	return mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.EmbedTokenRequest{}, providerRefIndex, func(obj client.Object) []string {
+		etr := obj.(*v1alpha1.EmbedTokenRequest)
+		return []string{providerRefKey(etr.ProviderKind(), etr.Spec.ProviderRef.Name)}
+	})
+}
+
+// requestsForProvider maps a provider to the requests that reference it.
+func (r *EmbedTokenRequestReconciler) requestsForProvider(ctx context.Context, obj client.Object) []reconcile.Request {
+	kind := "EmbedProvider"
+	var opts []client.ListOption
+	if _, ok := obj.(*v1alpha1.ClusterEmbedProvider); ok {
+		kind = "ClusterEmbedProvider"
+	} else {
+		opts = append(opts, client.InNamespace(obj.GetNamespace()))
+	}
+	var list v1alpha1.EmbedTokenRequestList
+	opts = append(opts, client.MatchingFields{providerRefIndex: providerRefKey(kind, obj.GetName())})
+	if err := r.List(ctx, &list, opts...); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Listing EmbedTokenRequests for provider", "provider", obj.GetName())
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, etr := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: etr.Namespace, Name: etr.Name}})
+	}
+	return reqs
+}

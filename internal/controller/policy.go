@@ -1,0 +1,158 @@
+package controller
+
+import (
+	"hash/fnv"
+	"time"
+)
+
+// RefreshReason says why a new token is needed; RefreshNone means the stored
+// token is good until its renewal time.
+type RefreshReason string
+
+// Reasons for issuing a token, in the order Decide checks them.
+const (
+	RefreshNone          RefreshReason = ""
+	RefreshNoToken       RefreshReason = "NoToken"
+	RefreshInputsChanged RefreshReason = "InputsChanged"
+	RefreshRequested     RefreshReason = "RefreshRequested"
+	RefreshExpired       RefreshReason = "Expired"
+	RefreshDue           RefreshReason = "RenewalDue"
+)
+
+// Backoff bounds for failed attempts: the first retry comes after a few
+// seconds, later ones double up to MaxBackoff.
+const (
+	BaseBackoff = 5 * time.Second
+	MaxBackoff  = 5 * time.Minute
+	// minRetry keeps a retry from being scheduled in a hot loop.
+	minRetry = time.Second
+	// renewJitter spreads renewals of tokens issued together over up to this
+	// fraction of their margin, always earlier, never later.
+	renewJitter = 0.1
+	// backoffJitter makes retries up to this fraction earlier.
+	backoffJitter = 0.25
+)
+
+// StoredToken is what the written Secret records about the token it holds.
+// The Secret, not the status, is the source of truth: it is written first,
+// so after a crash it tells whether a token was already issued.
+type StoredToken struct {
+	// Present is true when the Secret holds a token with a readable expiry.
+	Present        bool
+	IssuedAt       time.Time
+	ExpiresAt      time.Time
+	InputHash      string
+	RefreshHandled string
+}
+
+// RenewPolicy is the request's renewal margin: at most one field is set.
+type RenewPolicy struct {
+	RenewBefore           time.Duration
+	RenewBeforePercentage int32
+}
+
+// PolicyInput is everything Decide looks at.
+type PolicyInput struct {
+	Stored StoredToken
+	// InputHash fingerprints the current spec's token inputs.
+	InputHash string
+	// RefreshRequest is the current value of the refresh annotation.
+	RefreshRequest string
+	Renew          RenewPolicy
+	// Seed makes jitter deterministic per request (its UID), so a restart
+	// computes the same times.
+	Seed string
+	// RetryAt is when a failed attempt may be retried; zero when the last
+	// attempt did not fail (or failed for an older spec).
+	RetryAt time.Time
+}
+
+// Decision is what to do now: issue a token (Reason != RefreshNone) at At, or
+// nothing until At.
+type Decision struct {
+	Reason RefreshReason
+	At     time.Time
+}
+
+// Decide answers "should we refresh now?" from the stored token, the spec
+// and the clock alone, so restarts and unrelated events never mint a token
+// early and every branch is table-tested.
+func Decide(in PolicyInput, now time.Time) Decision {
+	reason := refreshReason(in, now)
+	if reason == RefreshNone {
+		return Decision{At: RenewAt(in.Stored.IssuedAt, in.Stored.ExpiresAt, in.Renew, in.Seed)}
+	}
+	at := now
+	if in.RetryAt.After(now) {
+		at = in.RetryAt
+	}
+	return Decision{Reason: reason, At: at}
+}
+
+func refreshReason(in PolicyInput, now time.Time) RefreshReason {
+	s := in.Stored
+	switch {
+	case !s.Present:
+		return RefreshNoToken
+	case s.InputHash != in.InputHash:
+		return RefreshInputsChanged
+	case in.RefreshRequest != "" && in.RefreshRequest != s.RefreshHandled:
+		return RefreshRequested
+	case !now.Before(s.ExpiresAt):
+		return RefreshExpired
+	case !now.Before(RenewAt(s.IssuedAt, s.ExpiresAt, in.Renew, in.Seed)):
+		return RefreshDue
+	}
+	return RefreshNone
+}
+
+// RenewAt is when a token valid from issued to expires should be replaced:
+// its margin before expiry, made up to 10% earlier by a per-token jitter so
+// tokens issued together do not renew together.
+func RenewAt(issued, expires time.Time, p RenewPolicy, seed string) time.Time {
+	lifetime := expires.Sub(issued)
+	if lifetime <= 0 {
+		return expires
+	}
+	margin := lifetime / 3
+	switch {
+	case p.RenewBefore > 0 && p.RenewBefore < lifetime:
+		margin = p.RenewBefore
+	case p.RenewBefore >= lifetime:
+		// The vendor granted less than asked: renew at two thirds, as
+		// cert-manager does when renewBefore exceeds the duration.
+	case p.RenewBeforePercentage > 0:
+		margin = lifetime * time.Duration(p.RenewBeforePercentage) / 100
+	}
+	jitter := time.Duration(float64(margin) * renewJitter * unitJitter(seed, issued.UnixNano()))
+	return expires.Add(-margin - jitter).Truncate(time.Second)
+}
+
+// Backoff is how long to wait after the attempts-th consecutive failure. It
+// doubles from BaseBackoff to MaxBackoff (permanent errors start there), is
+// made up to 25% shorter by jitter, never waits past a third of the stored
+// token's remaining life so retries continue before expiry, and honours the
+// vendor's Retry-After.
+func Backoff(attempts int32, permanent bool, retryAfter time.Duration, expiresAt, now time.Time, seed string) time.Duration {
+	d := MaxBackoff
+	if !permanent && attempts < 16 {
+		d = min(BaseBackoff<<max(attempts-1, 0), MaxBackoff)
+	}
+	d -= time.Duration(float64(d) * backoffJitter * unitJitter(seed, int64(attempts)))
+	if remaining := expiresAt.Sub(now); remaining > 0 {
+		d = min(d, remaining/3)
+	}
+	return max(d, retryAfter, minRetry)
+}
+
+// unitJitter maps (seed, n) to [0, 1) deterministically.
+func unitJitter(seed string, n int64) float64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(seed))
+	var b [8]byte
+	for i := range b {
+		b[i] = byte(n >> (8 * i))
+	}
+	_, _ = h.Write(b[:])
+	return float64(h.Sum64()>>11) / float64(1<<53)
+}

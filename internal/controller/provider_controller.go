@@ -1,0 +1,131 @@
+package controller
+
+import (
+	"context"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/provider"
+)
+
+// providerRecheck is how often a provider's credentials are checked again:
+// credential Secrets are not watched (that would cache every Secret).
+const providerRecheck = 10 * time.Minute
+
+// ProviderReconciler reports whether an EmbedProvider or ClusterEmbedProvider
+// is usable, so platform teams see a bad configuration before any request
+// fails on it.
+type ProviderReconciler struct {
+	client.Client
+	APIReader client.Reader
+	Providers map[string]provider.Provider
+	// ClusterScoped selects ClusterEmbedProvider instead of EmbedProvider.
+	ClusterScoped bool
+}
+
+// SetupProviderReconcilers registers the reconcilers of both provider kinds.
+func SetupProviderReconcilers(mgr ctrl.Manager, providers map[string]provider.Provider) error {
+	for _, cluster := range []bool{false, true} {
+		r := &ProviderReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Providers: providers, ClusterScoped: cluster}
+		if err := r.SetupWithManager(mgr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// +kubebuilder:rbac:groups=embedtokens.io,resources=embedproviders/status;clusterembedproviders/status,verbs=get;update;patch
+
+// Reconcile validates the provider and patches its Ready condition.
+func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	obj, spec, status := r.newObject()
+	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	before := status.DeepCopy()
+
+	creds := credentialReader{reader: r.APIReader, namespace: obj.GetNamespace(), clusterScoped: r.ClusterScoped}
+	ready := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonValid,
+		Message: "The configuration is valid and its credentials resolve", ObservedGeneration: obj.GetGeneration()}
+	if err := r.validate(ctx, spec, creds); err != nil {
+		e := provider.Classify(err)
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, e.Reason, e.Message
+	}
+	status.Vendor = spec.Vendor()
+	status.ObservedGeneration = obj.GetGeneration()
+	meta.SetStatusCondition(&status.Conditions, ready)
+
+	if !equality.Semantic.DeepEqual(before, status) {
+		patchBase := obj.DeepCopyObject().(client.Object)
+		r.setStatus(patchBase, *before)
+		if err := r.Status().Patch(ctx, obj, client.MergeFrom(patchBase)); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
+	}
+	return ctrl.Result{RequeueAfter: providerRecheck}, nil
+}
+
+// validate checks what the schema cannot: the vendor is implemented, every
+// credential resolves, the CA bundle parses, and the vendor's own checks.
+func (r *ProviderReconciler) validate(ctx context.Context, spec *v1alpha1.EmbedProviderSpec, creds credentialReader) error {
+	impl, ok := r.Providers[spec.Vendor()]
+	if !ok {
+		return provider.Permanent(v1alpha1.ReasonVendorNotSupported, "this operator build has no %s provider", spec.Vendor())
+	}
+	for _, ref := range spec.SecretRefs() {
+		if _, err := creds.Read(ctx, ref); err != nil {
+			return err
+		}
+	}
+	if ref := spec.CABundleSecretRef; ref != nil {
+		ca, err := creds.Read(ctx, *ref)
+		if err != nil {
+			return err
+		}
+		if _, err := provider.NewHTTPClient(time.Second, ca); err != nil {
+			return err
+		}
+	}
+	if v, ok := impl.(provider.ConfigValidator); ok {
+		return v.Validate(ctx, spec, creds)
+	}
+	return nil
+}
+
+func (r *ProviderReconciler) newObject() (client.Object, *v1alpha1.EmbedProviderSpec, *v1alpha1.EmbedProviderStatus) {
+	if r.ClusterScoped {
+		cp := &v1alpha1.ClusterEmbedProvider{}
+		return cp, &cp.Spec.EmbedProviderSpec, &cp.Status
+	}
+	p := &v1alpha1.EmbedProvider{}
+	return p, &p.Spec, &p.Status
+}
+
+func (r *ProviderReconciler) setStatus(obj client.Object, status v1alpha1.EmbedProviderStatus) {
+	switch o := obj.(type) {
+	case *v1alpha1.ClusterEmbedProvider:
+		o.Status = status
+	case *v1alpha1.EmbedProvider:
+		o.Status = status
+	}
+}
+
+// SetupWithManager watches the provider kind this reconciler serves.
+func (r *ProviderReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	obj, name := client.Object(&v1alpha1.EmbedProvider{}), "embedprovider"
+	if r.ClusterScoped {
+		obj, name = &v1alpha1.ClusterEmbedProvider{}, "clusterembedprovider"
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(obj, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Named(name).
+		Complete(r)
+}

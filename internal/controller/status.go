@@ -1,0 +1,191 @@
+package controller
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/provider"
+)
+
+// outcome is what one reconcile learned; setStatus turns it into the status.
+type outcome struct {
+	now       time.Time
+	stored    StoredToken
+	digest    string // of the stored token
+	decision  Decision
+	issued    *provider.Token
+	renewAt   time.Time // of the issued token
+	err       *provider.Error
+	vendor    string
+	suspended bool
+	waiting   bool // a failed attempt is backing off
+}
+
+// fail records a classified failure of this attempt.
+func (o *outcome) fail(err error) {
+	o.err = provider.Classify(err)
+}
+
+// stalledReasons need a person to act; the rest heal by retrying.
+var stalledReasons = map[string]bool{
+	v1alpha1.ReasonSecretConflict:      true,
+	v1alpha1.ReasonProviderNotFound:    true,
+	v1alpha1.ReasonProviderInvalid:     true,
+	v1alpha1.ReasonVendorMismatch:      true,
+	v1alpha1.ReasonVendorNotSupported:  true,
+	v1alpha1.ReasonNamespaceNotAllowed: true,
+	v1alpha1.ReasonInvalidRequest:      true,
+	v1alpha1.ReasonCredentialsNotFound: true,
+	v1alpha1.ReasonInvalidCredentials:  true,
+	v1alpha1.ReasonVendorUnauthorized:  true,
+	v1alpha1.ReasonVendorRejected:      true,
+}
+
+// setStatus is the one place the status is computed. It is a function of the
+// previous status and the outcome, so unchanged inputs give an unchanged
+// status and no write.
+func setStatus(etr *v1alpha1.EmbedTokenRequest, o *outcome) {
+	st := &etr.Status
+	st.ObservedGeneration = etr.Generation
+	st.SecretName = etr.TargetSecretName()
+
+	valid := o.stored.Present && o.now.Before(o.stored.ExpiresAt)
+	switch {
+	case o.issued != nil:
+		st.IssuedAt, st.ExpiresAt = timePtr(o.issued.IssuedAt), timePtr(o.issued.ExpiresAt)
+		st.TokenDigest = o.issued.Digest()
+		st.LastHandledRefresh = etr.Annotations[v1alpha1.RefreshAnnotation]
+		st.FailedAttempts = 0
+		st.RenewAt = timePtr(o.renewAt)
+		valid = true
+	case o.stored.Present:
+		st.IssuedAt, st.ExpiresAt = timePtr(o.stored.IssuedAt), timePtr(o.stored.ExpiresAt)
+		st.TokenDigest = o.digest
+		st.LastHandledRefresh = o.stored.RefreshHandled
+	}
+
+	switch {
+	case o.suspended:
+		st.RenewAt = nil
+	case o.err != nil:
+		st.FailedAttempts++
+		st.LastFailureTime = timePtr(o.now)
+		retry := Backoff(st.FailedAttempts, o.err.Permanent, o.err.RetryAfter, o.stored.ExpiresAt, o.now, string(etr.UID))
+		st.RenewAt = timePtr(o.now.Add(retry))
+	case o.issued == nil && !o.waiting:
+		st.FailedAttempts = 0
+		st.RenewAt = timePtr(o.decision.At)
+	}
+
+	setConditions(etr, o, valid)
+}
+
+func setConditions(etr *v1alpha1.EmbedTokenRequest, o *outcome, valid bool) {
+	st := &etr.Status
+	ready := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse}
+	reconciling, stalled := "", ""
+	failure := o.err
+	if failure == nil && o.waiting {
+		// Backing off: the conditions written at the failure still hold,
+		// unless the stored token expired meanwhile.
+		c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady)
+		if c == nil || (c.Status == metav1.ConditionTrue) == valid {
+			return
+		}
+		failure = &provider.Error{Reason: c.Reason, Message: failureMessage(c.Message)}
+	}
+
+	switch {
+	case o.suspended && valid:
+		ready.Status, ready.Reason = metav1.ConditionTrue, v1alpha1.ReasonSuspended
+		ready.Message = "Refresh is suspended; the current token " + validUntil(st)
+	case o.suspended:
+		ready.Reason, ready.Message = v1alpha1.ReasonSuspended, "Refresh is suspended and there is no valid token"
+	case failure != nil && valid:
+		// The stored token still works: Ready stays True, and says why
+		// refreshing it failed.
+		ready.Status, ready.Reason = metav1.ConditionTrue, failure.Reason
+		ready.Message = fmt.Sprintf("Refresh failed: %s; the current token %s; retrying at %s", failure.Message, validUntil(st), formatTime(st.RenewAt))
+	case failure != nil && o.stored.Present:
+		ready.Reason = v1alpha1.ReasonTokenExpired
+		ready.Message = fmt.Sprintf("The token expired at %s and refreshing it failed: %s; retrying at %s", formatTime(st.ExpiresAt), failure.Message, formatTime(st.RenewAt))
+	case failure != nil:
+		ready.Reason = failure.Reason
+		ready.Message = fmt.Sprintf("Issuing failed: %s; retrying at %s", failure.Message, formatTime(st.RenewAt))
+	case valid:
+		ready.Status, ready.Reason = metav1.ConditionTrue, v1alpha1.ReasonTokenIssued
+		if o.issued != nil && o.decision.Reason != RefreshNoToken && o.decision.Reason != RefreshInputsChanged ||
+			o.issued == nil && readyReason(etr) == v1alpha1.ReasonTokenRefreshed {
+			ready.Reason = v1alpha1.ReasonTokenRefreshed
+		}
+		ready.Message = "The token " + validUntil(st) + "; it renews at " + formatTime(st.RenewAt)
+	default:
+		ready.Reason, ready.Message = v1alpha1.ReasonIssuing, "Issuing a token"
+	}
+
+	if failure != nil && stalledReasons[failure.Reason] {
+		stalled = failure.Reason
+	} else if !valid && !o.suspended {
+		reconciling = ready.Reason
+	}
+	setOptionalCondition(etr, v1alpha1.ConditionReconciling, reconciling, ready.Message)
+	setOptionalCondition(etr, v1alpha1.ConditionStalled, stalled, ready.Message)
+	ready.ObservedGeneration = etr.Generation
+	meta.SetStatusCondition(&st.Conditions, ready)
+}
+
+// setOptionalCondition sets an abnormal-true condition (kstatus style) when
+// reason is non-empty, and removes it otherwise.
+func setOptionalCondition(etr *v1alpha1.EmbedTokenRequest, condType, reason, message string) {
+	if reason == "" {
+		meta.RemoveStatusCondition(&etr.Status.Conditions, condType)
+		return
+	}
+	meta.SetStatusCondition(&etr.Status.Conditions, metav1.Condition{
+		Type: condType, Status: metav1.ConditionTrue, Reason: reason, Message: message, ObservedGeneration: etr.Generation,
+	})
+}
+
+// failureMessage recovers the vendor's explanation from a Ready message
+// written by setConditions, to restate it when the token expires while a
+// retry is pending.
+func failureMessage(msg string) string {
+	msg = strings.TrimPrefix(strings.TrimPrefix(msg, "Refresh failed: "), "Issuing failed: ")
+	before, _, _ := strings.Cut(msg, "; ")
+	return before
+}
+
+func readyReason(etr *v1alpha1.EmbedTokenRequest) string {
+	if c := meta.FindStatusCondition(etr.Status.Conditions, v1alpha1.ConditionReady); c != nil {
+		return c.Reason
+	}
+	return ""
+}
+
+func readyMessage(etr *v1alpha1.EmbedTokenRequest) string {
+	if c := meta.FindStatusCondition(etr.Status.Conditions, v1alpha1.ConditionReady); c != nil {
+		return c.Message
+	}
+	return ""
+}
+
+func validUntil(st *v1alpha1.EmbedTokenRequestStatus) string {
+	return "is valid until " + formatTime(st.ExpiresAt)
+}
+
+func formatTime(t *metav1.Time) string {
+	if t == nil {
+		return "unknown"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func timePtr(t time.Time) *metav1.Time {
+	mt := metav1.NewTime(t.Truncate(time.Second))
+	return &mt
+}

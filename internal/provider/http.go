@@ -1,0 +1,170 @@
+package provider
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+)
+
+// MaxResponseBytes bounds what is read from a vendor, so a misbehaving
+// endpoint cannot exhaust the manager's memory.
+const MaxResponseBytes = 1 << 20
+
+// maxRetryAfter caps a vendor's Retry-After so a bad header cannot park a
+// request for days.
+const maxRetryAfter = 10 * time.Minute
+
+// NewHTTPClient builds the client for one provider: certificates are always
+// verified (against the system roots plus caPEM, if given), the timeout bounds
+// the whole call, and redirects are followed only to the same host so
+// credentials never travel to another one.
+func NewHTTPClient(timeout time.Duration, caPEM []byte) (*http.Client, error) {
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	if len(caPEM) > 0 {
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(caPEM) {
+			return nil, Permanent(v1alpha1.ReasonInvalidCredentials, "CA bundle holds no PEM certificate")
+		}
+		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{
+		Transport: transport,
+		Timeout:   timeout,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 3 {
+				return errors.New("too many redirects")
+			}
+			if req.URL.Host != via[0].URL.Host || req.URL.Scheme != via[0].URL.Scheme {
+				return fmt.Errorf("redirect to another host (%s) refused", req.URL.Host)
+			}
+			return nil
+		},
+	}, nil
+}
+
+// Response is a vendor's answer, read in full up to MaxResponseBytes.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// Do sends req and reads the answer. Transport failures come back as
+// transient VendorUnavailable errors that name neither the URL's query nor
+// any header, since those may carry credentials.
+func Do(ctx context.Context, client *http.Client, req *http.Request) (*Response, error) {
+	resp, err := client.Do(req.WithContext(ctx))
+	if err != nil {
+		return nil, transportError(ctx, client, err)
+	}
+	defer resp.Body.Close() //nolint:errcheck // read-only body
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
+	if err != nil {
+		return nil, transportError(ctx, client, err)
+	}
+	if len(body) > MaxResponseBytes {
+		return nil, Transient(v1alpha1.ReasonInvalidResponse, "vendor response is larger than %d bytes", MaxResponseBytes)
+	}
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body}, nil
+}
+
+func transportError(ctx context.Context, client *http.Client, err error) error {
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		err = uerr.Err // drop the URL: it may carry credentials in its query
+	}
+	if uerr != nil && uerr.Timeout() || errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+		return &Error{Reason: v1alpha1.ReasonVendorUnavailable, Message: fmt.Sprintf("vendor did not answer within %s", client.Timeout)}
+	}
+	return &Error{Reason: v1alpha1.ReasonVendorUnavailable, Message: "vendor unreachable", Err: err}
+}
+
+// CheckStatus turns a non-2xx answer into a classified error. detail is a
+// vendor-specific explanation parsed from the error body (never the raw body).
+func CheckStatus(resp *Response, detail string) error {
+	code := resp.Status
+	if code >= 200 && code < 300 {
+		return nil
+	}
+	msg := fmt.Sprintf("vendor answered HTTP %d", code)
+	if detail != "" {
+		msg += ": " + detail
+	}
+	e := &Error{Message: msg, RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
+	switch {
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		e.Reason, e.Permanent = v1alpha1.ReasonVendorUnauthorized, true
+	case code == http.StatusTooManyRequests || code >= 500:
+		e.Reason = v1alpha1.ReasonVendorUnavailable
+	case code == http.StatusRequestTimeout:
+		e.Reason = v1alpha1.ReasonVendorUnavailable
+	default:
+		e.Reason, e.Permanent = v1alpha1.ReasonVendorRejected, true
+	}
+	return e
+}
+
+// retryAfter reads a Retry-After header in either of its forms.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if secs, err := strconv.Atoi(v); err == nil {
+		d = time.Duration(secs) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	return min(max(d, 0), maxRetryAfter)
+}
+
+// DecodeJSON parses a vendor body into v, describing garbage without echoing
+// it: the body of a failed parse might still hold a token.
+func DecodeJSON(body []byte, v any) error {
+	if err := json.Unmarshal(body, v); err != nil {
+		return Transient(v1alpha1.ReasonInvalidResponse, "vendor response is not the expected JSON (%s)", DescribeBody(body))
+	}
+	return nil
+}
+
+// DescribeBody characterises a body for an error message without quoting it.
+func DescribeBody(body []byte) string {
+	trimmed := body
+	for len(trimmed) > 0 && (trimmed[0] == ' ' || trimmed[0] == '\n' || trimmed[0] == '\r' || trimmed[0] == '\t') {
+		trimmed = trimmed[1:]
+	}
+	kind := "text"
+	switch {
+	case len(trimmed) == 0:
+		return "empty body"
+	case trimmed[0] == '<':
+		kind = "an HTML or XML document"
+	case trimmed[0] == '{' || trimmed[0] == '[':
+		kind = "JSON of another shape"
+	case !utf8Printable(trimmed):
+		kind = "binary data"
+	}
+	return fmt.Sprintf("%s, %d bytes", kind, len(body))
+}
+
+func utf8Printable(b []byte) bool {
+	for _, c := range b[:min(len(b), 64)] {
+		if c < 0x09 || (c > 0x0d && c < 0x20) {
+			return false
+		}
+	}
+	return true
+}

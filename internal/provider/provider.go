@@ -1,0 +1,84 @@
+// Package provider defines what the controller needs from a vendor: one call
+// that turns a request into a token. Each vendor lives in its own package
+// below this one and is registered explicitly in cmd/main.go, so adding a
+// vendor never touches the controller.
+package provider
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"time"
+
+	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+)
+
+// Provider issues embed tokens for one vendor. Implementations are stateless
+// and safe for concurrent use; everything a call needs is in the Request.
+type Provider interface {
+	// Issue asks the vendor (or signs locally) for a new token. Errors must
+	// never contain the token or a credential; wrap them with Permanent or
+	// Transient so the controller can report and schedule retries.
+	Issue(ctx context.Context, req Request) (Token, error)
+}
+
+// Request is everything one Issue call may use.
+type Request struct {
+	// Config is the provider's spec; the vendor reads its own block.
+	Config *v1alpha1.EmbedProviderSpec
+	// Params is the request's vendor parameters; the vendor reads its own block.
+	Params *v1alpha1.VendorParams
+	// Lifetime is the requested token lifetime.
+	Lifetime time.Duration
+	// Credentials reads the Secret keys the provider references, already
+	// restricted to the namespaces the provider may read.
+	Credentials CredentialReader
+	// HTTPClient is built for this provider: its timeout, CA bundle and
+	// redirect policy. Vendors must use it for every call.
+	HTTPClient *http.Client
+	// Now is the time the call is made, from the controller's clock.
+	Now time.Time
+}
+
+// CredentialReader returns the bytes of one Secret key. It is an interface so
+// the controller can scope reads to allowed namespaces and tests can use maps.
+type CredentialReader interface {
+	Read(ctx context.Context, ref v1alpha1.SecretKeySelector) ([]byte, error)
+}
+
+// Token is an issued token and its validity window.
+type Token struct {
+	// Value is the token itself; it goes to the Secret and nowhere else.
+	Value string
+	// Type is the vendor's token type, e.g. "Bearer"; may be empty.
+	Type string
+	// IssuedAt is when the token became valid.
+	IssuedAt time.Time
+	// ExpiresAt is when the token stops being valid.
+	ExpiresAt time.Time
+}
+
+// Digest is a short SHA-256 prefix of the token, safe to show in status so a
+// change is visible without revealing the token.
+func (t Token) Digest() string {
+	return Digest(t.Value)
+}
+
+// Digest returns the first 12 hex digits of the SHA-256 of value.
+func Digest(value string) string {
+	sum := sha256.Sum256([]byte(value))
+	return hex.EncodeToString(sum[:6])
+}
+
+// String keeps the token out of logs and fmt output by accident.
+func (t Token) String() string {
+	return "Token{digest:" + t.Digest() + ", expiresAt:" + t.ExpiresAt.UTC().Format(time.RFC3339) + "}"
+}
+
+// ConfigValidator is implemented by vendors that can check a provider's
+// configuration beyond what the CRD schema can (e.g. that a signing key
+// parses), so a provider's Ready condition catches it before any request.
+type ConfigValidator interface {
+	Validate(ctx context.Context, config *v1alpha1.EmbedProviderSpec, creds CredentialReader) error
+}

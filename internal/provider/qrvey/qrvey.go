@@ -1,0 +1,128 @@
+// Package qrvey issues Qrvey embed tokens: an API key buys an opaque,
+// encrypted token whose lifetime is the one requested.
+package qrvey
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/provider"
+)
+
+// TokenPath is Qrvey's token endpoint, relative to the instance URL.
+const TokenPath = "/devapi/v4/core/login/token"
+
+// reserved are body fields the operator sets; spec.qrvey.extra cannot replace them.
+var reserved = []string{"userid", "appid", "clientid", "expiresIn", "permissions"}
+
+// Provider is the Qrvey implementation of provider.Provider.
+type Provider struct{}
+
+// New returns the Qrvey provider.
+func New() *Provider { return &Provider{} }
+
+// Issue implements provider.Provider.
+func (p *Provider) Issue(ctx context.Context, req provider.Request) (provider.Token, error) {
+	cfg, params := req.Config.Qrvey, req.Params.Qrvey
+	if cfg == nil || params == nil {
+		return provider.Token{}, provider.Permanent(v1alpha1.ReasonVendorMismatch, "qrvey provider needs spec.qrvey on both provider and request")
+	}
+	body, err := requestBody(params, req.Lifetime)
+	if err != nil {
+		return provider.Token{}, err
+	}
+	apiKey, err := req.Credentials.Read(ctx, cfg.APIKeySecretRef)
+	if err != nil {
+		return provider.Token{}, err
+	}
+
+	httpReq, err := http.NewRequest(http.MethodPost, strings.TrimRight(cfg.URL, "/")+TokenPath, bytes.NewReader(body))
+	if err != nil {
+		return provider.Token{}, provider.Permanent(v1alpha1.ReasonProviderInvalid, "invalid qrvey url")
+	}
+	httpReq.Header.Set("Content-Type", "application/json")
+	httpReq.Header.Set("Accept", "application/json")
+	httpReq.Header.Set("x-api-key", strings.TrimSpace(string(apiKey)))
+
+	resp, err := provider.Do(ctx, req.HTTPClient, httpReq)
+	if err != nil {
+		return provider.Token{}, err
+	}
+	if err := provider.CheckStatus(resp, errorDetail(resp.Body)); err != nil {
+		return provider.Token{}, err
+	}
+	var out struct {
+		Token string `json:"token"`
+	}
+	if err := provider.DecodeJSON(resp.Body, &out); err != nil {
+		return provider.Token{}, err
+	}
+	if out.Token == "" {
+		return provider.Token{}, provider.Transient(v1alpha1.ReasonInvalidResponse, "qrvey response has no token")
+	}
+	// The token is opaque: it lives as long as requested, counted from when
+	// the request was sent so the recorded expiry is never late.
+	return provider.Token{Value: out.Token, IssuedAt: req.Now, ExpiresAt: req.Now.Add(req.Lifetime)}, nil
+}
+
+// requestBody builds Qrvey's JSON body: extra fields first, then the fields
+// the operator owns.
+func requestBody(p *v1alpha1.QrveyParams, lifetime time.Duration) ([]byte, error) {
+	body := map[string]any{}
+	if p.Extra != nil && len(p.Extra.Raw) > 0 {
+		if err := json.Unmarshal(p.Extra.Raw, &body); err != nil || body == nil {
+			return nil, provider.Permanent(v1alpha1.ReasonInvalidRequest, "spec.qrvey.extra must be a JSON object")
+		}
+		for _, k := range reserved {
+			if _, ok := body[k]; ok {
+				return nil, provider.Permanent(v1alpha1.ReasonInvalidRequest, "spec.qrvey.extra must not set %q; use the dedicated field", k)
+			}
+		}
+	}
+	body["userid"] = p.UserID
+	body["appid"] = p.AppID
+	if p.ClientID != "" {
+		body["clientid"] = p.ClientID
+	}
+	if p.Permissions != nil && len(p.Permissions.Raw) > 0 {
+		body["permissions"] = json.RawMessage(p.Permissions.Raw)
+	}
+	body["expiresIn"] = FormatExpiresIn(lifetime)
+	return json.Marshal(body)
+}
+
+// FormatExpiresIn writes a lifetime as Qrvey's duration string: whole minutes
+// as "60m", anything else in whole seconds (rounded up) as "90s".
+func FormatExpiresIn(d time.Duration) string {
+	if d >= time.Minute && d%time.Minute == 0 {
+		return fmt.Sprintf("%dm", d/time.Minute)
+	}
+	secs := (d + time.Second - 1) / time.Second
+	return fmt.Sprintf("%ds", max(secs, 1))
+}
+
+// errorDetail pulls a human message out of a Qrvey error body, whose shape is
+// undocumented; it returns "" rather than echo anything unexpected.
+func errorDetail(body []byte) string {
+	var e struct {
+		Message string `json:"message"`
+		Error   any    `json:"error"`
+	}
+	if json.Unmarshal(body, &e) != nil {
+		return ""
+	}
+	msg := e.Message
+	if s, ok := e.Error.(string); ok && msg == "" {
+		msg = s
+	}
+	if len(msg) > 200 {
+		msg = msg[:200]
+	}
+	return msg
+}
