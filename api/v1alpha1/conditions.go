@@ -78,6 +78,9 @@ const (
 
 	// ReasonVendorUnauthorized: the vendor rejected the credentials (401/403).
 	ReasonVendorUnauthorized = "VendorUnauthorized"
+	// ReasonTokenLimitReached: the vendor refuses more tokens for this user
+	// (Qlik Cloud's per-user maximum); revoke tokens or wait.
+	ReasonTokenLimitReached = "TokenLimitReached"
 	// ReasonVendorRejected: the vendor rejected the request (other 4xx).
 	ReasonVendorRejected = "VendorRejected"
 	// ReasonVendorUnavailable: the vendor failed or was unreachable (5xx,

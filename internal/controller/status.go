@@ -44,6 +44,7 @@ var stalledReasons = map[string]bool{
 	v1alpha1.ReasonInvalidCredentials:  true,
 	v1alpha1.ReasonVendorUnauthorized:  true,
 	v1alpha1.ReasonVendorRejected:      true,
+	v1alpha1.ReasonTokenLimitReached:   true,
 }
 
 // setStatus is the one place the status is computed. It is a function of the

@@ -82,3 +82,10 @@ func (t Token) String() string {
 type ConfigValidator interface {
 	Validate(ctx context.Context, config *v1alpha1.EmbedProviderSpec, creds CredentialReader) error
 }
+
+// Revoker is implemented by vendors that can revoke a token, so a replaced
+// token stops counting against per-user limits (Qlik Cloud). The controller
+// calls it after the replacement is stored, and only logs a failure.
+type Revoker interface {
+	Revoke(ctx context.Context, req Request, token string) error
+}
