@@ -87,12 +87,11 @@ func (r *EmbedTokenRequestReconciler) reconcile(ctx context.Context, etr *v1alph
 		return nil
 	case o.decision.Reason == RefreshNone:
 		return r.syncSecretMetadata(ctx, etr, secret, o)
-	case o.decision.At.After(o.now):
-		o.waiting = true // backing off after a failure
-		return nil
 	}
 
-	log.FromContext(ctx).V(1).Info("Issuing token", "embedTokenRequest", klog.KObj(etr), "reason", o.decision.Reason)
+	// Configuration checks cost no vendor call, so they run on every event
+	// (a provider created after its request heals at once); only the vendor
+	// call waits out the backoff.
 	if secret == nil {
 		if err := r.checkSecretConflict(ctx, etr); err != nil {
 			o.fail(err)
@@ -104,6 +103,12 @@ func (r *EmbedTokenRequestReconciler) reconcile(ctx context.Context, etr *v1alph
 		o.fail(err)
 		return nil
 	}
+	if o.decision.At.After(o.now) {
+		o.waiting = true
+		return nil
+	}
+
+	log.FromContext(ctx).V(1).Info("Issuing token", "embedTokenRequest", klog.KObj(etr), "vendor", prov.vendor, "reason", o.decision.Reason)
 	o.vendor = prov.vendor
 	tok, err := r.ensureToken(ctx, etr, prov, o)
 	if err != nil {

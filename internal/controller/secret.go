@@ -59,8 +59,8 @@ func storedToken(s *corev1.Secret) (StoredToken, string) {
 	}, provider.Digest(tok)
 }
 
-// policyInput gathers what Decide needs. A failure only delays the next
-// attempt while it is newer than the stored token and the spec has not
+// policyInput gathers what Decide needs. A failed vendor call delays the
+// next attempt while it is newer than the stored token and the spec has not
 // changed since.
 func (r *EmbedTokenRequestReconciler) policyInput(etr *v1alpha1.EmbedTokenRequest, o *outcome) PolicyInput {
 	in := PolicyInput{
@@ -76,7 +76,7 @@ func (r *EmbedTokenRequestReconciler) policyInput(etr *v1alpha1.EmbedTokenReques
 		in.Renew.RenewBeforePercentage = *etr.Spec.RenewBeforePercentage
 	}
 	st := etr.Status
-	if st.FailedAttempts > 0 && st.RenewAt != nil && st.LastFailureTime != nil &&
+	if st.FailedAttempts > 0 && st.RenewAt != nil && st.LastFailureTime != nil && vendorFailureReasons[lastFailureReason(etr)] &&
 		st.ObservedGeneration == etr.Generation && st.LastFailureTime.Time.After(o.stored.IssuedAt) {
 		in.RetryAt = st.RenewAt.Time
 	}

@@ -47,6 +47,28 @@ var stalledReasons = map[string]bool{
 	v1alpha1.ReasonTokenLimitReached:   true,
 }
 
+// vendorFailureReasons are failures of a vendor call. Only they make the next
+// attempt wait for its backoff: other failures cost no vendor call and are
+// re-checked on every event, so fixing the configuration heals at once.
+var vendorFailureReasons = map[string]bool{
+	v1alpha1.ReasonVendorUnauthorized: true,
+	v1alpha1.ReasonVendorRejected:     true,
+	v1alpha1.ReasonVendorUnavailable:  true,
+	v1alpha1.ReasonInvalidResponse:    true,
+	v1alpha1.ReasonTokenLimitReached:  true,
+}
+
+// lastFailureReason is the reason of the last failed attempt, as recorded in
+// the conditions: Stalled and Reconciling carry it, else Ready does.
+func lastFailureReason(etr *v1alpha1.EmbedTokenRequest) string {
+	for _, t := range []string{v1alpha1.ConditionStalled, v1alpha1.ConditionReconciling, v1alpha1.ConditionReady} {
+		if c := meta.FindStatusCondition(etr.Status.Conditions, t); c != nil {
+			return c.Reason
+		}
+	}
+	return ""
+}
+
 // setStatus is the one place the status is computed. It is a function of the
 // previous status and the outcome, so unchanged inputs give an unchanged
 // status and no write.
@@ -98,7 +120,7 @@ func setConditions(etr *v1alpha1.EmbedTokenRequest, o *outcome, valid bool) {
 		if c == nil || (c.Status == metav1.ConditionTrue) == valid {
 			return
 		}
-		failure = &provider.Error{Reason: c.Reason, Message: failureMessage(c.Message)}
+		failure = &provider.Error{Reason: lastFailureReason(etr), Message: failureMessage(c.Message)}
 	}
 
 	switch {
@@ -129,9 +151,12 @@ func setConditions(etr *v1alpha1.EmbedTokenRequest, o *outcome, valid bool) {
 		ready.Reason, ready.Message = v1alpha1.ReasonIssuing, "Issuing a token"
 	}
 
-	if failure != nil && stalledReasons[failure.Reason] {
+	switch {
+	case failure != nil && stalledReasons[failure.Reason]:
 		stalled = failure.Reason
-	} else if !valid && !o.suspended {
+	case failure != nil && !valid:
+		reconciling = failure.Reason
+	case !valid && !o.suspended:
 		reconciling = ready.Reason
 	}
 	setOptionalCondition(etr, v1alpha1.ConditionReconciling, reconciling, ready.Message)

@@ -1,0 +1,445 @@
+package controller_test
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/provider"
+	"github.com/embedtokens/embed-token-operator/internal/vendorsim"
+)
+
+const apiKey = "test-api-key-0f9e8d"
+
+// fixture is one namespace with its own vendor simulator, credential Secret
+// and Qrvey provider, so faults injected by one spec never reach another.
+type fixture struct {
+	ns  string
+	sim *vendorsim.Server
+}
+
+func newFixture(ctx context.Context) *fixture {
+	f := &fixture{ns: "t-" + rand.String(6), sim: vendorsim.New(vendorsim.Options{QrveyAPIKey: apiKey})}
+	Expect(f.sim.Start()).To(Succeed())
+	DeferCleanup(f.sim.Close)
+	Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: f.ns}})).To(Succeed())
+	return f
+}
+
+func (f *fixture) createCredentials(ctx context.Context) {
+	Expect(k8sClient.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "qrvey-credentials"},
+		Data:       map[string][]byte{"apiKey": []byte(apiKey)},
+	})).To(Succeed())
+}
+
+func (f *fixture) providerSpec() v1alpha1.EmbedProviderSpec {
+	return v1alpha1.EmbedProviderSpec{
+		VendorConfig: v1alpha1.VendorConfig{Qrvey: &v1alpha1.QrveyProvider{
+			URL:             f.sim.URL(),
+			APIKeySecretRef: v1alpha1.SecretKeySelector{Name: "qrvey-credentials", Key: "apiKey"},
+		}},
+		AllowInsecureHTTP: true,
+	}
+}
+
+func (f *fixture) createProvider(ctx context.Context) {
+	Expect(k8sClient.Create(ctx, &v1alpha1.EmbedProvider{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "qrvey"},
+		Spec:       f.providerSpec(),
+	})).To(Succeed())
+}
+
+func (f *fixture) request(name string, lifetime time.Duration) *v1alpha1.EmbedTokenRequest {
+	return &v1alpha1.EmbedTokenRequest{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: name},
+		Spec: v1alpha1.EmbedTokenRequestSpec{
+			ProviderRef:  v1alpha1.ProviderRef{Name: "qrvey"},
+			VendorParams: v1alpha1.VendorParams{Qrvey: &v1alpha1.QrveyParams{UserID: "user-" + name, AppID: "app-1"}},
+			Lifetime:     &metav1.Duration{Duration: lifetime},
+		},
+	}
+}
+
+// callsFor counts vendor calls made for one request's user.
+func (f *fixture) callsFor(name string) func() int {
+	return func() int {
+		n := 0
+		for _, c := range f.sim.Calls() {
+			if c.Body["userid"] == "user-"+name {
+				n++
+			}
+		}
+		return n
+	}
+}
+
+func get(ctx context.Context, obj client.Object) client.Object {
+	Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(obj), obj)).To(Succeed())
+	return obj
+}
+
+func secretOf(ctx context.Context, etr *v1alpha1.EmbedTokenRequest) func(g Gomega) *corev1.Secret {
+	return func(g Gomega) *corev1.Secret {
+		s := &corev1.Secret{}
+		g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: etr.Namespace, Name: etr.TargetSecretName()}, s)).To(Succeed())
+		return s
+	}
+}
+
+func readyCondition(ctx context.Context, etr *v1alpha1.EmbedTokenRequest) func(g Gomega) metav1.Condition {
+	return func(g Gomega) metav1.Condition {
+		cur := &v1alpha1.EmbedTokenRequest{}
+		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(etr), cur)).To(Succeed())
+		c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionReady)
+		g.Expect(c).NotTo(BeNil())
+		return *c
+	}
+}
+
+func haveReason(status metav1.ConditionStatus, reason string) OmegaMatcher {
+	return And(HaveField("Status", status), HaveField("Reason", reason))
+}
+
+// waitForToken waits for a token whose digest differs from previous and
+// returns it.
+func waitForToken(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, previous string) string {
+	var token string
+	Eventually(func(g Gomega) {
+		s := secretOf(ctx, etr)(g)
+		token = string(s.Data[v1alpha1.SecretTokenKey])
+		g.Expect(token).NotTo(BeEmpty())
+		g.Expect(provider.Digest(token)).NotTo(Equal(previous))
+		cur := get(ctx, etr.DeepCopy()).(*v1alpha1.EmbedTokenRequest)
+		g.Expect(cur.Status.TokenDigest).To(Equal(provider.Digest(token)))
+	}).Should(Succeed())
+	return token
+}
+
+func eventReasons(ctx context.Context, etr *v1alpha1.EmbedTokenRequest) []string {
+	var list eventsv1.EventList
+	Expect(k8sClient.List(ctx, &list, client.InNamespace(etr.Namespace))).To(Succeed())
+	var reasons []string
+	for _, e := range list.Items {
+		if e.Regarding.Name == etr.Name {
+			reasons = append(reasons, e.Reason)
+		}
+	}
+	return reasons
+}
+
+var _ = Describe("EmbedTokenRequest", func() {
+	var (
+		ctx context.Context
+		f   *fixture
+	)
+	BeforeEach(func() {
+		ctx = context.Background()
+		f = newFixture(ctx)
+		f.createCredentials(ctx)
+		f.createProvider(ctx)
+	})
+
+	It("issues a token into an owned Secret and reports it in the status", func() {
+		etr := f.request("dash", time.Hour)
+		etr.Spec.SecretLabels = map[string]string{"team": "sales"}
+		etr.Spec.SecretAnnotations = map[string]string{"note": "embed"}
+		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+
+		token := waitForToken(ctx, etr, "")
+		Expect(f.sim.Validate(token)).To(Equal(vendorsim.ValidityValid))
+		s := secretOf(ctx, etr)(Default)
+		get(ctx, etr)
+
+		By("writing the documented Secret layout")
+		expiresAt, err := time.Parse(time.RFC3339, string(s.Data[v1alpha1.SecretExpiresAtKey]))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(expiresAt).To(BeTemporally("~", time.Now().Add(time.Hour), 10*time.Second))
+		Expect(s.Labels).To(HaveKeyWithValue(v1alpha1.ManagedByLabel, v1alpha1.ManagedByValue))
+		Expect(s.Labels).To(HaveKeyWithValue("team", "sales"))
+		Expect(s.Annotations).To(HaveKeyWithValue("note", "embed"))
+		Expect(s.Annotations).To(HaveKeyWithValue(v1alpha1.ExpiresAtAnnotation, expiresAt.UTC().Format(time.RFC3339)))
+		Expect(s.Annotations).To(HaveKey(v1alpha1.IssuedAtAnnotation))
+
+		By("owning the Secret, so it is deleted with the request")
+		owner := metav1.GetControllerOf(s)
+		Expect(owner).NotTo(BeNil())
+		Expect(owner.UID).To(Equal(etr.UID))
+		Expect(owner.Kind).To(Equal("EmbedTokenRequest"))
+		Expect(*owner.BlockOwnerDeletion).To(BeTrue())
+
+		By("reporting validity without revealing the token")
+		st := etr.Status
+		Expect(st.SecretName).To(Equal("dash"))
+		Expect(st.ObservedGeneration).To(Equal(etr.Generation))
+		Expect(st.ExpiresAt.Time).To(BeTemporally("==", expiresAt))
+		Expect(st.RenewAt.Time).To(BeTemporally("<", expiresAt.Add(-19*time.Minute)))
+		Expect(st.TokenDigest).To(HaveLen(12))
+		Expect(fmt.Sprintf("%+v", st)).NotTo(ContainSubstring(token))
+		Expect(readyCondition(ctx, etr)(Default)).To(haveReason(metav1.ConditionTrue, v1alpha1.ReasonTokenIssued))
+		Expect(meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReconciling)).To(BeNil())
+		Expect(meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionStalled)).To(BeNil())
+		Eventually(func() []string { return eventReasons(ctx, etr) }).Should(ContainElement(v1alpha1.ReasonTokenIssued))
+
+		By("sending the Qrvey wire format")
+		calls := f.sim.Calls()
+		Expect(calls).To(HaveLen(1))
+		Expect(calls[0].Body).To(HaveKeyWithValue("appid", "app-1"))
+		Expect(calls[0].Body).To(HaveKeyWithValue("expiresIn", "60m"))
+
+		By("making no vendor calls and no API writes while the token is fresh")
+		secretRV, etrRV := s.ResourceVersion, etr.ResourceVersion
+		Consistently(func(g Gomega) {
+			g.Expect(f.sim.CallCount()).To(Equal(1))
+			g.Expect(secretOf(ctx, etr)(g).ResourceVersion).To(Equal(secretRV))
+			g.Expect(get(ctx, etr.DeepCopy()).GetResourceVersion()).To(Equal(etrRV))
+		}).Should(Succeed())
+	})
+
+	It("refreshes in place before expiry, once per token", func() {
+		etr := f.request("short", 6*time.Second)
+		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+		token := waitForToken(ctx, etr, "")
+		uid := secretOf(ctx, etr)(Default).UID
+
+		for cycle := range 3 {
+			expiresAt := get(ctx, etr).(*v1alpha1.EmbedTokenRequest).Status.ExpiresAt.Time
+			next := waitForToken(ctx, etr, provider.Digest(token))
+			cur := get(ctx, etr).(*v1alpha1.EmbedTokenRequest)
+			Expect(cur.Status.IssuedAt.Time).To(BeTemporally("<", expiresAt), "cycle %d renewed after expiry", cycle)
+			Expect(f.sim.Validate(next)).To(Equal(vendorsim.ValidityValid))
+			Expect(secretOf(ctx, etr)(Default).UID).To(Equal(uid), "the Secret is updated in place")
+			token = next
+		}
+		Expect(f.callsFor("short")()).To(BeNumerically("<=", 4+1)) // one call per token, one more may be in flight
+		Expect(readyCondition(ctx, etr)(Default)).To(haveReason(metav1.ConditionTrue, v1alpha1.ReasonTokenRefreshed))
+		Eventually(func() []string { return eventReasons(ctx, etr) }).Should(ContainElement(v1alpha1.ReasonTokenRefreshed))
+	})
+
+	It("does not mint a new token when the manager restarts", func() {
+		etr := f.request("restart", time.Hour)
+		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+		token := waitForToken(ctx, etr, "")
+
+		stopMgr()
+		stopMgr = startManager()
+		Consistently(func(g Gomega) {
+			g.Expect(f.callsFor("restart")()).To(Equal(1))
+			g.Expect(string(secretOf(ctx, etr)(g).Data[v1alpha1.SecretTokenKey])).To(Equal(token))
+		}, 3*time.Second).Should(Succeed())
+	})
+
+	It("issues exactly one new token when the refresh annotation changes", func() {
+		etr := f.request("forced", time.Hour)
+		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+		token := waitForToken(ctx, etr, "")
+
+		get(ctx, etr)
+		patch := client.MergeFrom(etr.DeepCopy())
+		etr.Annotations = map[string]string{v1alpha1.RefreshAnnotation: "2026-11-21T10:00:00Z"}
+		Expect(k8sClient.Patch(ctx, etr, patch)).To(Succeed())
+
+		waitForToken(ctx, etr, provider.Digest(token))
+		Consistently(f.callsFor("forced")).Should(Equal(2))
+		Expect(get(ctx, etr).(*v1alpha1.EmbedTokenRequest).Status.LastHandledRefresh).To(Equal("2026-11-21T10:00:00Z"))
+	})
+
+	It("makes no vendor calls while suspended and keeps the Secret", func() {
+		etr := f.request("paused", 4*time.Second)
+		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+		token := waitForToken(ctx, etr, "")
+
+		get(ctx, etr)
+		patch := client.MergeFrom(etr.DeepCopy())
+		etr.Spec.Suspend = true
+		Expect(k8sClient.Patch(ctx, etr, patch)).To(Succeed())
+		Eventually(readyCondition(ctx, etr)).Should(HaveField("Reason", v1alpha1.ReasonSuspended))
+		calls := f.callsFor("paused")()
+
+		Consistently(func(g Gomega) {
+			g.Expect(f.callsFor("paused")()).To(Equal(calls))
+			g.Expect(string(secretOf(ctx, etr)(g).Data[v1alpha1.SecretTokenKey])).NotTo(BeEmpty())
+		}, 5*time.Second).Should(Succeed())
+		Expect(get(ctx, etr).(*v1alpha1.EmbedTokenRequest).Status.RenewAt).To(BeNil())
+
+		get(ctx, etr)
+		patch = client.MergeFrom(etr.DeepCopy())
+		etr.Spec.Suspend = false
+		Expect(k8sClient.Patch(ctx, etr, patch)).To(Succeed())
+		waitForToken(ctx, etr, provider.Digest(token))
+	})
+
+	It("leaves a Secret it does not own untouched and reports SecretConflict", func() {
+		foreign := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "taken", Labels: map[string]string{"owner": "someone"}},
+			Data:       map[string][]byte{"token": []byte("not-ours")},
+		}
+		Expect(k8sClient.Create(ctx, foreign)).To(Succeed())
+		before := get(ctx, foreign.DeepCopy()).(*corev1.Secret)
+
+		etr := f.request("conflict", time.Hour)
+		etr.Spec.SecretName = "taken"
+		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+
+		Eventually(readyCondition(ctx, etr)).Should(And(
+			haveReason(metav1.ConditionFalse, v1alpha1.ReasonSecretConflict),
+			HaveField("Message", ContainSubstring(f.ns+"/taken"))))
+		cur := get(ctx, etr).(*v1alpha1.EmbedTokenRequest)
+		Expect(meta.IsStatusConditionTrue(cur.Status.Conditions, v1alpha1.ConditionStalled)).To(BeTrue())
+		Expect(f.sim.CallCount()).To(Equal(0), "no vendor call is spent on a request that cannot store its token")
+		after := get(ctx, foreign.DeepCopy()).(*corev1.Secret)
+		Expect(after.ResourceVersion).To(Equal(before.ResourceVersion))
+		Expect(after.Data).To(Equal(before.Data))
+		Expect(after.Labels).To(Equal(before.Labels))
+		Expect(after.OwnerReferences).To(BeEmpty())
+	})
+
+	It("reports a second request for the same Secret name as a conflict and keeps the first working", func() {
+		first := f.request("first", time.Hour)
+		first.Spec.SecretName = "shared"
+		Expect(k8sClient.Create(ctx, first)).To(Succeed())
+		token := waitForToken(ctx, first, "")
+
+		second := f.request("second", time.Hour)
+		second.Spec.SecretName = "shared"
+		Expect(k8sClient.Create(ctx, second)).To(Succeed())
+		Eventually(readyCondition(ctx, second)).Should(haveReason(metav1.ConditionFalse, v1alpha1.ReasonSecretConflict))
+		Expect(string(secretOf(ctx, first)(Default).Data[v1alpha1.SecretTokenKey])).To(Equal(token))
+		Expect(readyCondition(ctx, first)(Default)).To(HaveField("Status", metav1.ConditionTrue))
+	})
+
+	It("reports missing credentials and recovers when they appear", func() {
+		g := newFixture(ctx)
+		g.createProvider(ctx)
+		etr := g.request("nocreds", time.Hour)
+		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+
+		Eventually(readyCondition(ctx, etr)).Should(And(
+			haveReason(metav1.ConditionFalse, v1alpha1.ReasonCredentialsNotFound),
+			HaveField("Message", ContainSubstring(g.ns+"/qrvey-credentials"))))
+		Expect(g.sim.CallCount()).To(BeZero())
+		Eventually(func(gm Gomega) {
+			p := &v1alpha1.EmbedProvider{}
+			gm.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: g.ns, Name: "qrvey"}, p)).To(Succeed())
+			gm.Expect(meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionReady)).To(
+				HaveValue(haveReason(metav1.ConditionFalse, v1alpha1.ReasonCredentialsNotFound)))
+		}).Should(Succeed())
+
+		g.createCredentials(ctx)
+		waitForToken(ctx, etr, "")
+		Expect(readyCondition(ctx, etr)(Default)).To(haveReason(metav1.ConditionTrue, v1alpha1.ReasonTokenIssued))
+	})
+
+	It("backs off on vendor errors, keeps the last token and recovers", func() {
+		etr := f.request("outage", 12*time.Second)
+		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+		token := waitForToken(ctx, etr, "")
+		f.sim.SetFault(vendorsim.Fault{Status: 500})
+
+		Eventually(func(g Gomega) {
+			cur := get(ctx, etr.DeepCopy()).(*v1alpha1.EmbedTokenRequest)
+			g.Expect(cur.Status.FailedAttempts).To(BeNumerically(">=", 2))
+			c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionReady)
+			g.Expect(c.Reason).To(Equal(v1alpha1.ReasonVendorUnavailable))
+			g.Expect(c.Message).To(ContainSubstring("HTTP 500"))
+			g.Expect(c.Message).NotTo(ContainSubstring(token))
+		}).Should(Succeed())
+		Expect(string(secretOf(ctx, etr)(Default).Data[v1alpha1.SecretTokenKey])).To(Equal(token), "the last valid token is kept")
+		Expect(f.callsFor("outage")()).To(BeNumerically("<=", 6), "retries back off instead of looping")
+
+		f.sim.ClearFault()
+		waitForToken(ctx, etr, provider.Digest(token))
+		cur := get(ctx, etr).(*v1alpha1.EmbedTokenRequest)
+		Expect(cur.Status.FailedAttempts).To(BeZero())
+		Expect(readyCondition(ctx, etr)(Default)).To(HaveField("Status", metav1.ConditionTrue))
+	})
+
+	It("reports a token that expired during an outage and recovers without help", func() {
+		etr := f.request("expired", 3*time.Second)
+		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+		token := waitForToken(ctx, etr, "")
+		f.sim.SetFault(vendorsim.Fault{Status: 503, RetryAfter: time.Second})
+
+		Eventually(readyCondition(ctx, etr)).Should(haveReason(metav1.ConditionFalse, v1alpha1.ReasonTokenExpired))
+		Expect(string(secretOf(ctx, etr)(Default).Data[v1alpha1.SecretTokenKey])).To(Equal(token))
+		Eventually(func() []string { return eventReasons(ctx, etr) }).Should(ContainElement(v1alpha1.ReasonTokenExpired))
+
+		f.sim.ClearFault()
+		waitForToken(ctx, etr, provider.Digest(token))
+		Eventually(readyCondition(ctx, etr)).Should(HaveField("Status", metav1.ConditionTrue))
+	})
+
+	It("stalls on rejected credentials without retrying quickly", func() {
+		g := newFixture(ctx)
+		Expect(k8sClient.Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: g.ns, Name: "qrvey-credentials"},
+			Data:       map[string][]byte{"apiKey": []byte("wrong-key")},
+		})).To(Succeed())
+		g.createProvider(ctx)
+		etr := g.request("denied", time.Hour)
+		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+
+		Eventually(readyCondition(ctx, etr)).Should(haveReason(metav1.ConditionFalse, v1alpha1.ReasonVendorUnauthorized))
+		cur := get(ctx, etr).(*v1alpha1.EmbedTokenRequest)
+		Expect(meta.IsStatusConditionTrue(cur.Status.Conditions, v1alpha1.ConditionStalled)).To(BeTrue())
+		Expect(cur.Status.RenewAt.Time).To(BeTemporally(">", time.Now().Add(time.Minute)))
+		Expect(readyMessageOf(cur)).NotTo(ContainSubstring("wrong-key"))
+		Consistently(g.callsFor("denied")).Should(Equal(1))
+	})
+
+	It("reports a request whose block does not match its provider's vendor", func() {
+		etr := f.request("mismatch", time.Hour)
+		Expect(k8sClient.Create(ctx, &v1alpha1.EmbedProvider{
+			ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "other"},
+			Spec: v1alpha1.EmbedProviderSpec{VendorConfig: v1alpha1.VendorConfig{HTTP: &v1alpha1.HTTPProvider{
+				URL: "https://vendor.example.com/token", TokenPath: ".token"}}},
+		})).To(Succeed())
+		etr.Spec.ProviderRef.Name = "other"
+		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+		Eventually(readyCondition(ctx, etr)).Should(haveReason(metav1.ConditionFalse, v1alpha1.ReasonVendorMismatch))
+	})
+
+	It("reports a missing provider and recovers when it is created", func() {
+		etr := f.request("noprov", time.Hour)
+		etr.Spec.ProviderRef.Name = "later"
+		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+		Eventually(readyCondition(ctx, etr)).Should(haveReason(metav1.ConditionFalse, v1alpha1.ReasonProviderNotFound))
+
+		Expect(k8sClient.Create(ctx, &v1alpha1.EmbedProvider{
+			ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "later"}, Spec: f.providerSpec(),
+		})).To(Succeed())
+		waitForToken(ctx, etr, "")
+	})
+
+	It("deletes the Secret with the request through its owner reference", func() {
+		etr := f.request("gone", time.Hour)
+		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+		waitForToken(ctx, etr, "")
+		s := secretOf(ctx, etr)(Default)
+		// envtest runs no garbage collector: assert the reference it acts on.
+		Expect(s.OwnerReferences).To(ConsistOf(HaveField("UID", etr.UID)))
+		Expect(*s.OwnerReferences[0].Controller).To(BeTrue())
+		Expect(k8sClient.Delete(ctx, etr)).To(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(etr), &v1alpha1.EmbedTokenRequest{}))
+		}).Should(BeTrue())
+	})
+})
+
+func readyMessageOf(etr *v1alpha1.EmbedTokenRequest) string {
+	if c := meta.FindStatusCondition(etr.Status.Conditions, v1alpha1.ConditionReady); c != nil {
+		return c.Message
+	}
+	return ""
+}
