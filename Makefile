@@ -109,3 +109,7 @@ deploy: manifests ## Deploy controller (image IMG) to the K8s cluster of the cur
 .PHONY: undeploy
 undeploy: ## Undeploy controller from the K8s cluster. Call with ignore-not-found=true to ignore resource not found errors during deletion.
 	$(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -k config/default
+
+.PHONY: dev
+dev: manifests ## Run a local kube-apiserver + etcd, the vendor simulator and the operator with a Qrvey demo (no cluster needed).
+	@assets="$$(bash hack/envtest-assets.sh)"; KUBEBUILDER_ASSETS="$$assets" go run ./cmd/devenv
