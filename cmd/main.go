@@ -6,16 +6,12 @@ import (
 	"crypto/tls"
 	"flag"
 	"os"
+	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -24,6 +20,11 @@ import (
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/controller"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
+	"github.com/embedtokens/embed-token-operator/internal/provider/boldbi"
+	"github.com/embedtokens/embed-token-operator/internal/provider/httpprovider"
+	jwtprovider "github.com/embedtokens/embed-token-operator/internal/provider/jwt"
+	"github.com/embedtokens/embed-token-operator/internal/provider/oauth2"
+	"github.com/embedtokens/embed-token-operator/internal/provider/qlikcloud"
 	"github.com/embedtokens/embed-token-operator/internal/provider/qrvey"
 )
 
@@ -34,6 +35,7 @@ func main() {
 		enableHTTP2                      bool
 		qps                              float64
 		burst, concurrency               int
+		credentialCheck                  time.Duration
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
@@ -44,6 +46,8 @@ func main() {
 	flag.Float64Var(&qps, "kube-api-qps", 50, "Queries per second to the Kubernetes API server.")
 	flag.IntVar(&burst, "kube-api-burst", 100, "Burst of queries to the Kubernetes API server.")
 	flag.IntVar(&concurrency, "max-concurrent-reconciles", 10, "EmbedTokenRequests reconciled in parallel.")
+	flag.DurationVar(&credentialCheck, "credential-check-interval", controller.DefaultCredentialCheckInterval,
+		"How often providers' credential Secrets are checked for rotation.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -71,11 +75,7 @@ func main() {
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         enableLeaderElect,
 		LeaderElectionID:       "embed-token-operator.embedtokens.io",
-		// Cache only the Secrets this operator writes: credential Secrets
-		// are read directly, so unrelated Secrets cost no memory.
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue})},
-		}},
+		Cache:                  controller.CacheOptions(),
 	})
 	if err != nil {
 		setupLog.Error(err, "Unable to create manager")
@@ -84,22 +84,18 @@ func main() {
 
 	// Every vendor is registered here, explicitly.
 	providers := map[string]provider.Provider{
-		v1alpha1.VendorQrvey: qrvey.New(),
+		v1alpha1.VendorQrvey:     qrvey.New(),
+		v1alpha1.VendorQlikCloud: qlikcloud.New(),
+		v1alpha1.VendorOAuth2:    oauth2.New(),
+		v1alpha1.VendorJWT:       jwtprovider.New(),
+		v1alpha1.VendorBoldBI:    boldbi.New(),
+		v1alpha1.VendorHTTP:      httpprovider.New(),
 	}
 
-	if err := (&controller.EmbedTokenRequestReconciler{
-		Client:                  mgr.GetClient(),
-		APIReader:               mgr.GetAPIReader(),
-		Recorder:                mgr.GetEventRecorder("embed-token-operator"),
-		Clock:                   clock.RealClock{},
-		Providers:               providers,
-		MaxConcurrentReconciles: concurrency,
-	}).SetupWithManager(mgr); err != nil {
-		setupLog.Error(err, "Unable to create controller", "controller", "EmbedTokenRequest")
-		os.Exit(1)
-	}
-	if err := controller.SetupProviderReconcilers(mgr, providers); err != nil {
-		setupLog.Error(err, "Unable to create provider controllers")
+	if err := controller.Setup(mgr, controller.Options{
+		Providers: providers, MaxConcurrentReconciles: concurrency, CredentialCheckInterval: credentialCheck,
+	}); err != nil {
+		setupLog.Error(err, "Unable to set up controllers")
 		os.Exit(1)
 	}
 

@@ -46,6 +46,9 @@ const (
 	// RefreshHandledAnnotation on the written Secret is the value of
 	// RefreshAnnotation the stored token answered.
 	RefreshHandledAnnotation = "embedtokens.io/refresh-handled"
+	// CredentialsVersionAnnotation on the written Secret is the provider's
+	// status.credentialsVersion when the token was issued.
+	CredentialsVersionAnnotation = "embedtokens.io/credentials-version"
 
 	// ManagedByLabel marks Secrets written by the operator; the manager caches
 	// only Secrets carrying it.

@@ -185,6 +185,7 @@ type JWTProvider struct {
 
 	// Headers adds fields to the JWT header.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!('alg' in self) && !('typ' in self) && !('kid' in self)",message="headers cannot set alg, typ or kid: use algorithm and keyID"
 	Headers map[string]string `json:"headers,omitempty"`
 
 	// MaxLifetime caps exp, for vendors that reject tokens valid for longer
@@ -243,6 +244,9 @@ type OAuth2Provider struct {
 
 // HTTPProvider describes any vendor's token endpoint declaratively.
 // +kubebuilder:validation:XValidation:rule="!(has(self.expiresInPath) && has(self.expiresAtPath))",message="expiresInPath and expiresAtPath are mutually exclusive"
+// +kubebuilder:validation:XValidation:rule="has(self.expiresInPath) || has(self.expiresAtPath) || (has(self.expiry) && (has(self.expiry.duration) || (has(self.expiry.fromJWT) && self.expiry.fromJWT)))",message="set expiresInPath, expiresAtPath or expiry, so the token's expiry is known"
+// +kubebuilder:validation:XValidation:rule="!has(self.expiresAtFormat) || has(self.expiresAtPath)",message="expiresAtFormat needs expiresAtPath"
+// +kubebuilder:validation:XValidation:rule="!has(self.successValue) || has(self.successPath)",message="successValue needs successPath"
 type HTTPProvider struct {
 	// URL of the token endpoint.
 	// +kubebuilder:validation:MaxLength=2048
@@ -343,6 +347,12 @@ type EmbedProviderStatus struct {
 	// Vendor is the vendor this provider talks to.
 	// +optional
 	Vendor string `json:"vendor,omitempty"`
+
+	// CredentialsVersion fingerprints the resource versions of the credential
+	// Secrets (not their content). It changes when a credential is rotated,
+	// which re-issues the provider's tokens if reissueOnCredentialChange.
+	// +optional
+	CredentialsVersion string `json:"credentialsVersion,omitempty"`
 }
 
 // +kubebuilder:object:root=true

@@ -39,6 +39,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	listen := fs.String("listen", "127.0.0.1:8089", "address to listen on")
 	// The default is resolved after parsing so --help never prints a real key.
 	qrveyKey := fs.String("qrvey-api-key", "", `x-api-key the Qrvey endpoint accepts (default $VENDORSIM_QRVEY_API_KEY, else "`+vendorsim.DefaultQrveyAPIKey+`")`)
+	boldBISecret := fs.String("boldbi-embed-secret", "", `embedsecret the Bold BI endpoint accepts (default $VENDORSIM_BOLDBI_EMBED_SECRET, else "`+vendorsim.DefaultBoldBIEmbedSecret+`")`)
+	boldBIOmitExpiresIn := fs.Bool("boldbi-omit-expires-in", false, "answer Bold BI without Data.expires_in, so clients must read the token's exp claim")
+	thoughtSpotKey := fs.String("thoughtspot-secret-key", "", `secret_key the ThoughtSpot endpoint accepts (default $VENDORSIM_THOUGHTSPOT_SECRET_KEY, else "`+vendorsim.DefaultThoughtSpotSecretKey+`")`)
+	qlikID := fs.String("qlik-client-id", "", `OAuth client_id the Qlik Cloud endpoints accept (default $VENDORSIM_QLIK_CLIENT_ID, else "`+vendorsim.DefaultQlikClientID+`")`)
+	qlikSecret := fs.String("qlik-client-secret", "", `OAuth client_secret the Qlik Cloud endpoints accept (default $VENDORSIM_QLIK_CLIENT_SECRET, else "`+vendorsim.DefaultQlikClientSecret+`")`)
+	qlikExpiresAt := fs.Bool("qlik-expires-at", false, "answer Qlik Cloud with expires_at (RFC 3339) instead of expires_in")
+	qlikMaxTokens := fs.Int("qlik-max-tokens-per-user", 0, "refuse a Qlik Cloud user more live tokens than this (0: no limit)")
+	oauth2ID := fs.String("oauth2-client-id", "", `client_id the OAuth2 endpoint accepts (default $VENDORSIM_OAUTH2_CLIENT_ID, else "`+vendorsim.DefaultOAuth2ClientID+`")`)
+	oauth2Secret := fs.String("oauth2-client-secret", "", `client_secret the OAuth2 endpoint accepts (default $VENDORSIM_OAUTH2_CLIENT_SECRET, else "`+vendorsim.DefaultOAuth2ClientSecret+`")`)
+	oauth2JWT := fs.Bool("oauth2-jwt-access-tokens", false, "answer OAuth2 with JWT access tokens and no expires_in, so clients must read the exp claim")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("parse flags: %w", err)
 	}
@@ -49,13 +59,36 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		*qrveyKey = getenv("VENDORSIM_QRVEY_API_KEY")
 	}
 
+	envDefault(getenv, "VENDORSIM_BOLDBI_EMBED_SECRET", boldBISecret)
+	envDefault(getenv, "VENDORSIM_THOUGHTSPOT_SECRET_KEY", thoughtSpotKey)
+	envDefault(getenv, "VENDORSIM_QLIK_CLIENT_ID", qlikID)
+	envDefault(getenv, "VENDORSIM_QLIK_CLIENT_SECRET", qlikSecret)
+	envDefault(getenv, "VENDORSIM_OAUTH2_CLIENT_ID", oauth2ID)
+	envDefault(getenv, "VENDORSIM_OAUTH2_CLIENT_SECRET", oauth2Secret)
+
 	logger := log.New(stderr, "", log.LstdFlags)
-	sim := vendorsim.New(vendorsim.Options{QrveyAPIKey: *qrveyKey})
+	sim := vendorsim.New(vendorsim.Options{
+		QrveyAPIKey:           *qrveyKey,
+		BoldBIEmbedSecret:     *boldBISecret,
+		BoldBIOmitExpiresIn:   *boldBIOmitExpiresIn,
+		ThoughtSpotSecretKey:  *thoughtSpotKey,
+		QlikClientID:          *qlikID,
+		QlikClientSecret:      *qlikSecret,
+		QlikExpiresAt:         *qlikExpiresAt,
+		QlikMaxTokensPerUser:  *qlikMaxTokens,
+		OAuth2ClientID:        *oauth2ID,
+		OAuth2ClientSecret:    *oauth2Secret,
+		OAuth2JWTAccessTokens: *oauth2JWT,
+	})
 	if err := sim.StartOn(*listen); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
 	logger.Printf("Vendor simulator listening on %s", sim.URL())
 	logger.Printf("Qrvey token endpoint at %s%s", sim.URL(), vendorsim.QrveyTokenPath)
+	logger.Printf("Qlik Cloud tenant URL %s (token at %s, revoke at %s)", sim.URL(), vendorsim.QlikTokenPath, vendorsim.QlikRevokePath)
+	logger.Printf("OAuth2 token endpoint at %s%s", sim.URL(), vendorsim.OAuth2TokenPath)
+	logger.Printf("Bold BI server URL %s%s (authorize at %s)", sim.URL(), vendorsim.BoldBIServerPath, vendorsim.BoldBIAuthorizePath("<site>"))
+	logger.Printf("ThoughtSpot token endpoint at %s%s", sim.URL(), vendorsim.ThoughtSpotTokenPath)
 
 	<-ctx.Done()
 	logger.Printf("Shutting down vendor simulator")
@@ -66,4 +99,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return fmt.Errorf("graceful shutdown: %w", err)
 	}
 	return nil
+}
+
+// envDefault fills an empty credential flag from the environment after
+// parsing, so --help never prints a real credential.
+func envDefault(getenv func(string) string, name string, v *string) {
+	if *v == "" {
+		*v = getenv(name)
+	}
 }

@@ -79,13 +79,17 @@ func (r *EmbedTokenRequestReconciler) reconcile(ctx context.Context, etr *v1alph
 	if err != nil {
 		return err
 	}
-	o.decision = Decide(r.policyInput(etr, o), o.now)
+	prov, provErr := r.getProvider(ctx, etr)
+	o.decision = Decide(r.policyInput(etr, o, prov), o.now)
 
 	switch {
 	case etr.Spec.Suspend:
 		o.suspended = true
 		return nil
 	case o.decision.Reason == RefreshNone:
+		if o.stored.CredentialsVersion == "" && prov != nil {
+			o.stored.CredentialsVersion = prov.credentialsVersion // record it, so a later rotation is noticed
+		}
 		return r.syncSecretMetadata(ctx, etr, secret, o)
 	}
 
@@ -98,9 +102,11 @@ func (r *EmbedTokenRequestReconciler) reconcile(ctx context.Context, etr *v1alph
 			return nil
 		}
 	}
-	prov, err := r.resolveProvider(ctx, etr)
-	if err != nil {
-		o.fail(err)
+	if provErr == nil {
+		provErr = r.checkProvider(ctx, etr, prov)
+	}
+	if provErr != nil {
+		o.fail(provErr)
 		return nil
 	}
 	if o.decision.At.After(o.now) {
@@ -115,7 +121,7 @@ func (r *EmbedTokenRequestReconciler) reconcile(ctx context.Context, etr *v1alph
 		o.fail(err)
 		return nil
 	}
-	return r.writeSecret(ctx, etr, secret, tok, o)
+	return r.writeSecret(ctx, etr, secret, tok, prov, o)
 }
 
 // finish computes the status from the outcome, records events for state
@@ -136,7 +142,11 @@ func (r *EmbedTokenRequestReconciler) patchStatus(ctx context.Context, before, e
 	if equality.Semantic.DeepEqual(before.Status, etr.Status) {
 		return nil
 	}
-	return client.IgnoreNotFound(r.Status().Patch(ctx, etr, client.MergeFrom(before)))
+	if err := r.Status().Patch(ctx, etr, client.MergeFrom(before)); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	r.waitForCache(ctx, etr)
+	return nil
 }
 
 func (r *EmbedTokenRequestReconciler) recordEvents(etr *v1alpha1.EmbedTokenRequest, prevReady string, o *outcome) {
@@ -164,9 +174,9 @@ func (r *EmbedTokenRequestReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&corev1.Secret{}).
 		Watches(&v1alpha1.EmbedProvider{}, handler.EnqueueRequestsFromMapFunc(r.requestsForProvider),
-			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+			builder.WithPredicates(providerChanged)).
 		Watches(&v1alpha1.ClusterEmbedProvider{}, handler.EnqueueRequestsFromMapFunc(r.requestsForProvider),
-			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+			builder.WithPredicates(providerChanged)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1)}).
 		Named("embedtokenrequest").
 		Complete(r)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
@@ -34,6 +36,14 @@ func newFixture(ctx context.Context) *fixture {
 	Expect(f.sim.Start()).To(Succeed())
 	DeferCleanup(f.sim.Close)
 	Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: f.ns}})).To(Succeed())
+	return f
+}
+
+// newFixtureWithProvider adds the credential Secret and a working provider.
+func newFixtureWithProvider(ctx context.Context) *fixture {
+	f := newFixture(ctx)
+	f.createCredentials(ctx)
+	f.createProvider(ctx)
 	return f
 }
 
@@ -146,9 +156,7 @@ var _ = Describe("EmbedTokenRequest", func() {
 	)
 	BeforeEach(func() {
 		ctx = context.Background()
-		f = newFixture(ctx)
-		f.createCredentials(ctx)
-		f.createProvider(ctx)
+		f = newFixtureWithProvider(ctx)
 	})
 
 	It("issues a token into an owned Secret and reports it in the status", func() {
@@ -403,7 +411,7 @@ var _ = Describe("EmbedTokenRequest", func() {
 		Expect(k8sClient.Create(ctx, &v1alpha1.EmbedProvider{
 			ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "other"},
 			Spec: v1alpha1.EmbedProviderSpec{VendorConfig: v1alpha1.VendorConfig{HTTP: &v1alpha1.HTTPProvider{
-				URL: "https://vendor.example.com/token", TokenPath: ".token"}}},
+				URL: "https://vendor.example.com/token", TokenPath: ".token", ExpiresInPath: ".expires_in"}}},
 		})).To(Succeed())
 		etr.Spec.ProviderRef.Name = "other"
 		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
@@ -443,3 +451,142 @@ func readyMessageOf(etr *v1alpha1.EmbedTokenRequest) string {
 	}
 	return ""
 }
+
+var _ = Describe("Credentials and providers", func() {
+	var (
+		ctx context.Context
+		f   *fixture
+	)
+	BeforeEach(func() {
+		ctx = context.Background()
+		f = newFixtureWithProvider(ctx)
+	})
+
+	It("re-issues tokens when a credential Secret is rotated", func() {
+		etr := f.request("rotate", time.Hour)
+		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+		token := waitForToken(ctx, etr, "")
+		Eventually(func(g Gomega) {
+			g.Expect(secretOf(ctx, etr)(g).Annotations).To(HaveKey(v1alpha1.CredentialsVersionAnnotation))
+		}).Should(Succeed())
+		Consistently(f.callsFor("rotate")).Should(Equal(1))
+
+		creds := &corev1.Secret{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: f.ns, Name: "qrvey-credentials"}, creds)).To(Succeed())
+		creds.Data["apiKey"] = []byte(apiKey) // same key, new version: a rotation to an equal value
+		creds.Labels = map[string]string{"rotated": "yes"}
+		Expect(k8sClient.Update(ctx, creds)).To(Succeed())
+
+		waitForToken(ctx, etr, provider.Digest(token))
+		Consistently(f.callsFor("rotate")).Should(Equal(2))
+	})
+
+	It("keeps tokens when the provider opts out of re-issuing on rotation", func() {
+		p := &v1alpha1.EmbedProvider{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: f.ns, Name: "qrvey"}, p)).To(Succeed())
+		patch := client.MergeFrom(p.DeepCopy())
+		p.Spec.ReissueOnCredentialChange = ptr.To(false)
+		Expect(k8sClient.Patch(ctx, p, patch)).To(Succeed())
+		etr := f.request("keep", time.Hour)
+		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+		waitForToken(ctx, etr, "")
+
+		creds := &corev1.Secret{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: f.ns, Name: "qrvey-credentials"}, creds)).To(Succeed())
+		creds.Labels = map[string]string{"rotated": "yes"}
+		Expect(k8sClient.Update(ctx, creds)).To(Succeed())
+		Consistently(f.callsFor("keep"), 3*time.Second).Should(Equal(1))
+	})
+
+	It("lets a ClusterEmbedProvider serve only the namespaces its selector admits", func() {
+		spec := f.providerSpec()
+		spec.Qrvey.APIKeySecretRef.Namespace = f.ns
+		cp := &v1alpha1.ClusterEmbedProvider{
+			ObjectMeta: metav1.ObjectMeta{Name: "shared-" + f.ns},
+			Spec: v1alpha1.ClusterEmbedProviderSpec{EmbedProviderSpec: spec,
+				NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"embed": f.ns}}},
+		}
+		Expect(k8sClient.Create(ctx, cp)).To(Succeed())
+		DeferCleanup(func() { Expect(k8sClient.Delete(ctx, cp)).To(Succeed()) })
+
+		allowed := newFixture(ctx)
+		ns := &corev1.Namespace{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Name: allowed.ns}, ns)).To(Succeed())
+		ns.Labels["embed"] = f.ns
+		Expect(k8sClient.Update(ctx, ns)).To(Succeed())
+		denied := newFixture(ctx)
+
+		for _, g := range []*fixture{allowed, denied} {
+			etr := g.request("cluster", time.Hour)
+			etr.Spec.ProviderRef = v1alpha1.ProviderRef{Kind: "ClusterEmbedProvider", Name: cp.Name}
+			Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+		}
+		waitForToken(ctx, &v1alpha1.EmbedTokenRequest{ObjectMeta: metav1.ObjectMeta{Namespace: allowed.ns, Name: "cluster"}}, "")
+		deniedETR := &v1alpha1.EmbedTokenRequest{ObjectMeta: metav1.ObjectMeta{Namespace: denied.ns, Name: "cluster"}}
+		Eventually(readyCondition(ctx, deniedETR)).Should(haveReason(metav1.ConditionFalse, v1alpha1.ReasonNamespaceNotAllowed))
+		Expect(f.callsFor("cluster")()).To(Equal(1), "only the admitted namespace's request reached the vendor")
+	})
+
+	It("never lets an EmbedProvider read a Secret in another namespace", func() {
+		other := newFixture(ctx)
+		other.createCredentials(ctx)
+		spec := f.providerSpec()
+		spec.Qrvey.APIKeySecretRef.Namespace = other.ns
+		Expect(k8sClient.Create(ctx, &v1alpha1.EmbedProvider{
+			ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "sneaky"}, Spec: spec,
+		})).To(Succeed())
+		etr := f.request("sneaky", time.Hour)
+		etr.Spec.ProviderRef.Name = "sneaky"
+		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+
+		Eventually(readyCondition(ctx, etr)).Should(And(
+			haveReason(metav1.ConditionFalse, v1alpha1.ReasonProviderInvalid),
+			HaveField("Message", ContainSubstring("own namespace"))))
+		Expect(f.sim.CallCount()).To(BeZero())
+	})
+})
+
+var _ = Describe("Other vendors", func() {
+	It("stores a locally signed JWT from a jwt provider, with no vendor-specific controller code", func() {
+		ctx := context.Background()
+		f := newFixture(ctx)
+		key := []byte("0123456789abcdef0123456789abcdef")
+		Expect(k8sClient.Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "signing"}, Data: map[string][]byte{"key": key},
+		})).To(Succeed())
+		Expect(k8sClient.Create(ctx, &v1alpha1.EmbedProvider{
+			ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "tableau"},
+			Spec: v1alpha1.EmbedProviderSpec{VendorConfig: v1alpha1.VendorConfig{JWT: &v1alpha1.JWTProvider{
+				Algorithm: "HS256", SigningKeySecretRef: v1alpha1.SecretKeySelector{Name: "signing", Key: "key"},
+				Issuer: "client-id", Audience: "tableau", KeyID: "secret-id",
+				MaxLifetime: &metav1.Duration{Duration: 10 * time.Minute},
+			}}},
+		})).To(Succeed())
+		etr := &v1alpha1.EmbedTokenRequest{
+			ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "viz"},
+			Spec: v1alpha1.EmbedTokenRequestSpec{
+				ProviderRef:  v1alpha1.ProviderRef{Name: "tableau"},
+				VendorParams: v1alpha1.VendorParams{JWT: &v1alpha1.JWTParams{Subject: "alice@example.com"}},
+				Lifetime:     &metav1.Duration{Duration: time.Hour},
+			},
+		}
+		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+		token := waitForToken(ctx, etr, "")
+
+		claims := jwt.MapClaims{}
+		parsed, err := jwt.ParseWithClaims(token, claims, func(*jwt.Token) (any, error) { return key, nil },
+			jwt.WithValidMethods([]string{"HS256"}), jwt.WithAudience("tableau"), jwt.WithIssuer("client-id"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(parsed.Header["kid"]).To(Equal("secret-id"))
+		Expect(claims["sub"]).To(Equal("alice@example.com"))
+		exp, err := claims.GetExpirationTime()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(exp.Time).To(BeTemporally("~", time.Now().Add(10*time.Minute), 5*time.Second), "maxLifetime caps the hour requested")
+		Expect(string(secretOf(ctx, etr)(Default).Data[v1alpha1.SecretExpiresAtKey])).To(Equal(exp.UTC().Format(time.RFC3339)))
+		Eventually(func(g Gomega) {
+			p := &v1alpha1.EmbedProvider{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: f.ns, Name: "tableau"}, p)).To(Succeed())
+			g.Expect(meta.IsStatusConditionTrue(p.Status.Conditions, v1alpha1.ConditionReady)).To(BeTrue())
+		}).Should(Succeed())
+	})
+})

@@ -6,6 +6,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
@@ -44,4 +46,22 @@ func (r *EmbedTokenRequestReconciler) requestsForProvider(ctx context.Context, o
 		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: etr.Namespace, Name: etr.Name}})
 	}
 	return reqs
+}
+
+// providerChanged passes provider events that can change a request's
+// outcome: a spec change, or a rotated credential.
+var providerChanged = predicate.Or(predicate.GenerationChangedPredicate{}, predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		return credentialsVersion(e.ObjectOld) != credentialsVersion(e.ObjectNew)
+	},
+})
+
+func credentialsVersion(obj client.Object) string {
+	switch p := obj.(type) {
+	case *v1alpha1.EmbedProvider:
+		return p.Status.CredentialsVersion
+	case *v1alpha1.ClusterEmbedProvider:
+		return p.Status.CredentialsVersion
+	}
+	return ""
 }

@@ -15,6 +15,7 @@ const (
 	RefreshNoToken       RefreshReason = "NoToken"
 	RefreshInputsChanged RefreshReason = "InputsChanged"
 	RefreshRequested     RefreshReason = "RefreshRequested"
+	RefreshCredentials   RefreshReason = "CredentialsChanged"
 	RefreshExpired       RefreshReason = "Expired"
 	RefreshDue           RefreshReason = "RenewalDue"
 )
@@ -43,6 +44,8 @@ type StoredToken struct {
 	ExpiresAt      time.Time
 	InputHash      string
 	RefreshHandled string
+	// CredentialsVersion is the provider's credentials version at issue.
+	CredentialsVersion string
 }
 
 // RenewPolicy is the request's renewal margin: at most one field is set.
@@ -58,7 +61,10 @@ type PolicyInput struct {
 	InputHash string
 	// RefreshRequest is the current value of the refresh annotation.
 	RefreshRequest string
-	Renew          RenewPolicy
+	// CredentialsVersion is the provider's current credentials version, or
+	// "" when unknown or when the provider does not re-issue on rotation.
+	CredentialsVersion string
+	Renew              RenewPolicy
 	// Seed makes jitter deterministic per request (its UID), so a restart
 	// computes the same times.
 	Seed string
@@ -98,6 +104,8 @@ func refreshReason(in PolicyInput, now time.Time) RefreshReason {
 		return RefreshInputsChanged
 	case in.RefreshRequest != "" && in.RefreshRequest != s.RefreshHandled:
 		return RefreshRequested
+	case in.CredentialsVersion != "" && s.CredentialsVersion != "" && in.CredentialsVersion != s.CredentialsVersion:
+		return RefreshCredentials
 	case !now.Before(s.ExpiresAt):
 		return RefreshExpired
 	case !now.Before(RenewAt(s.IssuedAt, s.ExpiresAt, in.Renew, in.Seed)):

@@ -11,6 +11,11 @@ func freshToken() StoredToken {
 	return StoredToken{Present: true, IssuedAt: t0, ExpiresAt: t0.Add(time.Hour), InputHash: "h1", RefreshHandled: "r1"}
 }
 
+func withCreds(s StoredToken, version string) StoredToken {
+	s.CredentialsVersion = version
+	return s
+}
+
 func TestDecide(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -54,6 +59,30 @@ func TestDecide(t *testing.T) {
 			in:     PolicyInput{Stored: freshToken(), InputHash: "h1", RefreshRequest: "r1"},
 			now:    t0.Add(41 * time.Minute),
 			reason: RefreshDue,
+		},
+		{
+			name:   "a rotated credential re-issues",
+			in:     PolicyInput{Stored: withCreds(freshToken(), "c1"), InputHash: "h1", RefreshRequest: "r1", CredentialsVersion: "c2"},
+			now:    t0.Add(time.Minute),
+			reason: RefreshCredentials,
+		},
+		{
+			name:   "an unchanged credential does not re-issue",
+			in:     PolicyInput{Stored: withCreds(freshToken(), "c1"), InputHash: "h1", RefreshRequest: "r1", CredentialsVersion: "c1"},
+			now:    t0.Add(time.Minute),
+			reason: RefreshNone,
+		},
+		{
+			name:   "a credentials version first seen after issuing does not re-issue",
+			in:     PolicyInput{Stored: freshToken(), InputHash: "h1", RefreshRequest: "r1", CredentialsVersion: "c1"},
+			now:    t0.Add(time.Minute),
+			reason: RefreshNone,
+		},
+		{
+			name:   "a provider that does not re-issue on rotation ignores credential changes",
+			in:     PolicyInput{Stored: withCreds(freshToken(), "c1"), InputHash: "h1", RefreshRequest: "r1"},
+			now:    t0.Add(time.Minute),
+			reason: RefreshNone,
 		},
 		{
 			name:   "an expired token is replaced",

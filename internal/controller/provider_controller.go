@@ -16,9 +16,11 @@ import (
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 )
 
-// providerRecheck is how often a provider's credentials are checked again:
-// credential Secrets are not watched (that would cache every Secret).
-const providerRecheck = 10 * time.Minute
+// DefaultCredentialCheckInterval is how often a provider's credential
+// Secrets are read again to notice a rotation. They are not watched: a watch
+// would cache every Secret in the cluster, and a few reads per provider per
+// minute cost far less.
+const DefaultCredentialCheckInterval = time.Minute
 
 // ProviderReconciler reports whether an EmbedProvider or ClusterEmbedProvider
 // is usable, so platform teams see a bad configuration before any request
@@ -29,12 +31,15 @@ type ProviderReconciler struct {
 	Providers map[string]provider.Provider
 	// ClusterScoped selects ClusterEmbedProvider instead of EmbedProvider.
 	ClusterScoped bool
+	// RecheckInterval is how often credentials are checked again.
+	RecheckInterval time.Duration
 }
 
 // SetupProviderReconcilers registers the reconcilers of both provider kinds.
-func SetupProviderReconcilers(mgr ctrl.Manager, providers map[string]provider.Provider) error {
+func SetupProviderReconcilers(mgr ctrl.Manager, providers map[string]provider.Provider, recheck time.Duration) error {
 	for _, cluster := range []bool{false, true} {
-		r := &ProviderReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Providers: providers, ClusterScoped: cluster}
+		r := &ProviderReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Providers: providers,
+			ClusterScoped: cluster, RecheckInterval: recheck}
 		if err := r.SetupWithManager(mgr); err != nil {
 			return err
 		}
@@ -61,6 +66,9 @@ func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	}
 	status.Vendor = spec.Vendor()
 	status.ObservedGeneration = obj.GetGeneration()
+	if version, err := creds.version(ctx, credentialRefs(spec, r.Providers[spec.Vendor()])); err == nil {
+		status.CredentialsVersion = version
+	}
 	meta.SetStatusCondition(&status.Conditions, ready)
 
 	if !equality.Semantic.DeepEqual(before, status) {
@@ -70,7 +78,7 @@ func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 			return ctrl.Result{}, client.IgnoreNotFound(err)
 		}
 	}
-	return ctrl.Result{RequeueAfter: providerRecheck}, nil
+	return ctrl.Result{RequeueAfter: r.RecheckInterval}, nil
 }
 
 // validate checks what the schema cannot: the vendor is implemented, every
@@ -80,18 +88,15 @@ func (r *ProviderReconciler) validate(ctx context.Context, spec *v1alpha1.EmbedP
 	if !ok {
 		return provider.Permanent(v1alpha1.ReasonVendorNotSupported, "this operator build has no %s provider", spec.Vendor())
 	}
-	for _, ref := range spec.SecretRefs() {
-		if _, err := creds.Read(ctx, ref); err != nil {
-			return err
-		}
-	}
-	if ref := spec.CABundleSecretRef; ref != nil {
-		ca, err := creds.Read(ctx, *ref)
+	for _, ref := range credentialRefs(spec, impl) {
+		value, err := creds.Read(ctx, ref)
 		if err != nil {
 			return err
 		}
-		if _, err := provider.NewHTTPClient(time.Second, ca); err != nil {
-			return err
+		if spec.CABundleSecretRef != nil && ref == *spec.CABundleSecretRef {
+			if _, err := provider.NewHTTPClient(time.Second, value); err != nil {
+				return err
+			}
 		}
 	}
 	if v, ok := impl.(provider.ConfigValidator); ok {
@@ -128,4 +133,16 @@ func (r *ProviderReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(obj, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Named(name).
 		Complete(r)
+}
+
+// credentialRefs lists every Secret key a provider reads.
+func credentialRefs(spec *v1alpha1.EmbedProviderSpec, impl provider.Provider) []v1alpha1.SecretKeySelector {
+	refs := spec.SecretRefs()
+	if l, ok := impl.(provider.SecretRefLister); ok {
+		refs = l.SecretRefs(spec)
+	}
+	if spec.CABundleSecretRef != nil {
+		refs = append(refs, *spec.CABundleSecretRef)
+	}
+	return refs
 }

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"sync"
@@ -23,51 +24,66 @@ import (
 // resolvedProvider is a provider object that this request may use, with the
 // implementation for its vendor.
 type resolvedProvider struct {
-	uid        types.UID
-	generation int64
-	spec       *v1alpha1.EmbedProviderSpec
-	vendor     string
-	impl       provider.Provider
-	creds      credentialReader
+	name              string
+	uid               types.UID
+	generation        int64
+	spec              *v1alpha1.EmbedProviderSpec
+	vendor            string
+	impl              provider.Provider
+	creds             credentialReader
+	namespaceSelector *metav1.LabelSelector
+	// credentialsVersion is the provider's status.credentialsVersion, or ""
+	// when the provider does not re-issue tokens on credential rotation.
+	credentialsVersion string
 }
 
-// resolveProvider finds the referenced provider and checks that the request
-// may use it: the namespace is admitted, the vendors match, and this build
-// implements the vendor.
-func (r *EmbedTokenRequestReconciler) resolveProvider(ctx context.Context, etr *v1alpha1.EmbedTokenRequest) (*resolvedProvider, error) {
+// getProvider reads the referenced provider from the cache. It runs on every
+// reconcile, so it makes no API calls.
+func (r *EmbedTokenRequestReconciler) getProvider(ctx context.Context, etr *v1alpha1.EmbedTokenRequest) (*resolvedProvider, error) {
 	ref := etr.Spec.ProviderRef
-	var res resolvedProvider
-	switch etr.ProviderKind() {
-	case "ClusterEmbedProvider":
+	if etr.ProviderKind() == "ClusterEmbedProvider" {
 		cp := &v1alpha1.ClusterEmbedProvider{}
 		if err := r.Get(ctx, client.ObjectKey{Name: ref.Name}, cp); err != nil {
 			return nil, providerGetError(err, "ClusterEmbedProvider "+ref.Name)
 		}
-		if err := r.checkNamespaceAllowed(ctx, cp, etr.Namespace); err != nil {
-			return nil, err
-		}
-		res = resolvedProvider{uid: cp.UID, generation: cp.Generation, spec: &cp.Spec.EmbedProviderSpec,
-			creds: credentialReader{reader: r.APIReader, clusterScoped: true}}
-	default:
-		p := &v1alpha1.EmbedProvider{}
-		if err := r.Get(ctx, client.ObjectKey{Namespace: etr.Namespace, Name: ref.Name}, p); err != nil {
-			return nil, providerGetError(err, "EmbedProvider "+etr.Namespace+"/"+ref.Name)
-		}
-		res = resolvedProvider{uid: p.UID, generation: p.Generation, spec: &p.Spec,
-			creds: credentialReader{reader: r.APIReader, namespace: p.Namespace}}
+		return newResolvedProvider(cp, &cp.Spec.EmbedProviderSpec, &cp.Status,
+			credentialReader{reader: r.APIReader, clusterScoped: true}, cp.Spec.NamespaceSelector), nil
 	}
+	p := &v1alpha1.EmbedProvider{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: etr.Namespace, Name: ref.Name}, p); err != nil {
+		return nil, providerGetError(err, "EmbedProvider "+etr.Namespace+"/"+ref.Name)
+	}
+	return newResolvedProvider(p, &p.Spec, &p.Status, credentialReader{reader: r.APIReader, namespace: p.Namespace}, nil), nil
+}
 
-	res.vendor = res.spec.Vendor()
-	if want := etr.Spec.Vendor(); want != res.vendor {
-		return nil, provider.Permanent(v1alpha1.ReasonVendorMismatch,
-			"the request sets spec.%s but provider %s is a %s provider", want, ref.Name, res.vendor)
+func newResolvedProvider(obj client.Object, spec *v1alpha1.EmbedProviderSpec, status *v1alpha1.EmbedProviderStatus,
+	creds credentialReader, selector *metav1.LabelSelector) *resolvedProvider {
+	p := &resolvedProvider{name: obj.GetName(), uid: obj.GetUID(), generation: obj.GetGeneration(), spec: spec,
+		vendor: spec.Vendor(), creds: creds, namespaceSelector: selector}
+	if spec.ReissueOnCredentialChange == nil || *spec.ReissueOnCredentialChange {
+		p.credentialsVersion = status.CredentialsVersion
 	}
-	impl, ok := r.Providers[res.vendor]
+	return p
+}
+
+// checkProvider checks that the request may use the provider: the namespace
+// is admitted, the vendors match, and this build implements the vendor.
+func (r *EmbedTokenRequestReconciler) checkProvider(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, p *resolvedProvider) error {
+	if p.namespaceSelector != nil {
+		if err := r.checkNamespaceAllowed(ctx, p, etr.Namespace); err != nil {
+			return err
+		}
+	}
+	if want := etr.Spec.Vendor(); want != p.vendor {
+		return provider.Permanent(v1alpha1.ReasonVendorMismatch,
+			"the request sets spec.%s but provider %s is a %s provider", want, p.name, p.vendor)
+	}
+	impl, ok := r.Providers[p.vendor]
 	if !ok {
-		return nil, provider.Permanent(v1alpha1.ReasonVendorNotSupported, "this operator build has no %s provider", res.vendor)
+		return provider.Permanent(v1alpha1.ReasonVendorNotSupported, "this operator build has no %s provider", p.vendor)
 	}
-	res.impl = impl
-	return &res, nil
+	p.impl = impl
+	return nil
 }
 
 func providerGetError(err error, what string) error {
@@ -78,14 +94,14 @@ func providerGetError(err error, what string) error {
 }
 
 // checkNamespaceAllowed applies a ClusterEmbedProvider's namespaceSelector.
-func (r *EmbedTokenRequestReconciler) checkNamespaceAllowed(ctx context.Context, cp *v1alpha1.ClusterEmbedProvider, namespace string) error {
-	sel := cp.Spec.NamespaceSelector
-	if sel == nil || len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0 {
+func (r *EmbedTokenRequestReconciler) checkNamespaceAllowed(ctx context.Context, p *resolvedProvider, namespace string) error {
+	sel := p.namespaceSelector
+	if len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0 {
 		return nil
 	}
 	selector, err := metav1.LabelSelectorAsSelector(sel)
 	if err != nil {
-		return provider.Permanent(v1alpha1.ReasonProviderInvalid, "ClusterEmbedProvider %s has an invalid namespaceSelector: %v", cp.Name, err)
+		return provider.Permanent(v1alpha1.ReasonProviderInvalid, "ClusterEmbedProvider %s has an invalid namespaceSelector: %v", p.name, err)
 	}
 	ns := &corev1.Namespace{}
 	if err := r.APIReader.Get(ctx, client.ObjectKey{Name: namespace}, ns); err != nil {
@@ -93,7 +109,7 @@ func (r *EmbedTokenRequestReconciler) checkNamespaceAllowed(ctx context.Context,
 	}
 	if !selector.Matches(labels.Set(ns.Labels)) {
 		return provider.Permanent(v1alpha1.ReasonNamespaceNotAllowed,
-			"ClusterEmbedProvider %s does not admit namespace %s (namespaceSelector %s)", cp.Name, namespace, selector)
+			"ClusterEmbedProvider %s does not admit namespace %s (namespaceSelector %s)", p.name, namespace, selector)
 	}
 	return nil
 }
@@ -154,6 +170,26 @@ func (c credentialReader) Read(ctx context.Context, ref v1alpha1.SecretKeySelect
 		return nil, provider.Transient(v1alpha1.ReasonCredentialsNotFound, "credential Secret %s/%s has no key %q", ns, ref.Name, ref.Key)
 	}
 	return v, nil
+}
+
+// version fingerprints the resource versions of the Secrets behind refs,
+// reading only their metadata, so a rotation is noticed without exposing or
+// hashing the credentials themselves.
+func (c credentialReader) version(ctx context.Context, refs []v1alpha1.SecretKeySelector) (string, error) {
+	h := sha256.New()
+	for _, ref := range refs {
+		ns, err := c.namespaceFor(ref)
+		if err != nil {
+			return "", err
+		}
+		meta := &metav1.PartialObjectMetadata{}
+		meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+		if err := c.reader.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, meta); err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s/%s/%s@%s;", ns, ref.Name, meta.UID, meta.ResourceVersion)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8]), nil
 }
 
 func (c credentialReader) namespaceFor(ref v1alpha1.SecretKeySelector) (string, error) {

@@ -51,29 +51,28 @@ func storedToken(s *corev1.Secret) (StoredToken, string) {
 		return StoredToken{}, ""
 	}
 	return StoredToken{
-		Present:        true,
-		IssuedAt:       issued,
-		ExpiresAt:      expires,
-		InputHash:      s.Annotations[v1alpha1.InputHashAnnotation],
-		RefreshHandled: s.Annotations[v1alpha1.RefreshHandledAnnotation],
+		Present:            true,
+		IssuedAt:           issued,
+		ExpiresAt:          expires,
+		InputHash:          s.Annotations[v1alpha1.InputHashAnnotation],
+		RefreshHandled:     s.Annotations[v1alpha1.RefreshHandledAnnotation],
+		CredentialsVersion: s.Annotations[v1alpha1.CredentialsVersionAnnotation],
 	}, provider.Digest(tok)
 }
 
 // policyInput gathers what Decide needs. A failed vendor call delays the
 // next attempt while it is newer than the stored token and the spec has not
 // changed since.
-func (r *EmbedTokenRequestReconciler) policyInput(etr *v1alpha1.EmbedTokenRequest, o *outcome) PolicyInput {
+func (r *EmbedTokenRequestReconciler) policyInput(etr *v1alpha1.EmbedTokenRequest, o *outcome, prov *resolvedProvider) PolicyInput {
 	in := PolicyInput{
 		Stored:         o.stored,
 		InputHash:      inputHash(etr),
 		RefreshRequest: etr.Annotations[v1alpha1.RefreshAnnotation],
+		Renew:          renewPolicy(etr),
 		Seed:           string(etr.UID),
 	}
-	if etr.Spec.RenewBefore != nil {
-		in.Renew.RenewBefore = etr.Spec.RenewBefore.Duration
-	}
-	if etr.Spec.RenewBeforePercentage != nil {
-		in.Renew.RenewBeforePercentage = *etr.Spec.RenewBeforePercentage
+	if prov != nil {
+		in.CredentialsVersion = prov.credentialsVersion
 	}
 	st := etr.Status
 	if st.FailedAttempts > 0 && st.RenewAt != nil && st.LastFailureTime != nil && vendorFailureReasons[lastFailureReason(etr)] &&
@@ -81,6 +80,17 @@ func (r *EmbedTokenRequestReconciler) policyInput(etr *v1alpha1.EmbedTokenReques
 		in.RetryAt = st.RenewAt.Time
 	}
 	return in
+}
+
+func renewPolicy(etr *v1alpha1.EmbedTokenRequest) RenewPolicy {
+	var p RenewPolicy
+	if etr.Spec.RenewBefore != nil {
+		p.RenewBefore = etr.Spec.RenewBefore.Duration
+	}
+	if etr.Spec.RenewBeforePercentage != nil {
+		p.RenewBeforePercentage = *etr.Spec.RenewBeforePercentage
+	}
+	return p
 }
 
 // inputHash fingerprints what a token is issued for. Renewal settings,
@@ -119,10 +129,15 @@ func secretConflict(etr *v1alpha1.EmbedTokenRequest) error {
 
 // writeSecret stores a newly issued token, creating the Secret or updating it
 // in place so pods that mount it see the new token without a restart.
-func (r *EmbedTokenRequestReconciler) writeSecret(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, secret *corev1.Secret, tok provider.Token, o *outcome) error {
+func (r *EmbedTokenRequestReconciler) writeSecret(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, secret *corev1.Secret, tok provider.Token, prov *resolvedProvider, o *outcome) error {
 	rec := StoredToken{
 		Present: true, IssuedAt: tok.IssuedAt.UTC().Truncate(time.Second), ExpiresAt: tok.ExpiresAt.UTC().Truncate(time.Second),
 		InputHash: inputHash(etr), RefreshHandled: etr.Annotations[v1alpha1.RefreshAnnotation],
+		CredentialsVersion: prov.credentialsVersion,
+	}
+	var replaced string
+	if secret != nil {
+		replaced = string(secret.Data[v1alpha1.SecretTokenKey])
 	}
 	if err := r.applySecret(ctx, etr, secret, tok.Value, rec); err != nil {
 		if apierrors.IsAlreadyExists(err) {
@@ -135,11 +150,33 @@ func (r *EmbedTokenRequestReconciler) writeSecret(ctx context.Context, etr *v1al
 		return fmt.Errorf("writing Secret %s: %w", etr.TargetSecretName(), err)
 	}
 	o.issued = &provider.Token{Value: tok.Value, Type: tok.Type, IssuedAt: rec.IssuedAt, ExpiresAt: rec.ExpiresAt}
-	o.renewAt = RenewAt(rec.IssuedAt, rec.ExpiresAt, r.policyInput(etr, o).Renew, string(etr.UID))
+	o.renewAt = RenewAt(rec.IssuedAt, rec.ExpiresAt, renewPolicy(etr), string(etr.UID))
 	o.stored = rec
 	log.FromContext(ctx).Info("Stored token", "embedTokenRequest", klog.KObj(etr), "secret", etr.TargetSecretName(),
 		"vendor", o.vendor, "digest", tok.Digest(), "expiresAt", rec.ExpiresAt, "renewAt", o.renewAt)
+	if replaced != "" && replaced != tok.Value {
+		r.revoke(ctx, etr, prov, replaced)
+	}
 	return nil
+}
+
+// revoke asks the vendor to revoke a replaced token, for vendors that
+// support it (the vendor's config decides whether to). The new token is
+// already stored, so a failure is only logged.
+func (r *EmbedTokenRequestReconciler) revoke(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, prov *resolvedProvider, token string) {
+	revoker, ok := prov.impl.(provider.Revoker)
+	if !ok {
+		return
+	}
+	httpClient, err := r.clients.get(ctx, prov)
+	if err == nil {
+		err = revoker.Revoke(ctx, provider.Request{Config: prov.spec, Params: &etr.Spec.VendorParams, Credentials: prov.creds,
+			HTTPClient: httpClient, Now: r.Clock.Now()}, token)
+	}
+	if err != nil {
+		log.FromContext(ctx).Error(err, "Revoking the replaced token failed", "embedTokenRequest", klog.KObj(etr),
+			"vendor", prov.vendor, "digest", provider.Digest(token))
+	}
 }
 
 // syncSecretMetadata repairs the Secret's labels, annotations and expiry key
@@ -169,6 +206,9 @@ func (r *EmbedTokenRequestReconciler) applySecret(ctx context.Context, etr *v1al
 		v1alpha1.InputHashAnnotation:      rec.InputHash,
 		v1alpha1.RefreshHandledAnnotation: rec.RefreshHandled,
 	})
+	if rec.CredentialsVersion != "" {
+		secret.Annotations[v1alpha1.CredentialsVersionAnnotation] = rec.CredentialsVersion
+	}
 	secret.Data = map[string][]byte{
 		v1alpha1.SecretTokenKey:     []byte(token),
 		v1alpha1.SecretExpiresAtKey: []byte(rec.ExpiresAt.UTC().Format(time.RFC3339)),
@@ -176,13 +216,20 @@ func (r *EmbedTokenRequestReconciler) applySecret(ctx context.Context, etr *v1al
 	if err := controllerutil.SetControllerReference(etr, secret, r.Scheme()); err != nil {
 		return fmt.Errorf("setting owner of Secret %s: %w", secret.Name, err)
 	}
-	if create {
-		return r.Create(ctx, secret)
-	}
-	if equality.Semantic.DeepEqual(before, secret) {
+	if !create && equality.Semantic.DeepEqual(before, secret) {
 		return nil
 	}
-	return r.Update(ctx, secret)
+	var err error
+	if create {
+		err = r.Create(ctx, secret)
+	} else {
+		err = r.Update(ctx, secret)
+	}
+	if err != nil {
+		return err
+	}
+	r.waitForCache(ctx, secret)
+	return nil
 }
 
 // mergeMaps returns base overlaid with each overlay in turn, allocating only

@@ -1,6 +1,9 @@
 package controller
 
 import (
+	"cmp"
+	"time"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/clock"
@@ -29,6 +32,9 @@ type Options struct {
 	MaxConcurrentReconciles int
 	// Clock defaults to the real clock.
 	Clock clock.PassiveClock
+	// CredentialCheckInterval is how often providers' credential Secrets are
+	// checked for rotation; DefaultCredentialCheckInterval when zero.
+	CredentialCheckInterval time.Duration
 }
 
 // Setup registers every controller of the operator with mgr, so the binary
@@ -47,5 +53,5 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	return SetupProviderReconcilers(mgr, opts.Providers)
+	return SetupProviderReconcilers(mgr, opts.Providers, cmp.Or(opts.CredentialCheckInterval, DefaultCredentialCheckInterval))
 }

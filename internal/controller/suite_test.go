@@ -24,6 +24,7 @@ import (
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/controller"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
+	jwtprovider "github.com/embedtokens/embed-token-operator/internal/provider/jwt"
 	"github.com/embedtokens/embed-token-operator/internal/provider/qrvey"
 )
 
@@ -82,8 +83,9 @@ func startManager() context.CancelFunc {
 	})
 	Expect(err).NotTo(HaveOccurred())
 	Expect(controller.Setup(mgr, controller.Options{
-		Providers:               map[string]provider.Provider{v1alpha1.VendorQrvey: qrvey.New()},
+		Providers:               map[string]provider.Provider{v1alpha1.VendorQrvey: qrvey.New(), v1alpha1.VendorJWT: jwtprovider.New()},
 		MaxConcurrentReconciles: 4,
+		CredentialCheckInterval: time.Second,
 	})).To(Succeed())
 
 	ctx, cancel := context.WithCancel(context.Background())

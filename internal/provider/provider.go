@@ -89,3 +89,10 @@ type ConfigValidator interface {
 type Revoker interface {
 	Revoke(ctx context.Context, req Request, token string) error
 }
+
+// SecretRefLister is implemented by vendors that read Secrets beyond the
+// spec's typed references (the generic HTTP provider's body template), so
+// credential rotation covers every Secret a token depends on.
+type SecretRefLister interface {
+	SecretRefs(config *v1alpha1.EmbedProviderSpec) []v1alpha1.SecretKeySelector
+}

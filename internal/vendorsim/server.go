@@ -39,6 +39,32 @@ type Options struct {
 	// QrveyAPIKey is the only x-api-key the Qrvey endpoint accepts.
 	// Empty means DefaultQrveyAPIKey.
 	QrveyAPIKey string
+	// BoldBIEmbedSecret is the only embedsecret the Bold BI endpoint accepts.
+	// Empty means DefaultBoldBIEmbedSecret.
+	BoldBIEmbedSecret string
+	// BoldBIOmitExpiresIn makes Bold BI answer without Data.expires_in, so
+	// clients must read the access token's exp claim.
+	BoldBIOmitExpiresIn bool
+	// ThoughtSpotSecretKey is the only secret_key the ThoughtSpot endpoint
+	// accepts. Empty means DefaultThoughtSpotSecretKey.
+	ThoughtSpotSecretKey string
+	// QlikClientID and QlikClientSecret are the only OAuth client the Qlik
+	// Cloud endpoints accept. Empty means DefaultQlikClientID/Secret.
+	QlikClientID, QlikClientSecret string
+	// QlikExpiresAt makes Qlik answer expires_at (RFC 3339) instead of
+	// expires_in, the other form the real tenants use.
+	QlikExpiresAt bool
+	// QlikMaxTokensPerUser, when positive, refuses a user more live tokens
+	// than this, as Qlik does; revoking one frees a slot.
+	QlikMaxTokensPerUser int
+	// OAuth2ClientID and OAuth2ClientSecret are the only client the OAuth2
+	// endpoint accepts. Empty means DefaultOAuth2ClientID/Secret.
+	OAuth2ClientID, OAuth2ClientSecret string
+	// OAuth2AllowedScopes, when set, are the only scopes the OAuth2 endpoint grants.
+	OAuth2AllowedScopes []string
+	// OAuth2JWTAccessTokens makes the OAuth2 endpoint issue JWTs and omit
+	// expires_in, so clients must read the token's exp claim.
+	OAuth2JWTAccessTokens bool
 }
 
 // Server simulates vendor token endpoints and records every call so tests can
@@ -111,6 +137,8 @@ type endpoint struct {
 	secretFields []string // request-body fields the admin API must never reveal
 	// emptyToken is the 200 body served by the EmptyToken fault.
 	emptyToken any
+	// formBodies accepts application/x-www-form-urlencoded bodies too.
+	formBodies bool
 	// errorBody renders an error in the vendor's own shape.
 	errorBody func(status int, msg string) any
 	// issue validates the request and issues a token; body is the request
@@ -134,7 +162,14 @@ func New(opts Options) *Server {
 		s.clock = clock.RealClock{}
 	}
 	mux := http.NewServeMux()
-	for _, e := range []endpoint{qrveyEndpoint(opts)} {
+	for _, e := range []endpoint{
+		qrveyEndpoint(opts),
+		qlikTokenEndpoint(s, opts),
+		qlikRevokeEndpoint(s, opts),
+		oauth2Endpoint(s, opts),
+		boldBIEndpoint(s, opts),
+		thoughtSpotEndpoint(s, opts),
+	} {
 		mux.HandleFunc(e.path, s.serveVendor(e))
 	}
 	s.mountAdmin(mux)
@@ -270,6 +305,9 @@ func (s *Server) serveVendor(e endpoint) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		raw, readErr := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 		body, decodeErr := decodeObject(raw)
+		if e.formBodies && isFormBody(r) {
+			body, decodeErr = decodeForm(raw)
+		}
 		if readErr != nil {
 			decodeErr = fmt.Errorf("read body: %w", readErr)
 		}

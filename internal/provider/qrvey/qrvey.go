@@ -48,42 +48,48 @@ func (p *Provider) Issue(ctx context.Context, req provider.Request) (provider.To
 	}
 	httpReq.Header.Set("Content-Type", "application/json")
 	httpReq.Header.Set("Accept", "application/json")
-	httpReq.Header.Set("x-api-key", strings.TrimSpace(string(apiKey)))
+	key := strings.TrimSpace(string(apiKey))
+	httpReq.Header.Set("x-api-key", key)
 
 	resp, err := provider.Do(ctx, req.HTTPClient, httpReq)
 	if err != nil {
 		return provider.Token{}, err
 	}
-	if err := provider.CheckStatus(resp, errorDetail(resp.Body)); err != nil {
+	if err := provider.CheckStatus(resp, provider.ErrorDetail(resp.Body)); err != nil {
+		// Qrvey's error bodies are undocumented: never let one echo the key.
+		return provider.Token{}, provider.Redact(err, key)
+	}
+	token, err := ParseResponse(resp.Body)
+	if err != nil {
 		return provider.Token{}, err
-	}
-	var out struct {
-		Token string `json:"token"`
-	}
-	if err := provider.DecodeJSON(resp.Body, &out); err != nil {
-		return provider.Token{}, err
-	}
-	if out.Token == "" {
-		return provider.Token{}, provider.Transient(v1alpha1.ReasonInvalidResponse, "qrvey response has no token")
 	}
 	// The token is opaque: it lives as long as requested, counted from when
 	// the request was sent so the recorded expiry is never late.
-	return provider.Token{Value: out.Token, IssuedAt: req.Now, ExpiresAt: req.Now.Add(req.Lifetime)}, nil
+	return provider.Token{Value: token, IssuedAt: req.Now, ExpiresAt: req.Now.Add(req.Lifetime)}, nil
 }
 
-// requestBody builds Qrvey's JSON body: extra fields first, then the fields
-// the operator owns.
+// ParseResponse reads the token from a successful (2xx) Qrvey answer,
+// {"token": "..."}. Its errors describe a bad body without quoting it, since
+// the body may still hold a token.
+func ParseResponse(body []byte) (string, error) {
+	var out struct {
+		Token string `json:"token"`
+	}
+	if err := provider.DecodeJSON(body, &out); err != nil {
+		return "", err
+	}
+	if out.Token == "" {
+		return "", provider.Transient(v1alpha1.ReasonInvalidResponse, "qrvey response has no token")
+	}
+	return out.Token, nil
+}
+
+// requestBody builds Qrvey's JSON body: extra fields first (numbers kept as
+// written), then the fields the operator owns.
 func requestBody(p *v1alpha1.QrveyParams, lifetime time.Duration) ([]byte, error) {
-	body := map[string]any{}
-	if p.Extra != nil && len(p.Extra.Raw) > 0 {
-		if err := json.Unmarshal(p.Extra.Raw, &body); err != nil || body == nil {
-			return nil, provider.Permanent(v1alpha1.ReasonInvalidRequest, "spec.qrvey.extra must be a JSON object")
-		}
-		for _, k := range reserved {
-			if _, ok := body[k]; ok {
-				return nil, provider.Permanent(v1alpha1.ReasonInvalidRequest, "spec.qrvey.extra must not set %q; use the dedicated field", k)
-			}
-		}
+	body, err := provider.DecodeObject("spec.qrvey.extra", p.Extra, reserved...)
+	if err != nil {
+		return nil, err
 	}
 	body["userid"] = p.UserID
 	body["appid"] = p.AppID
@@ -91,10 +97,17 @@ func requestBody(p *v1alpha1.QrveyParams, lifetime time.Duration) ([]byte, error
 		body["clientid"] = p.ClientID
 	}
 	if p.Permissions != nil && len(p.Permissions.Raw) > 0 {
+		if !json.Valid(p.Permissions.Raw) {
+			return nil, provider.Permanent(v1alpha1.ReasonInvalidRequest, "spec.qrvey.permissions must be valid JSON")
+		}
 		body["permissions"] = json.RawMessage(p.Permissions.Raw)
 	}
 	body["expiresIn"] = FormatExpiresIn(lifetime)
-	return json.Marshal(body)
+	out, err := json.Marshal(body)
+	if err != nil {
+		return nil, provider.Permanent(v1alpha1.ReasonInvalidRequest, "spec.qrvey cannot be written as a JSON body")
+	}
+	return out, nil
 }
 
 // FormatExpiresIn writes a lifetime as Qrvey's duration string: whole minutes
@@ -105,24 +118,4 @@ func FormatExpiresIn(d time.Duration) string {
 	}
 	secs := (d + time.Second - 1) / time.Second
 	return fmt.Sprintf("%ds", max(secs, 1))
-}
-
-// errorDetail pulls a human message out of a Qrvey error body, whose shape is
-// undocumented; it returns "" rather than echo anything unexpected.
-func errorDetail(body []byte) string {
-	var e struct {
-		Message string `json:"message"`
-		Error   any    `json:"error"`
-	}
-	if json.Unmarshal(body, &e) != nil {
-		return ""
-	}
-	msg := e.Message
-	if s, ok := e.Error.(string); ok && msg == "" {
-		msg = s
-	}
-	if len(msg) > 200 {
-		msg = msg[:200]
-	}
-	return msg
 }

@@ -1,0 +1,363 @@
+// Package httpprovider issues tokens from any vendor whose token endpoint is
+// one HTTP call with a JSON answer, described declaratively in spec.http: a
+// body template, headers, and paths to the token and its expiry. It covers
+// vendors without a dedicated package (ThoughtSpot, say) with no code change.
+// docs/vendors/http.md describes the path syntax, template functions and
+// expiry rules.
+package httpprovider
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/provider"
+)
+
+// headerNameRE is an RFC 9110 field name.
+var headerNameRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+// Provider is the generic HTTP implementation of provider.Provider and
+// provider.ConfigValidator.
+type Provider struct{}
+
+// New returns the generic HTTP provider.
+func New() *Provider { return &Provider{} }
+
+// Validate implements provider.ConfigValidator: it parses the body template
+// and the paths and reads every Secret the headers and template name, so
+// mistakes show on the provider's Ready condition before any request uses it.
+func (p *Provider) Validate(ctx context.Context, config *v1alpha1.EmbedProviderSpec, creds provider.CredentialReader) error {
+	if config.HTTP == nil {
+		return nil
+	}
+	if _, err := compile(config.HTTP); err != nil {
+		return err
+	}
+	for _, ref := range p.SecretRefs(config) {
+		if _, err := creds.Read(ctx, ref); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SecretRefs lists every Secret key the provider reads: header valueFrom
+// references and the template's secret calls. VendorConfig.SecretRefs cannot
+// see the latter (the api package does not parse templates), so a controller
+// that fingerprints credentials should ask the provider.
+func (p *Provider) SecretRefs(config *v1alpha1.EmbedProviderSpec) []v1alpha1.SecretKeySelector {
+	refs := config.SecretRefs()
+	if config.HTTP != nil {
+		body, _ := BodySecretRefs(config.HTTP.Body) // a bad template is Validate's to report
+		refs = append(refs, body...)
+	}
+	return refs
+}
+
+// Issue implements provider.Provider.
+func (p *Provider) Issue(ctx context.Context, req provider.Request) (provider.Token, error) {
+	cfg, params := req.Config.HTTP, req.Params.HTTP
+	if cfg == nil || params == nil {
+		return provider.Token{}, provider.Permanent(v1alpha1.ReasonVendorMismatch, "http provider needs spec.http on both provider and request")
+	}
+	c, err := compile(cfg)
+	if err != nil {
+		return provider.Token{}, err
+	}
+	var secrets []string // every credential read, redacted from any error
+	read := func(ref v1alpha1.SecretKeySelector) (string, error) {
+		v, err := req.Credentials.Read(ctx, ref)
+		if err != nil {
+			return "", err
+		}
+		s := strings.TrimSpace(string(v))
+		secrets = append(secrets, s)
+		return s, nil
+	}
+	tok, err := c.issue(ctx, req, params, read)
+	return tok, provider.Redact(err, secrets...)
+}
+
+// issue sends one request and reads the answer; Issue redacts its errors.
+func (c *compiled) issue(ctx context.Context, req provider.Request, params *v1alpha1.HTTPParams, read SecretFunc) (provider.Token, error) {
+	httpReq, err := c.request(req, params, read)
+	if err != nil {
+		return provider.Token{}, err
+	}
+	resp, err := provider.Do(ctx, req.HTTPClient, httpReq)
+	if err != nil {
+		return provider.Token{}, err
+	}
+	if err := provider.CheckStatus(resp, provider.ErrorDetail(resp.Body)); err != nil {
+		return provider.Token{}, err
+	}
+	return c.parseResponse(resp.Body, req.Now)
+}
+
+// request builds the HTTP request: rendered body, then default headers,
+// then the configured ones, which win.
+func (c *compiled) request(req provider.Request, params *v1alpha1.HTTPParams, read SecretFunc) (*http.Request, error) {
+	data := TemplateData{Vars: params.Variables, LifetimeSeconds: int64(math.Ceil(req.Lifetime.Seconds()))}
+	body, err := RenderBody(c.spec.Body, data, read)
+	if err != nil {
+		return nil, err
+	}
+	header, err := c.headers(read, len(body) > 0)
+	if err != nil {
+		return nil, err
+	}
+	if len(body) > 0 && strings.Contains(header.Get("Content-Type"), "json") && !json.Valid(body) {
+		return nil, provider.Permanent(v1alpha1.ReasonInvalidRequest,
+			"spec.http.body rendered to invalid JSON; quote string values (\"{{ .Vars.x }}\") or use the json function")
+	}
+	var r io.Reader
+	if len(body) > 0 {
+		r = bytes.NewReader(body)
+	}
+	httpReq, err := http.NewRequest(c.method, c.spec.URL, r)
+	if err != nil {
+		return nil, provider.Permanent(v1alpha1.ReasonProviderInvalid, "invalid spec.http url")
+	}
+	httpReq.Header = header
+	return httpReq, nil
+}
+
+// headers returns the request headers with values read from Secrets.
+func (c *compiled) headers(read SecretFunc, hasBody bool) (http.Header, error) {
+	h := http.Header{"Accept": {"application/json"}}
+	if hasBody {
+		h.Set("Content-Type", "application/json")
+	}
+	for _, hd := range c.spec.Headers {
+		v := ""
+		if hd.Value != nil {
+			v = *hd.Value
+		} else {
+			var err error
+			if v, err = read(hd.ValueFrom.SecretKeyRef); err != nil {
+				return nil, err
+			}
+		}
+		if strings.ContainsAny(v, "\r\n\x00") {
+			return nil, provider.Permanent(v1alpha1.ReasonInvalidCredentials, "header %s: the value contains a line break or NUL", hd.Name)
+		}
+		h.Set(hd.Name, v)
+	}
+	return h, nil
+}
+
+// compiled is an HTTPProvider spec whose paths are parsed and whose rules are
+// checked, ready to build requests and read answers.
+type compiled struct {
+	spec                              *v1alpha1.HTTPProvider
+	method                            string
+	token, expiresIn, expiresAt, succ *Path
+}
+
+// compile checks an HTTPProvider spec beyond the CRD schema and parses its
+// paths and body template. Errors are permanent ProviderInvalid.
+func compile(spec *v1alpha1.HTTPProvider) (*compiled, error) {
+	c := &compiled{spec: spec, method: cmp.Or(spec.Method, http.MethodPost)}
+	invalid := func(format string, args ...any) (*compiled, error) {
+		return nil, provider.Permanent(v1alpha1.ReasonProviderInvalid, "spec.http: "+format, args...)
+	}
+	if u, err := url.Parse(spec.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return invalid("url must be an absolute http(s) URL")
+	}
+	if c.method != http.MethodGet && c.method != http.MethodPost && c.method != http.MethodPut {
+		return invalid("method must be GET, POST or PUT")
+	}
+	if err := checkHeaders(spec.Headers); err != nil {
+		return invalid("%v", err)
+	}
+	if err := c.parsePaths(); err != nil {
+		return invalid("%v", err)
+	}
+	if err := checkExpiry(spec); err != nil {
+		return invalid("%v", err)
+	}
+	if spec.SuccessValue != "" && spec.SuccessPath == "" {
+		return invalid("successValue needs successPath")
+	}
+	if err := checkBody(spec.Body); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// checkHeaders checks header names and sources; values may be secret, so
+// they are checked only when read.
+func checkHeaders(headers []v1alpha1.HTTPHeader) error {
+	for _, h := range headers {
+		if !headerNameRE.MatchString(h.Name) {
+			return fmt.Errorf("header name %q is not a valid HTTP field name", h.Name)
+		}
+		if (h.Value == nil) == (h.ValueFrom == nil) {
+			return fmt.Errorf("header %s must set exactly one of value and valueFrom", h.Name)
+		}
+	}
+	return nil
+}
+
+// parsePaths parses every configured path; optional ones stay nil.
+func (c *compiled) parsePaths() error {
+	for _, p := range []struct {
+		expr string
+		dst  **Path
+	}{{c.spec.TokenPath, &c.token}, {c.spec.ExpiresInPath, &c.expiresIn}, {c.spec.ExpiresAtPath, &c.expiresAt}, {c.spec.SuccessPath, &c.succ}} {
+		if p.expr == "" && p.dst != &c.token {
+			continue
+		}
+		parsed, err := ParsePath(p.expr)
+		if err != nil {
+			return err
+		}
+		*p.dst = &parsed
+	}
+	return nil
+}
+
+// checkExpiry requires some way to learn the expiry, and only one path.
+func checkExpiry(spec *v1alpha1.HTTPProvider) error {
+	fallback := spec.Expiry != nil && (spec.Expiry.FromJWT != nil && *spec.Expiry.FromJWT || spec.Expiry.Duration != nil)
+	switch {
+	case spec.ExpiresInPath != "" && spec.ExpiresAtPath != "":
+		return errors.New("expiresInPath and expiresAtPath are mutually exclusive")
+	case spec.ExpiresAtFormat != "" && spec.ExpiresAtPath == "":
+		return errors.New("expiresAtFormat needs expiresAtPath")
+	case spec.ExpiresInPath == "" && spec.ExpiresAtPath == "" && !fallback:
+		return errors.New("set expiresInPath, expiresAtPath or expiry, or the token's expiry is unknown")
+	case spec.Expiry != nil && spec.Expiry.Duration != nil && spec.Expiry.Duration.Duration <= 0:
+		return errors.New("expiry.duration must be positive")
+	}
+	switch spec.ExpiresAtFormat {
+	case provider.ExpiresAtDetect, provider.ExpiresAtEpochSeconds, provider.ExpiresAtEpochMilliseconds, provider.ExpiresAtRFC3339:
+		return nil
+	}
+	return fmt.Errorf("expiresAtFormat %q is not EpochSeconds, EpochMilliseconds or RFC3339", spec.ExpiresAtFormat)
+}
+
+// parseResponse reads a 2xx answer: the optional success check, the token at
+// tokenPath and its expiry. Errors never quote the token or other response
+// values: a misconfigured path might point at the token.
+func (c *compiled) parseResponse(body []byte, now time.Time) (provider.Token, error) {
+	var doc any
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(&doc); err != nil || dec.More() {
+		return provider.Token{}, provider.Transient(v1alpha1.ReasonInvalidResponse, "vendor response is not JSON (%s)", provider.DescribeBody(body))
+	}
+	if err := c.checkSuccess(doc, body); err != nil {
+		return provider.Token{}, err
+	}
+	v, ok := c.token.Lookup(doc)
+	token, isString := v.(string)
+	switch {
+	case !ok || v == nil:
+		return provider.Token{}, provider.Transient(v1alpha1.ReasonInvalidResponse, "vendor response has no token at tokenPath %s (%s)", c.token, provider.DescribeBody(body))
+	case !isString:
+		return provider.Token{}, provider.Transient(v1alpha1.ReasonInvalidResponse, "the value at tokenPath %s is a %s, not a string", c.token, provider.JSONKind(v))
+	case token == "":
+		return provider.Token{}, provider.Transient(v1alpha1.ReasonInvalidResponse, "the token at tokenPath %s is empty", c.token)
+	}
+	exp, err := c.expiry(doc, token, now)
+	if err != nil {
+		return provider.Token{}, err
+	}
+	return provider.Token{Value: token, IssuedAt: now, ExpiresAt: exp}, nil
+}
+
+// checkSuccess applies successPath/successValue, for vendors that answer
+// HTTP 200 on failure.
+func (c *compiled) checkSuccess(doc any, body []byte) error {
+	if c.succ == nil {
+		return nil
+	}
+	if v, ok := c.succ.Lookup(doc); ok && matches(v, c.spec.SuccessValue) {
+		return nil
+	}
+	msg := fmt.Sprintf("vendor reported failure: the value at successPath %s is not %q", c.succ, c.spec.SuccessValue)
+	if d := provider.ErrorDetail(body); d != "" {
+		msg += ": " + d
+	}
+	return provider.Permanent(v1alpha1.ReasonVendorRejected, "%s", msg)
+}
+
+// matches compares a decoded JSON value with a configured text: strings
+// exactly, booleans as true/false (any case), numbers by value (so "1"
+// matches 1.0), null as "null". Objects and lists never match.
+func matches(v any, want string) bool {
+	want = strings.TrimSpace(want)
+	switch x := v.(type) {
+	case string:
+		return x == want
+	case bool:
+		return strings.EqualFold(strconv.FormatBool(x), want)
+	case json.Number:
+		a, errA := strconv.ParseFloat(x.String(), 64)
+		b, errB := strconv.ParseFloat(want, 64)
+		return x.String() == want || errA == nil && errB == nil && a == b
+	case nil:
+		return want == "null"
+	}
+	return false
+}
+
+// expiry reads expiresInPath or expiresAtPath when the response has that
+// value, else applies the configured fallback.
+func (c *compiled) expiry(doc any, token string, now time.Time) (time.Time, error) {
+	if v, ok := lookup(c.expiresIn, doc); ok {
+		raw, _ := json.Marshal(v) // v came from JSON, so it encodes again
+		d, _, err := provider.ExpiresIn(raw)
+		if err != nil {
+			return time.Time{}, provider.Transient(v1alpha1.ReasonInvalidResponse, "the value at expiresInPath %s is not a positive number of seconds", c.expiresIn)
+		}
+		return now.Add(d), nil
+	}
+	if v, ok := lookup(c.expiresAt, doc); ok {
+		t, err := provider.ParseExpiresAt(v, c.spec.ExpiresAtFormat)
+		if err != nil {
+			return time.Time{}, provider.Transient(v1alpha1.ReasonInvalidResponse, "the value at expiresAtPath %s: %v", c.expiresAt, err)
+		}
+		return t, nil
+	}
+	return c.fallback(token, now)
+}
+
+// fallback applies spec.http.expiry when the response states no expiry.
+func (c *compiled) fallback(token string, now time.Time) (time.Time, error) {
+	e := c.spec.Expiry
+	switch {
+	case e != nil && e.FromJWT != nil && *e.FromJWT:
+		if exp, ok := provider.JWTExpiry(token); ok {
+			return exp, nil
+		}
+		return time.Time{}, provider.Transient(v1alpha1.ReasonInvalidResponse, "expiry.fromJWT is set but the token is not a JWT with an exp claim")
+	case e != nil && e.Duration != nil:
+		return now.Add(e.Duration.Duration), nil
+	}
+	path := cmp.Or(c.spec.ExpiresInPath, c.spec.ExpiresAtPath)
+	return time.Time{}, provider.Transient(v1alpha1.ReasonInvalidResponse, "vendor response has no expiry at %s and spec.http.expiry sets no fallback", path)
+}
+
+// lookup is Path.Lookup for an optional path; null counts as absent.
+func lookup(p *Path, doc any) (any, bool) {
+	if p == nil {
+		return nil, false
+	}
+	v, ok := p.Lookup(doc)
+	return v, ok && v != nil
+}

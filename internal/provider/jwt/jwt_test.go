@@ -1,0 +1,359 @@
+package jwtprovider_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/provider"
+	jwtprovider "github.com/embedtokens/embed-token-operator/internal/provider/jwt"
+	"github.com/embedtokens/embed-token-operator/internal/provider/providertest"
+)
+
+const hmacSecret = "a-shared-secret-of-at-least-64-bytes-for-hs512-0123456789abcdef!"
+
+// testKeys are generated once: RSA key generation is slow under -race.
+type testKeys struct {
+	rsa, rsaSmall *rsa.PrivateKey
+	ec, ec384     *ecdsa.PrivateKey
+	creds         providertest.Creds
+}
+
+var keys = sync.OnceValue(func() testKeys {
+	must := func(err error) {
+		if err != nil {
+			panic(err)
+		}
+	}
+	k := testKeys{}
+	var err error
+	k.rsa, err = rsa.GenerateKey(rand.Reader, 2048)
+	must(err)
+	k.rsaSmall, err = rsa.GenerateKey(rand.Reader, 1024)
+	must(err)
+	k.ec, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	must(err)
+	k.ec384, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	must(err)
+	_, ed, err := ed25519.GenerateKey(rand.Reader)
+	must(err)
+	encode := func(typ string, der []byte) string {
+		return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))
+	}
+	pkcs8 := func(key any) string {
+		der, err := x509.MarshalPKCS8PrivateKey(key)
+		must(err)
+		return encode("PRIVATE KEY", der)
+	}
+	sec1 := func(key *ecdsa.PrivateKey) string {
+		der, err := x509.MarshalECPrivateKey(key)
+		must(err)
+		return encode("EC PRIVATE KEY", der)
+	}
+	pub, err := x509.MarshalPKIXPublicKey(&k.rsa.PublicKey)
+	must(err)
+	k.creds = providertest.Creds{
+		"k/hmac":        hmacSecret,
+		"k/empty":       "",
+		"k/rsa-pkcs1":   encode("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(k.rsa)),
+		"k/rsa-pkcs8":   pkcs8(k.rsa),
+		"k/rsa-small":   encode("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(k.rsaSmall)),
+		"k/ec-sec1":     sec1(k.ec),
+		"k/ec-pkcs8":    pkcs8(k.ec),
+		"k/ec-p384":     sec1(k.ec384),
+		"k/ed25519":     pkcs8(ed),
+		"k/public":      encode("PUBLIC KEY", pub),
+		"k/garbage-pem": "-----BEGIN RSA PRIVATE KEY-----\nbm90IGEga2V5IGF0IGFsbCwganVzdCBieXRlcw==\n-----END RSA PRIVATE KEY-----\n",
+		"k/encrypted":   encode("ENCRYPTED PRIVATE KEY", []byte("opaque-encrypted-key-bytes")),
+	}
+	return k
+})
+
+func raw(s string) *apiextensionsv1.JSON { return &apiextensionsv1.JSON{Raw: []byte(s)} }
+
+// request is a JWT request signed with the key at creds "k/<key>".
+func request(t *testing.T, alg, key string, cfg v1alpha1.JWTProvider, params v1alpha1.JWTParams) provider.Request {
+	req := providertest.Request(t, keys().creds, 0)
+	cfg.Algorithm, cfg.SigningKeySecretRef = alg, providertest.Ref("k/"+key)
+	req.Config.JWT, req.Params.JWT = &cfg, &params
+	return req
+}
+
+// verify parses token with the key that must have signed it, at Epoch.
+func verify(t *testing.T, token, alg string, key any) (jwt.MapClaims, map[string]any) {
+	t.Helper()
+	claims := jwt.MapClaims{}
+	parsed, err := jwt.ParseWithClaims(token, claims, func(*jwt.Token) (any, error) { return key, nil },
+		jwt.WithValidMethods([]string{alg}), jwt.WithTimeFunc(func() time.Time { return providertest.Epoch }),
+		jwt.WithIssuedAt(), jwt.WithExpirationRequired())
+	if err != nil {
+		t.Fatalf("verify %s token: %v", alg, err)
+	}
+	return claims, parsed.Header
+}
+
+func TestIssueEveryAlgorithm(t *testing.T) {
+	k := keys()
+	tests := []struct {
+		alg, key string
+		verify   any
+	}{
+		{"HS256", "hmac", []byte(hmacSecret)},
+		{"HS384", "hmac", []byte(hmacSecret)},
+		{"HS512", "hmac", []byte(hmacSecret)},
+		{"RS256", "rsa-pkcs1", &k.rsa.PublicKey},
+		{"RS256", "rsa-pkcs8", &k.rsa.PublicKey},
+		{"ES256", "ec-sec1", &k.ec.PublicKey},
+		{"ES256", "ec-pkcs8", &k.ec.PublicKey},
+	}
+	cfg := v1alpha1.JWTProvider{Issuer: "iss-1", Audience: "aud-1", KeyID: "kid-1", Headers: map[string]string{"x-tenant": "acme"}}
+	params := v1alpha1.JWTParams{Subject: "alice", Claims: raw(`{"role":"viewer","n":7,"nested":{"a":[1,2]}}`)}
+	for _, tc := range tests {
+		t.Run(tc.alg+"/"+tc.key, func(t *testing.T) {
+			tok, err := jwtprovider.New().Issue(context.Background(), request(t, tc.alg, tc.key, cfg, params))
+			providertest.CheckError(t, err, providertest.Want{})
+			claims, header := verify(t, tok.Value, tc.alg, tc.verify)
+			wantExp := providertest.Epoch.Add(time.Hour)
+			if !tok.IssuedAt.Equal(providertest.Epoch) || !tok.ExpiresAt.Equal(wantExp) {
+				t.Errorf("token window = %v..%v", tok.IssuedAt, tok.ExpiresAt)
+			}
+			want := map[string]any{
+				"iat": float64(providertest.Epoch.Unix()), "nbf": float64(providertest.Epoch.Unix()), "exp": float64(wantExp.Unix()),
+				"iss": "iss-1", "aud": "aud-1", "sub": "alice", "role": "viewer", "n": 7.0,
+			}
+			for c, v := range want {
+				if claims[c] != v {
+					t.Errorf("claim %s = %#v, want %#v", c, claims[c], v)
+				}
+			}
+			if nested, _ := claims["nested"].(map[string]any); len(nested["a"].([]any)) != 2 {
+				t.Errorf("nested claim = %#v", claims["nested"])
+			}
+			if jti, _ := claims["jti"].(string); !regexp.MustCompile(`^[0-9a-f]{32}$`).MatchString(jti) {
+				t.Errorf("jti = %q, want 128 random bits in hex", jti)
+			}
+			if header["kid"] != "kid-1" || header["x-tenant"] != "acme" || header["typ"] != "JWT" || header["alg"] != tc.alg {
+				t.Errorf("header = %v", header)
+			}
+		})
+	}
+}
+
+func TestLifetime(t *testing.T) {
+	tests := []struct {
+		name     string
+		lifetime time.Duration
+		max      *metav1.Duration
+		now      time.Time
+		want     time.Time
+	}{
+		{"requested", 30 * time.Minute, nil, providertest.Epoch, providertest.Epoch.Add(30 * time.Minute)},
+		{"capped", time.Hour, &metav1.Duration{Duration: 10 * time.Minute}, providertest.Epoch, providertest.Epoch.Add(10 * time.Minute)},
+		{"under the cap", 5 * time.Minute, &metav1.Duration{Duration: 10 * time.Minute}, providertest.Epoch, providertest.Epoch.Add(5 * time.Minute)},
+		{"unset", 0, nil, providertest.Epoch, providertest.Epoch.Add(v1alpha1.DefaultLifetime)},
+		{"cut to whole seconds", time.Minute, nil, providertest.Epoch.Add(900 * time.Millisecond), providertest.Epoch.Add(time.Minute)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req := request(t, "HS256", "hmac", v1alpha1.JWTProvider{MaxLifetime: tc.max}, v1alpha1.JWTParams{})
+			req.Lifetime, req.Now = tc.lifetime, tc.now
+			tok, err := jwtprovider.New().Issue(context.Background(), req)
+			providertest.CheckError(t, err, providertest.Want{})
+			claims, _ := verify(t, tok.Value, "HS256", []byte(hmacSecret))
+			if !tok.ExpiresAt.Equal(tc.want) || claims["exp"] != float64(tc.want.Unix()) || !tok.IssuedAt.Equal(tc.now) {
+				t.Errorf("expires %v (claim %v), issued %v; want %v", tok.ExpiresAt, claims["exp"], tok.IssuedAt, tc.want)
+			}
+		})
+	}
+}
+
+func TestUniqueJTI(t *testing.T) {
+	seen := map[string]bool{}
+	for range 20 {
+		tok, err := jwtprovider.New().Issue(context.Background(), request(t, "HS256", "hmac", v1alpha1.JWTProvider{}, v1alpha1.JWTParams{}))
+		providertest.CheckError(t, err, providertest.Want{})
+		claims, _ := verify(t, tok.Value, "HS256", []byte(hmacSecret))
+		if jti := claims["jti"].(string); seen[jti] {
+			t.Fatalf("jti %s repeated", jti)
+		} else {
+			seen[jti] = true
+		}
+	}
+}
+
+func TestInvalidRequests(t *testing.T) {
+	invalid := providertest.Want{Reason: v1alpha1.ReasonInvalidRequest, Permanent: true}
+	tests := []struct {
+		name   string
+		cfg    v1alpha1.JWTProvider
+		claims string
+	}{
+		{"claims not an object", v1alpha1.JWTProvider{}, `["a"]`},
+		{"header alg", v1alpha1.JWTProvider{Headers: map[string]string{"alg": "none"}}, ""},
+		{"header typ", v1alpha1.JWTProvider{Headers: map[string]string{"typ": "at+jwt"}}, ""},
+		{"header kid", v1alpha1.JWTProvider{Headers: map[string]string{"kid": "k"}}, ""},
+	}
+	for _, c := range []string{"iat", "nbf", "exp", "jti", "iss", "aud", "sub"} {
+		tests = append(tests, struct {
+			name   string
+			cfg    v1alpha1.JWTProvider
+			claims string
+		}{"reserved claim " + c, v1alpha1.JWTProvider{}, `{"ok":1,"` + c + `":"x"}`})
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			params := v1alpha1.JWTParams{}
+			if tc.claims != "" {
+				params.Claims = raw(tc.claims)
+			}
+			req := request(t, "HS256", "hmac", tc.cfg, params)
+			_, err := jwtprovider.New().Issue(context.Background(), req)
+			providertest.CheckError(t, err, invalid, hmacSecret)
+			if len(tc.cfg.Headers) > 0 {
+				providertest.CheckError(t, jwtprovider.New().Validate(context.Background(), req.Config, req.Credentials), invalid)
+			}
+		})
+	}
+}
+
+func TestWrongKeys(t *testing.T) {
+	tests := []struct {
+		alg, key, message string
+	}{
+		{"RS256", "hmac", "not a PEM-encoded private key"},
+		{"ES256", "hmac", "not a PEM-encoded private key"},
+		{"RS256", "garbage-pem", `PEM "RSA PRIVATE KEY" block that does not parse`},
+		{"RS256", "encrypted", `"ENCRYPTED PRIVATE KEY" block, not an unencrypted private key`},
+		{"RS256", "public", `"PUBLIC KEY" block`},
+		{"RS256", "ec-sec1", "EC private key; RS256 needs an RSA key"},
+		{"RS256", "rsa-small", "1024-bit RSA key"},
+		{"ES256", "rsa-pkcs1", "RSA private key; ES256 needs an EC P-256 key"},
+		{"ES256", "rsa-pkcs8", "RSA private key; ES256 needs an EC P-256 key"},
+		{"ES256", "ec-p384", "curve P-384"},
+		{"ES256", "ed25519", "Ed25519"},
+		{"HS256", "rsa-pkcs1", "HMAC algorithms need the raw shared secret"},
+		{"HS256", "empty", "is empty"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.alg+"/"+tc.key, func(t *testing.T) {
+			want := providertest.Want{Reason: v1alpha1.ReasonInvalidCredentials, Permanent: true, Message: tc.message}
+			req := request(t, tc.alg, tc.key, v1alpha1.JWTProvider{}, v1alpha1.JWTParams{})
+			secrets := keyFragments(keys().creds["k/"+tc.key])
+			_, err := jwtprovider.New().Issue(context.Background(), req)
+			providertest.CheckError(t, err, want, secrets...)
+			if !strings.HasPrefix(err.Error(), "signing key for "+tc.alg+" ") {
+				t.Errorf("message %q does not name the key", err)
+			}
+			providertest.CheckError(t, jwtprovider.New().Validate(context.Background(), req.Config, req.Credentials), want, secrets...)
+		})
+	}
+}
+
+// keyFragments is the key and each of its lines long enough to be key
+// material, none of which a message may contain.
+func keyFragments(key string) []string {
+	out := []string{key}
+	for _, line := range strings.Split(key, "\n") {
+		if len(line) >= 16 && !strings.HasPrefix(line, "-----") {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+func TestValidate(t *testing.T) {
+	p := jwtprovider.New()
+	for _, key := range []string{"hmac", "rsa-pkcs1", "ec-pkcs8"} {
+		alg := map[string]string{"hmac": "HS512", "rsa-pkcs1": "RS256", "ec-pkcs8": "ES256"}[key]
+		req := request(t, alg, key, v1alpha1.JWTProvider{}, v1alpha1.JWTParams{})
+		providertest.CheckError(t, p.Validate(context.Background(), req.Config, req.Credentials), providertest.Want{})
+	}
+	req := request(t, "HS256", "absent", v1alpha1.JWTProvider{}, v1alpha1.JWTParams{})
+	providertest.CheckError(t, p.Validate(context.Background(), req.Config, req.Credentials), providertest.Want{Reason: v1alpha1.ReasonCredentialsNotFound})
+	req = request(t, "none", "hmac", v1alpha1.JWTProvider{}, v1alpha1.JWTParams{})
+	providertest.CheckError(t, p.Validate(context.Background(), req.Config, req.Credentials), providertest.Want{Reason: v1alpha1.ReasonProviderInvalid, Permanent: true})
+	providertest.CheckError(t, p.Validate(context.Background(), &v1alpha1.EmbedProviderSpec{}, req.Credentials), providertest.Want{Reason: v1alpha1.ReasonVendorMismatch, Permanent: true})
+	_, err := p.Issue(context.Background(), providertest.Request(t, keys().creds, 0))
+	providertest.CheckError(t, err, providertest.Want{Reason: v1alpha1.ReasonVendorMismatch, Permanent: true})
+}
+
+// TestSample signs the token config/samples documents and checks it as
+// Tableau would.
+func TestSample(t *testing.T) {
+	prov, etr := providertest.Sample(t, "embedtokens_v1alpha1_embedprovider_jwt.yaml")
+	req := providertest.Request(t, providertest.Creds{"tableau-connected-app/secretValue": hmacSecret}, 0)
+	req.Config, req.Params, req.Lifetime = &prov, &etr.VendorParams, etr.Lifetime.Duration
+	providertest.CheckError(t, jwtprovider.New().Validate(context.Background(), req.Config, req.Credentials), providertest.Want{})
+	tok, err := jwtprovider.New().Issue(context.Background(), req)
+	providertest.CheckError(t, err, providertest.Want{}, hmacSecret)
+	claims, header := verify(t, tok.Value, "HS256", []byte(hmacSecret))
+	if header["kid"] != prov.JWT.KeyID || header["iss"] != prov.JWT.Issuer || claims["aud"] != "tableau" || claims["sub"] != "alice@example.com" ||
+		claims["scp"] == nil || !tok.ExpiresAt.Equal(providertest.Epoch.Add(10*time.Minute)) {
+		t.Errorf("header %v claims %v expires %v", header, claims, tok.ExpiresAt)
+	}
+}
+
+// TestPresets issues the tokens docs/vendors/jwt.md documents.
+func TestPresets(t *testing.T) {
+	t.Run("Tableau connected app", func(t *testing.T) {
+		cfg := v1alpha1.JWTProvider{KeyID: "secret-id", Issuer: "client-id", Audience: "tableau",
+			Headers: map[string]string{"iss": "client-id"}, MaxLifetime: &metav1.Duration{Duration: 10 * time.Minute}}
+		tok, err := jwtprovider.New().Issue(context.Background(), request(t, "HS256", "hmac", cfg,
+			v1alpha1.JWTParams{Subject: "alice@example.com", Claims: raw(`{"scp":["tableau:views:embed"]}`)}))
+		providertest.CheckError(t, err, providertest.Want{})
+		claims, header := verify(t, tok.Value, "HS256", []byte(hmacSecret))
+		scp, _ := claims["scp"].([]any)
+		if header["kid"] != "secret-id" || header["iss"] != "client-id" || claims["aud"] != "tableau" || len(scp) != 1 || scp[0] != "tableau:views:embed" ||
+			!tok.ExpiresAt.Equal(providertest.Epoch.Add(10*time.Minute)) {
+			t.Errorf("header %v claims %v expires %v", header, claims, tok.ExpiresAt)
+		}
+	})
+	t.Run("Metabase static embedding", func(t *testing.T) {
+		tok, err := jwtprovider.New().Issue(context.Background(), request(t, "HS256", "hmac", v1alpha1.JWTProvider{},
+			v1alpha1.JWTParams{Claims: raw(`{"resource":{"dashboard":1},"params":{}}`)}))
+		providertest.CheckError(t, err, providertest.Want{})
+		claims, _ := verify(t, tok.Value, "HS256", []byte(hmacSecret))
+		if res, _ := claims["resource"].(map[string]any); res["dashboard"] != 1.0 || claims["params"] == nil {
+			t.Errorf("claims %v", claims)
+		}
+	})
+}
+
+func FuzzBuildClaims(f *testing.F) {
+	f.Add([]byte(`{"k":"`), []byte(`"}`))
+	f.Add([]byte(`{"`), []byte(`":1,"exp":2}`))
+	f.Add([]byte(`{"sub":"`), []byte(`"}`))
+	f.Add([]byte(`{"nested":{"iat":"`), []byte(`"}}`))
+	f.Add([]byte(`[`), []byte(`]`))
+	f.Add([]byte(`{"a":"`), []byte(``))
+	f.Add([]byte(`{"a":1} {"b":"`), []byte(`"}`))
+	cfg := &v1alpha1.JWTProvider{Issuer: "iss", Audience: "aud", MaxLifetime: &metav1.Duration{Duration: 10 * time.Minute}}
+	f.Fuzz(func(t *testing.T, prefix, suffix []byte) {
+		claims := append(append(append([]byte{}, prefix...), providertest.Marker...), suffix...)
+		got, exp, err := jwtprovider.BuildClaims(cfg, &v1alpha1.JWTParams{Subject: "sub", Claims: raw(string(claims))}, time.Hour, providertest.Epoch)
+		if err != nil {
+			providertest.CheckError(t, err, providertest.Want{Reason: v1alpha1.ReasonInvalidRequest, Permanent: true}, providertest.Marker)
+			return
+		}
+		now, wantExp := providertest.Epoch.Unix(), providertest.Epoch.Add(10*time.Minute)
+		if got["iat"] != now || got["nbf"] != now || got["exp"] != wantExp.Unix() || !exp.Equal(wantExp) ||
+			got["iss"] != "iss" || got["aud"] != "aud" || got["sub"] != "sub" || len(got["jti"].(string)) != 32 {
+			t.Fatalf("reserved claims overridden: %v", got)
+		}
+	})
+}

@@ -1,0 +1,182 @@
+package vendorsim
+
+import (
+	"crypto/subtle"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Bold BI wire constants, exported so clients under test and the standalone
+// binary agree with the simulator without repeating literals.
+const (
+	// BoldBIServerPath is the simulated server URL's path: configure clients
+	// with serverURL = URL()+BoldBIServerPath.
+	BoldBIServerPath = "/bi"
+	// BoldBIAPIPrefix starts every Bold BI API route; the site identifier
+	// (e.g. site/site1) follows it, then BoldBIAuthorizeSuffix.
+	BoldBIAPIPrefix = BoldBIServerPath + "/api/"
+	// BoldBIAuthorizeSuffix ends the embed authorize route.
+	BoldBIAuthorizeSuffix = "/embed/authorize"
+	// DefaultBoldBISite is a site identifier for demos and tests; any
+	// non-empty site is accepted.
+	DefaultBoldBISite = "site/site1"
+	// DefaultBoldBIEmbedSecret is accepted when Options.BoldBIEmbedSecret is empty, for demos.
+	DefaultBoldBIEmbedSecret = "demo-embed-secret"
+	// BoldBITokenLifetime is how long simulated Bold BI access tokens live.
+	BoldBITokenLifetime = time.Hour
+	// BoldBISigningKey signs the simulated access tokens (HS256). It is public
+	// on purpose: tests may verify tokens with it; nothing real trusts it.
+	BoldBISigningKey = "vendorsim-boldbi-signing-key"
+)
+
+// BoldBIAuthorizePath is the embed authorize route for a site identifier.
+func BoldBIAuthorizePath(site string) string {
+	return BoldBIAPIPrefix + strings.Trim(site, "/") + BoldBIAuthorizeSuffix
+}
+
+// boldBIEndpoint simulates POST /bi/api/<site>/embed/authorize. Like the real
+// product it answers HTTP 200 with ApiStatus false when the embed secret or
+// the user is wrong, and returns a JWT access token.
+func boldBIEndpoint(s *Server, opts Options) endpoint {
+	secret := opts.BoldBIEmbedSecret
+	if secret == "" {
+		secret = DefaultBoldBIEmbedSecret
+	}
+	errorBody := func(_ int, msg string) any {
+		return map[string]any{"ApiStatus": false, "Data": nil, "Status": false, "Message": msg}
+	}
+	refused := func(msg string) reply { return reply{status: http.StatusOK, body: errorBody(0, msg)} }
+	bad := func(msg string) reply { return reply{status: http.StatusBadRequest, body: errorBody(0, msg)} }
+	return endpoint{
+		vendor:       "boldbi",
+		method:       http.MethodPost,
+		path:         BoldBIAPIPrefix,
+		secretFields: []string{"embedsecret"},
+		emptyToken:   boldBISuccess("", BoldBITokenLifetime, s.clock.Now(), false),
+		errorBody:    errorBody,
+		issue: func(r *http.Request, body map[string]any, decodeErr error) reply {
+			site, ok := boldBISite(r.URL.Path)
+			if !ok {
+				return reply{status: http.StatusNotFound, body: errorBody(0, "no such API route")}
+			}
+			if decodeErr != nil {
+				return bad("request body must be a JSON object: " + decodeErr.Error())
+			}
+			if msg := checkBoldBIBody(body, site); msg != "" {
+				return bad(msg)
+			}
+			if subtle.ConstantTimeCompare([]byte(stringField(body, "embedsecret")), []byte(secret)) != 1 {
+				return refused("Invalid embed secret")
+			}
+			email := stringField(body, "email")
+			if email == "" {
+				return refused("A user email is required")
+			}
+			now := s.clock.Now()
+			token, err := boldBIToken(email, site, now)
+			if err != nil {
+				return reply{status: http.StatusInternalServerError, body: errorBody(0, "sign token")}
+			}
+			return reply{status: http.StatusOK, body: boldBISuccess(token, BoldBITokenLifetime, now, !opts.BoldBIOmitExpiresIn),
+				token: token, ttl: BoldBITokenLifetime}
+		},
+	}
+}
+
+// boldBISite extracts the site identifier from /bi/api/<site>/embed/authorize.
+func boldBISite(path string) (string, bool) {
+	rest, ok := strings.CutPrefix(path, BoldBIAPIPrefix)
+	if !ok {
+		return "", false
+	}
+	site, ok := strings.CutSuffix(rest, BoldBIAuthorizeSuffix)
+	return site, ok && site != "" && !strings.HasPrefix(site, "/")
+}
+
+// checkBoldBIBody validates field types the way the real API's model binding
+// would, returning "" when the body is acceptable.
+func checkBoldBIBody(body map[string]any, site string) string {
+	for _, f := range []string{"email", "embedsecret", "serverurl", "siteidentifier"} {
+		if v, ok := body[f]; ok {
+			if _, isString := v.(string); !isString {
+				return f + " must be a string"
+			}
+		}
+	}
+	if v, ok := body["siteidentifier"].(string); ok && strings.Trim(v, "/") != site {
+		return "siteidentifier does not match the site in the URL"
+	}
+	if v, ok := body["dashboard"]; ok {
+		if d, isObject := v.(map[string]any); !isObject || !boldBIString(d["id"]) {
+			return "dashboard must be an object with a string id"
+		}
+	}
+	for _, f := range []string{"datasourcefilters", "dashboardparameters", "customattributes"} {
+		if v, ok := body[f]; ok && !boldBINameValues(v) {
+			return f + " must be a list of {name, value} with a string or list-of-strings value"
+		}
+	}
+	return ""
+}
+
+func boldBIString(v any) bool {
+	_, ok := v.(string)
+	return ok
+}
+
+// boldBINameValues checks a Bold BI list of {name, value, operator?}.
+func boldBINameValues(v any) bool {
+	list, ok := v.([]any)
+	if !ok {
+		return false
+	}
+	for _, item := range list {
+		nv, ok := item.(map[string]any)
+		if !ok || !boldBIString(nv["name"]) {
+			return false
+		}
+		if op, ok := nv["operator"]; ok && !boldBIString(op) {
+			return false
+		}
+		switch value := nv["value"].(type) {
+		case string:
+		case []any:
+			for _, s := range value {
+				if !boldBIString(s) {
+					return false
+				}
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// boldBIToken signs an HS256 access token whose exp matches the lifetime the
+// simulator records, so clients reading exp agree with Validate.
+func boldBIToken(email, site string, now time.Time) (string, error) {
+	claims := jwt.MapClaims{
+		"sub": email, "email": email, "site": site, "jti": newToken(""),
+		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(BoldBITokenLifetime).Unix(),
+	}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(BoldBISigningKey))
+}
+
+// boldBISuccess is Bold BI's success envelope. .issued and .expires are
+// locale-formatted like the real product's, so clients must not parse them.
+func boldBISuccess(token string, ttl time.Duration, now time.Time, withExpiresIn bool) map[string]any {
+	data := map[string]any{
+		"access_token": token,
+		"token_type":   "bearer",
+		".issued":      now.Format("1/2/2006 3:04:05 PM"),
+		".expires":     now.Add(ttl).Format("1/2/2006 3:04:05 PM"),
+	}
+	if withExpiresIn {
+		data["expires_in"] = int64(ttl / time.Second)
+	}
+	return map[string]any{"ApiStatus": true, "Data": data, "Status": true, "Message": ""}
+}
