@@ -216,7 +216,7 @@ var _ = Describe("EmbedTokenRequest", func() {
 	})
 
 	It("refreshes in place before expiry, once per token", func() {
-		etr := f.request("short", 6*time.Second)
+		etr := f.request("short", 9*time.Second)
 		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
 		token := waitForToken(ctx, etr, "")
 		uid := secretOf(ctx, etr)(Default).UID

@@ -115,10 +115,25 @@ func Redact(err error, secrets ...string) error {
 	}
 	for _, s := range secrets {
 		if s != "" {
-			e.Message = strings.ReplaceAll(e.Message, s, redacted)
+			e.Message = redactTruncated(strings.ReplaceAll(e.Message, s, redacted), s)
 		}
 	}
 	return err
+}
+
+// redactTruncated removes a secret's beginning left at the end of a message
+// that Detail cut short ("…"), which a whole-string replace cannot see.
+func redactTruncated(msg, secret string) string {
+	body, cut := strings.CutSuffix(msg, "…")
+	if !cut {
+		return msg
+	}
+	for k := len(secret) - 1; k >= 4; k-- {
+		if strings.HasSuffix(body, secret[:k]) {
+			return strings.TrimSuffix(body, secret[:k]) + redacted + "…"
+		}
+	}
+	return msg
 }
 
 // DecodeObject parses a spec field holding a free-form JSON object (extra

@@ -179,3 +179,14 @@ func TestDecodeObject(t *testing.T) {
 		})
 	}
 }
+
+func TestRedactRemovesASecretCutShortByDetail(t *testing.T) {
+	secret := "s3cr3t-credential-value-0123456789"
+	for cut := 5; cut < len(secret); cut += 7 {
+		msg := provider.Detail(strings.Repeat("x", 200-cut) + secret)
+		err := provider.Redact(provider.Transient("VendorRejected", "%s", msg), secret)
+		if strings.Contains(err.Error(), secret[:5]) {
+			t.Fatalf("cut at %d: message keeps the secret's beginning: %q", cut, err.Error())
+		}
+	}
+}
