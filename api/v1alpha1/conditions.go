@@ -89,4 +89,10 @@ const (
 	// ReasonInvalidResponse: the vendor answered with something that is not a
 	// usable token (not JSON, no token, expiry in the past).
 	ReasonInvalidResponse = "InvalidResponse"
+
+	// ReasonRolloutRestartFailed: the token is stored and valid, but a
+	// rolloutRestartTarget could not be restarted (e.g. the operator may not
+	// patch it); its pods may still read the previous token from their
+	// environment. Retried with backoff.
+	ReasonRolloutRestartFailed = "RolloutRestartFailed"
 )

@@ -24,6 +24,10 @@ import (
 // Well-known keys the operator reads and writes. They are part of the API:
 // applications read the data keys, tools read the annotations.
 const (
+	// RestartedAtAnnotation on a rolloutRestartTarget's pod template records
+	// when the operator last restarted it (RFC 3339 with nanoseconds).
+	RestartedAtAnnotation = "embedtokens.io/restartedAt"
+
 	// RefreshAnnotation on an EmbedTokenRequest: setting it to a new value
 	// asks for exactly one new token, like cert-manager's renew or Flux's
 	// reconcile.fluxcd.io/requestedAt.
@@ -92,7 +96,9 @@ type EmbedTokenRequestSpec struct {
 	Lifetime *metav1.Duration `json:"lifetime,omitempty"`
 
 	// RenewBefore is how long before expiry to renew. Defaults to a third of
-	// the token's actual lifetime.
+	// the token's actual lifetime, but at least 2m (pods see a mounted
+	// Secret's new content up to about a minute after it is written) and at
+	// most half the lifetime.
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
@@ -123,6 +129,31 @@ type EmbedTokenRequestSpec struct {
 	// Suspend stops calls to the vendor; the current Secret is kept.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+
+	// RolloutRestartTargets are workloads in this namespace that read the
+	// token from environment variables, which never change in a running
+	// container. After each new token is written the operator sets the
+	// annotation embedtokens.io/restartedAt on their pod template, as
+	// `kubectl rollout restart` does. Pods that mount the Secret as a volume
+	// (without subPath) see new tokens in place and need no restart.
+	// +optional
+	// +listType=map
+	// +listMapKey=kind
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	RolloutRestartTargets []RolloutRestartTarget `json:"rolloutRestartTargets,omitempty"`
+}
+
+// RolloutRestartTarget names a workload to restart when the token changes.
+type RolloutRestartTarget struct {
+	// Kind of the workload.
+	// +kubebuilder:validation:Enum=Deployment;StatefulSet;DaemonSet
+	Kind string `json:"kind"`
+
+	// Name of the workload, in the request's namespace.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
 }
 
 // VendorParams holds one pointer per vendor; exactly one is set and it must
@@ -286,6 +317,12 @@ type EmbedTokenRequestStatus struct {
 	// the current token answered.
 	// +optional
 	LastHandledRefresh string `json:"lastHandledRefresh,omitempty"`
+
+	// RestartedForDigest is the digest of the token for which every
+	// rolloutRestartTarget has been restarted, so each new token restarts
+	// each target at most once, across operator restarts too.
+	// +optional
+	RestartedForDigest string `json:"restartedForDigest,omitempty"`
 }
 
 // +kubebuilder:object:root=true

@@ -90,7 +90,11 @@ func (r *EmbedTokenRequestReconciler) reconcile(ctx context.Context, etr *v1alph
 		if o.stored.CredentialsVersion == "" && prov != nil {
 			o.stored.CredentialsVersion = prov.credentialsVersion // record it, so a later rotation is noticed
 		}
-		return r.syncSecretMetadata(ctx, etr, secret, o)
+		if err := r.syncSecretMetadata(ctx, etr, secret, o); err != nil {
+			return err
+		}
+		r.restartTargets(ctx, etr, o) // finishes restarts a crash or the coalescing window left pending
+		return nil
 	}
 
 	// Configuration checks cost no vendor call, so they run on every event
@@ -121,7 +125,11 @@ func (r *EmbedTokenRequestReconciler) reconcile(ctx context.Context, etr *v1alph
 		o.fail(err)
 		return nil
 	}
-	return r.writeSecret(ctx, etr, secret, tok, prov, o)
+	if err := r.writeSecret(ctx, etr, secret, tok, prov, o); err != nil || o.issued == nil {
+		return err
+	}
+	r.restartTargets(ctx, etr, o)
+	return nil
 }
 
 // finish computes the status from the outcome, records events for state
@@ -130,10 +138,14 @@ func (r *EmbedTokenRequestReconciler) finish(etr *v1alpha1.EmbedTokenRequest, o 
 	prevReady := readyReason(etr)
 	setStatus(etr, o)
 	r.recordEvents(etr, prevReady, o)
-	if etr.Status.RenewAt == nil {
+	next := o.restartAt
+	if etr.Status.RenewAt != nil && (next.IsZero() || etr.Status.RenewAt.Time.Before(next)) {
+		next = etr.Status.RenewAt.Time
+	}
+	if next.IsZero() {
 		return ctrl.Result{}
 	}
-	return ctrl.Result{RequeueAfter: max(etr.Status.RenewAt.Sub(o.now), minRetry)}
+	return ctrl.Result{RequeueAfter: max(next.Sub(o.now), minRetry)}
 }
 
 // patchStatus writes the status only if it changed, so a request whose token
@@ -157,6 +169,10 @@ func (r *EmbedTokenRequestReconciler) recordEvents(etr *v1alpha1.EmbedTokenReque
 		r.Recorder.Eventf(etr, nil, corev1.EventTypeNormal, v1alpha1.ReasonTokenRefreshed, "Refresh", "Refreshed token (%s) to %s valid until %s", o.decision.Reason, o.issued.Digest(), o.issued.ExpiresAt.UTC().Format(time.RFC3339))
 	default:
 		reason := readyReason(etr)
+		if reason != prevReady && reason == v1alpha1.ReasonRolloutRestartFailed {
+			r.Recorder.Eventf(etr, nil, corev1.EventTypeWarning, reason, "RolloutRestart", "%s", readyMessage(etr))
+			return
+		}
 		if reason != prevReady && (o.err != nil || reason == v1alpha1.ReasonTokenExpired) {
 			r.Recorder.Eventf(etr, nil, corev1.EventTypeWarning, reason, "Issue", "%s", readyMessage(etr))
 		}

@@ -34,6 +34,20 @@ const (
 	backoffJitter = 0.25
 )
 
+// MinDefaultRenewMargin is the least time the default policy leaves between
+// writing a renewed token and the old one expiring. A pod sees a mounted
+// Secret's new content only after the kubelet's next sync (up to about a
+// minute, plus its cache TTL), so a third of a short lifetime is not enough.
+const MinDefaultRenewMargin = 2 * time.Minute
+
+// DefaultRenewMargin is the margin used when the request sets neither
+// renewBefore nor renewBeforePercentage: a third of the lifetime, at least
+// MinDefaultRenewMargin so mounted Secrets update in time, but never more
+// than half the lifetime so a short-lived token is used for half its life.
+func DefaultRenewMargin(lifetime time.Duration) time.Duration {
+	return min(max(lifetime/3, MinDefaultRenewMargin), lifetime/2)
+}
+
 // StoredToken is what the written Secret records about the token it holds.
 // The Secret, not the status, is the source of truth: it is written first,
 // so after a crash it tells whether a token was already issued.
@@ -115,20 +129,21 @@ func refreshReason(in PolicyInput, now time.Time) RefreshReason {
 }
 
 // RenewAt is when a token valid from issued to expires should be replaced:
-// its margin before expiry, made up to 10% earlier by a per-token jitter so
-// tokens issued together do not renew together.
+// its margin (DefaultRenewMargin unless the policy sets one) before expiry,
+// made up to 10% earlier by a per-token jitter so tokens issued together do
+// not renew together.
 func RenewAt(issued, expires time.Time, p RenewPolicy, seed string) time.Time {
 	lifetime := expires.Sub(issued)
 	if lifetime <= 0 {
 		return expires
 	}
-	margin := lifetime / 3
+	margin := DefaultRenewMargin(lifetime)
 	switch {
 	case p.RenewBefore > 0 && p.RenewBefore < lifetime:
 		margin = p.RenewBefore
 	case p.RenewBefore >= lifetime:
-		// The vendor granted less than asked: renew at two thirds, as
-		// cert-manager does when renewBefore exceeds the duration.
+		// The vendor granted less than asked: fall back to the default
+		// margin, as cert-manager does when renewBefore exceeds the duration.
 	case p.RenewBeforePercentage > 0:
 		margin = lifetime * time.Duration(p.RenewBeforePercentage) / 100
 	}

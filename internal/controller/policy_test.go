@@ -143,9 +143,24 @@ func TestRenewAt(t *testing.T) {
 			earliest: hour.Add(-33 * time.Minute), latest: hour.Add(-30 * time.Minute),
 		},
 		{
-			name:   "a renewBefore longer than what the vendor granted falls back to a third",
+			name:   "a short token renews at least two minutes before expiry so the kubelet can deliver the new one",
+			issued: t0, expires: t0.Add(5 * time.Minute),
+			earliest: t0.Add(3*time.Minute - 12*time.Second), latest: t0.Add(3 * time.Minute),
+		},
+		{
+			name:   "a very short token renews at half its life rather than at once",
+			issued: t0, expires: t0.Add(3 * time.Minute),
+			earliest: t0.Add(90*time.Second - 9*time.Second), latest: t0.Add(90 * time.Second),
+		},
+		{
+			name:   "a renewBefore longer than what the vendor granted falls back to the default margin",
 			issued: t0, expires: t0.Add(3 * time.Minute), policy: RenewPolicy{RenewBefore: 10 * time.Minute},
-			earliest: t0.Add(2*time.Minute - 6*time.Second), latest: t0.Add(2 * time.Minute),
+			earliest: t0.Add(90*time.Second - 9*time.Second), latest: t0.Add(90 * time.Second),
+		},
+		{
+			name:   "an explicit renewBefore may be shorter than the default minimum",
+			issued: t0, expires: t0.Add(3 * time.Minute), policy: RenewPolicy{RenewBefore: 30 * time.Second},
+			earliest: t0.Add(150*time.Second - 3*time.Second), latest: t0.Add(150 * time.Second),
 		},
 		{
 			name:   "a token with no lifetime renews at once",

@@ -24,6 +24,20 @@ type outcome struct {
 	vendor    string
 	suspended bool
 	waiting   bool // a failed attempt is backing off
+
+	storedAt     time.Time // when this reconcile wrote a new token
+	restartedFor string    // digest whose rollout restarts completed
+	restartAt    time.Time // when to retry restarts held back to coalesce them
+	restartErr   error
+}
+
+// currentDigest is the digest of the token the Secret holds after this
+// reconcile, or "" if it holds none.
+func (o *outcome) currentDigest() string {
+	if o.issued != nil {
+		return o.issued.Digest()
+	}
+	return o.digest
 }
 
 // fail records a classified failure of this attempt.
@@ -91,6 +105,9 @@ func setStatus(etr *v1alpha1.EmbedTokenRequest, o *outcome) {
 		st.TokenDigest = o.digest
 		st.LastHandledRefresh = o.stored.RefreshHandled
 	}
+	if o.restartedFor != "" {
+		st.RestartedForDigest = o.restartedFor
+	}
 
 	switch {
 	case o.suspended:
@@ -140,6 +157,9 @@ func setConditions(etr *v1alpha1.EmbedTokenRequest, o *outcome, valid bool) {
 	case failure != nil:
 		ready.Reason = failure.Reason
 		ready.Message = fmt.Sprintf("Issuing failed: %s; retrying at %s", failure.Message, formatTime(st.RenewAt))
+	case valid && o.restartErr != nil:
+		ready.Status, ready.Reason = metav1.ConditionTrue, v1alpha1.ReasonRolloutRestartFailed
+		ready.Message = fmt.Sprintf("The token %s, but %v; retrying", validUntil(st), o.restartErr)
 	case valid:
 		ready.Status, ready.Reason = metav1.ConditionTrue, v1alpha1.ReasonTokenIssued
 		if o.issued != nil && o.decision.Reason != RefreshNoToken && o.decision.Reason != RefreshInputsChanged ||

@@ -1,0 +1,121 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+)
+
+// RestartCoalesceWindow is the least time between two restarts of one
+// workload. When several requests feeding the same Deployment get new tokens
+// within it, the later ones wait for the window to end and share a single
+// rollout, instead of starting one rollout per token.
+const RestartCoalesceWindow = 5 * time.Second
+
+// restartRetryInterval spaces retries of a restart that failed (typically
+// missing RBAC for the workload); the token itself is already stored.
+const restartRetryInterval = 30 * time.Second
+
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=get;patch
+
+// restartTargets rolls out the request's rolloutRestartTargets once per new
+// token, so workloads that read the token from environment variables start
+// pods that see it. A target restarted after the token was stored, by this
+// request or another, already serves the new token and is left alone.
+func (r *EmbedTokenRequestReconciler) restartTargets(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, o *outcome) {
+	digest := o.currentDigest()
+	if len(etr.Spec.RolloutRestartTargets) == 0 || digest == "" || etr.Status.RestartedForDigest == digest {
+		return
+	}
+	storedAt := o.storedAt
+	if storedAt.IsZero() {
+		storedAt = o.stored.IssuedAt // a reconcile before this one wrote it
+	}
+	for _, t := range etr.Spec.RolloutRestartTargets {
+		wait, err := r.restartTarget(ctx, etr, t, storedAt)
+		switch {
+		case err != nil:
+			o.restartErr = fmt.Errorf("restarting %s %s: %w", t.Kind, t.Name, err)
+			o.restartAt = o.now.Add(restartRetryInterval)
+			log.FromContext(ctx).Error(err, "Rollout restart failed", "embedTokenRequest", klog.KObj(etr), "kind", t.Kind, "name", t.Name)
+			return
+		case wait > 0:
+			o.restartAt = o.now.Add(wait)
+			return
+		}
+	}
+	o.restartedFor = digest
+}
+
+// restartTarget restarts one workload unless a restart since storedAt already
+// covers the new token, or returns how long to wait for the coalescing window.
+func (r *EmbedTokenRequestReconciler) restartTarget(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, t v1alpha1.RolloutRestartTarget, storedAt time.Time) (time.Duration, error) {
+	obj, template, err := workload(t.Kind)
+	if err != nil {
+		return 0, err
+	}
+	key := client.ObjectKey{Namespace: etr.Namespace, Name: t.Name}
+	if err := r.APIReader.Get(ctx, key, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			// Pods created later read the current Secret when they start.
+			log.FromContext(ctx).V(1).Info("Rollout restart target not found", "embedTokenRequest", klog.KObj(etr), "kind", t.Kind, "name", t.Name)
+			return 0, nil
+		}
+		return 0, fmt.Errorf("reading it: %w", err)
+	}
+	now := r.Clock.Now()
+	if last, ok := restartedAt(template(obj)); ok {
+		if !last.Before(storedAt) {
+			return 0, nil
+		}
+		if since := now.Sub(last); since < RestartCoalesceWindow {
+			return RestartCoalesceWindow - since, nil
+		}
+	}
+	before := obj.DeepCopyObject().(client.Object)
+	tmpl := template(obj)
+	if tmpl.Annotations == nil {
+		tmpl.Annotations = map[string]string{}
+	}
+	tmpl.Annotations[v1alpha1.RestartedAtAnnotation] = now.UTC().Format(time.RFC3339Nano)
+	// The optimistic lock makes two requests restarting the same workload at
+	// once conflict; the loser re-reads, sees the fresh restart and skips.
+	err = r.Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+	switch {
+	case apierrors.IsConflict(err):
+		return minRetry, nil
+	case err != nil:
+		return 0, fmt.Errorf("patching its pod template: %w", err)
+	}
+	log.FromContext(ctx).Info("Restarted rollout for the new token", "embedTokenRequest", klog.KObj(etr), "kind", t.Kind, "name", t.Name)
+	return 0, nil
+}
+
+// workload returns an empty object of kind and a function giving its pod
+// template's metadata.
+func workload(kind string) (client.Object, func(client.Object) *metav1.ObjectMeta, error) {
+	switch kind {
+	case "Deployment":
+		return &appsv1.Deployment{}, func(o client.Object) *metav1.ObjectMeta { return &o.(*appsv1.Deployment).Spec.Template.ObjectMeta }, nil
+	case "StatefulSet":
+		return &appsv1.StatefulSet{}, func(o client.Object) *metav1.ObjectMeta { return &o.(*appsv1.StatefulSet).Spec.Template.ObjectMeta }, nil
+	case "DaemonSet":
+		return &appsv1.DaemonSet{}, func(o client.Object) *metav1.ObjectMeta { return &o.(*appsv1.DaemonSet).Spec.Template.ObjectMeta }, nil
+	}
+	return nil, nil, fmt.Errorf("kind %q cannot be restarted", kind)
+}
+
+// restartedAt reads the operator's restart annotation from a pod template.
+func restartedAt(m *metav1.ObjectMeta) (time.Time, bool) {
+	t, err := time.Parse(time.RFC3339Nano, m.Annotations[v1alpha1.RestartedAtAnnotation])
+	return t, err == nil
+}
