@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -39,6 +40,13 @@ type EmbedTokenRequestReconciler struct {
 	// MaxConcurrentReconciles bounds parallel reconciles; vendor calls are
 	// bounded by each provider's rateLimit instead.
 	MaxConcurrentReconciles int
+	// Metrics, when set, publishes each request's validity and every vendor
+	// call.
+	Metrics *Metrics
+	// WatchNamespaces is set in namespaced mode (--watch-namespaces): the
+	// operator may not read cluster-scoped objects, so ClusterEmbedProviders
+	// are neither watched nor read.
+	WatchNamespaces []string
 
 	clients httpClients
 }
@@ -57,6 +65,9 @@ type EmbedTokenRequestReconciler struct {
 func (r *EmbedTokenRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	etr := &v1alpha1.EmbedTokenRequest{}
 	if err := r.Get(ctx, req.NamespacedName, etr); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Metrics.DeleteRequest(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !etr.DeletionTimestamp.IsZero() {
@@ -138,6 +149,7 @@ func (r *EmbedTokenRequestReconciler) finish(etr *v1alpha1.EmbedTokenRequest, o 
 	prevReady := readyReason(etr)
 	setStatus(etr, o)
 	r.recordEvents(etr, prevReady, o)
+	r.Metrics.SetRequest(etr)
 	next := o.restartAt
 	if etr.Status.RenewAt != nil && (next.IsZero() || etr.Status.RenewAt.Time.Before(next)) {
 		next = etr.Status.RenewAt.Time
@@ -185,15 +197,17 @@ func (r *EmbedTokenRequestReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := indexProviderRef(context.Background(), mgr); err != nil {
 		return err
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.EmbedTokenRequest{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&corev1.Secret{}).
 		Watches(&v1alpha1.EmbedProvider{}, handler.EnqueueRequestsFromMapFunc(r.requestsForProvider),
-			builder.WithPredicates(providerChanged)).
-		Watches(&v1alpha1.ClusterEmbedProvider{}, handler.EnqueueRequestsFromMapFunc(r.requestsForProvider),
-			builder.WithPredicates(providerChanged)).
-		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1)}).
+			builder.WithPredicates(providerChanged))
+	if len(r.WatchNamespaces) == 0 {
+		b = b.Watches(&v1alpha1.ClusterEmbedProvider{}, handler.EnqueueRequestsFromMapFunc(r.requestsForProvider),
+			builder.WithPredicates(providerChanged))
+	}
+	return b.WithOptions(controller.Options{MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1)}).
 		Named("embedtokenrequest").
 		Complete(r)
 }

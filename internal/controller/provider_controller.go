@@ -35,9 +35,15 @@ type ProviderReconciler struct {
 	RecheckInterval time.Duration
 }
 
-// SetupProviderReconcilers registers the reconcilers of both provider kinds.
-func SetupProviderReconcilers(mgr ctrl.Manager, providers map[string]provider.Provider, recheck time.Duration) error {
-	for _, cluster := range []bool{false, true} {
+// SetupProviderReconcilers registers the reconcilers of both provider kinds,
+// or only of EmbedProvider when clusterProviders is false (namespaced mode,
+// where the operator may not watch cluster-scoped objects).
+func SetupProviderReconcilers(mgr ctrl.Manager, providers map[string]provider.Provider, recheck time.Duration, clusterProviders bool) error {
+	kinds := []bool{false}
+	if clusterProviders {
+		kinds = append(kinds, true)
+	}
+	for _, cluster := range kinds {
 		r := &ProviderReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Providers: providers,
 			ClusterScoped: cluster, RecheckInterval: recheck}
 		if err := r.SetupWithManager(mgr); err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,6 +43,12 @@ type resolvedProvider struct {
 func (r *EmbedTokenRequestReconciler) getProvider(ctx context.Context, etr *v1alpha1.EmbedTokenRequest) (*resolvedProvider, error) {
 	ref := etr.Spec.ProviderRef
 	if etr.ProviderKind() == "ClusterEmbedProvider" {
+		if len(r.WatchNamespaces) > 0 {
+			return nil, provider.Permanent(v1alpha1.ReasonProviderNotFound,
+				"ClusterEmbedProvider %s cannot be used: the operator runs in namespaced mode (--watch-namespaces=%s) "+
+					"and does not read cluster-scoped providers; reference an EmbedProvider in namespace %s",
+				ref.Name, strings.Join(r.WatchNamespaces, ","), etr.Namespace)
+		}
 		cp := &v1alpha1.ClusterEmbedProvider{}
 		if err := r.Get(ctx, client.ObjectKey{Name: ref.Name}, cp); err != nil {
 			return nil, providerGetError(err, "ClusterEmbedProvider "+ref.Name)
@@ -126,6 +133,7 @@ func (r *EmbedTokenRequestReconciler) ensureToken(ctx context.Context, etr *v1al
 	}
 	callCtx, cancel := context.WithTimeout(ctx, httpClient.Timeout+time.Second)
 	defer cancel()
+	start := time.Now()
 	tok, err := p.impl.Issue(callCtx, provider.Request{
 		Config:      p.spec,
 		Params:      &etr.Spec.VendorParams,
@@ -134,6 +142,7 @@ func (r *EmbedTokenRequestReconciler) ensureToken(ctx context.Context, etr *v1al
 		HTTPClient:  httpClient,
 		Now:         r.Clock.Now(),
 	})
+	r.Metrics.ObserveIssue(p.vendor, time.Since(start), err)
 	if err != nil {
 		return provider.Token{}, err
 	}

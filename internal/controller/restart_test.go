@@ -125,7 +125,7 @@ var _ = Describe("rolloutRestartTargets", func() {
 		gen := restartedAt(ctx, w)(Default).Generation
 		// One restart at once, then at most one more when the coalescing
 		// window ends: fewer rollouts than tokens.
-		Expect(gen-1).To(BeNumerically(">=", 1))
+		Expect(gen - 1).To(BeNumerically(">=", 1))
 		Expect(gen-1).To(BeNumerically("<=", 2), "four tokens issued together must not cause four rollouts")
 		Consistently(restartedAt(ctx, w)).Should(HaveField("Generation", gen))
 	})

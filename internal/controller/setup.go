@@ -2,14 +2,17 @@ package controller
 
 import (
 	"cmp"
+	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
@@ -17,11 +20,20 @@ import (
 
 // CacheOptions limits the manager's Secret cache to Secrets this operator
 // writes. Credential Secrets are read directly, so thousands of unrelated
-// Secrets in the cluster cost no memory.
-func CacheOptions() cache.Options {
-	return cache.Options{ByObject: map[client.Object]cache.ByObject{
+// Secrets in the cluster cost no memory. Given watchNamespaces (the
+// --watch-namespaces flag), every watch and list is restricted to those
+// namespaces, so the operator needs Roles there and no cluster-wide rights.
+func CacheOptions(watchNamespaces ...string) cache.Options {
+	opts := cache.Options{ByObject: map[client.Object]cache.ByObject{
 		&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue})},
 	}}
+	if len(watchNamespaces) > 0 {
+		opts.DefaultNamespaces = make(map[string]cache.Config, len(watchNamespaces))
+		for _, ns := range watchNamespaces {
+			opts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	return opts
 }
 
 // Options configures the controllers Setup registers.
@@ -35,6 +47,14 @@ type Options struct {
 	// CredentialCheckInterval is how often providers' credential Secrets are
 	// checked for rotation; DefaultCredentialCheckInterval when zero.
 	CredentialCheckInterval time.Duration
+	// MetricsRegisterer receives the operator's metrics; controller-runtime's
+	// registry (served on the manager's metrics endpoint) when nil.
+	MetricsRegisterer prometheus.Registerer
+	// WatchNamespaces, when set, runs the operator in namespaced mode for
+	// teams without cluster-wide rights: the manager's cache must be built
+	// with CacheOptions(WatchNamespaces...), ClusterEmbedProviders are not
+	// watched, and a request that references one is reported, not served.
+	WatchNamespaces []string
 }
 
 // Setup registers every controller of the operator with mgr, so the binary
@@ -43,6 +63,13 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
 	}
+	if opts.MetricsRegisterer == nil {
+		opts.MetricsRegisterer = ctrlmetrics.Registry
+	}
+	m, err := NewMetrics(opts.MetricsRegisterer)
+	if err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
 	if err := (&EmbedTokenRequestReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
@@ -50,8 +77,11 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		Clock:                   opts.Clock,
 		Providers:               opts.Providers,
 		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+		Metrics:                 m,
+		WatchNamespaces:         opts.WatchNamespaces,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	return SetupProviderReconcilers(mgr, opts.Providers, cmp.Or(opts.CredentialCheckInterval, DefaultCredentialCheckInterval))
+	return SetupProviderReconcilers(mgr, opts.Providers, cmp.Or(opts.CredentialCheckInterval, DefaultCredentialCheckInterval),
+		len(opts.WatchNamespaces) == 0)
 }
