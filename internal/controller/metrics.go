@@ -43,22 +43,10 @@ type Metrics struct {
 // registered, so their series continue.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
-		expiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "embedtoken_expiry_timestamp_seconds",
-			Help: "Unix time at which the token currently stored for the request expires.",
-		}, requestLabels),
-		renewal: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "embedtoken_renewal_timestamp_seconds",
-			Help: "Unix time at which the operator next asks the vendor for a token for the request.",
-		}, requestLabels),
-		ready: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "embedtoken_ready",
-			Help: "1 when the request's Ready condition is True, else 0.",
-		}, requestLabels),
-		failures: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "embedtoken_consecutive_failures",
-			Help: "Consecutive failed attempts to issue a token for the request.",
-		}, requestLabels),
+		expiry:   requestGauge("embedtoken_expiry_timestamp_seconds", "Unix time at which the token currently stored for the request expires."),
+		renewal:  requestGauge("embedtoken_renewal_timestamp_seconds", "Unix time at which the operator next asks the vendor for a token for the request."),
+		ready:    requestGauge("embedtoken_ready", "1 when the request's Ready condition is True, else 0."),
+		failures: requestGauge("embedtoken_consecutive_failures", "Consecutive failed attempts to issue a token for the request."),
 		issues: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "embedtoken_issue_total",
 			Help: "Vendor calls to issue a token, by vendor and result (success or the failure's condition reason).",
@@ -102,6 +90,11 @@ func register[T prometheus.Collector](reg prometheus.Registerer, c *T, errp *err
 	case err != nil:
 		*errp = err
 	}
+}
+
+// requestGauge is a gauge with one series per EmbedTokenRequest.
+func requestGauge(name, help string) *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, requestLabels)
 }
 
 // ObserveIssue records one vendor call: its latency and its result.
