@@ -48,6 +48,11 @@ func main() {
 	flag.IntVar(&concurrency, "max-concurrent-reconciles", 10, "EmbedTokenRequests reconciled in parallel.")
 	flag.DurationVar(&credentialCheck, "credential-check-interval", controller.DefaultCredentialCheckInterval,
 		"How often providers' credential Secrets are checked for rotation.")
+	var watchNamespaces namespaceList
+	flag.Var(&watchNamespaces, "watch-namespaces", "Comma-separated namespaces to watch (namespaced mode: needs Roles "+
+		"there only, ClusterEmbedProviders are not served). Empty: the whole cluster.")
+	var rtFlags runtimeFlags
+	rtFlags.bind(flag.CommandLine)
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -69,14 +74,16 @@ func main() {
 
 	restConfig := ctrl.GetConfigOrDie()
 	restConfig.QPS, restConfig.Burst = float32(qps), burst
-	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+	mgrOpts := ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsOpts,
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         enableLeaderElect,
 		LeaderElectionID:       "embed-token-operator.embedtokens.io",
-		Cache:                  controller.CacheOptions(),
-	})
+		Cache:                  controller.CacheOptions(watchNamespaces...),
+	}
+	rtFlags.apply(&mgrOpts)
+	mgr, err := ctrl.NewManager(restConfig, mgrOpts)
 	if err != nil {
 		setupLog.Error(err, "Unable to create manager")
 		os.Exit(1)
@@ -94,6 +101,7 @@ func main() {
 
 	if err := controller.Setup(mgr, controller.Options{
 		Providers: providers, MaxConcurrentReconciles: concurrency, CredentialCheckInterval: credentialCheck,
+		WatchNamespaces: watchNamespaces,
 	}); err != nil {
 		setupLog.Error(err, "Unable to set up controllers")
 		os.Exit(1)

@@ -89,6 +89,11 @@ const (
 	// ReasonInvalidResponse: the vendor answered with something that is not a
 	// usable token (not JSON, no token, expiry in the past).
 	ReasonInvalidResponse = "InvalidResponse"
+	// ReasonTokenExpiryCapped (Warning event only): the vendor stated an
+	// expiry further away than the operator trusts (see
+	// controller.MaxTrustedLifetime); the token is stored with a capped
+	// expiry, so it is renewed sooner than the vendor said.
+	ReasonTokenExpiryCapped = "TokenExpiryCapped"
 
 	// ReasonRolloutRestartFailed: the token is stored and valid, but a
 	// rolloutRestartTarget could not be restarted (e.g. the operator may not

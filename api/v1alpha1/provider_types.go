@@ -289,6 +289,9 @@ type HTTPProvider struct {
 	// for vendors that answer 200 on failure.
 	// +optional
 	SuccessPath string `json:"successPath,omitempty"`
+	// SuccessValue is the value SuccessPath must hold for the response to
+	// count as a success: a string exactly, a boolean as true/false, a number
+	// by value. Any other value is reported as VendorRejected.
 	// +optional
 	SuccessValue string `json:"successValue,omitempty"`
 
@@ -383,12 +386,16 @@ type EmbedProviderList struct {
 }
 
 // ClusterEmbedProviderSpec is a provider spec plus the namespaces allowed to use it.
+// A cluster-scoped object has no namespace of its own, so every Secret
+// reference must name one; otherwise the reference could only be guessed.
+// +kubebuilder:validation:XValidation:rule="(!has(self.qrvey) || has(self.qrvey.apiKeySecretRef.__namespace__)) && (!has(self.qlikCloud) || has(self.qlikCloud.clientSecretSecretRef.__namespace__)) && (!has(self.boldBI) || has(self.boldBI.embedSecretSecretRef.__namespace__)) && (!has(self.jwt) || has(self.jwt.signingKeySecretRef.__namespace__)) && (!has(self.oauth2) || has(self.oauth2.clientSecretSecretRef.__namespace__)) && (!has(self.http) || !has(self.http.headers) || self.http.headers.all(h, !has(h.valueFrom) || has(h.valueFrom.secretKeyRef.__namespace__))) && (!has(self.caBundleSecretRef) || has(self.caBundleSecretRef.__namespace__))",message="every Secret reference of a ClusterEmbedProvider must set namespace"
 type ClusterEmbedProviderSpec struct {
 	EmbedProviderSpec `json:",inline"`
 
 	// NamespaceSelector limits which namespaces' EmbedTokenRequests may use
 	// this provider. Empty selects every namespace.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, e.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist'])",message="namespaceSelector operators must be In, NotIn, Exists or DoesNotExist"
 	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
 }
 

@@ -52,10 +52,10 @@ type EmbedTokenRequestReconciler struct {
 }
 
 // +kubebuilder:rbac:groups=embedtokens.io,resources=embedtokenrequests,verbs=get;list;watch
-// +kubebuilder:rbac:groups=embedtokens.io,resources=embedtokenrequests/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=embedtokens.io,resources=embedtokenrequests/status,verbs=patch
 // +kubebuilder:rbac:groups=embedtokens.io,resources=embedtokenrequests/finalizers,verbs=update
 // +kubebuilder:rbac:groups=embedtokens.io,resources=embedproviders;clusterembedproviders,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -134,6 +134,10 @@ func (r *EmbedTokenRequestReconciler) reconcile(ctx context.Context, etr *v1alph
 	tok, err := r.ensureToken(ctx, etr, prov, o)
 	if err != nil {
 		o.fail(err)
+		// The classified message is the one the conditions show: it never
+		// holds a token or credential.
+		log.FromContext(ctx).Info("Issuing token failed", "embedTokenRequest", klog.KObj(etr), "vendor", prov.vendor,
+			"reason", o.err.Reason, "message", o.err.Message, "permanent", o.err.Permanent)
 		return nil
 	}
 	if err := r.writeSecret(ctx, etr, secret, tok, prov, o); err != nil || o.issued == nil {

@@ -53,7 +53,7 @@ func SetupProviderReconcilers(mgr ctrl.Manager, providers map[string]provider.Pr
 	return nil
 }
 
-// +kubebuilder:rbac:groups=embedtokens.io,resources=embedproviders/status;clusterembedproviders/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=embedtokens.io,resources=embedproviders/status;clusterembedproviders/status,verbs=patch
 
 // Reconcile validates the provider and patches its Ready condition.
 func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {

@@ -149,7 +149,7 @@ func (r *EmbedTokenRequestReconciler) ensureToken(ctx context.Context, etr *v1al
 	if !tok.ExpiresAt.After(o.now) {
 		return provider.Token{}, provider.Transient(v1alpha1.ReasonInvalidResponse, "the vendor issued a token that expires at %s, which is not in the future", tok.ExpiresAt.UTC().Format(time.RFC3339))
 	}
-	return tok, nil
+	return r.capExpiry(ctx, etr, tok, o.now), nil
 }
 
 // credentialReader reads credential Secrets uncached, only from namespaces

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -24,6 +25,7 @@ import (
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/controller"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
+	"github.com/embedtokens/embed-token-operator/internal/provider/httpprovider"
 	jwtprovider "github.com/embedtokens/embed-token-operator/internal/provider/jwt"
 	"github.com/embedtokens/embed-token-operator/internal/provider/qrvey"
 )
@@ -75,15 +77,23 @@ var _ = AfterSuite(func() {
 // startManager runs the operator's manager, wired exactly as cmd/main.go
 // wires it, and returns a function that stops it and waits until it has.
 func startManager() context.CancelFunc {
+	return startManagerWithLogger(logr.Logger{})
+}
+
+// startManagerWithLogger is startManager with the manager's own logger (the
+// suite's when zero), so a spec can capture everything the operator logs.
+func startManagerWithLogger(logger logr.Logger) context.CancelFunc {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:     scheme,
+		Logger:     logger,
 		Metrics:    metricsserver.Options{BindAddress: "0"},
 		Cache:      controller.CacheOptions(),
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	Expect(err).NotTo(HaveOccurred())
 	Expect(controller.Setup(mgr, controller.Options{
-		Providers:               map[string]provider.Provider{v1alpha1.VendorQrvey: qrvey.New(), v1alpha1.VendorJWT: jwtprovider.New()},
+		Providers: map[string]provider.Provider{v1alpha1.VendorQrvey: qrvey.New(), v1alpha1.VendorJWT: jwtprovider.New(),
+			v1alpha1.VendorHTTP: httpprovider.New()},
 		MaxConcurrentReconciles: 4,
 		CredentialCheckInterval: time.Second,
 	})).To(Succeed())

@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -34,6 +35,13 @@ var _ = Describe("Admission validation", func() {
 		}
 	}
 
+	// httpProvider is a valid generic HTTP provider block, changed by mutate.
+	httpProvider := func(mutate func(*v1alpha1.HTTPProvider)) *v1alpha1.HTTPProvider {
+		h := &v1alpha1.HTTPProvider{URL: "https://vendor.example.com/token", TokenPath: ".token", ExpiresInPath: ".expires_in"}
+		mutate(h)
+		return h
+	}
+
 	DescribeTable("rejects an invalid EmbedProvider",
 		func(mutate func(*v1alpha1.EmbedProviderSpec), message string) {
 			spec := v1alpha1.EmbedProviderSpec{VendorConfig: v1alpha1.VendorConfig{Qrvey: qrvey()}}
@@ -55,6 +63,105 @@ var _ = Describe("Admission validation", func() {
 			"spec.qrvey.apiKeySecretRef.key"),
 		Entry("with a zero timeout", func(s *v1alpha1.EmbedProviderSpec) { s.Timeout = &metav1.Duration{} },
 			"spec.timeout"),
+		Entry("with a negative timeout", func(s *v1alpha1.EmbedProviderSpec) { s.Timeout = &metav1.Duration{Duration: -time.Second} },
+			"timeout must be greater than 0s and at most 5m"),
+		Entry("with a timeout over 5m", func(s *v1alpha1.EmbedProviderSpec) { s.Timeout = &metav1.Duration{Duration: 6 * time.Minute} },
+			"timeout must be greater than 0s and at most 5m"),
+		Entry("with an invalid Secret name", func(s *v1alpha1.EmbedProviderSpec) { s.Qrvey.APIKeySecretRef.Name = "Bad_Name" },
+			"spec.qrvey.apiKeySecretRef.name in body should match"),
+		Entry("with an empty Secret key", func(s *v1alpha1.EmbedProviderSpec) { s.Qrvey.APIKeySecretRef.Key = "" },
+			"spec.qrvey.apiKeySecretRef.key in body should be at least 1 chars long"),
+		Entry("with an invalid Secret namespace", func(s *v1alpha1.EmbedProviderSpec) { s.Qrvey.APIKeySecretRef.Namespace = "Team_A" },
+			"spec.qrvey.apiKeySecretRef.namespace in body should match"),
+		Entry("with an invalid CA bundle Secret key", func(s *v1alpha1.EmbedProviderSpec) {
+			s.CABundleSecretRef = &v1alpha1.SecretKeySelector{Name: "ca", Key: "ca/crt"}
+		}, "spec.caBundleSecretRef.key in body should match"),
+		Entry("with a zero rate limit", func(s *v1alpha1.EmbedProviderSpec) { s.RateLimit = &v1alpha1.RateLimit{RequestsPerSecond: 0} },
+			"spec.rateLimit.requestsPerSecond in body should be greater than or equal to 1"),
+		Entry("with an http:// Qlik tenant without allowInsecureHTTP", func(s *v1alpha1.EmbedProviderSpec) {
+			s.Qrvey, s.QlikCloud = nil, &v1alpha1.QlikCloudProvider{TenantURL: "http://acme.eu.qlikcloud.com", ClientID: "c",
+				ClientSecretSecretRef: v1alpha1.SecretKeySelector{Name: "creds", Key: "secret"}}
+		}, "vendor URLs must use https:// unless allowInsecureHTTP is true"),
+		Entry("with a Bold BI server URL that is not http(s)", func(s *v1alpha1.EmbedProviderSpec) {
+			s.Qrvey, s.BoldBI = nil, &v1alpha1.BoldBIProvider{ServerURL: "ftp://bi.example.com", SiteIdentifier: "site/site1",
+				EmbedSecretSecretRef: v1alpha1.SecretKeySelector{Name: "creds", Key: "secret"}}
+		}, "serverURL must be an absolute http(s) URL"),
+		Entry("with an OAuth2 token URL that is not a URL", func(s *v1alpha1.EmbedProviderSpec) {
+			s.Qrvey, s.OAuth2 = nil, &v1alpha1.OAuth2Provider{TokenURL: "https://", ClientID: "c",
+				ClientSecretSecretRef: v1alpha1.SecretKeySelector{Name: "creds", Key: "secret"}}
+		}, "tokenURL must be an absolute http(s) URL"),
+		Entry("with an unknown OAuth2 client authentication method", func(s *v1alpha1.EmbedProviderSpec) {
+			s.Qrvey, s.OAuth2 = nil, &v1alpha1.OAuth2Provider{TokenURL: "https://idp.example.com/token", ClientID: "c",
+				ClientAuthMethod: "private_key_jwt", ClientSecretSecretRef: v1alpha1.SecretKeySelector{Name: "creds", Key: "secret"}}
+		}, `spec.oauth2.clientAuthMethod: Unsupported value: "private_key_jwt"`),
+		Entry("with an unknown JWT algorithm", func(s *v1alpha1.EmbedProviderSpec) {
+			s.Qrvey, s.JWT = nil, &v1alpha1.JWTProvider{Algorithm: "none", SigningKeySecretRef: v1alpha1.SecretKeySelector{Name: "k", Key: "key"}}
+		}, `spec.jwt.algorithm: Unsupported value: "none": supported values: "HS256"`),
+		Entry("with JWT headers that set alg", func(s *v1alpha1.EmbedProviderSpec) {
+			s.Qrvey, s.JWT = nil, &v1alpha1.JWTProvider{Algorithm: "HS256", SigningKeySecretRef: v1alpha1.SecretKeySelector{Name: "k", Key: "key"},
+				Headers: map[string]string{"alg": "none"}}
+		}, "headers cannot set alg, typ or kid: use algorithm and keyID"),
+		Entry("with a zero JWT maxLifetime", func(s *v1alpha1.EmbedProviderSpec) {
+			s.Qrvey, s.JWT = nil, &v1alpha1.JWTProvider{Algorithm: "HS256", SigningKeySecretRef: v1alpha1.SecretKeySelector{Name: "k", Key: "key"},
+				MaxLifetime: &metav1.Duration{}}
+		}, "maxLifetime must be positive"),
+		Entry("with a negative JWT maxLifetime", func(s *v1alpha1.EmbedProviderSpec) {
+			s.Qrvey, s.JWT = nil, &v1alpha1.JWTProvider{Algorithm: "HS256", SigningKeySecretRef: v1alpha1.SecretKeySelector{Name: "k", Key: "key"},
+				MaxLifetime: &metav1.Duration{Duration: -time.Minute}}
+		}, "maxLifetime must be positive"),
+		Entry("with an HTTP provider that sets both expiry paths", func(s *v1alpha1.EmbedProviderSpec) {
+			s.Qrvey, s.HTTP = nil, httpProvider(func(h *v1alpha1.HTTPProvider) { h.ExpiresAtPath = ".exp" })
+		}, "expiresInPath and expiresAtPath are mutually exclusive"),
+		Entry("with an HTTP provider that cannot learn the expiry", func(s *v1alpha1.EmbedProviderSpec) {
+			s.Qrvey, s.HTTP = nil, httpProvider(func(h *v1alpha1.HTTPProvider) { h.ExpiresInPath = "" })
+		}, "set expiresInPath, expiresAtPath or expiry, so the token's expiry is known"),
+		Entry("with an HTTP expiresAtFormat but no expiresAtPath", func(s *v1alpha1.EmbedProviderSpec) {
+			s.Qrvey, s.HTTP = nil, httpProvider(func(h *v1alpha1.HTTPProvider) { h.ExpiresAtFormat = "RFC3339" })
+		}, "expiresAtFormat needs expiresAtPath"),
+		Entry("with an HTTP successValue but no successPath", func(s *v1alpha1.EmbedProviderSpec) {
+			s.Qrvey, s.HTTP = nil, httpProvider(func(h *v1alpha1.HTTPProvider) { h.SuccessValue = "true" })
+		}, "successValue needs successPath"),
+		Entry("with an HTTP header that sets value and valueFrom", func(s *v1alpha1.EmbedProviderSpec) {
+			s.Qrvey, s.HTTP = nil, httpProvider(func(h *v1alpha1.HTTPProvider) {
+				h.Headers = []v1alpha1.HTTPHeader{{Name: "x-api-key", Value: ptr.To("v"),
+					ValueFrom: &v1alpha1.HTTPHeaderSource{SecretKeyRef: v1alpha1.SecretKeySelector{Name: "creds", Key: "k"}}}}
+			})
+		}, "exactly one of value and valueFrom must be set"),
+		Entry("with an HTTP expiry that sets fromJWT and duration", func(s *v1alpha1.EmbedProviderSpec) {
+			s.Qrvey, s.HTTP = nil, httpProvider(func(h *v1alpha1.HTTPProvider) {
+				h.Expiry = &v1alpha1.HTTPExpiry{FromJWT: ptr.To(true), Duration: &metav1.Duration{Duration: time.Hour}}
+			})
+		}, "exactly one of fromJWT and duration must be set"),
+		Entry("with an unknown HTTP method", func(s *v1alpha1.EmbedProviderSpec) {
+			s.Qrvey, s.HTTP = nil, httpProvider(func(h *v1alpha1.HTTPProvider) { h.Method = "DELETE" })
+		}, `spec.http.method: Unsupported value: "DELETE"`),
+		Entry("with an http:// HTTP provider URL without allowInsecureHTTP", func(s *v1alpha1.EmbedProviderSpec) {
+			s.Qrvey, s.HTTP = nil, httpProvider(func(h *v1alpha1.HTTPProvider) { h.URL = "http://vendor.example.com/token" })
+		}, "vendor URLs must use https:// unless allowInsecureHTTP is true"),
+	)
+
+	DescribeTable("rejects an invalid ClusterEmbedProvider",
+		func(mutate func(*v1alpha1.ClusterEmbedProviderSpec), message string) {
+			spec := v1alpha1.ClusterEmbedProviderSpec{EmbedProviderSpec: v1alpha1.EmbedProviderSpec{VendorConfig: v1alpha1.VendorConfig{Qrvey: qrvey()}}}
+			spec.Qrvey.APIKeySecretRef.Namespace = "platform"
+			mutate(&spec)
+			err := k8sClient.Create(context.Background(), &v1alpha1.ClusterEmbedProvider{ObjectMeta: metav1.ObjectMeta{Name: "cp-" + ns}, Spec: spec})
+			Expect(err).To(MatchError(ContainSubstring(message)))
+		},
+		Entry("with a credential reference without namespace", func(s *v1alpha1.ClusterEmbedProviderSpec) { s.Qrvey.APIKeySecretRef.Namespace = "" },
+			"every Secret reference of a ClusterEmbedProvider must set namespace"),
+		Entry("with a CA bundle reference without namespace", func(s *v1alpha1.ClusterEmbedProviderSpec) {
+			s.CABundleSecretRef = &v1alpha1.SecretKeySelector{Name: "ca", Key: "ca.crt"}
+		}, "every Secret reference of a ClusterEmbedProvider must set namespace"),
+		Entry("with an HTTP header reference without namespace", func(s *v1alpha1.ClusterEmbedProviderSpec) {
+			s.Qrvey, s.HTTP = nil, httpProvider(func(h *v1alpha1.HTTPProvider) {
+				h.Headers = []v1alpha1.HTTPHeader{{Name: "x-api-key",
+					ValueFrom: &v1alpha1.HTTPHeaderSource{SecretKeyRef: v1alpha1.SecretKeySelector{Name: "creds", Key: "k"}}}}
+			})
+		}, "every Secret reference of a ClusterEmbedProvider must set namespace"),
+		Entry("with an invalid namespaceSelector operator", func(s *v1alpha1.ClusterEmbedProviderSpec) {
+			s.NamespaceSelector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "team", Operator: "Near"}}}
+		}, "namespaceSelector operators must be In, NotIn, Exists or DoesNotExist"),
 	)
 
 	It("accepts an http:// URL when allowInsecureHTTP is set", func() {
@@ -86,6 +193,48 @@ var _ = Describe("Admission validation", func() {
 			"spec.providerRef.kind"),
 		Entry("with an empty user", func(s *v1alpha1.EmbedTokenRequestSpec) { s.Qrvey.UserID = "" },
 			"spec.qrvey.userID"),
+		Entry("with two parameter blocks", func(s *v1alpha1.EmbedTokenRequestSpec) { s.JWT = &v1alpha1.JWTParams{Subject: "alice"} },
+			"exactly one vendor parameter block must be set"),
+		Entry("with an empty provider name", func(s *v1alpha1.EmbedTokenRequestSpec) { s.ProviderRef.Name = "" },
+			"spec.providerRef.name in body should be at least 1 chars long"),
+		Entry("with a zero percentage", func(s *v1alpha1.EmbedTokenRequestSpec) { s.RenewBeforePercentage = ptr.To[int32](0) },
+			"spec.renewBeforePercentage in body should be greater than or equal to 1"),
+		Entry("with a negative percentage", func(s *v1alpha1.EmbedTokenRequestSpec) { s.RenewBeforePercentage = ptr.To[int32](-5) },
+			"spec.renewBeforePercentage in body should be greater than or equal to 1"),
+		Entry("with a percentage over 99", func(s *v1alpha1.EmbedTokenRequestSpec) { s.RenewBeforePercentage = ptr.To[int32](150) },
+			"spec.renewBeforePercentage in body should be less than or equal to 99"),
+		Entry("with renewBefore longer than lifetime", func(s *v1alpha1.EmbedTokenRequestSpec) {
+			s.Lifetime, s.RenewBefore = &metav1.Duration{Duration: time.Hour}, &metav1.Duration{Duration: 2 * time.Hour}
+		}, "renewBefore must be shorter than lifetime"),
+		Entry("with renewBefore longer than the default lifetime", func(s *v1alpha1.EmbedTokenRequestSpec) {
+			s.RenewBefore = &metav1.Duration{Duration: 90 * time.Minute}
+		}, "renewBefore must be shorter than lifetime"),
+		Entry("with a zero renewBefore", func(s *v1alpha1.EmbedTokenRequestSpec) { s.RenewBefore = &metav1.Duration{} },
+			"renewBefore must be positive"),
+		Entry("with a negative renewBefore", func(s *v1alpha1.EmbedTokenRequestSpec) { s.RenewBefore = &metav1.Duration{Duration: -time.Minute} },
+			"renewBefore must be positive"),
+		Entry("with a zero lifetime", func(s *v1alpha1.EmbedTokenRequestSpec) { s.Lifetime = &metav1.Duration{} },
+			"lifetime must be at least 1s"),
+		Entry("with a negative lifetime", func(s *v1alpha1.EmbedTokenRequestSpec) { s.Lifetime = &metav1.Duration{Duration: -time.Hour} },
+			"lifetime must be at least 1s"),
+		Entry("with an invalid Secret name", func(s *v1alpha1.EmbedTokenRequestSpec) { s.SecretName = "Embed_Token" },
+			"spec.secretName in body should match"),
+		Entry("with a Secret name over 253 characters", func(s *v1alpha1.EmbedTokenRequestSpec) { s.SecretName = strings.Repeat("a", 254) },
+			"spec.secretName: Too long"),
+		Entry("with an empty Qrvey app", func(s *v1alpha1.EmbedTokenRequestSpec) { s.Qrvey.AppID = "" },
+			"spec.qrvey.appID in body should be at least 1 chars long"),
+		Entry("with an empty userLookup.value", func(s *v1alpha1.EmbedTokenRequestSpec) {
+			s.Qrvey, s.QlikCloud = nil, &v1alpha1.QlikCloudParams{UserLookup: &v1alpha1.QlikUserLookup{Field: "email"}}
+		}, "spec.qlikCloud.userLookup.value in body should be at least 1 chars long"),
+		Entry("with an unknown userLookup.field", func(s *v1alpha1.EmbedTokenRequestSpec) {
+			s.Qrvey, s.QlikCloud = nil, &v1alpha1.QlikCloudParams{UserLookup: &v1alpha1.QlikUserLookup{Field: "name", Value: "alice"}}
+		}, `spec.qlikCloud.userLookup.field: Unsupported value: "name"`),
+		Entry("with an empty Bold BI email", func(s *v1alpha1.EmbedTokenRequestSpec) {
+			s.Qrvey, s.BoldBI = nil, &v1alpha1.BoldBIParams{}
+		}, "spec.boldBI.email in body should be at least 1 chars long"),
+		Entry("with a rollout restart target of an unknown kind", func(s *v1alpha1.EmbedTokenRequestSpec) {
+			s.RolloutRestartTargets = []v1alpha1.RolloutRestartTarget{{Kind: "Pod", Name: "web"}}
+		}, `spec.rolloutRestartTargets[0].kind: Unsupported value: "Pod"`),
 	)
 
 	It("defaults the lifetime and the provider kind", func() {

@@ -45,10 +45,10 @@ func NewHTTPClient(timeout time.Duration, caPEM []byte) (*http.Client, error) {
 		Timeout:   timeout,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if len(via) >= 3 {
-				return errors.New("too many redirects")
+				return redirectError("too many redirects")
 			}
 			if req.URL.Host != via[0].URL.Host || req.URL.Scheme != via[0].URL.Scheme {
-				return fmt.Errorf("redirect to another host (%s) refused", req.URL.Host)
+				return redirectError(fmt.Sprintf("redirect to another host (%s) refused", req.URL.Host))
 			}
 			return nil
 		},
@@ -81,13 +81,29 @@ func Do(ctx context.Context, client *http.Client, req *http.Request) (*Response,
 	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body}, nil
 }
 
+// redirectError is a redirect the client refused to follow; its text names
+// only the target host, so it is safe to show.
+type redirectError string
+
+func (e redirectError) Error() string { return string(e) }
+
 func transportError(ctx context.Context, client *http.Client, err error) error {
 	var uerr *url.Error
 	if errors.As(err, &uerr) {
 		err = uerr.Err // drop the URL: it may carry credentials in its query
 	}
-	if uerr != nil && uerr.Timeout() || errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+	var certErr *tls.CertificateVerificationError
+	var redirErr redirectError
+	switch {
+	case uerr != nil && uerr.Timeout() || errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
 		return &Error{Reason: v1alpha1.ReasonVendorUnavailable, Message: fmt.Sprintf("vendor did not answer within %s", client.Timeout)}
+	case errors.As(err, &certErr):
+		// The condition shows only the message, so the cause goes in it:
+		// without it a person sees "unreachable" for a trust problem.
+		return &Error{Reason: v1alpha1.ReasonVendorUnavailable, Message: fmt.Sprintf(
+			"vendor unreachable: its TLS certificate is not trusted (%v); put the CA that signed it in the Secret named by caBundleSecretRef", certErr.Err)}
+	case errors.As(err, &redirErr):
+		return &Error{Reason: v1alpha1.ReasonVendorUnavailable, Message: "vendor unreachable: " + redirErr.Error()}
 	}
 	return &Error{Reason: v1alpha1.ReasonVendorUnavailable, Message: "vendor unreachable", Err: err}
 }

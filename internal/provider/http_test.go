@@ -80,7 +80,7 @@ func TestNewHTTPClientVerifiesTheServerCertificate(t *testing.T) {
 	}{
 		{name: "a server signed by the custom CA is trusted", caPEM: serverCA},
 		{name: "without the custom CA the certificate is refused", caPEM: nil,
-			want: pt.Want{Reason: v1alpha1.ReasonVendorUnavailable, Message: "vendor unreachable"}},
+			want: pt.Want{Reason: v1alpha1.ReasonVendorUnavailable, Message: "TLS certificate is not trusted (x509: certificate signed by unknown authority)"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -128,9 +128,9 @@ func TestNewHTTPClientRedirects(t *testing.T) {
 	}{
 		{name: "a redirect on the same host is followed with its headers", path: "/same", wantBody: "final, key true"},
 		{name: "a redirect to another host is refused before it is sent", path: "/away",
-			want: pt.Want{Reason: v1alpha1.ReasonVendorUnavailable, Message: "vendor unreachable"}, says: "another host"},
+			want: pt.Want{Reason: v1alpha1.ReasonVendorUnavailable, Message: "vendor unreachable: redirect to another host"}, says: "another host"},
 		{name: "an endless redirect loop is cut short", path: "/loop",
-			want: pt.Want{Reason: v1alpha1.ReasonVendorUnavailable, Message: "vendor unreachable"}, says: "too many redirects"},
+			want: pt.Want{Reason: v1alpha1.ReasonVendorUnavailable, Message: "vendor unreachable: too many redirects"}, says: "too many redirects"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

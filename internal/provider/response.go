@@ -93,12 +93,14 @@ func Detail(parts ...string) string {
 			kept = append(kept, p)
 		}
 	}
-	s := strings.Map(func(r rune) rune {
+	// Trimmed again after mapping: a part that starts or ends with a control
+	// character or invalid UTF-8 would otherwise leave a stray space.
+	s := strings.TrimSpace(strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) || r == utf8.RuneError {
 			return ' '
 		}
 		return r
-	}, strings.Join(kept, ": "))
+	}, strings.Join(kept, ": ")))
 	if utf8.RuneCountInString(s) > maxDetail {
 		s = string([]rune(s)[:maxDetail]) + "…"
 	}

@@ -1,0 +1,32 @@
+package main
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestNamespaceListSet(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    []string
+		wantErr bool
+	}{
+		{in: "", want: nil},
+		{in: "team-a", want: []string{"team-a"}},
+		{in: " team-a , team-b,team-a,, ", want: []string{"team-a", "team-b"}},
+		{in: "Team_A", wantErr: true},
+		{in: "ok,bad/ns", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			var n namespaceList
+			err := n.Set(tt.in)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("Set(%q) error = %v, wantErr %v", tt.in, err, tt.wantErr)
+			}
+			if !tt.wantErr && !slices.Equal(n, tt.want) {
+				t.Errorf("Set(%q) = %v, want %v", tt.in, n, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,280 @@
+package controller_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/controller"
+	"github.com/embedtokens/embed-token-operator/internal/provider"
+	"github.com/embedtokens/embed-token-operator/internal/vendorsim"
+)
+
+// scriptedVendor answers every call with a fixed status and body, for
+// answers the simulator never gives (a past or far-future expiry, an
+// oversized body, any status). It counts calls and records the headers of
+// the last one.
+type scriptedVendor struct {
+	srv   *httptest.Server
+	calls atomic.Int32
+
+	mu         sync.Mutex
+	status     int
+	body       []byte
+	lastHeader http.Header
+}
+
+func newScriptedVendor(status int, body string) *scriptedVendor {
+	v := &scriptedVendor{status: status, body: []byte(body)}
+	v.srv = httptest.NewServer(http.HandlerFunc(v.serve))
+	DeferCleanup(v.srv.Close)
+	return v
+}
+
+func (v *scriptedVendor) serve(w http.ResponseWriter, r *http.Request) {
+	v.calls.Add(1)
+	v.mu.Lock()
+	status, body := v.status, v.body
+	v.lastHeader = r.Header.Clone()
+	v.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// answer changes what later calls get.
+func (v *scriptedVendor) answer(status int, body string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.status, v.body = status, []byte(body)
+}
+
+func (v *scriptedVendor) callCount() int { return int(v.calls.Load()) }
+
+// tokenBody is a generic HTTP vendor's answer holding token until expiresAt.
+func tokenBody(token string, expiresAt time.Time) string {
+	b, _ := json.Marshal(map[string]string{"token": token, "expiresAt": expiresAt.UTC().Format(time.RFC3339)})
+	return string(b)
+}
+
+// httpProviderSpec is a generic HTTP provider for url that sends the
+// fixture's API key as x-api-key and reads .token and .expiresAt.
+func httpProviderSpec(url string) v1alpha1.EmbedProviderSpec {
+	return v1alpha1.EmbedProviderSpec{
+		VendorConfig: v1alpha1.VendorConfig{HTTP: &v1alpha1.HTTPProvider{
+			URL: url, TokenPath: ".token", ExpiresAtPath: ".expiresAt",
+			Headers: []v1alpha1.HTTPHeader{{Name: "x-api-key", ValueFrom: &v1alpha1.HTTPHeaderSource{
+				SecretKeyRef: v1alpha1.SecretKeySelector{Name: "qrvey-credentials", Key: "apiKey"}}}},
+		}},
+		AllowInsecureHTTP: strings.HasPrefix(url, "http://"),
+	}
+}
+
+func (f *fixture) createNamedProvider(ctx context.Context, name string, spec v1alpha1.EmbedProviderSpec) {
+	Expect(k8sClient.Create(ctx, &v1alpha1.EmbedProvider{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: name}, Spec: spec})).To(Succeed())
+}
+
+// httpRequest asks the generic HTTP provider named providerName for a token.
+func (f *fixture) httpRequest(name, providerName string, lifetime time.Duration) *v1alpha1.EmbedTokenRequest {
+	etr := f.request(name, lifetime)
+	etr.Spec.ProviderRef.Name = providerName
+	etr.Spec.VendorParams = v1alpha1.VendorParams{HTTP: &v1alpha1.HTTPParams{}}
+	return etr
+}
+
+// managedSecrets lists the Secrets the operator wrote in namespace.
+func managedSecrets(ctx context.Context, g Gomega, namespace string) []corev1.Secret {
+	var list corev1.SecretList
+	g.Expect(k8sClient.List(ctx, &list, client.InNamespace(namespace),
+		client.MatchingLabels{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue})).To(Succeed())
+	return list.Items
+}
+
+var _ = Describe("Runtime faults", func() {
+	// Each entry sets up a namespace whose request cannot get a token, and
+	// returns the request and a counter of vendor calls made for it.
+	type setupFunc func(ctx context.Context, f *fixture) (*v1alpha1.EmbedTokenRequest, func() int)
+	noCalls := func() int { return 0 }
+	scripted := func(status int, body string) setupFunc {
+		return func(ctx context.Context, f *fixture) (*v1alpha1.EmbedTokenRequest, func() int) {
+			v := newScriptedVendor(status, body)
+			f.createNamedProvider(ctx, "scripted", httpProviderSpec(v.srv.URL))
+			return f.httpRequest("fault", "scripted", time.Hour), v.callCount
+		}
+	}
+
+	DescribeTable("sets Ready=False with a specific reason, writes no Secret and does not loop",
+		func(setup setupFunc, reason, message string) {
+			ctx := context.Background()
+			f := newFixture(ctx)
+			f.createCredentials(ctx)
+			etr, calls := setup(ctx, f)
+			secretVersions := func(g Gomega) map[string]string {
+				var list corev1.SecretList
+				g.Expect(k8sClient.List(ctx, &list, client.InNamespace(f.ns))).To(Succeed())
+				versions := map[string]string{}
+				for _, s := range list.Items {
+					versions[s.Name] = s.ResourceVersion
+				}
+				return versions
+			}
+			before := secretVersions(Default)
+			Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+
+			Eventually(readyCondition(ctx, etr)).Should(And(
+				haveReason(metav1.ConditionFalse, reason), HaveField("Message", ContainSubstring(message))))
+			Consistently(func(g Gomega) {
+				g.Expect(calls()).To(BeNumerically("<=", 2), "retries back off instead of looping")
+				g.Expect(secretVersions(g)).To(Equal(before), "no Secret is created or changed")
+				g.Expect(readyCondition(ctx, etr)(g)).To(HaveField("Reason", reason))
+			}, 3*time.Second).Should(Succeed())
+			cur := get(ctx, etr).(*v1alpha1.EmbedTokenRequest)
+			Expect(cur.Status.RenewAt).NotTo(BeNil(), "a retry is scheduled")
+			Expect(cur.Status.TokenDigest).To(BeEmpty())
+		},
+		Entry("a credential Secret without the referenced key", func(ctx context.Context, f *fixture) (*v1alpha1.EmbedTokenRequest, func() int) {
+			spec := f.providerSpec()
+			spec.Qrvey.APIKeySecretRef.Key = "missing"
+			f.createNamedProvider(ctx, "qrvey", spec)
+			return f.request("fault", time.Hour), f.sim.CallCount
+		}, v1alpha1.ReasonCredentialsNotFound, `has no key "missing"`),
+		Entry("a signing key that is not PEM where the algorithm needs a private key", func(ctx context.Context, f *fixture) (*v1alpha1.EmbedTokenRequest, func() int) {
+			Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "signing"},
+				Data: map[string][]byte{"key": []byte("raw-shared-secret-not-a-pem-key")}})).To(Succeed())
+			f.createNamedProvider(ctx, "jwt", v1alpha1.EmbedProviderSpec{VendorConfig: v1alpha1.VendorConfig{JWT: &v1alpha1.JWTProvider{
+				Algorithm: "RS256", SigningKeySecretRef: v1alpha1.SecretKeySelector{Name: "signing", Key: "key"}}}})
+			etr := f.request("fault", time.Hour)
+			etr.Spec.ProviderRef.Name = "jwt"
+			etr.Spec.VendorParams = v1alpha1.VendorParams{JWT: &v1alpha1.JWTParams{Subject: "alice"}}
+			return etr, noCalls
+		}, v1alpha1.ReasonInvalidCredentials, "is not a PEM-encoded private key"),
+		Entry("a provider that does not exist", func(ctx context.Context, f *fixture) (*v1alpha1.EmbedTokenRequest, func() int) {
+			return f.request("fault", time.Hour), f.sim.CallCount
+		}, v1alpha1.ReasonProviderNotFound, "not found"),
+		Entry("a provider of another vendor than the request's block", func(ctx context.Context, f *fixture) (*v1alpha1.EmbedTokenRequest, func() int) {
+			v := newScriptedVendor(http.StatusOK, tokenBody("unused", time.Now().Add(time.Hour)))
+			f.createNamedProvider(ctx, "qrvey", httpProviderSpec(v.srv.URL))
+			return f.request("fault", time.Hour), v.callCount
+		}, v1alpha1.ReasonVendorMismatch, "the request sets spec.qrvey but provider qrvey is a http provider"),
+		Entry("a vendor answering 401", scripted(http.StatusUnauthorized, `{"message":"bad key"}`),
+			v1alpha1.ReasonVendorUnauthorized, "vendor answered HTTP 401: bad key"),
+		Entry("a vendor answering 403", scripted(http.StatusForbidden, `{"message":"not allowed"}`),
+			v1alpha1.ReasonVendorUnauthorized, "vendor answered HTTP 403: not allowed"),
+		Entry("a vendor answering 404", scripted(http.StatusNotFound, `{"message":"no such endpoint"}`),
+			v1alpha1.ReasonVendorRejected, "vendor answered HTTP 404: no such endpoint"),
+		Entry("a response without a token", func(ctx context.Context, f *fixture) (*v1alpha1.EmbedTokenRequest, func() int) {
+			f.createProvider(ctx)
+			f.sim.SetFault(vendorsim.Fault{EmptyToken: true})
+			return f.request("fault", time.Hour), f.sim.CallCount
+		}, v1alpha1.ReasonInvalidResponse, "qrvey response has no token"),
+		Entry("an expiry already in the past", scripted(http.StatusOK, tokenBody("stale-token", time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC))),
+			v1alpha1.ReasonInvalidResponse, "expires at 2001-01-01T00:00:00Z, which is not in the future"),
+		Entry("a response larger than the limit", scripted(http.StatusOK, `{"token":"`+strings.Repeat("x", provider.MaxResponseBytes)+`"}`),
+			v1alpha1.ReasonInvalidResponse, "vendor response is larger than 1048576 bytes"),
+	)
+
+	It("caps an absurdly far expiry, warns, and renews on the capped schedule", func() {
+		ctx := context.Background()
+		f := newFixture(ctx)
+		f.createCredentials(ctx)
+		v := newScriptedVendor(http.StatusOK, tokenBody("far-future-token", time.Date(9000, 1, 1, 0, 0, 0, 0, time.UTC)))
+		f.createNamedProvider(ctx, "scripted", httpProviderSpec(v.srv.URL))
+		etr := f.httpRequest("far", "scripted", time.Hour)
+		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+
+		waitForToken(ctx, etr, "")
+		want := time.Now().Add(controller.MaxTrustedLifetime)
+		s := secretOf(ctx, etr)(Default)
+		expiresAt, err := time.Parse(time.RFC3339, string(s.Data[v1alpha1.SecretExpiresAtKey]))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(expiresAt).To(BeTemporally("~", want, 10*time.Second), "the recorded expiry is capped")
+		cur := get(ctx, etr).(*v1alpha1.EmbedTokenRequest)
+		Expect(cur.Status.ExpiresAt.Time).To(BeTemporally("==", expiresAt))
+		Expect(cur.Status.RenewAt.Time).To(BeTemporally("<", expiresAt))
+		Expect(readyCondition(ctx, etr)(Default)).To(haveReason(metav1.ConditionTrue, v1alpha1.ReasonTokenIssued))
+		Eventually(func() []string { return eventReasons(ctx, etr) }).Should(ContainElement(v1alpha1.ReasonTokenExpiryCapped))
+		Consistently(v.callCount).Should(Equal(1))
+	})
+})
+
+// failedCallTimes are the times of the vendor calls for user that got no token.
+func (f *fixture) failedCallTimes(name string) []time.Time {
+	var times []time.Time
+	for _, c := range f.sim.Calls() {
+		if c.Body["userid"] == "user-"+name && c.Token == "" {
+			times = append(times, c.Time)
+		}
+	}
+	return times
+}
+
+var _ = Describe("Vendor outages", func() {
+	DescribeTable("shorter than the token's remaining life: the old token stays, retries back off, recovery refreshes at the next step",
+		func(fault vendorsim.Fault, minGap time.Duration) {
+			ctx := context.Background()
+			f := newFixture(ctx)
+			f.createCredentials(ctx)
+			spec := f.providerSpec()
+			spec.Timeout = &metav1.Duration{Duration: time.Second}
+			f.createNamedProvider(ctx, "qrvey", spec)
+			// Renewal falls due 3.6-6s after issue; the token lives 30s.
+			etr := f.request("brief", 30*time.Second)
+			etr.Spec.RenewBefore = &metav1.Duration{Duration: 24 * time.Second}
+			Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+			token := waitForToken(ctx, etr, "")
+			expiry := get(ctx, etr).(*v1alpha1.EmbedTokenRequest).Status.ExpiresAt.Time
+			f.sim.SetFault(fault)
+
+			By("keeping the old token, never expired, in the Secret during the outage")
+			Consistently(func(g Gomega) {
+				s := secretOf(ctx, etr)(g)
+				g.Expect(string(s.Data[v1alpha1.SecretTokenKey])).To(Equal(token))
+				at, err := time.Parse(time.RFC3339, string(s.Data[v1alpha1.SecretExpiresAtKey]))
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(at).To(BeTemporally(">", time.Now()), "a consumer would read an expired token")
+			}, 14*time.Second, 250*time.Millisecond).Should(Succeed())
+
+			By("retrying with backoff, not in a loop")
+			failed := f.failedCallTimes("brief")
+			Expect(len(failed)).To(BeNumerically(">=", 2), "the refresh is retried during the outage")
+			Expect(len(failed)).To(BeNumerically("<=", 5), "retries back off")
+			for i := 1; i < len(failed); i++ {
+				Expect(failed[i].Sub(failed[i-1])).To(BeNumerically(">=", minGap), "gap between retries %d and %d", i-1, i)
+			}
+			cur := get(ctx, etr).(*v1alpha1.EmbedTokenRequest)
+			ready := readyCondition(ctx, etr)(Default)
+			Expect(ready.Status).To(Equal(metav1.ConditionTrue), "the stored token is still valid")
+			Expect(ready.Reason).To(BeElementOf(v1alpha1.ReasonVendorUnavailable, v1alpha1.ReasonInvalidResponse))
+			Expect(ready.Message).To(ContainSubstring("Refresh failed"))
+			Expect(cur.Status.FailedAttempts).To(BeNumerically(">=", 2))
+
+			By("refreshing at the next scheduled retry once the vendor recovers")
+			retryAt := cur.Status.RenewAt.Time
+			recovered := time.Now()
+			f.sim.ClearFault()
+			waitForToken(ctx, etr, provider.Digest(token))
+			cur = get(ctx, etr).(*v1alpha1.EmbedTokenRequest)
+			Expect(cur.Status.IssuedAt.Time).To(BeTemporally("<=", retryAt.Add(2*time.Second)), "within one backoff step")
+			Expect(cur.Status.IssuedAt.Time).To(BeTemporally(">=", recovered.Truncate(time.Second)))
+			Expect(cur.Status.IssuedAt.Time).To(BeTemporally("<", expiry), "before the old token expired")
+			Expect(cur.Status.FailedAttempts).To(BeZero())
+			Expect(readyCondition(ctx, etr)(Default)).To(haveReason(metav1.ConditionTrue, v1alpha1.ReasonTokenRefreshed))
+		},
+		Entry("503 with Retry-After: retries wait at least Retry-After",
+			vendorsim.Fault{Status: http.StatusServiceUnavailable, RetryAfter: 6 * time.Second}, 5*time.Second),
+		Entry("answers slower than the provider's timeout", vendorsim.Fault{Delay: 3 * time.Second}, time.Second),
+		Entry("garbage instead of JSON", vendorsim.Fault{Garbage: true}, time.Second),
+	)
+})

@@ -1,0 +1,75 @@
+package controller_test
+
+import (
+	"context"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/vendorsim"
+)
+
+// kstatusOf computes the kstatus of the request as the API server holds it,
+// exactly as Argo CD's and Flux's generic health checks and `kubectl wait`
+// tooling built on cli-utils do.
+func kstatusOf(ctx context.Context, etr *v1alpha1.EmbedTokenRequest) func(g Gomega) status.Status {
+	return func(g Gomega) status.Status {
+		cur := &v1alpha1.EmbedTokenRequest{}
+		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(etr), cur)).To(Succeed())
+		obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(cur)
+		g.Expect(err).NotTo(HaveOccurred())
+		u := &unstructured.Unstructured{Object: obj}
+		u.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("EmbedTokenRequest"))
+		res, err := status.Compute(u)
+		g.Expect(err).NotTo(HaveOccurred())
+		return res.Status
+	}
+}
+
+var _ = Describe("kstatus", func() {
+	var ctx context.Context
+	BeforeEach(func() { ctx = context.Background() })
+
+	It("reports a request with a fresh token as Current", func() {
+		f := newFixtureWithProvider(ctx)
+		etr := f.request("current", time.Hour)
+		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+		waitForToken(ctx, etr, "")
+		Eventually(kstatusOf(ctx, etr)).Should(Equal(status.CurrentStatus))
+		Consistently(kstatusOf(ctx, etr)).Should(Equal(status.CurrentStatus))
+	})
+
+	It("reports a request still waiting for its first token as InProgress", func() {
+		f := newFixtureWithProvider(ctx)
+		f.sim.SetFault(vendorsim.Fault{Status: 503, RetryAfter: time.Second})
+		etr := f.request("issuing", time.Hour)
+		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+		Eventually(readyCondition(ctx, etr)).Should(haveReason(metav1.ConditionFalse, v1alpha1.ReasonVendorUnavailable))
+		Expect(kstatusOf(ctx, etr)(Default)).To(Equal(status.InProgressStatus))
+
+		f.sim.ClearFault()
+		waitForToken(ctx, etr, "")
+		Eventually(kstatusOf(ctx, etr)).Should(Equal(status.CurrentStatus))
+	})
+
+	It("reports a request whose vendor rejects the credentials as Failed", func() {
+		f := newFixture(ctx)
+		Expect(k8sClient.Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "qrvey-credentials"},
+			Data:       map[string][]byte{"apiKey": []byte("rejected-key")},
+		})).To(Succeed())
+		f.createProvider(ctx)
+		etr := f.request("failed", time.Hour)
+		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+		Eventually(readyCondition(ctx, etr)).Should(haveReason(metav1.ConditionFalse, v1alpha1.ReasonVendorUnauthorized))
+		Expect(kstatusOf(ctx, etr)(Default)).To(Equal(status.FailedStatus))
+	})
+})

@@ -1,0 +1,130 @@
+package controller_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/go-logr/logr"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/yaml"
+
+	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/controller"
+	"github.com/embedtokens/embed-token-operator/internal/provider"
+	jwtprovider "github.com/embedtokens/embed-token-operator/internal/provider/jwt"
+	"github.com/embedtokens/embed-token-operator/internal/provider/qrvey"
+)
+
+// The namespaced mode is for teams without cluster-wide rights, so this spec
+// runs the operator as an identity that holds only a Role (the generated
+// manager rules) in one namespace. The suite's cluster-wide manager is
+// stopped meanwhile, so every reconcile seen here is the namespaced one's.
+var _ = Describe("Namespaced mode (--watch-namespaces)", func() {
+	It("serves only the watched namespace, with a Role there, and reports ClusterEmbedProviders as unusable", func() {
+		ctx := context.Background()
+		watched := newFixtureWithProvider(ctx)
+		other := newFixtureWithProvider(ctx)
+		spec := watched.providerSpec()
+		spec.Qrvey.APIKeySecretRef.Namespace = watched.ns
+		cp := &v1alpha1.ClusterEmbedProvider{ObjectMeta: metav1.ObjectMeta{Name: "ns-mode-" + watched.ns},
+			Spec: v1alpha1.ClusterEmbedProviderSpec{EmbedProviderSpec: spec}}
+		Expect(k8sClient.Create(ctx, cp)).To(Succeed())
+		DeferCleanup(func() { Expect(k8sClient.Delete(ctx, cp)).To(Succeed()) })
+
+		stopMgr()
+		DeferCleanup(func() { stopMgr = startManager() })
+		DeferCleanup(startNamespacedManager(grantNamespacedRole(ctx, watched.ns), watched.ns))
+
+		served := watched.request("served", time.Hour)
+		viaCluster := watched.request("via-cluster", time.Hour)
+		viaCluster.Spec.ProviderRef = v1alpha1.ProviderRef{Kind: "ClusterEmbedProvider", Name: cp.Name}
+		ignored := other.request("ignored", time.Hour)
+		for _, etr := range []*v1alpha1.EmbedTokenRequest{served, viaCluster, ignored} {
+			Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+		}
+
+		waitForToken(ctx, served, "")
+		Eventually(readyCondition(ctx, viaCluster)).Should(And(
+			haveReason(metav1.ConditionFalse, v1alpha1.ReasonProviderNotFound),
+			HaveField("Message", ContainSubstring("namespaced mode"))))
+		Expect(watched.callsFor("via-cluster")()).To(BeZero())
+		Consistently(func(g Gomega) {
+			g.Expect(get(ctx, ignored.DeepCopy()).(*v1alpha1.EmbedTokenRequest).Status.Conditions).To(BeEmpty())
+			g.Expect(other.sim.CallCount()).To(BeZero())
+		}).Should(Succeed(), "a namespace outside --watch-namespaces is not served")
+	})
+})
+
+// grantNamespacedRole creates an identity whose only rights are the
+// generated manager rules (config/rbac/role.yaml) bound by a Role in ns, as
+// the Helm chart renders them in namespaced mode, and returns its config.
+func grantNamespacedRole(ctx context.Context, ns string) *rest.Config {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "config", "rbac", "role.yaml"))
+	Expect(err).NotTo(HaveOccurred())
+	var clusterRole rbacv1.ClusterRole
+	Expect(yaml.Unmarshal(raw, &clusterRole)).To(Succeed())
+
+	name := "embed-token-operator-" + ns
+	Expect(k8sClient.Create(ctx, &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Rules: clusterRole.Rules,
+	})).To(Succeed())
+	Expect(k8sClient.Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: name}},
+	})).To(Succeed())
+	user, err := testEnv.AddUser(envtest.User{Name: name}, cfg)
+	Expect(err).NotTo(HaveOccurred())
+	return user.Config()
+}
+
+// startNamespacedManager runs the manager as cmd/main.go does with
+// --watch-namespaces, and returns a function that stops it.
+func startNamespacedManager(restCfg *rest.Config, namespaces ...string) func() {
+	return startManagerWith(restCfg, ctrl.Log, namespaces...)
+}
+
+// startManagerWith runs a manager wired as cmd/main.go wires it, with its
+// own identity, logger and watched namespaces (all when none), and returns a
+// function that stops it. The suite's manager must be stopped meanwhile.
+func startManagerWith(restCfg *rest.Config, logger logr.Logger, namespaces ...string) func() {
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
+		Scheme:  scheme,
+		Logger:  logger,
+		Metrics: metricsserver.Options{BindAddress: "0"},
+		Cache:   controller.CacheOptions(namespaces...),
+		// Without namespace-scoped watches the identity's lists are
+		// forbidden: fail fast instead of waiting two minutes.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true), CacheSyncTimeout: 15 * time.Second},
+	})
+	Expect(err).NotTo(HaveOccurred())
+	Expect(controller.Setup(mgr, controller.Options{
+		Providers:         map[string]provider.Provider{v1alpha1.VendorQrvey: qrvey.New(), v1alpha1.VendorJWT: jwtprovider.New()},
+		WatchNamespaces:   namespaces,
+		MetricsRegisterer: prometheus.NewRegistry(),
+	})).To(Succeed())
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer GinkgoRecover()
+		defer close(done)
+		Expect(mgr.Start(ctx)).To(Succeed())
+	}()
+	return func() {
+		cancel()
+		Eventually(done, time.Minute).Should(BeClosed(), "the manager stops")
+	}
+}
