@@ -20,16 +20,11 @@ HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=hack/lib/build-k8s.sh
 source "${HACK_DIR}/lib/build-k8s.sh"
 
-mkdir -p "${CACHE_ROOT}"
-WORK="$(mktemp -d "${CACHE_ROOT}/build.XXXXXX")"
-trap 'rm -rf "${WORK}"' EXIT
+# build_assets OUTDIR
+build_assets() {
+  build_k8s_binaries "${K8S_VERSION}" "$1" kube-apiserver
+  build_etcd "${ETCD_VERSION}" "$1"
+}
 
-build_k8s_binaries "${K8S_VERSION}" "${WORK}/out" kube-apiserver >&2
-build_etcd "${ETCD_VERSION}" "${WORK}/out" >&2
-
-mkdir -p "$(dirname "${DEST}")"
-rm -rf "${DEST}.tmp"
-mv "${WORK}/out" "${DEST}.tmp"
-rm -rf "${DEST}"
-mv "${DEST}.tmp" "${DEST}"
+publish_build "${DEST}" build_assets
 echo "${DEST}"

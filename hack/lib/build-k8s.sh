@@ -65,3 +65,24 @@ GO
   )
   rm -rf "${mod}"
 }
+
+# publish_build DEST CMD [ARGS...]
+# Runs CMD ARGS... OUTDIR with a scratch OUTDIR beside DEST, then moves it to
+# DEST in one rename, so concurrent runs never see a half-built cache entry.
+# For scripts under `set -e`: a failed build exits the script, and the EXIT
+# trap this sets removes the scratch dir.
+publish_build() {
+  local dest="$1"; shift
+  local parent
+  parent="$(dirname "${dest}")"
+  mkdir -p "${parent}"
+  PUBLISH_BUILD_WORK="$(mktemp -d "${parent}/build.XXXXXX")"
+  trap 'rm -rf "${PUBLISH_BUILD_WORK}"' EXIT
+  local work="${PUBLISH_BUILD_WORK}"
+  "$@" "${work}/out" >&2
+  rm -rf "${dest}.tmp"
+  mv "${work}/out" "${dest}.tmp"
+  rm -rf "${dest}"
+  mv "${dest}.tmp" "${dest}"
+  rm -rf "${work}"
+}

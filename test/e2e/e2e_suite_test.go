@@ -1,0 +1,123 @@
+//go:build e2e
+
+// Package e2e proves on a real single-node cluster (hack/local-cluster: a
+// kubelet, containerd, the garbage collector and RBAC enforcement, none of
+// which envtest has) that workloads always read an unexpired token. It
+// expects the cluster up and the operator deployed from config/local: run it
+// with `make test-e2e`, which does both.
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+)
+
+// env is where the suite finds the local cluster; every value can be
+// overridden by the environment variable hack/local-cluster reads too.
+type env struct {
+	stateDir    string
+	kubectl     string
+	kubeconfig  string
+	auditLog    string
+	simURL      string
+	qrveyAPIKey string
+}
+
+const (
+	operatorNamespace  = "embed-token-operator-system"
+	operatorSA         = "embed-token-operator-controller-manager"
+	operatorLeaseName  = "embed-token-operator.embedtokens.io"
+	workloadImage      = "local/tokenreader:dev"
+	operatorPodLabel   = "control-plane"
+	operatorPodLabelV  = "controller-manager"
+	tokenMountPath     = "/var/run/embed-token"
+	readInterval       = 2 * time.Second
+	kubeletPropagation = 90 * time.Second // observed ~56-60 s, plus slack for a loaded machine
+)
+
+var (
+	cfg env
+	k8s client.Client
+	// ns is the suite's own namespace, deleted at the end.
+	ns string
+)
+
+func TestE2E(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "e2e suite (local single-node cluster)")
+}
+
+func loadEnv() env {
+	state := os.Getenv("LOCAL_CLUSTER_DIR")
+	if state == "" {
+		state = "/tmp/embed-token-operator-cluster"
+	}
+	sim := os.Getenv("VENDORSIM_ADDR")
+	if sim == "" {
+		sim = "127.0.0.1:8089"
+	}
+	key := os.Getenv("VENDORSIM_QRVEY_API_KEY")
+	if key == "" {
+		key = "local-cluster-qrvey-key"
+	}
+	return env{
+		stateDir:    state,
+		kubectl:     filepath.Join(state, "bin", "kubectl"),
+		kubeconfig:  filepath.Join(state, "kubeconfig"),
+		auditLog:    filepath.Join(state, "logs", "audit.log"),
+		simURL:      "http://" + sim,
+		qrveyAPIKey: key,
+	}
+}
+
+var _ = BeforeSuite(func(ctx SpecContext) {
+	SetDefaultEventuallyPollingInterval(time.Second)
+	cfg = loadEnv()
+	restCfg, err := clientcmd.BuildConfigFromFlags("", cfg.kubeconfig)
+	Expect(err).NotTo(HaveOccurred(), "no local cluster: run `make test-e2e` or `hack/local-cluster up`")
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(v1alpha1.AddToScheme(scheme))
+	k8s, err = client.New(restCfg, client.Options{Scheme: scheme})
+	Expect(err).NotTo(HaveOccurred())
+
+	By("checking the operator is deployed and ready")
+	Eventually(func(g Gomega) {
+		d := &appsv1.Deployment{}
+		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: operatorSA}, d)).To(Succeed())
+		g.Expect(d.Status.ReadyReplicas).To(BeEquivalentTo(1))
+	}).WithContext(ctx).WithTimeout(2 * time.Minute).Should(Succeed())
+
+	ns = "e2e-" + randSuffix()
+	By("creating namespace " + ns + " with a Qrvey provider pointing at the simulator")
+	Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: objectMeta("", ns)})).To(Succeed())
+	createQrveyProvider(ctx, ns)
+}, NodeTimeout(5*time.Minute))
+
+var _ = AfterSuite(func(ctx SpecContext) {
+	if ns == "" || os.Getenv("E2E_KEEP_NAMESPACE") != "" {
+		return
+	}
+	_ = k8s.Delete(ctx, &corev1.Namespace{ObjectMeta: objectMeta("", ns)})
+}, NodeTimeout(time.Minute))
+
+// Dump what helps to debug a failure: the operator's log tail.
+var _ = ReportAfterEach(func(r SpecReport) {
+	if r.Failed() {
+		AddReportEntry("operator log tail", operatorLogTail(100))
+	}
+})
