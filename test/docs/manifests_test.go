@@ -1,0 +1,98 @@
+package docs
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// yamlBlock matches a fenced yaml code block of a Markdown page.
+var yamlBlock = regexp.MustCompile("(?s)```yaml\n(.*?)```")
+
+// TestGuideManifestsAreAccepted sends every complete object (one with
+// apiVersion and kind) in the vendor guides and the README to a real API
+// server with the operator's CRDs, as a server-side dry-run apply, so a guide
+// never shows a manifest that admission would refuse.
+func TestGuideManifestsAreAccepted(t *testing.T) {
+	pages, err := filepath.Glob(filepath.Join(root, "docs", "vendors", "*.md"))
+	if err != nil || len(pages) < 6 {
+		t.Fatalf("vendor guides: %v %v", pages, err)
+	}
+	pages = append(pages, filepath.Join(root, "README.md"))
+
+	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join(root, "config", "crd", "bases")}, ErrorIfCRDPathMissing: true}
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatalf("starting envtest (run through `make test` so KUBEBUILDER_ASSETS is set): %v", err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ctx := context.Background()
+	checked := 0
+	for _, page := range pages {
+		raw, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range yamlBlock.FindAllSubmatch(raw, -1) {
+			for _, obj := range decodeAll(t, page, m[1]) {
+				if obj.GetAPIVersion() == "" || obj.GetKind() == "" {
+					continue // a fragment, not an object
+				}
+				ns := obj.GetNamespace()
+				if ns == "" {
+					ns = "default"
+				}
+				if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
+					t.Fatal(err)
+				}
+				obj.SetNamespace(ns)
+				if obj.GetKind() == "ClusterEmbedProvider" || obj.GetKind() == "Namespace" {
+					obj.SetNamespace("")
+				}
+				if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner("docs-test"),
+					client.DryRunAll, client.ForceOwnership); err != nil {
+					t.Errorf("%s: %s %s is refused: %v", filepath.Base(page), obj.GetKind(), obj.GetName(), err)
+				}
+				checked++
+			}
+		}
+	}
+	if checked < 10 {
+		t.Errorf("checked only %d manifests", checked)
+	}
+}
+
+// decodeAll splits a YAML block into objects.
+func decodeAll(t *testing.T, page string, block []byte) []*unstructured.Unstructured {
+	t.Helper()
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(block), 4096)
+	var out []*unstructured.Unstructured
+	for {
+		obj := map[string]any{}
+		if err := dec.Decode(&obj); err != nil {
+			if err.Error() != "EOF" {
+				t.Errorf("%s: a yaml block does not parse: %v", filepath.Base(page), err)
+			}
+			return out
+		}
+		if len(obj) > 0 {
+			out = append(out, &unstructured.Unstructured{Object: obj})
+		}
+	}
+}

@@ -1,0 +1,121 @@
+//go:build helm
+
+package install
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// TestHelmChart applies the chart as `make helm-lint` rendered it (into
+// RENDERED_CHART_DIR) to a fresh API server: cluster-wide with the default
+// values, then in namespaced mode, and checks what each identity may do. It
+// is built only with -tags helm because it needs the rendered files.
+func TestHelmChart(t *testing.T) {
+	dir := os.Getenv("RENDERED_CHART_DIR")
+	if dir == "" {
+		t.Fatal("RENDERED_CHART_DIR is not set; run `make helm-lint`")
+	}
+	ctx := context.Background()
+	c := startAPIServer(t)
+
+	t.Run("cluster-wide", func(t *testing.T) {
+		objs := readManifests(t, filepath.Join(dir, "default.yaml"))
+		for _, u := range objs {
+			if u.GetKind() == "CustomResourceDefinition" && u.GetAnnotations()["helm.sh/resource-policy"] != "keep" {
+				t.Errorf("CRD %s lacks helm.sh/resource-policy: keep", u.GetName())
+			}
+		}
+		ensureNamespaces(ctx, t, c, objs)
+		applyAll(ctx, t, c, objs)
+		waitEstablished(ctx, t, c, objs)
+		user, _, args := deploymentIdentity(t, objs)
+		if slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--watch-namespaces") }) {
+			t.Errorf("default values set --watch-namespaces: %v", args)
+		}
+		for _, res := range []string{"embedtokenrequests", "embedproviders", "clusterembedproviders"} {
+			if !canI(ctx, t, c, user, "watch", "embedtokens.io", res, "") {
+				t.Errorf("%s may not watch %s cluster-wide", user, res)
+			}
+		}
+	})
+
+	t.Run("namespaced", func(t *testing.T) {
+		objs := readManifests(t, filepath.Join(dir, "namespaced.yaml"))
+		if n := countKinds(objs)["CustomResourceDefinition"] + countKinds(objs)["ClusterRole"] + countKinds(objs)["ClusterRoleBinding"]; n != 0 {
+			t.Errorf("namespaced mode renders %d cluster-scoped objects, want none (kinds %v)", n, countKinds(objs))
+		}
+		ensureNamespaces(ctx, t, c, objs)
+		applyAll(ctx, t, c, objs)
+		user, ns, args := deploymentIdentity(t, objs)
+		if !slices.Contains(args, "--watch-namespaces=team-a,team-b") || !slices.Contains(args, "--leader-elect") {
+			t.Errorf("manager args %v", args)
+		}
+		for _, watched := range []string{"team-a", "team-b"} {
+			for _, check := range [][3]string{{"watch", "embedtokens.io", "embedtokenrequests"},
+				{"patch", "embedtokens.io", "embedtokenrequests/status"}, {"watch", "embedtokens.io", "embedproviders"},
+				{"create", "", "secrets"}, {"create", "events.k8s.io", "events"}} {
+				if !canI(ctx, t, c, user, check[0], check[1], check[2], watched) {
+					t.Errorf("%s may not %s %s in %s", user, check[0], check[2], watched)
+				}
+			}
+		}
+		if !canI(ctx, t, c, user, "update", "coordination.k8s.io", "leases", ns) {
+			t.Errorf("%s may not update leader election leases in %s", user, ns)
+		}
+		for _, denied := range [][2]string{{"embedtokenrequests", ""}, {"embedtokenrequests", "default"},
+			{"clusterembedproviders", ""}} {
+			if canI(ctx, t, c, user, "list", "embedtokens.io", denied[0], denied[1]) {
+				t.Errorf("%s may list %s in %q; namespaced mode must grant nothing outside the watched namespaces", user, denied[0], denied[1])
+			}
+		}
+	})
+
+	t.Run("monitoring", func(t *testing.T) {
+		objs := readManifests(t, filepath.Join(dir, "monitoring.yaml"))
+		kinds := countKinds(objs)
+		if kinds["ServiceMonitor"] != 1 || kinds["PrometheusRule"] != 1 || kinds["ConfigMap"] != 1 {
+			t.Fatalf("kinds %v, want one ServiceMonitor, PrometheusRule and dashboard ConfigMap", kinds)
+		}
+		for _, u := range objs {
+			switch u.GetKind() {
+			case "PrometheusRule":
+				checkRule(t, u)
+			case "ConfigMap":
+				raw, _, _ := unstructured.NestedString(u.Object, "data", "embed-token-operator.json")
+				if !json.Valid([]byte(raw)) {
+					t.Errorf("the dashboard ConfigMap does not hold valid JSON")
+				}
+			}
+		}
+	})
+}
+
+// checkRule checks both alerts survived rendering, with their Prometheus
+// templates intact.
+func checkRule(t *testing.T, u *unstructured.Unstructured) {
+	t.Helper()
+	groups, _, _ := unstructured.NestedSlice(u.Object, "spec", "groups")
+	var alerts []string
+	for _, g := range groups {
+		rules, _, _ := unstructured.NestedSlice(g.(map[string]any), "rules")
+		for _, r := range rules {
+			rule := r.(map[string]any)
+			alerts = append(alerts, rule["alert"].(string))
+			summary, _, _ := unstructured.NestedString(rule, "annotations", "summary")
+			if !strings.Contains(summary, "{{ $labels.namespace }}") {
+				t.Errorf("alert %s summary %q lost its Prometheus template", rule["alert"], summary)
+			}
+		}
+	}
+	if !slices.Contains(alerts, "EmbedTokenRefreshFailing") || !slices.Contains(alerts, "EmbedTokenExpired") {
+		t.Errorf("alerts %v", alerts)
+	}
+}
