@@ -11,6 +11,15 @@ endif
 # Tools. controller-gen is pinned in go.mod as a `tool` directive.
 CONTROLLER_GEN ?= go tool controller-gen
 KUBECTL ?= kubectl
+# kustomize, helm and crd-ref-docs are built from the Go module proxy into
+# bin/ (see "Ecosystem tools" at the end); they stay out of go.mod.
+LOCALBIN ?= $(shell pwd)/bin
+KUSTOMIZE_VERSION ?= v5.8.2
+HELM_VERSION ?= v3.22.0
+CRD_REF_DOCS_VERSION ?= v0.3.0
+KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
+HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
+CRD_REF_DOCS ?= $(LOCALBIN)/crd-ref-docs-$(CRD_REF_DOCS_VERSION)
 # CONTAINER_TOOL defines the container tool to be used for building images.
 CONTAINER_TOOL ?= docker
 
@@ -57,11 +66,40 @@ envtest: ## Build (first time, ~5 min) or find the cached envtest assets (kube-a
 	@bash hack/envtest-assets.sh
 
 .PHONY: test
-test: manifests generate fmt vet ## Run unit and envtest integration tests (everything except test/e2e).
+test: manifests generate fmt vet ## Run unit and envtest integration tests (everything except test/e2e, test/chaos, test/bench).
 	@assets="$$(bash hack/envtest-assets.sh)"; \
-	pkgs="$$(go list ./... | grep -v /test/e2e)"; \
+	pkgs="$$(go list ./... | grep -v -e /test/e2e -e /test/chaos -e /test/bench)"; \
 	echo "KUBEBUILDER_ASSETS=$$assets"; \
 	KUBEBUILDER_ASSETS="$$assets" go test $$pkgs -coverprofile cover.out
+
+# FUZZTIME is how long `make fuzz` runs each fuzz target.
+FUZZTIME ?= 10s
+
+.PHONY: fuzz
+fuzz: ## Run every Go fuzz target for FUZZTIME (default 10s) each; failing inputs are saved under testdata/fuzz.
+	@dirs="$$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u)"; \
+	for dir in $$dirs; do \
+	  for target in $$(go test -list '^Fuzz' "$$dir" | grep '^Fuzz'); do \
+	    echo "==> $$dir $$target ($(FUZZTIME))"; \
+	    go test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) "$$dir" || exit 1; \
+	  done; \
+	done
+
+.PHONY: test-chaos
+test-chaos: ## Process-level fault tests: manager SIGKILLed while issuing, API server restarted, leader killed (~5 min).
+	@assets="$$(bash hack/envtest-assets.sh)"; \
+	KUBEBUILDER_ASSETS="$$assets" go test ./test/chaos/ -count=1 -timeout 15m -v -ginkgo.v
+
+# N is how many EmbedTokenRequests `make bench` applies; BENCH_ARGS adds flags
+# of test/bench (-qps, -burst, -concurrency, -unrelated, -steady, -cpu-profile, -out).
+N ?= 1000
+BENCH_ARGS ?=
+
+.PHONY: bench
+bench: ## Go benchmarks of the hot pure code, then the operator at scale (N requests, default 1000); see docs/benchmarks.md.
+	go test -run '^$$' -bench . -benchmem ./internal/controller/ ./internal/provider/ ./internal/provider/httpprovider/ ./internal/provider/jwt/
+	@assets="$$(bash hack/envtest-assets.sh)"; \
+	KUBEBUILDER_ASSETS="$$assets" go run ./test/bench -n $(N) $(BENCH_ARGS)
 
 ##@ Build
 
@@ -84,9 +122,9 @@ docker-push: ## Push docker image with the manager.
 	$(CONTAINER_TOOL) push $(IMG)
 
 .PHONY: build-installer
-build-installer: manifests ## Generate a single install.yaml (CRDs and deployment, image IMG) in dist/.
+build-installer: manifests $(KUSTOMIZE) ## Generate a single install.yaml (CRDs, RBAC and Deployment, image IMG) in dist/.
 	mkdir -p dist
-	$(KUBECTL) kustomize config/default | sed 's|image: controller:latest|image: $(IMG)|' > dist/install.yaml
+	$(KUSTOMIZE) build config/default | sed 's|image: controller:latest|image: $(IMG)|' > dist/install.yaml
 
 ##@ Deployment
 
@@ -95,21 +133,125 @@ ifndef ignore-not-found
 endif
 
 .PHONY: install
-install: manifests ## Install CRDs into the K8s cluster of the current kubeconfig.
-	$(KUBECTL) apply -k config/crd
+install: manifests $(KUSTOMIZE) ## Install CRDs into the K8s cluster of the current kubeconfig.
+	$(KUSTOMIZE) build config/crd | $(KUBECTL) apply --server-side -f -
 
 .PHONY: uninstall
-uninstall: manifests ## Uninstall CRDs from the K8s cluster. Call with ignore-not-found=true to ignore resource not found errors during deletion.
-	$(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -k config/crd
+uninstall: manifests $(KUSTOMIZE) ## Uninstall CRDs from the K8s cluster. Call with ignore-not-found=true to ignore resource not found errors during deletion.
+	$(KUSTOMIZE) build config/crd | $(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f -
 
 .PHONY: deploy
-deploy: manifests ## Deploy controller (image IMG) to the K8s cluster of the current kubeconfig.
-	$(KUBECTL) kustomize config/default | sed 's|image: controller:latest|image: $(IMG)|' | $(KUBECTL) apply -f -
+deploy: manifests $(KUSTOMIZE) ## Deploy controller (image IMG) to the K8s cluster of the current kubeconfig.
+	$(KUSTOMIZE) build config/default | sed 's|image: controller:latest|image: $(IMG)|' | $(KUBECTL) apply --server-side -f -
 
 .PHONY: undeploy
-undeploy: ## Undeploy controller from the K8s cluster. Call with ignore-not-found=true to ignore resource not found errors during deletion.
-	$(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -k config/default
+undeploy: $(KUSTOMIZE) ## Undeploy controller from the K8s cluster. Call with ignore-not-found=true to ignore resource not found errors during deletion.
+	$(KUSTOMIZE) build config/default | $(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f -
 
 .PHONY: dev
 dev: manifests ## Run a local kube-apiserver + etcd, the vendor simulator and the operator with a Qrvey demo (no cluster needed).
 	@assets="$$(bash hack/envtest-assets.sh)"; KUBEBUILDER_ASSETS="$$assets" go run ./cmd/devenv
+
+##@ Local cluster (a real single-node Kubernetes built from source; see hack/local-cluster)
+
+# The cluster's state, logs and kubeconfig live under LOCAL_CLUSTER_DIR.
+LOCAL_CLUSTER_DIR ?= /tmp/embed-token-operator-cluster
+export LOCAL_CLUSTER_DIR
+
+.PHONY: cluster-up
+cluster-up: ## Start the local single-node cluster and the vendor simulator (first run builds the node binaries, ~10 min).
+	bash hack/local-cluster up
+
+.PHONY: cluster-deploy
+cluster-deploy: manifests ## Build the operator image and deploy it to the local cluster from config/local.
+	bash hack/local-cluster deploy
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local cluster: containers, processes and mounts it started.
+	bash hack/local-cluster down
+
+.PHONY: demo
+demo: manifests ## Run it: local cluster, operator, simulator and an app pod printing its mounted token's digest as it refreshes.
+	bash hack/demo.sh
+
+.PHONY: test-e2e
+test-e2e: manifests ## End-to-end tests on the local cluster (started and deployed to first; left running, stop with cluster-down).
+	bash hack/local-cluster up
+	bash hack/local-cluster deploy
+	go vet -tags e2e ./test/e2e/
+	go test -tags e2e ./test/e2e/ -count=1 -timeout 40m -v -ginkgo.v
+
+##@ Ecosystem (issue 7): installer, Helm chart, API docs, kubectl plugin
+
+$(LOCALBIN):
+	mkdir -p $(LOCALBIN)
+
+$(KUSTOMIZE): | $(LOCALBIN)
+	$(call go-install-tool,$(KUSTOMIZE),sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION),kustomize)
+
+$(HELM): | $(LOCALBIN)
+	$(call go-install-tool,$(HELM),helm.sh/helm/v3/cmd/helm,$(HELM_VERSION),helm)
+
+$(CRD_REF_DOCS): | $(LOCALBIN)
+	$(call go-install-tool,$(CRD_REF_DOCS),github.com/elastic/crd-ref-docs,$(CRD_REF_DOCS_VERSION),crd-ref-docs)
+
+.PHONY: tools
+tools: $(KUSTOMIZE) $(HELM) $(CRD_REF_DOCS) ## Build kustomize, helm and crd-ref-docs from the Go module proxy into bin/ (once).
+
+CHART_DIR ?= dist/chart
+# helm built with `go install` assumes Kubernetes v1.20 unless told otherwise.
+HELM_KUBE_VERSION ?= v1.37.1
+
+.PHONY: chart-sync
+chart-sync: manifests ## Copy CRDs, manager RBAC rules, PrometheusRule and Grafana dashboard into the Helm chart's files/.
+	mkdir -p $(CHART_DIR)/files/crds $(CHART_DIR)/files/rbac $(CHART_DIR)/files/prometheus
+	rm -f $(CHART_DIR)/files/crds/*.yaml
+	cp config/crd/bases/*.yaml $(CHART_DIR)/files/crds/
+	rm -f $(CHART_DIR)/files/rbac/*.yaml
+	cp config/rbac/role.yaml config/rbac/*_editor_role.yaml config/rbac/*_viewer_role.yaml $(CHART_DIR)/files/rbac/
+	cp config/prometheus/prometheusrule.yaml config/prometheus/grafana-dashboard.json $(CHART_DIR)/files/prometheus/
+
+.PHONY: helm-lint
+helm-lint: chart-sync $(HELM) ## helm lint and helm template the chart, cluster-wide (default values) and namespaced.
+	go vet -tags helm ./test/install/
+	$(HELM) lint --strict $(CHART_DIR)
+	$(HELM) lint --strict $(CHART_DIR) -f $(CHART_DIR)/ci/namespaced-values.yaml
+	$(HELM) lint --strict $(CHART_DIR) -f $(CHART_DIR)/ci/monitoring-values.yaml
+	mkdir -p bin/chart
+	$(HELM) template eto $(CHART_DIR) --kube-version $(HELM_KUBE_VERSION) --namespace embed-token-operator > bin/chart/default.yaml
+	$(HELM) template eto $(CHART_DIR) --kube-version $(HELM_KUBE_VERSION) --namespace team-a -f $(CHART_DIR)/ci/namespaced-values.yaml > bin/chart/namespaced.yaml
+	$(HELM) template eto $(CHART_DIR) --kube-version $(HELM_KUBE_VERSION) --namespace monitoring -f $(CHART_DIR)/ci/monitoring-values.yaml > bin/chart/monitoring.yaml
+	RENDERED_CHART_DIR=$(CURDIR)/bin/chart KUBEBUILDER_ASSETS="$$(bash hack/envtest-assets.sh)" \
+	  go test -tags helm ./test/install/ -run 'TestHelmChart' -count=1 -v
+
+.PHONY: docs
+docs: $(CRD_REF_DOCS) ## Generate the API reference docs/api.md from the Go types (api/v1alpha1).
+	$(CRD_REF_DOCS) --source-path=./api --config=hack/crd-ref-docs/config.yaml \
+	  --renderer=markdown --output-path=docs/api.md --log-level=WARN
+
+.PHONY: plugin
+plugin: ## Build the kubectl plugin into bin/kubectl-embedtoken (put bin/ on PATH: `kubectl embedtoken status`).
+	go build -o bin/kubectl-embedtoken ./cmd/kubectl-embedtoken
+
+# GENERATED lists files that are checked in and must match what the make
+# targets above produce.
+GENERATED = dist/install.yaml $(CHART_DIR)/files docs/api.md config/crd/bases config/rbac/role.yaml
+
+.PHONY: check-generated
+check-generated: build-installer chart-sync docs ## Regenerate installer, chart files and API docs; fail if any differs from git.
+	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \
+	  echo "Generated files are stale; run 'make build-installer chart-sync docs' and commit:"; \
+	  git status --porcelain -- $(GENERATED); git --no-pager diff --stat -- $(GENERATED); exit 1; \
+	fi
+
+# go-install-tool builds package $(2) at version $(3) into $(1), a
+# version-suffixed name, so changing a version rebuilds the tool. $(4) is the
+# name `go install` gives the binary.
+define go-install-tool
+@[ -f "$(1)" ] || { \
+set -e; \
+echo "Building $(2)@$(3) from the Go module proxy"; \
+GOBIN="$(LOCALBIN)" go install $(2)@$(3); \
+mv "$(LOCALBIN)/$(4)" "$(1)"; \
+}
+endef
