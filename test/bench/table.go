@@ -1,0 +1,90 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/embedtokens/embed-token-operator/test/harness"
+)
+
+const mib = 1 << 20
+
+// notOperators tells writes the operator does not make: the benchmark
+// client's to the requests themselves (creating, annotating them) and
+// kube-apiserver's own identity Lease heartbeats (the manager runs without
+// leader election here).
+func notOperators(k harness.RequestKey) bool {
+	return k.Resource == "embedtokenrequests" && k.Subresource == "" || k.Resource == "leases"
+}
+
+// ownWrites counts only the operator's writes.
+func ownWrites(p phase) float64 {
+	n := p.Writes
+	for k, v := range p.Requests {
+		if k.IsWrite() && notOperators(k) {
+			n -= v
+		}
+	}
+	return n
+}
+
+func perToken(v float64, tokens int) string {
+	if tokens == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f", v/float64(tokens))
+}
+
+func perMinute(v float64, p phase) string {
+	return fmt.Sprintf("%.1f", v/p.Duration.Minutes())
+}
+
+// printTable renders the results as a Markdown table, ready for docs/benchmarks.md.
+func printTable(w io.Writer, cfg config, r results) {
+	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.Debug)
+	row := func(k, v string) { fmt.Fprintf(tw, "| %s\t %s\t\n", k, v) }
+	fmt.Fprintf(w, "\nN=%d unrelated Secrets=%d qps=%g burst=%d reconcilers=%d\nmachine: %s\n\n", cfg.N, cfg.Unrelated, cfg.QPS, cfg.Burst, cfg.Concurrency, r.Machine)
+	row("metric", "value")
+	row("---", "---")
+	row("apply N requests → all Ready", r.Issue.Duration.Round(1e7).String())
+	if r.Floor > 0 {
+		row("floor: N Secret creates + N status writes, same QPS", r.Floor.Round(1e7).String())
+		row("ratio operator / floor", fmt.Sprintf("%.2f", r.Issue.Duration.Seconds()/r.Floor.Seconds()))
+	}
+	row("vendor calls per issued token", perToken(float64(r.Issue.VendorCalls), r.Issue.Issued))
+	row("API writes per issued token (operator's)", perToken(ownWrites(r.Issue), r.Issue.Issued))
+	row("  of which", breakdown(r.Issue, r.Issue.Issued))
+	row("refresh wave (annotate all → all Secrets refreshed)", r.Wave.Duration.Round(1e7).String())
+	row("wave: vendor calls per token", perToken(float64(r.Wave.VendorCalls), r.Wave.Issued))
+	row("wave: API writes per token (operator's)", perToken(ownWrites(r.Wave), r.Wave.Issued))
+	row("steady state: API writes per minute", perMinute(ownWrites(r.Steady), r.Steady))
+	row("steady state: vendor calls per minute", perMinute(float64(r.Steady.VendorCalls), r.Steady))
+	row("manager RSS idle / after issue / steady (MiB)", fmt.Sprintf("%.1f / %.1f / %.1f", float64(r.IdleRSS)/mib, float64(r.ReadyRSS)/mib, float64(r.SteadyRSS)/mib))
+	row("manager peak RSS, VmHWM (MiB)", fmt.Sprintf("%.1f", float64(r.PeakRSS)/mib))
+	row("manager CPU: issue / steady / wave / total (s)", fmt.Sprintf("%.1f / %.1f / %.1f / %.1f",
+		r.Issue.CPU.Seconds(), r.Steady.CPU.Seconds(), r.Wave.CPU.Seconds(), r.ManagerCPU.Seconds()))
+	if r.UnrelatedCreate > 0 {
+		row("creating the unrelated Secrets took", r.UnrelatedCreate.Round(1e7).String())
+	}
+	_ = tw.Flush()
+	if r.ProfilePath != "" {
+		fmt.Fprintf(w, "\nCPU profile: %s (go tool pprof -top %s)\n", r.ProfilePath, r.ProfilePath)
+	}
+	fmt.Fprintf(w, "manager log: %s\n", r.ManagerLog)
+}
+
+// breakdown lists the operator's writes per token by verb and resource.
+func breakdown(p phase, tokens int) string {
+	s := ""
+	for _, k := range p.Requests.Keys() {
+		if !k.IsWrite() || notOperators(k) {
+			continue
+		}
+		if s != "" {
+			s += ", "
+		}
+		s += k.String() + " " + perToken(p.Requests[k], tokens)
+	}
+	return s
+}
