@@ -3,8 +3,8 @@
 # deploys the operator from config/local, applies the Qrvey demo from
 # config/local/demo against the vendor simulator, and follows the app pod's
 # output: the digest of the token it reads from the mounted Secret and the
-# token's remaining lifetime. A new digest appears about every 90 s, well
-# before the old token expires. Ctrl-C stops following; the cluster keeps
+# token's remaining lifetime. A new digest appears about every 2 minutes,
+# well before the old token expires. Ctrl-C stops following; the cluster keeps
 # running until `make cluster-down`. DEMO_DURATION=5m stops following after
 # that long.
 set -euo pipefail
@@ -30,7 +30,7 @@ follow_app_log() {
 main() {
   bash "${LC}" up
   bash "${LC}" deploy
-  echo "==> Applying the demo (namespace demo): Qrvey provider, 3-minute tokens, an app pod" >&2
+  echo "==> Applying the demo (namespace demo): Qrvey provider, 4-minute tokens, an app pod" >&2
   kc apply -f "${DEMO}/namespace.yaml" >/dev/null
   kc apply -n demo -f "${DEMO}/qrvey.yaml"
   kc -n demo wait --for=condition=Ready etr/sales-dashboard --timeout=120s
@@ -41,7 +41,7 @@ main() {
 
 The app pod prints the token it reads from the mounted Secret (as a digest),
 its remaining lifetime and the vendor simulator's verdict every 5 s. Watch the
-digest change about 90 s before expiry, with the remaining lifetime never
+digest change about 2 minutes before expiry, with the remaining lifetime never
 reaching zero. In another terminal:
 
   $(bash "${LC}" env | tr '\n' ';')

@@ -36,8 +36,9 @@ const (
 
 // MinDefaultRenewMargin is the least time the default policy leaves between
 // writing a renewed token and the old one expiring. A pod sees a mounted
-// Secret's new content only after the kubelet's next sync (up to about a
-// minute, plus its cache TTL), so a third of a short lifetime is not enough.
+// Secret's new content only at the kubelet's next sync of the pod (every
+// minute with up to 50% jitter: 60-90 s), so a third of a short lifetime is
+// not enough.
 const MinDefaultRenewMargin = 2 * time.Minute
 
 // DefaultRenewMargin is the margin used when the request sets neither

@@ -46,7 +46,14 @@ const (
 	operatorPodLabelV  = "controller-manager"
 	tokenMountPath     = "/var/run/embed-token"
 	readInterval       = 2 * time.Second
-	kubeletPropagation = 90 * time.Second // observed ~56-60 s, plus slack for a loaded machine
+	// kubeletPropagation is how late a mounted Secret's new content may
+	// reach a running pod: the kubelet re-syncs each pod every
+	// syncFrequency (1m) with up to 50% jitter (pod_workers.go), so up to
+	// 90 s. Observed here: 49-82 s.
+	kubeletPropagation = 90 * time.Second
+	// mountedLifetime is the shortest lifetime whose default renewal margin
+	// (2m) outruns kubeletPropagation; a 3m token's margin is only 90 s.
+	mountedLifetime = 4 * time.Minute
 )
 
 var (

@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/controller"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 )
 
@@ -44,12 +45,14 @@ var _ = Describe("The operator on a real node", Ordered, func() {
 		By("asking the API server what the service account may do (kubectl auth can-i --as)")
 		for _, allowed := range [][]string{
 			{"list", "secrets", "-A"}, {"watch", "secrets", "-A"}, {"create", "secrets", "-n", ns},
-			{"patch", "deployments.apps", "-n", ns}, {"update", "embedtokenrequests.embedtokens.io", "--subresource", "status", "-n", ns},
+			{"update", "secrets", "-n", ns}, {"patch", "deployments.apps", "-n", ns},
+			{"patch", "embedtokenrequests.embedtokens.io", "--subresource", "status", "-n", ns},
 		} {
 			Expect(canI(ctx, allowed...)).To(BeTrue(), "can-i %v", allowed)
 		}
 		for _, denied := range [][]string{
-			{"delete", "secrets", "-n", ns}, {"deletecollection", "secrets", "-n", ns},
+			{"delete", "secrets", "-n", ns}, {"deletecollection", "secrets", "-n", ns}, {"patch", "secrets", "-n", ns},
+			{"update", "embedtokenrequests.embedtokens.io", "--subresource", "status", "-n", ns},
 			{"get", "pods", "-n", ns}, {"create", "pods", "-n", ns}, {"delete", "pods", "-n", ns},
 			{"update", "deployments.apps", "-n", ns}, {"delete", "deployments.apps", "-n", ns},
 			{"update", "embedtokenrequests.embedtokens.io", "-n", ns}, {"create", "embedproviders.embedtokens.io", "-n", ns},
@@ -116,10 +119,11 @@ var _ = Describe("The operator on a real node", Ordered, func() {
 	var reader *corev1.Pod
 
 	It("starts a pod that reads the mounted Secret every 2 s", func(ctx SpecContext) {
-		// Three-minute tokens with the default renewal margin (no
+		// Four-minute tokens with the default renewal margin (no
 		// renewBefore): the spec proves the default outruns the kubelet's
 		// propagation delay of mounted Secrets, which is left at its default.
-		etr := newRequest(mounted, 3*time.Minute)
+		Expect(controller.DefaultRenewMargin(mountedLifetime)).To(BeNumerically(">=", kubeletPropagation+30*time.Second))
+		etr := newRequest(mounted, mountedLifetime)
 		Expect(k8s.Create(ctx, etr)).To(Succeed())
 		waitReady(ctx, etr)
 
