@@ -7,7 +7,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -65,9 +64,6 @@ type EmbedTokenRequestReconciler struct {
 func (r *EmbedTokenRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	etr := &v1alpha1.EmbedTokenRequest{}
 	if err := r.Get(ctx, req.NamespacedName, etr); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.Metrics.DeleteRequest(req.NamespacedName)
-		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !etr.DeletionTimestamp.IsZero() {
@@ -153,7 +149,6 @@ func (r *EmbedTokenRequestReconciler) finish(etr *v1alpha1.EmbedTokenRequest, o 
 	prevReady := readyReason(etr)
 	setStatus(etr, o)
 	r.recordEvents(etr, prevReady, o)
-	r.Metrics.SetRequest(etr)
 	next := o.restartAt
 	if etr.Status.RenewAt != nil && (next.IsZero() || etr.Status.RenewAt.Time.Before(next)) {
 		next = etr.Status.RenewAt.Time
@@ -177,11 +172,21 @@ func (r *EmbedTokenRequestReconciler) patchStatus(ctx context.Context, before, e
 	return nil
 }
 
+// recordEvents emits an Event when the request's state changes: a first
+// token (or one for a changed spec), a refresh someone asked for (annotation,
+// rotated credentials), Ready becoming TokenRefreshed (the first renewal, or
+// the first success after a failure), or a new failure reason. A routine
+// renewal while Ready is already TokenRefreshed emits nothing: the status,
+// the Secret and the metrics show it, and N tokens renewing cost N Secret
+// writes and N status writes, not N Events more.
 func (r *EmbedTokenRequestReconciler) recordEvents(etr *v1alpha1.EmbedTokenRequest, prevReady string, o *outcome) {
 	switch {
 	case o.issued != nil && o.decision.Reason == RefreshNoToken || o.issued != nil && o.decision.Reason == RefreshInputsChanged:
 		r.Recorder.Eventf(etr, nil, corev1.EventTypeNormal, v1alpha1.ReasonTokenIssued, "Issue", "Issued token %s valid until %s", o.issued.Digest(), o.issued.ExpiresAt.UTC().Format(time.RFC3339))
 	case o.issued != nil:
+		if o.decision.Reason == RefreshDue && prevReady == v1alpha1.ReasonTokenRefreshed {
+			return
+		}
 		r.Recorder.Eventf(etr, nil, corev1.EventTypeNormal, v1alpha1.ReasonTokenRefreshed, "Refresh", "Refreshed token (%s) to %s valid until %s", o.decision.Reason, o.issued.Digest(), o.issued.ExpiresAt.UTC().Format(time.RFC3339))
 	default:
 		reason := readyReason(etr)

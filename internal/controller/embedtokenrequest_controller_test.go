@@ -232,7 +232,18 @@ var _ = Describe("EmbedTokenRequest", func() {
 		}
 		Expect(f.callsFor("short")()).To(BeNumerically("<=", 4+1)) // one call per token, one more may be in flight
 		Expect(readyCondition(ctx, etr)(Default)).To(haveReason(metav1.ConditionTrue, v1alpha1.ReasonTokenRefreshed))
-		Eventually(func() []string { return eventReasons(ctx, etr) }).Should(ContainElement(v1alpha1.ReasonTokenRefreshed))
+		By("emitting one TokenRefreshed Event, when Ready became TokenRefreshed, not one per renewal")
+		refreshEvents := func() []string {
+			var refreshed []string
+			for _, reason := range eventReasons(ctx, etr) {
+				if reason == v1alpha1.ReasonTokenRefreshed {
+					refreshed = append(refreshed, reason)
+				}
+			}
+			return refreshed
+		}
+		Eventually(refreshEvents).Should(HaveLen(1))
+		Consistently(refreshEvents).WithTimeout(2 * time.Second).Should(HaveLen(1))
 	})
 
 	It("does not mint a new token when the manager restarts", func() {

@@ -1,14 +1,15 @@
 package controller
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
@@ -21,32 +22,25 @@ var requestLabels = []string{"namespace", "name", "provider", "vendor"}
 // usable token; failed calls are labelled with their condition reason.
 const IssueResultSuccess = "success"
 
+// collectTimeout bounds the cache read of one scrape.
+const collectTimeout = 5 * time.Second
+
 // Metrics are the operator's Prometheus series: per-request validity, so an
 // alert can fire before a token expires, and per-vendor call counts and
 // latency. They are served by the manager's metrics endpoint.
 type Metrics struct {
-	expiry   *prometheus.GaugeVec
-	renewal  *prometheus.GaugeVec
-	ready    *prometheus.GaugeVec
-	failures *prometheus.GaugeVec
 	issues   *prometheus.CounterVec
 	duration *prometheus.HistogramVec
-
-	mu sync.Mutex
-	// labels remembers each request's label values, so a request that moves
-	// to another provider or is deleted leaves no stale series.
-	labels map[types.NamespacedName]prometheus.Labels
+	requests *requestCollector
 }
 
-// NewMetrics creates the collectors and registers them with reg. Registering
-// twice (a manager restarted in one process) reuses the collectors already
-// registered, so their series continue.
-func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+// NewMetrics creates the collectors and registers them with reg; the
+// per-request series are read from requests (the manager's cache) at scrape
+// time. Registering twice (a manager restarted in one process) reuses the
+// collectors already registered, so their series continue, and points the
+// per-request collector at the new reader.
+func NewMetrics(reg prometheus.Registerer, requests client.Reader) (*Metrics, error) {
 	m := &Metrics{
-		expiry:   requestGauge("embedtoken_expiry_timestamp_seconds", "Unix time at which the token currently stored for the request expires."),
-		renewal:  requestGauge("embedtoken_renewal_timestamp_seconds", "Unix time at which the operator next asks the vendor for a token for the request."),
-		ready:    requestGauge("embedtoken_ready", "1 when the request's Ready condition is True, else 0."),
-		failures: requestGauge("embedtoken_consecutive_failures", "Consecutive failed attempts to issue a token for the request."),
 		issues: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "embedtoken_issue_total",
 			Help: "Vendor calls to issue a token, by vendor and result (success or the failure's condition reason).",
@@ -56,18 +50,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Duration of vendor calls to issue a token.",
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"vendor"}),
-		labels: map[types.NamespacedName]prometheus.Labels{},
+		requests: newRequestCollector(),
 	}
 	var err error
-	register(reg, &m.expiry, &err)
-	register(reg, &m.renewal, &err)
-	register(reg, &m.ready, &err)
-	register(reg, &m.failures, &err)
 	register(reg, &m.issues, &err)
 	register(reg, &m.duration, &err)
+	register(reg, &m.requests, &err)
 	if err != nil {
 		return nil, err
 	}
+	m.requests.reader.Store(&requests)
 	return m, nil
 }
 
@@ -92,11 +84,6 @@ func register[T prometheus.Collector](reg prometheus.Registerer, c *T, errp *err
 	}
 }
 
-// requestGauge is a gauge with one series per EmbedTokenRequest.
-func requestGauge(name, help string) *prometheus.GaugeVec {
-	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, requestLabels)
-}
-
 // ObserveIssue records one vendor call: its latency and its result.
 func (m *Metrics) ObserveIssue(vendor string, took time.Duration, err error) {
 	if m == nil {
@@ -110,71 +97,71 @@ func (m *Metrics) ObserveIssue(vendor string, took time.Duration, err error) {
 	m.duration.WithLabelValues(vendor).Observe(took.Seconds())
 }
 
-// SetRequest publishes a request's status as gauges.
-func (m *Metrics) SetRequest(etr *v1alpha1.EmbedTokenRequest) {
-	if m == nil {
+// requestCollector publishes every EmbedTokenRequest's status as gauges
+// when Prometheus scrapes, read from the manager's cache (as cert-manager
+// and kube-state-metrics do). Nothing is held between scrapes, so tens of
+// thousands of requests cost no memory for their series, and a deleted or
+// moved request leaves no stale series behind.
+type requestCollector struct {
+	reader                           atomic.Pointer[client.Reader]
+	expiry, renewal, ready, failures *prometheus.Desc
+}
+
+func newRequestCollector() *requestCollector {
+	desc := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, requestLabels, nil)
+	}
+	return &requestCollector{
+		expiry:   desc("embedtoken_expiry_timestamp_seconds", "Unix time at which the token currently stored for the request expires."),
+		renewal:  desc("embedtoken_renewal_timestamp_seconds", "Unix time at which the operator next asks the vendor for a token for the request."),
+		ready:    desc("embedtoken_ready", "1 when the request's Ready condition is True, else 0."),
+		failures: desc("embedtoken_consecutive_failures", "Consecutive failed attempts to issue a token for the request."),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *requestCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.expiry
+	ch <- c.renewal
+	ch <- c.ready
+	ch <- c.failures
+}
+
+// Collect implements prometheus.Collector.
+func (c *requestCollector) Collect(ch chan<- prometheus.Metric) {
+	reader := c.reader.Load()
+	if reader == nil {
 		return
 	}
-	l := prometheus.Labels{
-		"namespace": etr.Namespace, "name": etr.Name,
-		"provider": etr.Spec.ProviderRef.Name, "vendor": etr.Spec.Vendor(),
+	ctx, cancel := context.WithTimeout(context.Background(), collectTimeout)
+	defer cancel()
+	var list v1alpha1.EmbedTokenRequestList
+	// Read-only use of cached objects: no deep copy of every request.
+	if err := (*reader).List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
+		ch <- prometheus.NewInvalidMetric(c.ready, fmt.Errorf("listing EmbedTokenRequests: %w", err))
+		return
 	}
-	m.forget(types.NamespacedName{Namespace: etr.Namespace, Name: etr.Name}, l)
+	for i := range list.Items {
+		c.collectRequest(ch, &list.Items[i])
+	}
+}
 
-	st := etr.Status
-	setTime(m.expiry, l, st.ExpiresAt != nil, func() time.Time { return st.ExpiresAt.Time })
-	setTime(m.renewal, l, st.RenewAt != nil, func() time.Time { return st.RenewAt.Time })
+func (c *requestCollector) collectRequest(ch chan<- prometheus.Metric, etr *v1alpha1.EmbedTokenRequest) {
+	labels := []string{etr.Namespace, etr.Name, etr.Spec.ProviderRef.Name, etr.Spec.Vendor()}
+	gauge := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	st := &etr.Status
+	if st.ExpiresAt != nil {
+		gauge(c.expiry, float64(st.ExpiresAt.Unix()))
+	}
+	if st.RenewAt != nil {
+		gauge(c.renewal, float64(st.RenewAt.Unix()))
+	}
 	ready := 0.0
 	if meta.IsStatusConditionTrue(st.Conditions, v1alpha1.ConditionReady) {
 		ready = 1
 	}
-	m.ready.With(l).Set(ready)
-	m.failures.With(l).Set(float64(st.FailedAttempts))
-}
-
-// DeleteRequest removes a deleted request's series.
-func (m *Metrics) DeleteRequest(key types.NamespacedName) {
-	if m == nil {
-		return
-	}
-	m.forget(key, nil)
-}
-
-// forget drops the series of key's previous labels unless they equal next,
-// and remembers next.
-func (m *Metrics) forget(key types.NamespacedName, next prometheus.Labels) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	prev, ok := m.labels[key]
-	if ok && !sameLabels(prev, next) {
-		for _, v := range []*prometheus.GaugeVec{m.expiry, m.renewal, m.ready, m.failures} {
-			v.Delete(prev)
-		}
-	}
-	if next == nil {
-		delete(m.labels, key)
-		return
-	}
-	m.labels[key] = next
-}
-
-func sameLabels(a, b prometheus.Labels) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
-}
-
-// setTime sets a timestamp gauge, or removes the series when there is no time.
-func setTime(v *prometheus.GaugeVec, l prometheus.Labels, ok bool, t func() time.Time) {
-	if !ok {
-		v.Delete(l)
-		return
-	}
-	v.With(l).Set(float64(t().Unix()))
+	gauge(c.ready, ready)
+	gauge(c.failures, float64(st.FailedAttempts))
 }

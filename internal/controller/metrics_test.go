@@ -1,7 +1,9 @@
 package controller
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -9,7 +11,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
@@ -30,10 +35,21 @@ func metricsRequest(providerName string, ready metav1.ConditionStatus) *v1alpha1
 	}
 }
 
-func newTestMetrics(t *testing.T) (*Metrics, *prometheus.Registry) {
+// fakeRequests stands in for the manager's cache: the per-request series
+// are read from it at scrape time.
+func fakeRequests(t *testing.T, objs ...client.Object) client.WithWatch {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	return fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).WithStatusSubresource(objs...).Build()
+}
+
+func newTestMetrics(t *testing.T, requests client.Reader) (*Metrics, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
-	m, err := NewMetrics(reg)
+	m, err := NewMetrics(reg, requests)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,54 +57,77 @@ func newTestMetrics(t *testing.T) (*Metrics, *prometheus.Registry) {
 }
 
 func TestMetricsPublishRequestStatus(t *testing.T) {
-	m, reg := newTestMetrics(t)
-	m.SetRequest(metricsRequest("qrvey", metav1.ConditionTrue))
+	_, reg := newTestMetrics(t, fakeRequests(t, metricsRequest("qrvey", metav1.ConditionTrue)))
 
-	want := `
+	want := fmt.Sprintf(`
 # HELP embedtoken_consecutive_failures Consecutive failed attempts to issue a token for the request.
 # TYPE embedtoken_consecutive_failures gauge
 embedtoken_consecutive_failures{name="sales",namespace="shop",provider="qrvey",vendor="qrvey"} 2
+# HELP embedtoken_expiry_timestamp_seconds Unix time at which the token currently stored for the request expires.
+# TYPE embedtoken_expiry_timestamp_seconds gauge
+embedtoken_expiry_timestamp_seconds{name="sales",namespace="shop",provider="qrvey",vendor="qrvey"} %d
 # HELP embedtoken_ready 1 when the request's Ready condition is True, else 0.
 # TYPE embedtoken_ready gauge
 embedtoken_ready{name="sales",namespace="shop",provider="qrvey",vendor="qrvey"} 1
-`
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "embedtoken_ready", "embedtoken_consecutive_failures"); err != nil {
+# HELP embedtoken_renewal_timestamp_seconds Unix time at which the operator next asks the vendor for a token for the request.
+# TYPE embedtoken_renewal_timestamp_seconds gauge
+embedtoken_renewal_timestamp_seconds{name="sales",namespace="shop",provider="qrvey",vendor="qrvey"} %d
+`, t0.Add(time.Hour).Unix(), t0.Add(40*time.Minute).Unix())
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "embedtoken_ready", "embedtoken_consecutive_failures",
+		"embedtoken_expiry_timestamp_seconds", "embedtoken_renewal_timestamp_seconds"); err != nil {
 		t.Fatal(err)
-	}
-	labels := []string{"shop", "sales", "qrvey", "qrvey"}
-	for name, tc := range map[string]struct {
-		gauge *prometheus.GaugeVec
-		want  time.Time
-	}{
-		"expiry":  {m.expiry, t0.Add(time.Hour)},
-		"renewal": {m.renewal, t0.Add(40 * time.Minute)},
-	} {
-		if got := testutil.ToFloat64(tc.gauge.WithLabelValues(labels...)); got != float64(tc.want.Unix()) {
-			t.Errorf("%s timestamp = %v, want %v", name, got, tc.want.Unix())
-		}
 	}
 }
 
-func TestMetricsLeaveNoStaleSeries(t *testing.T) {
-	m, reg := newTestMetrics(t)
-	m.SetRequest(metricsRequest("qrvey", metav1.ConditionTrue))
-	m.SetRequest(metricsRequest("qrvey-eu", metav1.ConditionFalse))
+func TestMetricsFollowTheRequestsAndLeaveNoStaleSeries(t *testing.T) {
+	ctx := context.Background()
+	etr := metricsRequest("qrvey", metav1.ConditionTrue)
+	requests := fakeRequests(t, etr)
+	_, reg := newTestMetrics(t, requests)
 
-	if n := testutil.CollectAndCount(m.ready); n != 1 {
-		t.Fatalf("a request that moved to another provider must have one ready series, got %d", n)
+	etr.Spec.ProviderRef.Name = "qrvey-eu"
+	if err := requests.Update(ctx, etr); err != nil {
+		t.Fatal(err)
 	}
-	if got := testutil.ToFloat64(m.ready.WithLabelValues("shop", "sales", "qrvey-eu", "qrvey")); got != 0 {
-		t.Fatalf("ready = %v, want 0 for Ready=False", got)
+	etr.Status.Conditions[0].Status = metav1.ConditionFalse
+	etr.Status.ExpiresAt, etr.Status.RenewAt = nil, nil
+	if err := requests.Status().Update(ctx, etr); err != nil {
+		t.Fatal(err)
+	}
+	want := `
+# HELP embedtoken_ready 1 when the request's Ready condition is True, else 0.
+# TYPE embedtoken_ready gauge
+embedtoken_ready{name="sales",namespace="shop",provider="qrvey-eu",vendor="qrvey"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "embedtoken_ready"); err != nil {
+		t.Fatalf("a request that moved to another provider must have one ready series: %v", err)
+	}
+	if n, err := testutil.GatherAndCount(reg, "embedtoken_expiry_timestamp_seconds", "embedtoken_renewal_timestamp_seconds"); err != nil || n != 0 {
+		t.Fatalf("a request without a token has no expiry or renewal series, got %d (%v)", n, err)
 	}
 
-	m.DeleteRequest(types.NamespacedName{Namespace: "shop", Name: "sales"})
+	if err := requests.Delete(ctx, etr); err != nil {
+		t.Fatal(err)
+	}
 	if n, err := testutil.GatherAndCount(reg); err != nil || n != 0 {
 		t.Fatalf("a deleted request must leave no series, got %d (%v)", n, err)
 	}
 }
 
+func TestMetricsReportAFailedCacheRead(t *testing.T) {
+	broken := fake.NewClientBuilder().WithInterceptorFuncs(interceptor.Funcs{
+		List: func(context.Context, client.WithWatch, client.ObjectList, ...client.ListOption) error {
+			return errors.New("cache not started")
+		},
+	}).Build()
+	_, reg := newTestMetrics(t, broken)
+	if _, err := reg.Gather(); err == nil || !strings.Contains(err.Error(), "cache not started") {
+		t.Fatalf("a scrape must report that the requests could not be read, got %v", err)
+	}
+}
+
 func TestMetricsCountVendorCallsByResult(t *testing.T) {
-	m, _ := newTestMetrics(t)
+	m, _ := newTestMetrics(t, fakeRequests(t))
 	m.ObserveIssue("qrvey", 30*time.Millisecond, nil)
 	m.ObserveIssue("qrvey", 2*time.Second, provider.Transient(v1alpha1.ReasonVendorUnavailable, "503"))
 	m.ObserveIssue("qrvey", time.Second, errors.New("connection refused"))
@@ -105,11 +144,11 @@ func TestMetricsCountVendorCallsByResult(t *testing.T) {
 
 func TestMetricsRegisteredTwiceShareTheirSeries(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	first, err := NewMetrics(reg)
+	first, err := NewMetrics(reg, fakeRequests(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := NewMetrics(reg)
+	second, err := NewMetrics(reg, fakeRequests(t, metricsRequest("qrvey", metav1.ConditionTrue)))
 	if err != nil {
 		t.Fatalf("a manager restarted in the same process must reuse the collectors: %v", err)
 	}
@@ -117,11 +156,12 @@ func TestMetricsRegisteredTwiceShareTheirSeries(t *testing.T) {
 	if got := testutil.ToFloat64(second.issues.WithLabelValues("jwt", IssueResultSuccess)); got != 1 {
 		t.Fatalf("second registration sees %v calls, want 1", got)
 	}
+	if n, err := testutil.GatherAndCount(reg, "embedtoken_ready"); err != nil || n != 1 {
+		t.Fatalf("the per-request series must come from the latest manager's cache, got %d (%v)", n, err)
+	}
 }
 
 func TestNilMetricsAreANoOp(t *testing.T) {
 	var m *Metrics
-	m.SetRequest(metricsRequest("qrvey", metav1.ConditionTrue))
 	m.ObserveIssue("qrvey", time.Second, nil)
-	m.DeleteRequest(types.NamespacedName{Name: "x"})
 }

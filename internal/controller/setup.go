@@ -20,13 +20,18 @@ import (
 
 // CacheOptions limits the manager's Secret cache to Secrets this operator
 // writes. Credential Secrets are read directly, so thousands of unrelated
-// Secrets in the cluster cost no memory. Given watchNamespaces (the
+// Secrets in the cluster cost no memory. Cached objects drop their
+// managedFields, which the operator never reads and which are often the
+// largest part of a small object's metadata. Given watchNamespaces (the
 // --watch-namespaces flag), every watch and list is restricted to those
 // namespaces, so the operator needs Roles there and no cluster-wide rights.
 func CacheOptions(watchNamespaces ...string) cache.Options {
-	opts := cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue})},
-	}}
+	opts := cache.Options{
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue})},
+		},
+		DefaultTransform: cache.TransformStripManagedFields(),
+	}
 	if len(watchNamespaces) > 0 {
 		opts.DefaultNamespaces = make(map[string]cache.Config, len(watchNamespaces))
 		for _, ns := range watchNamespaces {
@@ -66,7 +71,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if opts.MetricsRegisterer == nil {
 		opts.MetricsRegisterer = ctrlmetrics.Registry
 	}
-	m, err := NewMetrics(opts.MetricsRegisterer)
+	m, err := NewMetrics(opts.MetricsRegisterer, mgr.GetCache())
 	if err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}

@@ -35,6 +35,7 @@ func main() {
 	flag.DurationVar(&cfg.Profile, "cpu-profile", 0, "Capture a CPU profile of the manager for this long from the start of issuing (0: none).")
 	flag.StringVar(&cfg.OutDir, "out", "", "Directory for results.json, the CPU profile and the manager log (default: a temp dir).")
 	flag.BoolVar(&cfg.SkipFloor, "skip-floor", false, "Skip the floor measurement.")
+	flag.StringVar(&cfg.ManagerMemLimit, "manager-gomemlimit", "", "GOMEMLIMIT for the manager alone, as a container memory limit sets it (e.g. 135MiB); empty: the Go default.")
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.Level(zapcore.ErrorLevel))) // quiet: errors only
 

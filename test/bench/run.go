@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -32,6 +33,7 @@ type config struct {
 	Steady, Profile    time.Duration
 	OutDir             string
 	SkipFloor          bool
+	ManagerMemLimit    string
 }
 
 // phase is what one phase cost.
@@ -52,14 +54,19 @@ type results struct {
 	IdleRSS, ReadyRSS       uint64
 	PeakRSS, SteadyRSS      uint64
 	Issue, Wave, Steady     phase
-	Floor                   time.Duration
+	Floor, FloorWithApply   time.Duration
 	ManagerCPU              time.Duration
 	UnrelatedCreate         time.Duration
 	ProfilePath, ManagerLog string
+	// Scrape is how long one scrape of the metrics endpoint took, and
+	// ScrapedRequests how many embedtoken_ready series it returned.
+	Scrape          time.Duration
+	ScrapedRequests int
+	metricsAddr     string
 }
 
 const (
-	benchNS, floorNS, unrelatedNS = "bench", "floor", "unrelated"
+	benchNS, floorNS, floorApplyNS, unrelatedNS = "bench", "floor", "floor-apply", "unrelated"
 	// Long-lived tokens: nothing renews by itself during the run, so the
 	// steady state and the refresh wave are measured cleanly.
 	benchLifetime = 4 * time.Hour
@@ -161,6 +168,10 @@ func run(ctx context.Context, cfg config) (res results, err error) {
 	if st, err := harness.ReadProcStats(m.PID()); err == nil {
 		res.SteadyRSS = st.RSS
 	}
+	step("scraping the manager's metrics once")
+	if res.Scrape, res.ScrapedRequests, err = scrape(ctx, res.metricsAddr); err != nil {
+		return res, err
+	}
 
 	step("refresh wave: annotating every request and waiting until every Secret answered")
 	res.Wave, err = measure(ctx, cp, sim, m, func() error {
@@ -188,6 +199,10 @@ func run(ctx context.Context, cfg config) (res results, err error) {
 	if !cfg.SkipFloor {
 		step("floor: a plain client creating N Secrets and N status updates at the same QPS")
 		if res.Floor, err = floor(ctx, cp, cfg); err != nil {
+			return res, err
+		}
+		step("floor with the apply: the same, with the N requests created inside the timed window")
+		if res.FloorWithApply, err = floorWithApply(ctx, cp, cfg); err != nil {
 			return res, err
 		}
 	}
@@ -257,10 +272,17 @@ func startManager(ctx context.Context, cfg config, bin, kubeconfig string, res *
 	if err != nil {
 		return nil, "", err
 	}
+	if res.metricsAddr, err = freeAddr(); err != nil {
+		return nil, "", err
+	}
 	res.ManagerLog = filepath.Join(cfg.OutDir, "manager.log")
 	_ = os.Remove(res.ManagerLog)
-	m, err := harness.StartManager(bin, kubeconfig, res.ManagerLog,
-		"--metrics-bind-address=0", "--health-probe-bind-address=0", "--pprof-bind-address="+pprofAddr,
+	var env []string
+	if cfg.ManagerMemLimit != "" {
+		env = append(env, "GOMEMLIMIT="+cfg.ManagerMemLimit)
+	}
+	m, err := harness.StartManagerWithEnv(bin, kubeconfig, res.ManagerLog, env,
+		"--metrics-bind-address="+res.metricsAddr, "--metrics-secure=false", "--health-probe-bind-address=0", "--pprof-bind-address="+pprofAddr,
 		fmt.Sprintf("--kube-api-qps=%g", cfg.QPS), fmt.Sprintf("--kube-api-burst=%d", cfg.Burst),
 		fmt.Sprintf("--max-concurrent-reconciles=%d", cfg.Concurrency))
 	if err != nil {
@@ -364,7 +386,7 @@ func newWatcher(ctx context.Context, cp *harness.ControlPlane) (*watcher, error)
 
 func (w *watcher) readyCount() int {
 	var list v1alpha1.EmbedTokenRequestList
-	if err := w.cache.List(context.Background(), &list); err != nil {
+	if err := w.cache.List(context.Background(), &list, client.UnsafeDisableDeepCopy); err != nil {
 		return -1
 	}
 	n := 0
@@ -379,7 +401,7 @@ func (w *watcher) readyCount() int {
 // refreshedCount counts Secrets whose token answers the refresh annotation value.
 func (w *watcher) refreshedCount(value string) int {
 	var list corev1.SecretList
-	if err := w.cache.List(context.Background(), &list); err != nil {
+	if err := w.cache.List(context.Background(), &list, client.UnsafeDisableDeepCopy); err != nil {
 		return -1
 	}
 	n := 0
@@ -402,4 +424,28 @@ func (w *watcher) waitFor(ctx context.Context, done func() bool) error {
 		}
 	}
 	return nil
+}
+
+// scrape fetches the manager's metrics once and counts the per-request
+// series, which the operator computes from its cache at scrape time.
+func scrape(ctx context.Context, addr string) (time.Duration, int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	took := time.Since(start)
+	if err != nil {
+		return 0, 0, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, 0, fmt.Errorf("scraping metrics: HTTP %d", resp.StatusCode)
+	}
+	return took, bytes.Count(body, []byte("\nembedtoken_ready{")), nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -44,13 +45,18 @@ func perMinute(v float64, p phase) string {
 func printTable(w io.Writer, cfg config, r results) {
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.Debug)
 	row := func(k, v string) { fmt.Fprintf(tw, "| %s\t %s\t\n", k, v) }
-	fmt.Fprintf(w, "\nN=%d unrelated Secrets=%d qps=%g burst=%d reconcilers=%d\nmachine: %s\n\n", cfg.N, cfg.Unrelated, cfg.QPS, cfg.Burst, cfg.Concurrency, r.Machine)
+	fmt.Fprintf(w, "\nN=%d unrelated Secrets=%d qps=%g burst=%d reconcilers=%d manager GOMEMLIMIT=%s\nmachine: %s\n\n",
+		cfg.N, cfg.Unrelated, cfg.QPS, cfg.Burst, cfg.Concurrency, cmp.Or(cfg.ManagerMemLimit, "unset"), r.Machine)
 	row("metric", "value")
 	row("---", "---")
 	row("apply N requests → all Ready", r.Issue.Duration.Round(1e7).String())
 	if r.Floor > 0 {
 		row("floor: N Secret creates + N status writes, same QPS", r.Floor.Round(1e7).String())
 		row("ratio operator / floor", fmt.Sprintf("%.2f", r.Issue.Duration.Seconds()/r.Floor.Seconds()))
+	}
+	if r.FloorWithApply > 0 {
+		row("floor with the apply: N request creates in the window too", r.FloorWithApply.Round(1e7).String())
+		row("ratio operator / floor with the apply", fmt.Sprintf("%.2f", r.Issue.Duration.Seconds()/r.FloorWithApply.Seconds()))
 	}
 	row("vendor calls per issued token", perToken(float64(r.Issue.VendorCalls), r.Issue.Issued))
 	row("API writes per issued token (operator's)", perToken(ownWrites(r.Issue), r.Issue.Issued))
@@ -64,6 +70,7 @@ func printTable(w io.Writer, cfg config, r results) {
 	row("manager peak RSS, VmHWM (MiB)", fmt.Sprintf("%.1f", float64(r.PeakRSS)/mib))
 	row("manager CPU: issue / steady / wave / total (s)", fmt.Sprintf("%.1f / %.1f / %.1f / %.1f",
 		r.Issue.CPU.Seconds(), r.Steady.CPU.Seconds(), r.Wave.CPU.Seconds(), r.ManagerCPU.Seconds()))
+	row("one metrics scrape: duration / per-request series", fmt.Sprintf("%s / %d", r.Scrape.Round(1e6), r.ScrapedRequests))
 	if r.UnrelatedCreate > 0 {
 		row("creating the unrelated Secrets took", r.UnrelatedCreate.Round(1e7).String())
 	}

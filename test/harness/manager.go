@@ -53,13 +53,19 @@ type Manager struct {
 // StartManager runs bin with args against the cluster of kubeconfig, logging
 // to logPath (appended, so restarts share one file).
 func StartManager(bin, kubeconfig, logPath string, args ...string) (*Manager, error) {
+	return StartManagerWithEnv(bin, kubeconfig, logPath, nil, args...)
+}
+
+// StartManagerWithEnv is StartManager with extra environment variables for
+// the manager alone (e.g. GOMEMLIMIT, as its Deployment would set it).
+func StartManagerWithEnv(bin, kubeconfig, logPath string, env []string, args ...string) (*Manager, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("opening the manager log: %w", err)
 	}
 	fmt.Fprintf(logFile, "=== harness: starting %s %s at %s\n", filepath.Base(bin), strings.Join(args, " "), time.Now().Format(time.RFC3339Nano))
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	cmd.Env = append(append(os.Environ(), "KUBECONFIG="+kubeconfig), env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the test
 	if err := cmd.Start(); err != nil {

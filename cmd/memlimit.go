@@ -1,0 +1,29 @@
+package main
+
+import (
+	"math"
+
+	"github.com/KimMachineGun/automemlimit/memlimit"
+	"github.com/go-logr/logr"
+)
+
+// memoryLimitRatio is the share of the container's memory limit the Go heap
+// may use before the GC works harder; the rest is headroom for goroutine
+// stacks and memory the runtime has not yet returned.
+const memoryLimitRatio = 0.9
+
+// setMemoryLimit sets GOMEMLIMIT to 90% of the container's cgroup memory
+// limit. Without it the Go runtime sizes its heap from the live data alone
+// (twice the live heap with GOGC=100) and keeps freed pages, so a manager
+// holding thousands of requests could outgrow its limit and be OOM-killed
+// while most of its memory is garbage. GOMEMLIMIT or AUTOMEMLIMIT in the
+// environment take precedence; with no cgroup limit nothing changes.
+func setMemoryLimit(log logr.Logger) {
+	limit, err := memlimit.Set(memlimit.WithRatio(memoryLimitRatio), memlimit.WithProvider(memlimit.FromCgroup))
+	switch {
+	case err != nil:
+		log.Error(err, "Unable to set the Go memory limit from the container's; using the runtime default")
+	case limit > 0 && limit < math.MaxInt64:
+		log.Info("Go memory limit set", "bytes", limit)
+	}
+}
