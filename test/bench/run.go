@@ -53,6 +53,7 @@ type results struct {
 	Machine                 string
 	IdleRSS, ReadyRSS       uint64
 	PeakRSS, SteadyRSS      uint64
+	SteadyRSSAnon           uint64
 	Issue, Wave, Steady     phase
 	Floor, FloorWithApply   time.Duration
 	ManagerCPU              time.Duration
@@ -166,7 +167,7 @@ func run(ctx context.Context, cfg config) (res results, err error) {
 		return res, err
 	}
 	if st, err := harness.ReadProcStats(m.PID()); err == nil {
-		res.SteadyRSS = st.RSS
+		res.SteadyRSS, res.SteadyRSSAnon = st.RSS, st.RSSAnon
 	}
 	step("scraping the manager's metrics once")
 	if res.Scrape, res.ScrapedRequests, err = scrape(ctx, res.metricsAddr); err != nil {

@@ -38,14 +38,14 @@ type env struct {
 }
 
 const (
-	operatorNamespace  = "embed-token-operator-system"
-	operatorSA         = "embed-token-operator-controller-manager"
-	operatorLeaseName  = "embed-token-operator.embedtokens.io"
-	workloadImage      = "local/tokenreader:dev"
-	operatorPodLabel   = "control-plane"
-	operatorPodLabelV  = "controller-manager"
-	tokenMountPath     = "/var/run/embed-token"
-	readInterval       = 2 * time.Second
+	operatorNamespace = "embed-token-operator-system"
+	operatorSA        = "embed-token-operator-controller-manager"
+	operatorLeaseName = "embed-token-operator.embedtokens.io"
+	workloadImage     = "local/tokenreader:dev"
+	operatorPodLabel  = "control-plane"
+	operatorPodLabelV = "controller-manager"
+	tokenMountPath    = "/var/run/embed-token"
+	readInterval      = 2 * time.Second
 	// kubeletPropagation is how late a mounted Secret's new content may
 	// reach a running pod: the kubelet re-syncs each pod every
 	// syncFrequency (1m) with up to 50% jitter (pod_workers.go), so up to

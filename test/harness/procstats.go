@@ -16,6 +16,9 @@ type ProcStats struct {
 	RSS uint64
 	// PeakRSS is the highest resident set size so far (VmHWM), in bytes.
 	PeakRSS uint64
+	// RSSAnon is the anonymous part of RSS (RssAnon): the Go heap and
+	// runtime, without the binary's mapped text pages.
+	RSSAnon uint64
 	// CPU is user plus system time consumed so far.
 	CPU time.Duration
 }
@@ -41,6 +44,8 @@ func ReadProcStats(pid int) (ProcStats, error) {
 			st.RSS, err = parseKB(val)
 		case "VmHWM":
 			st.PeakRSS, err = parseKB(val)
+		case "RssAnon":
+			st.RSSAnon, err = parseKB(val)
 		}
 		if err != nil {
 			return st, err
