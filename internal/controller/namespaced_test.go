@@ -115,16 +115,5 @@ func startManagerWith(restCfg *rest.Config, logger logr.Logger, namespaces ...st
 		WatchNamespaces:   namespaces,
 		MetricsRegisterer: prometheus.NewRegistry(),
 	})).To(Succeed())
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer GinkgoRecover()
-		defer close(done)
-		Expect(mgr.Start(ctx)).To(Succeed())
-	}()
-	return func() {
-		cancel()
-		Eventually(done, time.Minute).Should(BeClosed(), "the manager stops")
-	}
+	return runManager(mgr)
 }

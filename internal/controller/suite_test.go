@@ -97,7 +97,12 @@ func startManagerWithLogger(logger logr.Logger) context.CancelFunc {
 		MaxConcurrentReconciles: 4,
 		CredentialCheckInterval: time.Second,
 	})).To(Succeed())
+	return runManager(mgr)
+}
 
+// runManager starts mgr and returns a function that stops it and waits,
+// for up to a minute, until it has.
+func runManager(mgr ctrl.Manager) context.CancelFunc {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -107,6 +112,6 @@ func startManagerWithLogger(logger logr.Logger) context.CancelFunc {
 	}()
 	return func() {
 		cancel()
-		<-done
+		Eventually(done, time.Minute).Should(BeClosed(), "the manager stops")
 	}
 }
