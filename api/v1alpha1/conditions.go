@@ -95,6 +95,17 @@ const (
 	// expiry, so it is renewed sooner than the vendor said.
 	ReasonTokenExpiryCapped = "TokenExpiryCapped"
 
+	// ReasonVendorAddressNotAllowed: the vendor's host resolves to an address
+	// the operator's egress guard refuses (loopback, link-local or cloud
+	// metadata, and private ranges for a namespaced EmbedProvider), unless
+	// --allow-vendor-cidrs allows it. Nothing was sent; a person must change
+	// the provider or the flag.
+	ReasonVendorAddressNotAllowed = "VendorAddressNotAllowed"
+	// ReasonRequestDenied: the request fails one of its provider's
+	// spec.requestValidations rules; the message is the rule's. No vendor
+	// call is made until the request or the rule changes.
+	ReasonRequestDenied = "RequestDenied"
+
 	// ReasonRolloutRestartFailed: the token is stored and valid, but a
 	// rolloutRestartTarget could not be restarted (e.g. the operator may not
 	// patch it); its pods may still read the previous token from their

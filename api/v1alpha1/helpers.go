@@ -110,3 +110,15 @@ func (r *EmbedTokenRequest) ProviderKind() string {
 	}
 	return r.Spec.ProviderRef.Kind
 }
+
+// DefaultMaxLifetime caps request lifetimes when a provider object built in
+// code leaves spec.maxLifetime unset (the API server defaults it).
+const DefaultMaxLifetime = 24 * time.Hour
+
+// LifetimeCap is the longest lifetime a request may get from this provider.
+func (s *EmbedProviderSpec) LifetimeCap() time.Duration {
+	if s.MaxLifetime != nil && s.MaxLifetime.Duration > 0 {
+		return s.MaxLifetime.Duration
+	}
+	return DefaultMaxLifetime
+}

@@ -71,6 +71,45 @@ type EmbedProviderSpec struct {
 	// +optional
 	// +kubebuilder:default=true
 	ReissueOnCredentialChange *bool `json:"reissueOnCredentialChange,omitempty"`
+
+	// MaxLifetime caps the lifetime any request may ask of this provider, so
+	// a namespace cannot hold a token minted with the platform's credential
+	// for longer than the platform allows. A request asking for more gets a
+	// token of MaxLifetime, and its Ready message says so. Defaults to 24h.
+	// The jwt block's own maxLifetime, when shorter, caps further.
+	// +optional
+	// +kubebuilder:default="24h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="maxLifetime must be at least 1s"
+	MaxLifetime *metav1.Duration `json:"maxLifetime,omitempty"`
+
+	// RequestValidations are CEL rules every EmbedTokenRequest using this
+	// provider must pass before the vendor is called: what a namespace may
+	// ask for with this credential (which users, tenants, claims, scopes).
+	// Each expression sees `object` (the EmbedTokenRequest: metadata and
+	// spec) and `namespaceObject` (its Namespace: metadata), named as in a
+	// ValidatingAdmissionPolicy, and must return a bool. A request failing a
+	// rule reports Ready=False, reason RequestDenied, with the rule's message,
+	// and costs no vendor call.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	RequestValidations []RequestValidation `json:"requestValidations,omitempty"`
+}
+
+// RequestValidation is one CEL rule of a provider's request policy.
+type RequestValidation struct {
+	// Expression is a CEL expression returning bool; true admits the request.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	Expression string `json:"expression"`
+
+	// Message explains a denial to the request's owner; when empty the
+	// expression itself is shown.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
 }
 
 // RateLimit is a token bucket shared by every request using one provider.
@@ -264,8 +303,10 @@ type HTTPProvider struct {
 	Headers []HTTPHeader `json:"headers,omitempty"`
 
 	// Body is a Go template rendered with .Vars (the request's variables) and
-	// the function secret "name" "key". Values are JSON-escaped.
+	// the function secret "name" "key". Values are JSON-escaped. Rendering is
+	// bounded in output size and work, whatever the template does.
 	// +optional
+	// +kubebuilder:validation:MaxLength=16384
 	Body string `json:"body,omitempty"`
 
 	// TokenPath locates the token in the JSON response, e.g. .data.token.
