@@ -99,7 +99,8 @@ BENCH_ARGS ?=
 bench: ## Go benchmarks of the hot pure code, then the operator at scale (N requests, default 1000); see docs/benchmarks.md.
 	go test -run '^$$' -bench . -benchmem ./internal/controller/ ./internal/provider/ ./internal/provider/httpprovider/ ./internal/provider/jwt/
 	@assets="$$(bash hack/envtest-assets.sh)"; \
-	KUBEBUILDER_ASSETS="$$assets" go run ./test/bench -n $(N) $(BENCH_ARGS)
+	go build -o bin/bench ./test/bench; \
+	KUBEBUILDER_ASSETS="$$assets" bin/bench -n $(N) $(BENCH_ARGS)
 
 ##@ Build
 
@@ -181,7 +182,7 @@ test-e2e: manifests ## End-to-end tests on the local cluster (started and deploy
 	go vet -tags e2e ./test/e2e/
 	go test -tags e2e ./test/e2e/ -count=1 -timeout 40m -v -ginkgo.v
 
-##@ Ecosystem (issue 7): installer, Helm chart, API docs, kubectl plugin
+##@ Ecosystem: installer, Helm chart, API docs, kubectl plugin
 
 $(LOCALBIN):
 	mkdir -p $(LOCALBIN)
