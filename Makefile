@@ -204,12 +204,14 @@ CHART_DIR ?= dist/chart
 HELM_KUBE_VERSION ?= v1.37.1
 
 .PHONY: chart-sync
-chart-sync: manifests ## Copy CRDs, manager RBAC rules, PrometheusRule and Grafana dashboard into the Helm chart's files/.
-	mkdir -p $(CHART_DIR)/files/crds $(CHART_DIR)/files/rbac $(CHART_DIR)/files/prometheus
+chart-sync: manifests ## Copy CRDs, manager RBAC rules, admission policy, PrometheusRule and Grafana dashboard into the Helm chart's files/.
+	mkdir -p $(CHART_DIR)/files/crds $(CHART_DIR)/files/rbac $(CHART_DIR)/files/admission $(CHART_DIR)/files/prometheus
 	rm -f $(CHART_DIR)/files/crds/*.yaml
 	cp config/crd/bases/*.yaml $(CHART_DIR)/files/crds/
 	rm -f $(CHART_DIR)/files/rbac/*.yaml
 	cp config/rbac/role.yaml config/rbac/*_editor_role.yaml config/rbac/*_viewer_role.yaml $(CHART_DIR)/files/rbac/
+	rm -f $(CHART_DIR)/files/admission/*.yaml
+	cp config/admission/manager_guardrails_policy.yaml $(CHART_DIR)/files/admission/
 	cp config/prometheus/prometheusrule.yaml config/prometheus/grafana-dashboard.json $(CHART_DIR)/files/prometheus/
 
 .PHONY: helm-lint

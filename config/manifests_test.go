@@ -1,12 +1,15 @@
 // Package config_test checks the deployment manifests users apply: the
-// manager's hardening and that every RBAC rule it is granted is documented.
+// manager's hardening, that every RBAC rule it is granted is documented, and
+// that its admission policy covers every workload spec field and names it.
 package config_test
 
 import (
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -143,4 +146,59 @@ func documentedRow(doc, group, resource string) string {
 		}
 	}
 	return ""
+}
+
+// guardrailsPolicy reads the manager's ValidatingAdmissionPolicy.
+func guardrailsPolicy(t *testing.T) admissionregistrationv1.ValidatingAdmissionPolicy {
+	t.Helper()
+	var policy admissionregistrationv1.ValidatingAdmissionPolicy
+	if err := yaml.Unmarshal([]byte(documents(t, "admission/manager_guardrails_policy.yaml")[0]), &policy); err != nil {
+		t.Fatal(err)
+	}
+	return policy
+}
+
+// TestGuardrailsCompareEveryWorkloadSpecField fails when the apps/v1 API
+// grows a Deployment, StatefulSet or DaemonSet spec field that the admission
+// policy does not hold unchanged for the manager (the pod template is
+// compared on its own).
+func TestGuardrailsCompareEveryWorkloadSpecField(t *testing.T) {
+	var all strings.Builder
+	for _, v := range guardrailsPolicy(t).Spec.Validations {
+		all.WriteString(v.Expression + "\n")
+	}
+	for _, spec := range []any{appsv1.DeploymentSpec{}, appsv1.StatefulSetSpec{}, appsv1.DaemonSetSpec{}} {
+		typ := reflect.TypeOf(spec)
+		for i := range typ.NumField() {
+			field, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+			if field == "template" {
+				continue
+			}
+			if want := "variables.spec.?" + field + " == variables.oldSpec.?" + field; !strings.Contains(all.String(), want) {
+				t.Errorf("%s.%s is not compared: the policy lacks %q", typ.Name(), field, want)
+			}
+		}
+	}
+}
+
+// TestGuardrailsNameTheManager checks that the policy's matchCondition names
+// the ServiceAccount config/default renders (kustomize rewrites no names
+// inside CEL).
+func TestGuardrailsNameTheManager(t *testing.T) {
+	var kustomization struct {
+		Namespace  string `json:"namespace"`
+		NamePrefix string `json:"namePrefix"`
+	}
+	if err := yaml.Unmarshal([]byte(documents(t, "default/kustomization.yaml")[0]), &kustomization); err != nil {
+		t.Fatal(err)
+	}
+	var sa corev1.ServiceAccount
+	if err := yaml.Unmarshal([]byte(documents(t, "rbac/service_account.yaml")[0]), &sa); err != nil {
+		t.Fatal(err)
+	}
+	want := "request.userInfo.username == 'system:serviceaccount:" + kustomization.Namespace + ":" + kustomization.NamePrefix + sa.Name + "'"
+	conds := guardrailsPolicy(t).Spec.MatchConditions
+	if len(conds) != 1 || conds[0].Expression != want {
+		t.Errorf("matchConditions %+v, want the single expression %q", conds, want)
+	}
 }

@@ -59,7 +59,7 @@ func (r *EmbedTokenRequestReconciler) restartTargets(ctx context.Context, etr *v
 // restartTarget restarts one workload unless a restart since storedAt already
 // covers the new token, or returns how long to wait for the coalescing window.
 func (r *EmbedTokenRequestReconciler) restartTarget(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, t v1alpha1.RolloutRestartTarget, storedAt time.Time) (time.Duration, error) {
-	obj, template, err := workload(t.Kind)
+	obj, err := workload(t.Kind)
 	if err != nil {
 		return 0, err
 	}
@@ -73,7 +73,7 @@ func (r *EmbedTokenRequestReconciler) restartTarget(ctx context.Context, etr *v1
 		return 0, fmt.Errorf("reading it: %w", err)
 	}
 	now := r.Clock.Now()
-	if last, ok := restartedAt(template(obj)); ok {
+	if last, ok := restartedAt(podTemplate(obj)); ok {
 		if !last.Before(storedAt) {
 			return 0, nil
 		}
@@ -81,15 +81,7 @@ func (r *EmbedTokenRequestReconciler) restartTarget(ctx context.Context, etr *v1
 			return RestartCoalesceWindow - since, nil
 		}
 	}
-	before := obj.DeepCopyObject().(client.Object)
-	tmpl := template(obj)
-	if tmpl.Annotations == nil {
-		tmpl.Annotations = map[string]string{}
-	}
-	tmpl.Annotations[v1alpha1.RestartedAtAnnotation] = now.UTC().Format(time.RFC3339Nano)
-	// The optimistic lock makes two requests restarting the same workload at
-	// once conflict; the loser re-reads, sees the fresh restart and skips.
-	err = r.Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+	err = r.Patch(ctx, obj, RestartPatch(obj, now))
 	switch {
 	case apierrors.IsConflict(err):
 		return minRetry, nil
@@ -100,18 +92,48 @@ func (r *EmbedTokenRequestReconciler) restartTarget(ctx context.Context, etr *v1
 	return 0, nil
 }
 
-// workload returns an empty object of kind and a function giving its pod
-// template's metadata.
-func workload(kind string) (client.Object, func(client.Object) *metav1.ObjectMeta, error) {
+// RestartPatch sets the restart annotation on the pod template of obj, a
+// Deployment, StatefulSet or DaemonSet as read from the API server, and
+// returns the patch that restarts it: a merge patch that changes only that
+// annotation. The optimistic lock makes two requests restarting the same
+// workload at once conflict; the loser re-reads, sees the fresh restart and
+// skips. Exported so the installer tests send exactly this patch through the
+// manager's admission policy (config/admission).
+func RestartPatch(obj client.Object, now time.Time) client.Patch {
+	before := obj.DeepCopyObject().(client.Object)
+	tmpl := podTemplate(obj)
+	if tmpl.Annotations == nil {
+		tmpl.Annotations = map[string]string{}
+	}
+	tmpl.Annotations[v1alpha1.RestartedAtAnnotation] = now.UTC().Format(time.RFC3339Nano)
+	return client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})
+}
+
+// workload returns an empty object of kind.
+func workload(kind string) (client.Object, error) {
 	switch kind {
 	case "Deployment":
-		return &appsv1.Deployment{}, func(o client.Object) *metav1.ObjectMeta { return &o.(*appsv1.Deployment).Spec.Template.ObjectMeta }, nil
+		return &appsv1.Deployment{}, nil
 	case "StatefulSet":
-		return &appsv1.StatefulSet{}, func(o client.Object) *metav1.ObjectMeta { return &o.(*appsv1.StatefulSet).Spec.Template.ObjectMeta }, nil
+		return &appsv1.StatefulSet{}, nil
 	case "DaemonSet":
-		return &appsv1.DaemonSet{}, func(o client.Object) *metav1.ObjectMeta { return &o.(*appsv1.DaemonSet).Spec.Template.ObjectMeta }, nil
+		return &appsv1.DaemonSet{}, nil
 	}
-	return nil, nil, fmt.Errorf("kind %q cannot be restarted", kind)
+	return nil, fmt.Errorf("kind %q cannot be restarted", kind)
+}
+
+// podTemplate returns the pod template's metadata of a workload returned by
+// workload; any other object gets a throwaway one.
+func podTemplate(obj client.Object) *metav1.ObjectMeta {
+	switch w := obj.(type) {
+	case *appsv1.Deployment:
+		return &w.Spec.Template.ObjectMeta
+	case *appsv1.StatefulSet:
+		return &w.Spec.Template.ObjectMeta
+	case *appsv1.DaemonSet:
+		return &w.Spec.Template.ObjectMeta
+	}
+	return &metav1.ObjectMeta{}
 }
 
 // restartedAt reads the operator's restart annotation from a pod template.

@@ -16,7 +16,8 @@ import (
 
 // TestHelmChart applies the chart as `make helm-lint` rendered it (into
 // RENDERED_CHART_DIR) to a fresh API server: cluster-wide with the default
-// values, then in namespaced mode, and checks what each identity may do. It
+// values, then in namespaced mode, and checks what each identity may do (and,
+// cluster-wide, that the admission policy confines the manager). It
 // is built only with -tags helm because it needs the rendered files.
 func TestHelmChart(t *testing.T) {
 	dir := os.Getenv("RENDERED_CHART_DIR")
@@ -24,7 +25,7 @@ func TestHelmChart(t *testing.T) {
 		t.Fatal("RENDERED_CHART_DIR is not set; run `make helm-lint`")
 	}
 	ctx := context.Background()
-	c := startAPIServer(t)
+	c, cfg := startAPIServer(t)
 
 	t.Run("cluster-wide", func(t *testing.T) {
 		objs := readManifests(t, filepath.Join(dir, "default.yaml"))
@@ -45,12 +46,15 @@ func TestHelmChart(t *testing.T) {
 				t.Errorf("%s may not watch %s cluster-wide", user, res)
 			}
 		}
+		checkGuardrails(ctx, t, c, cfg, objs)
 	})
 
 	t.Run("namespaced", func(t *testing.T) {
 		objs := readManifests(t, filepath.Join(dir, "namespaced.yaml"))
-		if n := countKinds(objs)["CustomResourceDefinition"] + countKinds(objs)["ClusterRole"] + countKinds(objs)["ClusterRoleBinding"]; n != 0 {
-			t.Errorf("namespaced mode renders %d cluster-scoped objects, want none (kinds %v)", n, countKinds(objs))
+		kinds := countKinds(objs)
+		if n := kinds["CustomResourceDefinition"] + kinds["ClusterRole"] + kinds["ClusterRoleBinding"] +
+			kinds["ValidatingAdmissionPolicy"] + kinds["ValidatingAdmissionPolicyBinding"]; n != 0 {
+			t.Errorf("namespaced mode renders %d cluster-scoped objects, want none (kinds %v)", n, kinds)
 		}
 		ensureNamespaces(ctx, t, c, objs)
 		applyAll(ctx, t, c, objs)

@@ -23,8 +23,11 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 )
 
 // fieldManager is the field manager of the server-side applies, as
@@ -32,8 +35,8 @@ import (
 const fieldManager = "install-test"
 
 // startAPIServer starts a fresh kube-apiserver and etcd with no CRDs
-// installed, like a new cluster, and returns an admin client.
-func startAPIServer(t *testing.T) client.Client {
+// installed, like a new cluster, and returns an admin client and its config.
+func startAPIServer(t *testing.T) (client.Client, *rest.Config) {
 	t.Helper()
 	env := &envtest.Environment{}
 	cfg, err := env.Start()
@@ -48,11 +51,12 @@ func startAPIServer(t *testing.T) client.Client {
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(apiextensionsv1.AddToScheme(scheme))
+	utilruntime.Must(v1alpha1.AddToScheme(scheme))
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		t.Fatalf("client: %v", err)
 	}
-	return c
+	return c, cfg
 }
 
 // readManifests splits a multi-document YAML file into objects.
