@@ -88,6 +88,7 @@ func (r *EmbedTokenRequestReconciler) reconcile(ctx context.Context, etr *v1alph
 	}
 	prov, provErr := r.getProvider(ctx, etr)
 	o.decision = Decide(r.policyInput(etr, o, prov), o.now)
+	o.lifetimeNote = prov.lifetimeNote(etr)
 
 	switch {
 	case etr.Spec.Suspend:
@@ -125,7 +126,8 @@ func (r *EmbedTokenRequestReconciler) reconcile(ctx context.Context, etr *v1alph
 		return nil
 	}
 
-	log.FromContext(ctx).V(1).Info("Issuing token", "embedTokenRequest", klog.KObj(etr), "vendor", prov.vendor, "reason", o.decision.Reason)
+	log.FromContext(ctx).V(1).Info("Issuing token", "embedTokenRequest", klog.KObj(etr), "vendor", prov.vendor, "reason", o.decision.Reason,
+		"lifetime", prov.lifetime(etr))
 	o.vendor = prov.vendor
 	tok, err := r.ensureToken(ctx, etr, prov, o)
 	if err != nil {

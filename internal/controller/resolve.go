@@ -93,6 +93,30 @@ func (r *EmbedTokenRequestReconciler) checkProvider(ctx context.Context, etr *v1
 	return nil
 }
 
+// lifetime is the lifetime to ask for etr: its own, capped by the
+// provider's maxLifetime. Without a provider (not found, not readable) it is
+// the request's own: nothing can be issued then anyway.
+func (p *resolvedProvider) lifetime(etr *v1alpha1.EmbedTokenRequest) time.Duration {
+	if p == nil {
+		return etr.RequestedLifetime()
+	}
+	return GrantedLifetime(etr.RequestedLifetime(), p.spec.LifetimeCap())
+}
+
+// lifetimeNote tells the request's owner that the provider's maxLifetime
+// shortened the lifetime asked for, or is "" when it did not.
+func (p *resolvedProvider) lifetimeNote(etr *v1alpha1.EmbedTokenRequest) string {
+	if p == nil {
+		return ""
+	}
+	requested, granted := etr.RequestedLifetime(), p.lifetime(etr)
+	if granted >= requested {
+		return ""
+	}
+	return fmt.Sprintf("lifetime capped to %s by provider %s's maxLifetime; the request asks for %s",
+		formatDuration(granted), p.name, formatDuration(requested))
+}
+
 func providerGetError(err error, what string) error {
 	if apierrors.IsNotFound(err) {
 		return provider.Permanent(v1alpha1.ReasonProviderNotFound, "%s not found", what)
@@ -137,7 +161,7 @@ func (r *EmbedTokenRequestReconciler) ensureToken(ctx context.Context, etr *v1al
 	tok, err := p.impl.Issue(callCtx, provider.Request{
 		Config:      p.spec,
 		Params:      &etr.Spec.VendorParams,
-		Lifetime:    etr.RequestedLifetime(),
+		Lifetime:    p.lifetime(etr),
 		Credentials: p.creds,
 		HTTPClient:  httpClient,
 		Now:         r.Clock.Now(),
@@ -149,7 +173,7 @@ func (r *EmbedTokenRequestReconciler) ensureToken(ctx context.Context, etr *v1al
 	if !tok.ExpiresAt.After(o.now) {
 		return provider.Token{}, provider.Transient(v1alpha1.ReasonInvalidResponse, "the vendor issued a token that expires at %s, which is not in the future", tok.ExpiresAt.UTC().Format(time.RFC3339))
 	}
-	return r.capExpiry(ctx, etr, tok, o.now), nil
+	return r.capExpiry(ctx, etr, tok, p.lifetime(etr), o.now), nil
 }
 
 // credentialReader reads credential Secrets uncached, only from namespaces
