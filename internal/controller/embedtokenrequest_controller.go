@@ -20,6 +20,7 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
+	"github.com/embedtokens/embed-token-operator/internal/requestpolicy"
 )
 
 // EmbedTokenRequestReconciler keeps a valid token in each request's Secret:
@@ -46,6 +47,9 @@ type EmbedTokenRequestReconciler struct {
 	// operator may not read cluster-scoped objects, so ClusterEmbedProviders
 	// are neither watched nor read.
 	WatchNamespaces []string
+	// Policies holds each provider's compiled requestValidations, shared
+	// with the provider reconcilers; nil compiles them on every use.
+	Policies *requestpolicy.Cache
 
 	clients httpClients
 }

@@ -62,6 +62,7 @@ var stalledReasons = map[string]bool{
 	v1alpha1.ReasonVendorUnauthorized:  true,
 	v1alpha1.ReasonVendorRejected:      true,
 	v1alpha1.ReasonTokenLimitReached:   true,
+	v1alpha1.ReasonRequestDenied:       true,
 }
 
 // vendorFailureReasons are failures of a vendor call. Only they make the next
@@ -229,18 +230,6 @@ func noteSuffix(note string) string {
 		return ""
 	}
 	return " (" + note + ")"
-}
-
-// formatDuration writes d as a person would: 24h, 1h30m, 90s, not 24h0m0s.
-func formatDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = s[:len(s)-2]
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = s[:len(s)-2]
-	}
-	return s
 }
 
 func validUntil(st *v1alpha1.EmbedTokenRequestStatus) string {

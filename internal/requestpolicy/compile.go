@@ -96,9 +96,15 @@ type rule struct {
 // safe for concurrent use.
 type Policy struct {
 	rules []rule
+	// usesNamespace is true when a rule reads namespaceObject.
+	usesNamespace bool
 	// perCall and budget are the runtime limits; tests lower them.
 	perCall, budget uint64
 }
+
+// UsesNamespace reports whether a rule reads namespaceObject, so callers
+// read the Namespace (an uncached API call) only when a rule needs it.
+func (p *Policy) UsesNamespace() bool { return p != nil && p.usesNamespace }
 
 // Empty reports whether the policy has no rules, so callers can skip the
 // inputs (an uncached Namespace read) it would need.
@@ -119,11 +125,12 @@ func compile(validations []v1alpha1.RequestValidation, staticLimit, perCall, bud
 	p := &Policy{perCall: perCall, budget: budget}
 	var errs []error
 	for i, v := range validations {
-		prog, err := compileRule(env, v.Expression, staticLimit, perCall)
+		prog, usesNamespace, err := compileRule(env, v.Expression, staticLimit, perCall)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("spec.requestValidations[%d].expression: %w", i, err))
 			continue
 		}
+		p.usesNamespace = p.usesNamespace || usesNamespace
 		p.rules = append(p.rules, rule{index: i, expression: v.Expression, message: v.Message, program: prog})
 	}
 	if len(errs) > 0 {
@@ -132,20 +139,22 @@ func compile(validations []v1alpha1.RequestValidation, staticLimit, perCall, bud
 	return p, nil
 }
 
-func compileRule(env *cel.Env, expression string, staticLimit, perCall uint64) (cel.Program, error) {
+// compileRule compiles one expression and reports whether it reads
+// namespaceObject.
+func compileRule(env *cel.Env, expression string, staticLimit, perCall uint64) (cel.Program, bool, error) {
 	ast, issues := env.Compile(expression)
 	if issues != nil && issues.Err() != nil {
-		return nil, fmt.Errorf("compilation failed: %s", strings.TrimSpace(issues.String()))
+		return nil, false, fmt.Errorf("compilation failed: %s", strings.TrimSpace(issues.String()))
 	}
 	if !ast.OutputType().IsExactType(cel.BoolType) {
-		return nil, fmt.Errorf("must evaluate to bool but got %s", ast.OutputType())
+		return nil, false, fmt.Errorf("must evaluate to bool but got %s", ast.OutputType())
 	}
 	est, err := env.EstimateCost(ast, &library.CostEstimator{SizeEstimator: boundedSizes{}})
 	if err != nil {
-		return nil, fmt.Errorf("estimating cost: %w", err)
+		return nil, false, fmt.Errorf("estimating cost: %w", err)
 	}
 	if est.Max > staticLimit {
-		return nil, fmt.Errorf("estimated worst-case cost %d exceeds the limit %d: bound the lists and strings it walks, "+
+		return nil, false, fmt.Errorf("estimated worst-case cost %d exceeds the limit %d: bound the lists and strings it walks, "+
 			"or avoid nesting comprehensions over request fields", est.Max, staticLimit)
 	}
 	prog, err := env.Program(ast,
@@ -156,9 +165,13 @@ func compileRule(env *cel.Env, expression string, staticLimit, perCall uint64) (
 		cel.InterruptCheckFrequency(checkFrequency),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("program instantiation failed: %w", err)
+		return nil, false, fmt.Errorf("program instantiation failed: %w", err)
 	}
-	return prog, nil
+	usesNamespace := false
+	for _, ref := range ast.NativeRep().ReferenceMap() {
+		usesNamespace = usesNamespace || ref.Name == NamespaceVar
+	}
+	return prog, usesNamespace, nil
 }
 
 // boundedSizes tells the cost estimator that no value read from the

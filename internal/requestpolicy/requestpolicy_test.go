@@ -283,3 +283,24 @@ func TestCacheCompilesOncePerGeneration(t *testing.T) {
 		t.Errorf("Forget left %d entries", len(c.entries))
 	}
 }
+
+func TestUsesNamespace(t *testing.T) {
+	tests := []struct {
+		rules []v1alpha1.RequestValidation
+		want  bool
+	}{
+		{rules(qrveyTenantRule), true},
+		{rules("object.spec.qrvey.clientID.startsWith(object.metadata.namespace)"), false},
+		{rules("true", "has(namespaceObject.metadata.labels.tenant)"), true},
+		{nil, false},
+	}
+	for _, tt := range tests {
+		p, err := Compile(tt.rules)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.UsesNamespace(); got != tt.want {
+			t.Errorf("UsesNamespace(%v) = %v, want %v", tt.rules, got, tt.want)
+		}
+	}
+}
