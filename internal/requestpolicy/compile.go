@@ -33,20 +33,28 @@ const (
 )
 
 // Cost bounds, the API server's own for CEL: a rule whose estimated
-// worst-case cost exceeds StaticCostLimit is rejected when compiled (as a
-// CRD's x-kubernetes-validations rule is), one evaluation may cost at most
-// PerCallCostLimit, and all rules of one request together RuntimeCostBudget.
+// worst-case cost (see maxInputSize) exceeds StaticCostLimit is rejected when
+// compiled, as a CRD's x-kubernetes-validations rule is; one evaluation may
+// cost at most PerCallCostLimit, and all rules of one request together
+// RuntimeCostBudget.
 // A unit of cost is roughly one cheap CEL operation; PerCallCostLimit is
 // about a tenth of a second of CPU.
 const (
-	StaticCostLimit   = 10_000_000
-	PerCallCostLimit  = celconfig.PerCallLimit
+	// StaticCostLimit bounds a rule's estimated worst-case cost, as the API
+	// server's StaticEstimatedCostLimit bounds a CRD rule's.
+	StaticCostLimit = 10_000_000
+	// PerCallCostLimit bounds the actual cost of one rule's evaluation.
+	PerCallCostLimit = celconfig.PerCallLimit
+	// RuntimeCostBudget bounds the actual cost of all rules of one request.
 	RuntimeCostBudget = celconfig.RuntimeCELCostBudget
 )
 
-// maxInputSize bounds, for the compile-time estimate, the size of any
-// string, list or map a rule reads: no object the API server accepts is
-// larger than its request size limit.
+// maxInputSize is the size the compile-time estimate assumes for any
+// string, list or map a rule reads from the variables, which are untyped. It
+// is far above what a request or Namespace normally holds, so a rule refused
+// by StaticCostLimit would be costly on ordinary objects (typically a nested
+// loop over request fields); a larger object is still bounded by the
+// runtime limits.
 const maxInputSize = uint64(4096)
 
 // checkFrequency is how many comprehension iterations run between checks
