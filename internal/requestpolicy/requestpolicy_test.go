@@ -304,3 +304,16 @@ func TestUsesNamespace(t *testing.T) {
 		}
 	}
 }
+
+func TestEvaluateStopsWhenItsContextEnds(t *testing.T) {
+	p, err := Compile(rules("object.spec.http.variables.all(k, v, v.startsWith('reports:'))"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	d := p.Evaluate(ctx, manyLongVariables(500, 10), namespace("team-a", nil))
+	if d == nil || d.Err == nil || !strings.Contains(d.Error(), "took longer than") {
+		t.Fatalf("got %v, want a denial for the interrupted evaluation", d)
+	}
+}
