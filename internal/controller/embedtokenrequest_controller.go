@@ -20,6 +20,7 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
+	"github.com/embedtokens/embed-token-operator/internal/requestpolicy"
 )
 
 // EmbedTokenRequestReconciler keeps a valid token in each request's Secret:
@@ -46,6 +47,9 @@ type EmbedTokenRequestReconciler struct {
 	// operator may not read cluster-scoped objects, so ClusterEmbedProviders
 	// are neither watched nor read.
 	WatchNamespaces []string
+	// Policies holds each provider's compiled requestValidations, shared
+	// with the provider reconcilers; nil compiles them on every use.
+	Policies *requestpolicy.Cache
 
 	clients httpClients
 }
@@ -88,6 +92,7 @@ func (r *EmbedTokenRequestReconciler) reconcile(ctx context.Context, etr *v1alph
 	}
 	prov, provErr := r.getProvider(ctx, etr)
 	o.decision = Decide(r.policyInput(etr, o, prov), o.now)
+	o.lifetimeNote = prov.lifetimeNote(etr)
 
 	switch {
 	case etr.Spec.Suspend:
@@ -125,7 +130,8 @@ func (r *EmbedTokenRequestReconciler) reconcile(ctx context.Context, etr *v1alph
 		return nil
 	}
 
-	log.FromContext(ctx).V(1).Info("Issuing token", "embedTokenRequest", klog.KObj(etr), "vendor", prov.vendor, "reason", o.decision.Reason)
+	log.FromContext(ctx).V(1).Info("Issuing token", "embedTokenRequest", klog.KObj(etr), "vendor", prov.vendor, "reason", o.decision.Reason,
+		"lifetime", prov.lifetime(etr))
 	o.vendor = prov.vendor
 	tok, err := r.ensureToken(ctx, etr, prov, o)
 	if err != nil {

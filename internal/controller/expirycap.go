@@ -13,21 +13,24 @@ import (
 )
 
 // MaxTrustedLifetime is the longest validity the operator records for a
-// token, unless the request's lifetime asks for longer. A vendor that states
+// token, unless the lifetime asked of the vendor is longer. A vendor that states
 // an expiry further away (a unit mistake, a year-9999 placeholder, a clock
 // gone wrong) would otherwise park the renewal for years, and if the token
 // really expires sooner its consumers would be left with a dead token. Such
-// an expiry is recorded as issuedAt + max(lifetime, MaxTrustedLifetime), a
+// an expiry is recorded as issuedAt + max(lifetime, MaxTrustedLifetime)
+// (lifetime as granted by the provider's maxLifetime), a
 // warning is logged and a TokenExpiryCapped Warning event is recorded.
 const MaxTrustedLifetime = 7 * 24 * time.Hour
 
-// capExpiry applies MaxTrustedLifetime to a freshly issued token.
-func (r *EmbedTokenRequestReconciler) capExpiry(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, tok provider.Token, now time.Time) provider.Token {
+// capExpiry applies MaxTrustedLifetime to a freshly issued token that was
+// asked for lifetime.
+func (r *EmbedTokenRequestReconciler) capExpiry(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, tok provider.Token,
+	lifetime time.Duration, now time.Time) provider.Token {
 	issued := tok.IssuedAt
 	if issued.IsZero() {
 		issued = now
 	}
-	limit := issued.Add(max(etr.RequestedLifetime(), MaxTrustedLifetime))
+	limit := issued.Add(max(lifetime, MaxTrustedLifetime))
 	if !tok.ExpiresAt.After(limit) {
 		return tok
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
+	"github.com/embedtokens/embed-token-operator/internal/requestpolicy"
 )
 
 // DefaultCredentialCheckInterval is how often a provider's credential
@@ -33,19 +35,23 @@ type ProviderReconciler struct {
 	ClusterScoped bool
 	// RecheckInterval is how often credentials are checked again.
 	RecheckInterval time.Duration
+	// Policies holds each provider's compiled requestValidations, shared
+	// with the request reconciler; nil compiles them on every use.
+	Policies *requestpolicy.Cache
 }
 
 // SetupProviderReconcilers registers the reconcilers of both provider kinds,
 // or only of EmbedProvider when clusterProviders is false (namespaced mode,
 // where the operator may not watch cluster-scoped objects).
-func SetupProviderReconcilers(mgr ctrl.Manager, providers map[string]provider.Provider, recheck time.Duration, clusterProviders bool) error {
+func SetupProviderReconcilers(mgr ctrl.Manager, providers map[string]provider.Provider, recheck time.Duration, clusterProviders bool,
+	policies *requestpolicy.Cache) error {
 	kinds := []bool{false}
 	if clusterProviders {
 		kinds = append(kinds, true)
 	}
 	for _, cluster := range kinds {
 		r := &ProviderReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Providers: providers,
-			ClusterScoped: cluster, RecheckInterval: recheck}
+			ClusterScoped: cluster, RecheckInterval: recheck, Policies: policies}
 		if err := r.SetupWithManager(mgr); err != nil {
 			return err
 		}
@@ -58,7 +64,11 @@ func SetupProviderReconcilers(mgr ctrl.Manager, providers map[string]provider.Pr
 // Reconcile validates the provider and patches its Ready condition.
 func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	obj, spec, status := r.newObject()
+	key := requestpolicy.Key{Kind: providerKind(obj), Namespace: req.Namespace, Name: req.Name}
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Policies.Forget(key)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := status.DeepCopy()
@@ -66,7 +76,7 @@ func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	creds := credentialReader{reader: r.APIReader, namespace: obj.GetNamespace(), clusterScoped: r.ClusterScoped}
 	ready := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonValid,
 		Message: "The configuration is valid and its credentials resolve", ObservedGeneration: obj.GetGeneration()}
-	if err := r.validate(ctx, spec, creds); err != nil {
+	if err := r.validate(ctx, key, obj, spec, creds); err != nil {
 		e := provider.Classify(err)
 		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, e.Reason, e.Message
 	}
@@ -87,12 +97,17 @@ func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	return ctrl.Result{RequeueAfter: r.RecheckInterval}, nil
 }
 
-// validate checks what the schema cannot: the vendor is implemented, every
-// credential resolves, the CA bundle parses, and the vendor's own checks.
-func (r *ProviderReconciler) validate(ctx context.Context, spec *v1alpha1.EmbedProviderSpec, creds credentialReader) error {
+// validate checks what the schema cannot: the vendor is implemented, the
+// requestValidations compile, every credential resolves, the CA bundle
+// parses, and the vendor's own checks.
+func (r *ProviderReconciler) validate(ctx context.Context, key requestpolicy.Key, obj client.Object, spec *v1alpha1.EmbedProviderSpec,
+	creds credentialReader) error {
 	impl, ok := r.Providers[spec.Vendor()]
 	if !ok {
 		return provider.Permanent(v1alpha1.ReasonVendorNotSupported, "this operator build has no %s provider", spec.Vendor())
+	}
+	if _, err := r.Policies.Get(key, obj.GetUID(), obj.GetGeneration(), spec.RequestValidations); err != nil {
+		return provider.Permanent(v1alpha1.ReasonProviderInvalid, "invalid requestValidations: %v", err)
 	}
 	for _, ref := range credentialRefs(spec, impl) {
 		value, err := creds.Read(ctx, ref)

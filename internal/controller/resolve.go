@@ -20,11 +20,14 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
+	"github.com/embedtokens/embed-token-operator/internal/requestpolicy"
 )
 
 // resolvedProvider is a provider object that this request may use, with the
 // implementation for its vendor.
 type resolvedProvider struct {
+	kind              string // EmbedProvider or ClusterEmbedProvider
+	namespace         string // "" for a ClusterEmbedProvider
 	name              string
 	uid               types.UID
 	generation        int64
@@ -65,19 +68,43 @@ func (r *EmbedTokenRequestReconciler) getProvider(ctx context.Context, etr *v1al
 
 func newResolvedProvider(obj client.Object, spec *v1alpha1.EmbedProviderSpec, status *v1alpha1.EmbedProviderStatus,
 	creds credentialReader, selector *metav1.LabelSelector) *resolvedProvider {
-	p := &resolvedProvider{name: obj.GetName(), uid: obj.GetUID(), generation: obj.GetGeneration(), spec: spec,
-		vendor: spec.Vendor(), creds: creds, namespaceSelector: selector}
+	p := &resolvedProvider{kind: providerKind(obj), namespace: obj.GetNamespace(), name: obj.GetName(), uid: obj.GetUID(),
+		generation: obj.GetGeneration(), spec: spec, vendor: spec.Vendor(), creds: creds, namespaceSelector: selector}
 	if spec.ReissueOnCredentialChange == nil || *spec.ReissueOnCredentialChange {
 		p.credentialsVersion = status.CredentialsVersion
 	}
 	return p
 }
 
+// providerKind is the kind of a provider object.
+func providerKind(obj client.Object) string {
+	if _, ok := obj.(*v1alpha1.ClusterEmbedProvider); ok {
+		return "ClusterEmbedProvider"
+	}
+	return "EmbedProvider"
+}
+
+// policyKey names the provider in the compiled-rules cache.
+func (p *resolvedProvider) policyKey() requestpolicy.Key {
+	return requestpolicy.Key{Kind: p.kind, Namespace: p.namespace, Name: p.name}
+}
+
 // checkProvider checks that the request may use the provider: the namespace
-// is admitted, the vendors match, and this build implements the vendor.
+// is admitted, the vendors match, this build implements the vendor, and the
+// provider's requestValidations admit the request. It makes no vendor call;
+// it reads the Namespace (uncached) only when the namespaceSelector or a
+// rule needs it.
 func (r *EmbedTokenRequestReconciler) checkProvider(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, p *resolvedProvider) error {
-	if p.namespaceSelector != nil {
-		if err := r.checkNamespaceAllowed(ctx, p, etr.Namespace); err != nil {
+	policy, policyErr := r.Policies.Get(p.policyKey(), p.uid, p.generation, p.spec.RequestValidations)
+	var ns *corev1.Namespace
+	if p.hasNamespaceSelector() || policy.UsesNamespace() && len(r.WatchNamespaces) == 0 {
+		var err error
+		if ns, err = r.readNamespace(ctx, etr.Namespace); err != nil {
+			return err
+		}
+	}
+	if p.hasNamespaceSelector() {
+		if err := checkNamespaceAllowed(p, ns); err != nil {
 			return err
 		}
 	}
@@ -89,7 +116,33 @@ func (r *EmbedTokenRequestReconciler) checkProvider(ctx context.Context, etr *v1
 	if !ok {
 		return provider.Permanent(v1alpha1.ReasonVendorNotSupported, "this operator build has no %s provider", p.vendor)
 	}
+	if policyErr != nil {
+		return provider.Permanent(v1alpha1.ReasonProviderInvalid, "%s %s has invalid requestValidations: %v", p.kind, p.name, policyErr)
+	}
+	if err := r.checkRequestPolicy(ctx, etr, p, policy, ns); err != nil {
+		return err
+	}
 	p.impl = impl
+	return nil
+}
+
+// checkRequestPolicy evaluates the provider's requestValidations. A denial
+// is permanent: the request is re-evaluated when it or the provider changes,
+// and at the permanent-error backoff (a Namespace label change is not
+// watched).
+func (r *EmbedTokenRequestReconciler) checkRequestPolicy(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, p *resolvedProvider,
+	policy *requestpolicy.Policy, ns *corev1.Namespace) error {
+	if policy.Empty() {
+		return nil
+	}
+	if policy.UsesNamespace() && ns == nil {
+		return provider.Permanent(v1alpha1.ReasonRequestDenied,
+			"%s %s has requestValidations that read namespaceObject, which the operator cannot read in namespaced mode (--watch-namespaces)",
+			p.kind, p.name)
+	}
+	if d := policy.Evaluate(ctx, etr, ns); d != nil {
+		return provider.Permanent(v1alpha1.ReasonRequestDenied, "%s %s denies the request: %s", p.kind, p.name, d)
+	}
 	return nil
 }
 
@@ -100,23 +153,32 @@ func providerGetError(err error, what string) error {
 	return provider.Transient(v1alpha1.ReasonProviderNotFound, "reading %s: %v", what, apierrors.ReasonForError(err))
 }
 
-// checkNamespaceAllowed applies a ClusterEmbedProvider's namespaceSelector.
-func (r *EmbedTokenRequestReconciler) checkNamespaceAllowed(ctx context.Context, p *resolvedProvider, namespace string) error {
+// hasNamespaceSelector reports whether a ClusterEmbedProvider restricts
+// the namespaces it serves; an empty selector admits all.
+func (p *resolvedProvider) hasNamespaceSelector() bool {
 	sel := p.namespaceSelector
-	if len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0 {
-		return nil
+	return sel != nil && (len(sel.MatchLabels) > 0 || len(sel.MatchExpressions) > 0)
+}
+
+// readNamespace reads the request's Namespace uncached: the operator does
+// not watch Namespaces.
+func (r *EmbedTokenRequestReconciler) readNamespace(ctx context.Context, name string) (*corev1.Namespace, error) {
+	ns := &corev1.Namespace{}
+	if err := r.APIReader.Get(ctx, client.ObjectKey{Name: name}, ns); err != nil {
+		return nil, provider.Transient(v1alpha1.ReasonNamespaceNotAllowed, "reading Namespace %s: %v", name, apierrors.ReasonForError(err))
 	}
-	selector, err := metav1.LabelSelectorAsSelector(sel)
+	return ns, nil
+}
+
+// checkNamespaceAllowed applies a ClusterEmbedProvider's namespaceSelector.
+func checkNamespaceAllowed(p *resolvedProvider, ns *corev1.Namespace) error {
+	selector, err := metav1.LabelSelectorAsSelector(p.namespaceSelector)
 	if err != nil {
 		return provider.Permanent(v1alpha1.ReasonProviderInvalid, "ClusterEmbedProvider %s has an invalid namespaceSelector: %v", p.name, err)
 	}
-	ns := &corev1.Namespace{}
-	if err := r.APIReader.Get(ctx, client.ObjectKey{Name: namespace}, ns); err != nil {
-		return provider.Transient(v1alpha1.ReasonNamespaceNotAllowed, "reading Namespace %s: %v", namespace, apierrors.ReasonForError(err))
-	}
 	if !selector.Matches(labels.Set(ns.Labels)) {
 		return provider.Permanent(v1alpha1.ReasonNamespaceNotAllowed,
-			"ClusterEmbedProvider %s does not admit namespace %s (namespaceSelector %s)", p.name, namespace, selector)
+			"ClusterEmbedProvider %s does not admit namespace %s (namespaceSelector %s)", p.name, ns.Name, selector)
 	}
 	return nil
 }
@@ -137,7 +199,7 @@ func (r *EmbedTokenRequestReconciler) ensureToken(ctx context.Context, etr *v1al
 	tok, err := p.impl.Issue(callCtx, provider.Request{
 		Config:      p.spec,
 		Params:      &etr.Spec.VendorParams,
-		Lifetime:    etr.RequestedLifetime(),
+		Lifetime:    p.lifetime(etr),
 		Credentials: p.creds,
 		HTTPClient:  httpClient,
 		Now:         r.Clock.Now(),
@@ -149,7 +211,7 @@ func (r *EmbedTokenRequestReconciler) ensureToken(ctx context.Context, etr *v1al
 	if !tok.ExpiresAt.After(o.now) {
 		return provider.Token{}, provider.Transient(v1alpha1.ReasonInvalidResponse, "the vendor issued a token that expires at %s, which is not in the future", tok.ExpiresAt.UTC().Format(time.RFC3339))
 	}
-	return r.capExpiry(ctx, etr, tok, o.now), nil
+	return r.capExpiry(ctx, etr, tok, p.lifetime(etr), o.now), nil
 }
 
 // credentialReader reads credential Secrets uncached, only from namespaces

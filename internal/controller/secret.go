@@ -66,7 +66,7 @@ func storedToken(s *corev1.Secret) (StoredToken, string) {
 func (r *EmbedTokenRequestReconciler) policyInput(etr *v1alpha1.EmbedTokenRequest, o *outcome, prov *resolvedProvider) PolicyInput {
 	in := PolicyInput{
 		Stored:         o.stored,
-		InputHash:      inputHash(etr),
+		InputHash:      inputHash(etr, prov.lifetime(etr)),
 		RefreshRequest: etr.Annotations[v1alpha1.RefreshAnnotation],
 		Renew:          renewPolicy(etr),
 		Seed:           string(etr.UID),
@@ -93,14 +93,17 @@ func renewPolicy(etr *v1alpha1.EmbedTokenRequest) RenewPolicy {
 	return p
 }
 
-// inputHash fingerprints what a token is issued for. Renewal settings,
-// Secret metadata and suspend are left out: changing them must not re-mint.
-func inputHash(etr *v1alpha1.EmbedTokenRequest) string {
+// inputHash fingerprints what a token is issued for: the provider, the
+// vendor parameters and the lifetime asked of the vendor (the request's,
+// capped by the provider's maxLifetime), so a spec change or a lower
+// maxLifetime that shortens the lifetime re-mints. Renewal settings, Secret
+// metadata and suspend are left out: changing them must not re-mint.
+func inputHash(etr *v1alpha1.EmbedTokenRequest, lifetime time.Duration) string {
 	b, _ := json.Marshal(struct {
 		Kind, Name string
 		Params     v1alpha1.VendorParams
 		Lifetime   time.Duration
-	}{etr.ProviderKind(), etr.Spec.ProviderRef.Name, etr.Spec.VendorParams, etr.RequestedLifetime()})
+	}{etr.ProviderKind(), etr.Spec.ProviderRef.Name, etr.Spec.VendorParams, lifetime})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
 }
@@ -132,7 +135,7 @@ func secretConflict(etr *v1alpha1.EmbedTokenRequest) error {
 func (r *EmbedTokenRequestReconciler) writeSecret(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, secret *corev1.Secret, tok provider.Token, prov *resolvedProvider, o *outcome) error {
 	rec := StoredToken{
 		Present: true, IssuedAt: tok.IssuedAt.UTC().Truncate(time.Second), ExpiresAt: tok.ExpiresAt.UTC().Truncate(time.Second),
-		InputHash: inputHash(etr), RefreshHandled: etr.Annotations[v1alpha1.RefreshAnnotation],
+		InputHash: inputHash(etr, prov.lifetime(etr)), RefreshHandled: etr.Annotations[v1alpha1.RefreshAnnotation],
 		CredentialsVersion: prov.credentialsVersion,
 	}
 	var replaced string

@@ -16,6 +16,7 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
+	"github.com/embedtokens/embed-token-operator/internal/requestpolicy"
 )
 
 // CacheOptions limits the manager's Secret cache to Secrets this operator
@@ -75,6 +76,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
+	policies := requestpolicy.NewCache()
 	if err := (&EmbedTokenRequestReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
@@ -84,9 +86,10 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 		Metrics:                 m,
 		WatchNamespaces:         opts.WatchNamespaces,
+		Policies:                policies,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	return SetupProviderReconcilers(mgr, opts.Providers, cmp.Or(opts.CredentialCheckInterval, DefaultCredentialCheckInterval),
-		len(opts.WatchNamespaces) == 0)
+		len(opts.WatchNamespaces) == 0, policies)
 }

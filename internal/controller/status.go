@@ -24,6 +24,9 @@ type outcome struct {
 	vendor    string
 	suspended bool
 	waiting   bool // a failed attempt is backing off
+	// lifetimeNote says the provider's maxLifetime shortened the lifetime
+	// asked for; it is added to the Ready message of a valid token.
+	lifetimeNote string
 
 	storedAt     time.Time // when this reconcile wrote a new token
 	restartedFor string    // digest whose rollout restarts completed
@@ -59,6 +62,7 @@ var stalledReasons = map[string]bool{
 	v1alpha1.ReasonVendorUnauthorized:  true,
 	v1alpha1.ReasonVendorRejected:      true,
 	v1alpha1.ReasonTokenLimitReached:   true,
+	v1alpha1.ReasonRequestDenied:       true,
 }
 
 // vendorFailureReasons are failures of a vendor call. Only they make the next
@@ -159,14 +163,14 @@ func setConditions(etr *v1alpha1.EmbedTokenRequest, o *outcome, valid bool) {
 		ready.Message = fmt.Sprintf("Issuing failed: %s; retrying at %s", failure.Message, formatTime(st.RenewAt))
 	case valid && o.restartErr != nil:
 		ready.Status, ready.Reason = metav1.ConditionTrue, v1alpha1.ReasonRolloutRestartFailed
-		ready.Message = fmt.Sprintf("The token %s, but %v; retrying", validUntil(st), o.restartErr)
+		ready.Message = fmt.Sprintf("The token %s, but %v; retrying", validUntil(st), o.restartErr) + noteSuffix(o.lifetimeNote)
 	case valid:
 		ready.Status, ready.Reason = metav1.ConditionTrue, v1alpha1.ReasonTokenIssued
 		if o.issued != nil && o.decision.Reason != RefreshNoToken && o.decision.Reason != RefreshInputsChanged ||
 			o.issued == nil && readyReason(etr) == v1alpha1.ReasonTokenRefreshed {
 			ready.Reason = v1alpha1.ReasonTokenRefreshed
 		}
-		ready.Message = "The token " + validUntil(st) + "; it renews at " + formatTime(st.RenewAt)
+		ready.Message = "The token " + validUntil(st) + "; it renews at " + formatTime(st.RenewAt) + noteSuffix(o.lifetimeNote)
 	default:
 		ready.Reason, ready.Message = v1alpha1.ReasonIssuing, "Issuing a token"
 	}
@@ -218,6 +222,14 @@ func readyMessage(etr *v1alpha1.EmbedTokenRequest) string {
 		return c.Message
 	}
 	return ""
+}
+
+// noteSuffix appends a parenthesised note to a message, or nothing.
+func noteSuffix(note string) string {
+	if note == "" {
+		return ""
+	}
+	return " (" + note + ")"
 }
 
 func validUntil(st *v1alpha1.EmbedTokenRequestStatus) string {
