@@ -100,7 +100,7 @@ func (r *ProviderReconciler) validate(ctx context.Context, spec *v1alpha1.EmbedP
 			return err
 		}
 		if spec.CABundleSecretRef != nil && ref == *spec.CABundleSecretRef {
-			if _, err := provider.NewHTTPClient(time.Second, value); err != nil {
+			if _, err := provider.CertPool(value); err != nil {
 				return err
 			}
 		}
