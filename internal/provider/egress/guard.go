@@ -15,8 +15,10 @@ import (
 // the strictest guard: a namespaced provider, nothing allowed beyond the
 // built-in rules, the system resolver.
 type Guard struct {
+	// Policy holds the operator-wide allow list.
 	Policy Policy
-	Scope  Scope
+	// Scope is the kind of provider whose connections this guard checks.
+	Scope Scope
 	// Resolver resolves vendor host names; net.DefaultResolver when nil.
 	// Tests set it to serve names from a fake DNS server.
 	Resolver *net.Resolver
