@@ -51,6 +51,10 @@ func main() {
 	var watchNamespaces namespaceList
 	flag.Var(&watchNamespaces, "watch-namespaces", "Comma-separated namespaces to watch (namespaced mode: needs Roles "+
 		"there only, ClusterEmbedProviders are not served). Empty: the whole cluster.")
+	var allowVendorCIDRs cidrList
+	flag.Var(&allowVendorCIDRs, "allow-vendor-cidrs", "Comma-separated CIDRs every provider's vendor calls may reach "+
+		"although the egress guard refuses them (loopback, link-local, and private ranges for EmbedProviders), "+
+		"e.g. 127.0.0.1/32 for a local simulator or 10.96.0.0/12 for an in-cluster vendor.")
 	var rtFlags runtimeFlags
 	rtFlags.bind(flag.CommandLine)
 	opts := zap.Options{}
@@ -59,6 +63,9 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	setupLog := ctrl.Log.WithName("setup")
 	setMemoryLimit(setupLog)
+	if len(allowVendorCIDRs) > 0 {
+		setupLog.Info("Vendor calls may reach these ranges although the egress guard refuses them", "allowVendorCIDRs", allowVendorCIDRs.String())
+	}
 
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
@@ -102,7 +109,7 @@ func main() {
 
 	if err := controller.Setup(mgr, controller.Options{
 		Providers: providers, MaxConcurrentReconciles: concurrency, CredentialCheckInterval: credentialCheck,
-		WatchNamespaces: watchNamespaces,
+		WatchNamespaces: watchNamespaces, AllowVendorCIDRs: allowVendorCIDRs,
 	}); err != nil {
 		setupLog.Error(err, "Unable to set up controllers")
 		os.Exit(1)

@@ -30,3 +30,29 @@ func TestNamespaceListSet(t *testing.T) {
 		})
 	}
 }
+
+func TestCIDRListSet(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    string
+		wantErr bool
+	}{
+		{in: "", want: ""},
+		{in: "127.0.0.1/32", want: "127.0.0.1/32"},
+		{in: "10.0.0.0/8, fd00::/8", want: "10.0.0.0/8,fd00::/8"},
+		{in: "127.0.0.1", wantErr: true},
+		{in: "10.0.0.1/8", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			var c cidrList
+			err := c.Set(tt.in)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("Set(%q) error = %v, wantErr %v", tt.in, err, tt.wantErr)
+			}
+			if !tt.wantErr && c.String() != tt.want {
+				t.Errorf("Set(%q) = %s, want %s", tt.in, c.String(), tt.want)
+			}
+		})
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -80,7 +82,8 @@ func run(ctx context.Context, dir, simAddr string, lifetime time.Duration) error
 	if err != nil {
 		return err
 	}
-	if err := controller.Setup(mgr, controller.Options{Providers: map[string]provider.Provider{v1alpha1.VendorQrvey: qrvey.New()}}); err != nil {
+	if err := controller.Setup(mgr, controller.Options{Providers: map[string]provider.Provider{v1alpha1.VendorQrvey: qrvey.New()},
+		AllowVendorCIDRs: allowSimulator(simAddr)}); err != nil {
 		return err
 	}
 	go func() { _ = mgr.Start(ctx) }()
@@ -95,6 +98,18 @@ func run(ctx context.Context, dir, simAddr string, lifetime time.Duration) error
 	fmt.Printf("\nThe operator is running against a local kube-apiserver.\n  export KUBECONFIG=%s\n  kubectl get etr,eprov -n demo\n\nPress Ctrl-C to stop.\n\n", kubeconfig)
 	watchToken(ctx, c)
 	return nil
+}
+
+// allowSimulator is the --allow-vendor-cidrs the operator needs to reach
+// the simulator through the egress guard, which refuses loopback: exactly
+// the simulator's address, 127.0.0.1/32 by default.
+func allowSimulator(simAddr string) []netip.Prefix {
+	host, _, _ := net.SplitHostPort(simAddr)
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		a = netip.MustParseAddr("127.0.0.1")
+	}
+	return []netip.Prefix{netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())}
 }
 
 func writeKubeconfig(env *envtest.Environment, dir string) (string, error) {

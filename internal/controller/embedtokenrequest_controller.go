@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"errors"
+	"net"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
+	"github.com/embedtokens/embed-token-operator/internal/provider/egress"
 	"github.com/embedtokens/embed-token-operator/internal/requestpolicy"
 )
 
@@ -50,6 +52,13 @@ type EmbedTokenRequestReconciler struct {
 	// Policies holds each provider's compiled requestValidations, shared
 	// with the provider reconcilers; nil compiles them on every use.
 	Policies *requestpolicy.Cache
+	// Egress is the --allow-vendor-cidrs part of the egress guard every
+	// vendor connection passes; the zero Policy applies the built-in rules
+	// only.
+	Egress egress.Policy
+	// VendorResolver resolves vendor host names; the system resolver when
+	// nil.
+	VendorResolver *net.Resolver
 
 	clients httpClients
 }

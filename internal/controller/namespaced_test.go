@@ -114,6 +114,8 @@ func startManagerWith(restCfg *rest.Config, logger logr.Logger, namespaces ...st
 		Providers:         map[string]provider.Provider{v1alpha1.VendorQrvey: qrvey.New(), v1alpha1.VendorJWT: jwtprovider.New()},
 		WatchNamespaces:   namespaces,
 		MetricsRegisterer: prometheus.NewRegistry(),
+		AllowVendorCIDRs:  allowVendorCIDRs,
+		VendorResolver:    testDNS.Resolver(),
 	})).To(Succeed())
 	return runManager(mgr)
 }

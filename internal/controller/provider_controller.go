@@ -115,7 +115,7 @@ func (r *ProviderReconciler) validate(ctx context.Context, key requestpolicy.Key
 			return err
 		}
 		if spec.CABundleSecretRef != nil && ref == *spec.CABundleSecretRef {
-			if _, err := provider.NewHTTPClient(time.Second, value); err != nil {
+			if _, err := provider.CertPool(value); err != nil {
 				return err
 			}
 		}

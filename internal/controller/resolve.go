@@ -20,6 +20,7 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
+	"github.com/embedtokens/embed-token-operator/internal/provider/egress"
 	"github.com/embedtokens/embed-token-operator/internal/requestpolicy"
 )
 
@@ -36,6 +37,8 @@ type resolvedProvider struct {
 	impl              provider.Provider
 	creds             credentialReader
 	namespaceSelector *metav1.LabelSelector
+	// scope decides which addresses the provider's vendor calls may reach.
+	scope egress.Scope
 	// credentialsVersion is the provider's status.credentialsVersion, or ""
 	// when the provider does not re-issue tokens on credential rotation.
 	credentialsVersion string
@@ -70,6 +73,9 @@ func newResolvedProvider(obj client.Object, spec *v1alpha1.EmbedProviderSpec, st
 	creds credentialReader, selector *metav1.LabelSelector) *resolvedProvider {
 	p := &resolvedProvider{kind: providerKind(obj), namespace: obj.GetNamespace(), name: obj.GetName(), uid: obj.GetUID(),
 		generation: obj.GetGeneration(), spec: spec, vendor: spec.Vendor(), creds: creds, namespaceSelector: selector}
+	if creds.clusterScoped {
+		p.scope = egress.Cluster
+	}
 	if spec.ReissueOnCredentialChange == nil || *spec.ReissueOnCredentialChange {
 		p.credentialsVersion = status.CredentialsVersion
 	}
@@ -186,7 +192,7 @@ func checkNamespaceAllowed(p *resolvedProvider, ns *corev1.Namespace) error {
 // ensureToken asks the vendor for a token, within the provider's rate limit
 // and timeout.
 func (r *EmbedTokenRequestReconciler) ensureToken(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, p *resolvedProvider, o *outcome) (provider.Token, error) {
-	httpClient, err := r.clients.get(ctx, p)
+	httpClient, err := r.httpClient(ctx, p)
 	if err != nil {
 		return provider.Token{}, err
 	}
@@ -294,7 +300,16 @@ type cachedLimiter struct {
 	limiter *rate.Limiter
 }
 
-func (h *httpClients) get(ctx context.Context, p *resolvedProvider) (*http.Client, error) {
+// httpClient returns the provider's HTTP client, whose connections the
+// egress guard checks for the provider's kind. Every vendor call uses it.
+func (r *EmbedTokenRequestReconciler) httpClient(ctx context.Context, p *resolvedProvider) (*http.Client, error) {
+	return r.clients.get(ctx, p, egress.Guard{Policy: r.Egress, Scope: p.scope, Resolver: r.VendorResolver})
+}
+
+// get returns the provider's client, building a new one when anything it
+// was built from changed. The guard's scope is part of the key: a UID is
+// never both kinds, but the key should not depend on that.
+func (h *httpClients) get(ctx context.Context, p *resolvedProvider, guard egress.Guard) (*http.Client, error) {
 	var caPEM []byte
 	if ref := p.spec.CABundleSecretRef; ref != nil {
 		var err error
@@ -306,14 +321,14 @@ func (h *httpClients) get(ctx context.Context, p *resolvedProvider) (*http.Clien
 	if p.spec.Timeout != nil && p.spec.Timeout.Duration > 0 {
 		timeout = p.spec.Timeout.Duration
 	}
-	key := fmt.Sprintf("%d/%s/%x", p.generation, timeout, sha256.Sum256(caPEM))
+	key := fmt.Sprintf("%s/%d/%s/%x", guard.Scope, p.generation, timeout, sha256.Sum256(caPEM))
 
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if c, ok := h.clients[p.uid]; ok && c.key == key {
 		return c.client, nil
 	}
-	c, err := provider.NewHTTPClient(timeout, caPEM)
+	c, err := provider.NewHTTPClient(timeout, caPEM, guard)
 	if err != nil {
 		return nil, err
 	}

@@ -172,7 +172,7 @@ func (r *EmbedTokenRequestReconciler) revoke(ctx context.Context, etr *v1alpha1.
 	if !ok {
 		return
 	}
-	httpClient, err := r.clients.get(ctx, prov)
+	httpClient, err := r.httpClient(ctx, prov)
 	if err == nil {
 		err = revoker.Revoke(ctx, provider.Request{Config: prov.spec, Params: &etr.Spec.VendorParams, Credentials: prov.creds,
 			HTTPClient: httpClient, Now: r.Clock.Now()}, token)

@@ -3,6 +3,8 @@ package controller
 import (
 	"cmp"
 	"fmt"
+	"net"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
+	"github.com/embedtokens/embed-token-operator/internal/provider/egress"
 	"github.com/embedtokens/embed-token-operator/internal/requestpolicy"
 )
 
@@ -61,6 +64,13 @@ type Options struct {
 	// with CacheOptions(WatchNamespaces...), ClusterEmbedProviders are not
 	// watched, and a request that references one is reported, not served.
 	WatchNamespaces []string
+	// AllowVendorCIDRs (--allow-vendor-cidrs) are ranges every provider's
+	// vendor calls may reach although the egress guard would refuse them: a
+	// simulator on loopback, an in-cluster vendor for EmbedProviders.
+	AllowVendorCIDRs []netip.Prefix
+	// VendorResolver resolves vendor host names; the system resolver when
+	// nil. Tests serve names from memory through it.
+	VendorResolver *net.Resolver
 }
 
 // Setup registers every controller of the operator with mgr, so the binary
@@ -87,6 +97,8 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		Metrics:                 m,
 		WatchNamespaces:         opts.WatchNamespaces,
 		Policies:                policies,
+		Egress:                  egress.NewPolicy(opts.AllowVendorCIDRs...),
+		VendorResolver:          opts.VendorResolver,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

@@ -63,6 +63,8 @@ var stalledReasons = map[string]bool{
 	v1alpha1.ReasonVendorRejected:      true,
 	v1alpha1.ReasonTokenLimitReached:   true,
 	v1alpha1.ReasonRequestDenied:       true,
+	// Nothing was sent: the egress guard refused the vendor's address.
+	v1alpha1.ReasonVendorAddressNotAllowed: true,
 }
 
 // vendorFailureReasons are failures of a vendor call. Only they make the next

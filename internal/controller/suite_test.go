@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"context"
+	"net/netip"
 	"path/filepath"
 	"testing"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/controller"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
+	"github.com/embedtokens/embed-token-operator/internal/provider/egress/egresstest"
 	"github.com/embedtokens/embed-token-operator/internal/provider/httpprovider"
 	jwtprovider "github.com/embedtokens/embed-token-operator/internal/provider/jwt"
 	"github.com/embedtokens/embed-token-operator/internal/provider/qrvey"
@@ -38,7 +40,16 @@ var (
 	k8sClient client.Client
 	scheme    = runtime.NewScheme()
 	stopMgr   context.CancelFunc
+	// testDNS serves the vendor host names specs make up; the managers
+	// resolve vendor hosts through it (and /etc/hosts) only.
+	testDNS = egresstest.NewDNS()
 )
+
+// allowVendorCIDRs is the managers' --allow-vendor-cidrs: the simulators
+// listen on 127.0.0.1, and nothing else the egress guard refuses is allowed,
+// so other loopback addresses (127.0.0.2) stand for what must stay out of
+// reach.
+var allowVendorCIDRs = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 
 func TestControllers(t *testing.T) {
 	RegisterFailHandler(Fail)
@@ -96,6 +107,8 @@ func startManagerWithLogger(logger logr.Logger) context.CancelFunc {
 			v1alpha1.VendorHTTP: httpprovider.New()},
 		MaxConcurrentReconciles: 4,
 		CredentialCheckInterval: time.Second,
+		AllowVendorCIDRs:        allowVendorCIDRs,
+		VendorResolver:          testDNS.Resolver(),
 	})).To(Succeed())
 	return runManager(mgr)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/provider/egress"
 )
 
 // MaxResponseBytes bounds what is read from a vendor, so a misbehaving
@@ -24,19 +25,20 @@ const MaxResponseBytes = 1 << 20
 // request for days.
 const maxRetryAfter = 10 * time.Minute
 
-// NewHTTPClient builds the client for one provider: certificates are always
-// verified (against the system roots plus caPEM, if given), the timeout bounds
-// the whole call, and redirects are followed only to the same host so
-// credentials never travel to another one.
-func NewHTTPClient(timeout time.Duration, caPEM []byte) (*http.Client, error) {
+// NewHTTPClient builds the client for one provider: every connection it
+// opens (redirects, chained calls, the dial to a proxy) is checked by guard
+// after DNS resolution, certificates are always verified (against the system
+// roots plus caPEM, if given), the timeout bounds the whole call, and
+// redirects are followed only to the same host so credentials never travel
+// to another one.
+func NewHTTPClient(timeout time.Duration, caPEM []byte, guard egress.Guard) (*http.Client, error) {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.DialContext = guard.DialContext
+	transport.Proxy = guard.Proxy(http.ProxyFromEnvironment)
 	if len(caPEM) > 0 {
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(caPEM) {
-			return nil, Permanent(v1alpha1.ReasonInvalidCredentials, "CA bundle holds no PEM certificate")
+		pool, err := CertPool(caPEM)
+		if err != nil {
+			return nil, err
 		}
 		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
@@ -45,14 +47,31 @@ func NewHTTPClient(timeout time.Duration, caPEM []byte) (*http.Client, error) {
 		Timeout:   timeout,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if len(via) >= 3 {
-				return redirectError("too many redirects")
+				return &redirectError{msg: "too many redirects"}
 			}
 			if req.URL.Host != via[0].URL.Host || req.URL.Scheme != via[0].URL.Scheme {
-				return redirectError(fmt.Sprintf("redirect to another host (%s) refused", req.URL.Host))
+				msg := fmt.Sprintf("redirect to another host (%s) refused", req.URL.Host)
+				// Say why the target is refused if the guard would refuse
+				// it anyway: that is the more useful reason.
+				return &redirectError{msg: msg, err: guard.CheckHost(req.Context(), req.URL.Hostname())}
 			}
 			return nil
 		},
 	}, nil
+}
+
+// CertPool returns the system roots plus the certificates in caPEM, or a
+// permanent InvalidCredentials error when caPEM holds none, so a provider's
+// CA bundle can be checked without building a client.
+func CertPool(caPEM []byte) (*x509.CertPool, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, Permanent(v1alpha1.ReasonInvalidCredentials, "CA bundle holds no PEM certificate")
+	}
+	return pool, nil
 }
 
 // Response is a vendor's answer, read in full up to MaxResponseBytes.
@@ -82,10 +101,16 @@ func Do(ctx context.Context, client *http.Client, req *http.Request) (*Response,
 }
 
 // redirectError is a redirect the client refused to follow; its text names
-// only the target host, so it is safe to show.
-type redirectError string
+// only the target host (and, through err, the egress rule that also refuses
+// it), so it is safe to show.
+type redirectError struct {
+	msg string
+	err error
+}
 
-func (e redirectError) Error() string { return string(e) }
+func (e *redirectError) Error() string { return e.msg }
+
+func (e *redirectError) Unwrap() error { return e.err }
 
 func transportError(ctx context.Context, client *http.Client, err error) error {
 	var uerr *url.Error
@@ -93,8 +118,17 @@ func transportError(ctx context.Context, client *http.Client, err error) error {
 		err = uerr.Err // drop the URL: it may carry credentials in its query
 	}
 	var certErr *tls.CertificateVerificationError
-	var redirErr redirectError
+	var redirErr *redirectError
+	var refused *egress.RefusedError
 	switch {
+	case errors.As(err, &refused):
+		// Before the timeout and unreachable cases: nothing was sent, and
+		// retrying will not change the rule.
+		msg := refused.Error()
+		if errors.As(err, &redirErr) {
+			msg = redirErr.msg + ": " + msg
+		}
+		return &Error{Reason: v1alpha1.ReasonVendorAddressNotAllowed, Message: msg, Permanent: true}
 	case uerr != nil && uerr.Timeout() || errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
 		return &Error{Reason: v1alpha1.ReasonVendorUnavailable, Message: fmt.Sprintf("vendor did not answer within %s", client.Timeout)}
 	case errors.As(err, &certErr):

@@ -37,7 +37,7 @@ func doGet(t *testing.T, client *http.Client, url string) (*provider.Response, e
 // newClient is NewHTTPClient for a test that expects it to succeed.
 func newClient(t *testing.T, timeout time.Duration, caPEM []byte) *http.Client {
 	t.Helper()
-	client, err := provider.NewHTTPClient(timeout, caPEM)
+	client, err := provider.NewHTTPClient(timeout, caPEM, pt.Guard)
 	if err != nil {
 		t.Fatalf("NewHTTPClient: %v", err)
 	}
@@ -55,7 +55,7 @@ func TestNewHTTPClientRefusesABundleWithoutCertificates(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			client, err := provider.NewHTTPClient(time.Second, tc.bundle)
+			client, err := provider.NewHTTPClient(time.Second, tc.bundle, pt.Guard)
 			pt.CheckError(t, err, pt.Want{Reason: v1alpha1.ReasonInvalidCredentials, Permanent: true, Message: "no PEM certificate"})
 			if client != nil {
 				t.Errorf("client returned with the error")

@@ -285,7 +285,8 @@ func startManager(ctx context.Context, cfg config, bin, kubeconfig string, res *
 	m, err := harness.StartManagerWithEnv(bin, kubeconfig, res.ManagerLog, env,
 		"--metrics-bind-address="+res.metricsAddr, "--metrics-secure=false", "--health-probe-bind-address=0", "--pprof-bind-address="+pprofAddr,
 		fmt.Sprintf("--kube-api-qps=%g", cfg.QPS), fmt.Sprintf("--kube-api-burst=%d", cfg.Burst),
-		fmt.Sprintf("--max-concurrent-reconciles=%d", cfg.Concurrency))
+		fmt.Sprintf("--max-concurrent-reconciles=%d", cfg.Concurrency),
+		harness.AllowSimulator)
 	if err != nil {
 		return nil, "", err
 	}

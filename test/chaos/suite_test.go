@@ -55,7 +55,8 @@ var _ = AfterSuite(func() {
 // extra, and kills it when the spec ends. Logs are kept per spec and printed
 // on failure.
 func startManager(name string, extra ...string) *harness.Manager {
-	args := append([]string{"--metrics-bind-address=0", "--health-probe-bind-address=0", "--zap-log-level=debug"}, extra...)
+	args := append([]string{"--metrics-bind-address=0", "--health-probe-bind-address=0", "--zap-log-level=debug",
+		harness.AllowSimulator}, extra...)
 	logPath := filepath.Join(workDir, name+".log")
 	m, err := harness.StartManager(managerBin, cp.Kubeconfig, logPath, args...)
 	Expect(err).NotTo(HaveOccurred())

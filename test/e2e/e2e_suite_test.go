@@ -107,6 +107,9 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		d := &appsv1.Deployment{}
 		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: operatorSA}, d)).To(Succeed())
 		g.Expect(d.Status.ReadyReplicas).To(BeEquivalentTo(1))
+		// The simulator listens on loopback, which the egress guard
+		// refuses unless config/local allows exactly its address.
+		g.Expect(d.Spec.Template.Spec.Containers[0].Args).To(ContainElement("--allow-vendor-cidrs=127.0.0.1/32"))
 	}).WithContext(ctx).WithTimeout(2 * time.Minute).Should(Succeed())
 
 	ns = "e2e-" + randSuffix()

@@ -39,6 +39,11 @@ func BuildManager(repoRoot, dir string) (string, error) {
 	return bin, nil
 }
 
+// AllowSimulator is the manager flag that lets vendor calls reach the
+// simulator on 127.0.0.1 through the egress guard, which refuses loopback
+// otherwise. Exactly that address: the rest of loopback stays refused.
+const AllowSimulator = "--allow-vendor-cidrs=127.0.0.1/32"
+
 // Manager is one running manager process.
 type Manager struct {
 	// LogPath is where the process's stdout and stderr go.

@@ -38,8 +38,10 @@ func TestHelmChart(t *testing.T) {
 		applyAll(ctx, t, c, objs)
 		waitEstablished(ctx, t, c, objs)
 		user, _, args := deploymentIdentity(t, objs)
-		if slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--watch-namespaces") }) {
-			t.Errorf("default values set --watch-namespaces: %v", args)
+		for _, flag := range []string{"--watch-namespaces", "--allow-vendor-cidrs"} {
+			if slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, flag) }) {
+				t.Errorf("default values set %s: %v", flag, args)
+			}
 		}
 		for _, res := range []string{"embedtokenrequests", "embedproviders", "clusterembedproviders"} {
 			if !canI(ctx, t, c, user, "watch", "embedtokens.io", res, "") {
@@ -59,7 +61,8 @@ func TestHelmChart(t *testing.T) {
 		ensureNamespaces(ctx, t, c, objs)
 		applyAll(ctx, t, c, objs)
 		user, ns, args := deploymentIdentity(t, objs)
-		if !slices.Contains(args, "--watch-namespaces=team-a,team-b") || !slices.Contains(args, "--leader-elect") {
+		if !slices.Contains(args, "--watch-namespaces=team-a,team-b") || !slices.Contains(args, "--leader-elect") ||
+			!slices.Contains(args, "--allow-vendor-cidrs=10.96.0.0/12") {
 			t.Errorf("manager args %v", args)
 		}
 		for _, watched := range []string{"team-a", "team-b"} {

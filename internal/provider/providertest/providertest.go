@@ -8,6 +8,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -16,12 +17,18 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
+	"github.com/embedtokens/embed-token-operator/internal/provider/egress"
 	"github.com/embedtokens/embed-token-operator/internal/vendorsim"
 )
 
 // Epoch is the fixed time of every test: both the request's Now and the
 // simulator's clock, so expiries can be compared exactly.
 var Epoch = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// Guard lets clients reach the simulators on 127.0.0.1 and nothing else the
+// egress guard refuses, as --allow-vendor-cidrs=127.0.0.1/32 does for the
+// envtest suite.
+var Guard = egress.Guard{Policy: egress.NewPolicy(netip.MustParsePrefix("127.0.0.1/32"))}
 
 // Creds maps "secret/key" to a value; it implements provider.CredentialReader
 // so vendor tests need no cluster.
@@ -63,7 +70,7 @@ func Request(t testing.TB, creds Creds, timeout time.Duration) provider.Request 
 	if timeout == 0 {
 		timeout = time.Second
 	}
-	client, err := provider.NewHTTPClient(timeout, nil)
+	client, err := provider.NewHTTPClient(timeout, nil, Guard)
 	if err != nil {
 		t.Fatal(err)
 	}
