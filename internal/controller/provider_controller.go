@@ -66,7 +66,9 @@ func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	creds := credentialReader{reader: r.APIReader, namespace: obj.GetNamespace(), clusterScoped: r.ClusterScoped}
 	ready := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonValid,
 		Message: "The configuration is valid and its credentials resolve", ObservedGeneration: obj.GetGeneration()}
-	if err := r.validate(ctx, spec, creds); err != nil {
+	// Validation reads the credentials; none of them may reach the condition.
+	recorded := provider.RecordCredentials(creds)
+	if err := recorded.Redact(r.validate(ctx, spec, recorded)); err != nil {
 		e := provider.Classify(err)
 		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, e.Reason, e.Message
 	}
@@ -89,7 +91,7 @@ func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 
 // validate checks what the schema cannot: the vendor is implemented, every
 // credential resolves, the CA bundle parses, and the vendor's own checks.
-func (r *ProviderReconciler) validate(ctx context.Context, spec *v1alpha1.EmbedProviderSpec, creds credentialReader) error {
+func (r *ProviderReconciler) validate(ctx context.Context, spec *v1alpha1.EmbedProviderSpec, creds provider.CredentialReader) error {
 	impl, ok := r.Providers[spec.Vendor()]
 	if !ok {
 		return provider.Permanent(v1alpha1.ReasonVendorNotSupported, "this operator build has no %s provider", spec.Vendor())
