@@ -216,15 +216,15 @@ func htmlEscape(s, quote, apos, nul string) string {
 type jsonStyle uint16
 
 const (
-	jsonHTML       jsonStyle = 1 << iota // <, > and & as \u003c... (Go's default)
-	jsonDotNet                           // also ', +, ` and " as \u0027... (.NET)
-	jsonSlash                            // / as \/ (PHP, some Java)
-	jsonASCII                            // non-ASCII as \uXXXX, surrogate pairs beyond the BMP (Python, PHP)
-	jsonUpperHex                         // \u003C rather than \u003c (Java, .NET)
-	jsonLongBF                           // \b and \f as \u0008 and \u000c (Go before 1.22)
-	jsonRaw2028                          // U+2028 and U+2029 left alone (all but Go)
-	jsonKeepInvalid                      // invalid UTF-8 left alone rather than \ufffd (all but Go)
-	jsonStyles                           // the number of style combinations
+	jsonHTML        jsonStyle = 1 << iota // <, > and & as \u003c... (Go's default)
+	jsonDotNet                            // also ', +, ` and " as \u0027... (.NET)
+	jsonSlash                             // / as \/ (PHP, some Java)
+	jsonASCII                             // non-ASCII as \uXXXX, surrogate pairs beyond the BMP (Python, PHP)
+	jsonUpperHex                          // \u003C rather than \u003c (Java, .NET)
+	jsonLongBF                            // \b and \f as \u0008 and \u000c (Go before 1.22)
+	jsonRaw2028                           // U+2028 and U+2029 left alone (all but Go)
+	jsonKeepInvalid                       // invalid UTF-8 left alone rather than \ufffd (all but Go)
+	jsonStyles                            // the number of style combinations
 )
 
 // goJSON and goJSONNoHTML are encoding/json with and without HTML escaping.

@@ -38,8 +38,10 @@ func echoes(id, secret string) map[string]string {
 	}
 	b64 := base64.StdEncoding.EncodeToString
 	return map[string]string{
-		"raw":                        secret,
-		"raw as Detail shows it":     strings.Map(func(r rune) rune { return map[bool]rune{true: ' ', false: r}[unicode.IsControl(r) || r == utf8.RuneError] }, secret),
+		"raw": secret,
+		"raw as Detail shows it": strings.Map(func(r rune) rune {
+			return map[bool]rune{true: ' ', false: r}[unicode.IsControl(r) || r == utf8.RuneError]
+		}, secret),
 		"JSON":                       goJSON(secret),
 		"JSON without HTML escaping": noHTML(secret),
 		`JSON with \/`:               strings.ReplaceAll(goJSON(secret), "/", `\/`),
