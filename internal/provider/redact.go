@@ -41,7 +41,7 @@ func Redact(err error, secrets ...string) error {
 	if err == nil {
 		return nil
 	}
-	r := redactor{forms: credentialForms(secrets, min(len(err.Error()), maxRedactLen))}
+	r := newRedactor(credentialForms(secrets, min(len(err.Error()), maxRedactLen)))
 	var e *Error
 	if errors.As(err, &e) {
 		e.Message = r.redact(e.Message)
@@ -74,34 +74,37 @@ func BasicCredentials(id, secret string) []string {
 // redactor redacts the messages of one error with one call's credentials,
 // whose forms are computed once for the longest of them.
 type redactor struct {
-	forms []string
+	forms  []string
+	marker string
+}
+
+func newRedactor(forms []string) redactor {
+	return redactor{forms: forms, marker: chooseMarker(forms)}
 }
 
 // redact returns msg with every form of every secret, and every form's
 // beginning of minCutPrefix bytes or more that ends where the text was cut,
 // replaced by a marker.
 func (r redactor) redact(msg string) string {
+	if len(r.forms) == 0 {
+		return msg
+	}
 	if len(msg) > maxRedactLen {
 		msg = cutAtRune(msg, maxRedactLen) + ellipsis
 	}
-	forms := r.forms
-	if len(forms) == 0 {
-		return msg
-	}
-	marker := chooseMarker(forms)
 	// With a safe marker one pass suffices; without one (credentials that
 	// hold every delimiter) occurrences are removed until none is left.
 	for range 4 {
-		spans := findForms(msg, forms)
+		spans := findForms(msg, r.forms)
 		if spans == nil {
 			return msg
 		}
-		msg = replaceSpans(msg, spans, marker)
-		if marker != "" {
+		msg = replaceSpans(msg, spans, r.marker)
+		if r.marker != "" {
 			return msg
 		}
 	}
-	if findForms(msg, forms) != nil {
+	if findForms(msg, r.forms) != nil {
 		return ""
 	}
 	return msg

@@ -37,11 +37,15 @@ func echoes(id, secret string) map[string]string {
 		return strings.TrimSuffix(b.String(), "\n")[1 : b.Len()-2]
 	}
 	b64 := base64.StdEncoding.EncodeToString
+	asDetail := func(r rune) rune {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return ' '
+		}
+		return r
+	}
 	return map[string]string{
-		"raw": secret,
-		"raw as Detail shows it": strings.Map(func(r rune) rune {
-			return map[bool]rune{true: ' ', false: r}[unicode.IsControl(r) || r == utf8.RuneError]
-		}, secret),
+		"raw":                        secret,
+		"raw as Detail shows it":     strings.Map(asDetail, secret),
 		"JSON":                       goJSON(secret),
 		"JSON without HTML escaping": noHTML(secret),
 		`JSON with \/`:               strings.ReplaceAll(goJSON(secret), "/", `\/`),
