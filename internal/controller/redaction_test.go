@@ -115,13 +115,13 @@ var _ = Describe("Credentials a vendor echoes", Ordered, func() {
 		specs := map[string]func(url string) (v1alpha1.EmbedProviderSpec, v1alpha1.VendorParams){
 			"basic-form": func(u string) (v1alpha1.EmbedProviderSpec, v1alpha1.VendorParams) {
 				return v1alpha1.EmbedProviderSpec{VendorConfig: v1alpha1.VendorConfig{OAuth2: &v1alpha1.OAuth2Provider{
-					TokenURL: u, ClientID: echoClientID, ClientSecretSecretRef: ref}}, AllowInsecureHTTP: true},
+						TokenURL: u, ClientID: echoClientID, ClientSecretSecretRef: ref}}, AllowInsecureHTTP: true},
 					v1alpha1.VendorParams{OAuth2: &v1alpha1.OAuth2Params{}}
 			},
 			"post-json": func(u string) (v1alpha1.EmbedProviderSpec, v1alpha1.VendorParams) {
 				return v1alpha1.EmbedProviderSpec{VendorConfig: v1alpha1.VendorConfig{OAuth2: &v1alpha1.OAuth2Provider{
-					TokenURL: u, ClientID: echoClientID, ClientSecretSecretRef: ref,
-					ClientAuthMethod: oauth2.AuthPost, BodyEncoding: oauth2.EncodingJSON}}, AllowInsecureHTTP: true},
+						TokenURL: u, ClientID: echoClientID, ClientSecretSecretRef: ref,
+						ClientAuthMethod: oauth2.AuthPost, BodyEncoding: oauth2.EncodingJSON}}, AllowInsecureHTTP: true},
 					v1alpha1.VendorParams{OAuth2: &v1alpha1.OAuth2Params{}}
 			},
 			"http": func(u string) (v1alpha1.EmbedProviderSpec, v1alpha1.VendorParams) {
