@@ -112,24 +112,25 @@ var _ = Describe("Credentials a vendor echoes", Ordered, func() {
 		ref := v1alpha1.SecretKeySelector{Name: "echo-creds", Key: "secret"}
 		vendor := newEchoVendor()
 
+		oauth2Spec := func(u, auth, encoding string) (v1alpha1.EmbedProviderSpec, v1alpha1.VendorParams) {
+			cfg := &v1alpha1.OAuth2Provider{TokenURL: u, ClientID: echoClientID, ClientSecretSecretRef: ref,
+				ClientAuthMethod: auth, BodyEncoding: encoding}
+			return v1alpha1.EmbedProviderSpec{VendorConfig: v1alpha1.VendorConfig{OAuth2: cfg}, AllowInsecureHTTP: true},
+				v1alpha1.VendorParams{OAuth2: &v1alpha1.OAuth2Params{}}
+		}
 		specs := map[string]func(url string) (v1alpha1.EmbedProviderSpec, v1alpha1.VendorParams){
 			"basic-form": func(u string) (v1alpha1.EmbedProviderSpec, v1alpha1.VendorParams) {
-				return v1alpha1.EmbedProviderSpec{VendorConfig: v1alpha1.VendorConfig{OAuth2: &v1alpha1.OAuth2Provider{
-						TokenURL: u, ClientID: echoClientID, ClientSecretSecretRef: ref}}, AllowInsecureHTTP: true},
-					v1alpha1.VendorParams{OAuth2: &v1alpha1.OAuth2Params{}}
+				return oauth2Spec(u, oauth2.AuthBasic, oauth2.EncodingForm)
 			},
 			"post-json": func(u string) (v1alpha1.EmbedProviderSpec, v1alpha1.VendorParams) {
-				return v1alpha1.EmbedProviderSpec{VendorConfig: v1alpha1.VendorConfig{OAuth2: &v1alpha1.OAuth2Provider{
-						TokenURL: u, ClientID: echoClientID, ClientSecretSecretRef: ref,
-						ClientAuthMethod: oauth2.AuthPost, BodyEncoding: oauth2.EncodingJSON}}, AllowInsecureHTTP: true},
-					v1alpha1.VendorParams{OAuth2: &v1alpha1.OAuth2Params{}}
+				return oauth2Spec(u, oauth2.AuthPost, oauth2.EncodingJSON)
 			},
 			"http": func(u string) (v1alpha1.EmbedProviderSpec, v1alpha1.VendorParams) {
-				return v1alpha1.EmbedProviderSpec{VendorConfig: v1alpha1.VendorConfig{HTTP: &v1alpha1.HTTPProvider{
-					URL: u, TokenPath: ".token", ExpiresInPath: ".expires_in",
+				cfg := &v1alpha1.HTTPProvider{URL: u, TokenPath: ".token", ExpiresInPath: ".expires_in",
 					Body:    `{"key":"{{ secret "echo-creds" "secret" }}"}`,
-					Headers: []v1alpha1.HTTPHeader{{Name: "x-api-key", ValueFrom: &v1alpha1.HTTPHeaderSource{SecretKeyRef: ref}}},
-				}}, AllowInsecureHTTP: true}, v1alpha1.VendorParams{HTTP: &v1alpha1.HTTPParams{}}
+					Headers: []v1alpha1.HTTPHeader{{Name: "x-api-key", ValueFrom: &v1alpha1.HTTPHeaderSource{SecretKeyRef: ref}}}}
+				return v1alpha1.EmbedProviderSpec{VendorConfig: v1alpha1.VendorConfig{HTTP: cfg}, AllowInsecureHTTP: true},
+					v1alpha1.VendorParams{HTTP: &v1alpha1.HTTPParams{}}
 			},
 		}
 		var requests []*v1alpha1.EmbedTokenRequest
