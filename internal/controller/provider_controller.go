@@ -76,7 +76,9 @@ func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	creds := credentialReader{reader: r.APIReader, namespace: obj.GetNamespace(), clusterScoped: r.ClusterScoped}
 	ready := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonValid,
 		Message: "The configuration is valid and its credentials resolve", ObservedGeneration: obj.GetGeneration()}
-	if err := r.validate(ctx, key, obj, spec, creds); err != nil {
+	// Validation reads the credentials; none of them may reach the condition.
+	recorded := provider.RecordCredentials(creds)
+	if err := recorded.Redact(r.validate(ctx, key, obj, spec, recorded)); err != nil {
 		e := provider.Classify(err)
 		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, e.Reason, e.Message
 	}
@@ -101,7 +103,7 @@ func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 // requestValidations compile, every credential resolves, the CA bundle
 // parses, and the vendor's own checks.
 func (r *ProviderReconciler) validate(ctx context.Context, key requestpolicy.Key, obj client.Object, spec *v1alpha1.EmbedProviderSpec,
-	creds credentialReader) error {
+	creds provider.CredentialReader) error {
 	impl, ok := r.Providers[spec.Vendor()]
 	if !ok {
 		return provider.Permanent(v1alpha1.ReasonVendorNotSupported, "this operator build has no %s provider", spec.Vendor())

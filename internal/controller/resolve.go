@@ -190,7 +190,7 @@ func checkNamespaceAllowed(p *resolvedProvider, ns *corev1.Namespace) error {
 }
 
 // ensureToken asks the vendor for a token, within the provider's rate limit
-// and timeout.
+// and timeout. Its errors hold no credential the vendor call read.
 func (r *EmbedTokenRequestReconciler) ensureToken(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, p *resolvedProvider, o *outcome) (provider.Token, error) {
 	httpClient, err := r.httpClient(ctx, p)
 	if err != nil {
@@ -202,17 +202,20 @@ func (r *EmbedTokenRequestReconciler) ensureToken(ctx context.Context, etr *v1al
 	callCtx, cancel := context.WithTimeout(ctx, httpClient.Timeout+time.Second)
 	defer cancel()
 	start := time.Now()
+	creds := provider.RecordCredentials(p.creds)
 	tok, err := p.impl.Issue(callCtx, provider.Request{
 		Config:      p.spec,
 		Params:      &etr.Spec.VendorParams,
 		Lifetime:    p.lifetime(etr),
-		Credentials: p.creds,
+		Credentials: creds,
 		HTTPClient:  httpClient,
 		Now:         r.Clock.Now(),
 	})
 	r.Metrics.ObserveIssue(p.vendor, time.Since(start), err)
 	if err != nil {
-		return provider.Token{}, err
+		// The message goes to the conditions, an Event and the log: every
+		// credential the call read is removed from it, in any encoding.
+		return provider.Token{}, creds.Redact(err)
 	}
 	if !tok.ExpiresAt.After(o.now) {
 		return provider.Token{}, provider.Transient(v1alpha1.ReasonInvalidResponse, "the vendor issued a token that expires at %s, which is not in the future", tok.ExpiresAt.UTC().Format(time.RFC3339))

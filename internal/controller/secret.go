@@ -166,16 +166,19 @@ func (r *EmbedTokenRequestReconciler) writeSecret(ctx context.Context, etr *v1al
 
 // revoke asks the vendor to revoke a replaced token, for vendors that
 // support it (the vendor's config decides whether to). The new token is
-// already stored, so a failure is only logged.
+// already stored, so a failure is only logged, without the token or any
+// credential the call read.
 func (r *EmbedTokenRequestReconciler) revoke(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, prov *resolvedProvider, token string) {
 	revoker, ok := prov.impl.(provider.Revoker)
 	if !ok {
 		return
 	}
+	creds := provider.RecordCredentials(prov.creds)
 	httpClient, err := r.httpClient(ctx, prov)
 	if err == nil {
-		err = revoker.Revoke(ctx, provider.Request{Config: prov.spec, Params: &etr.Spec.VendorParams, Credentials: prov.creds,
+		err = revoker.Revoke(ctx, provider.Request{Config: prov.spec, Params: &etr.Spec.VendorParams, Credentials: creds,
 			HTTPClient: httpClient, Now: r.Clock.Now()}, token)
+		err = creds.Redact(err, token)
 	}
 	if err != nil {
 		log.FromContext(ctx).Error(err, "Revoking the replaced token failed", "embedTokenRequest", klog.KObj(etr),

@@ -29,6 +29,7 @@ import (
 	"github.com/embedtokens/embed-token-operator/internal/provider/egress/egresstest"
 	"github.com/embedtokens/embed-token-operator/internal/provider/httpprovider"
 	jwtprovider "github.com/embedtokens/embed-token-operator/internal/provider/jwt"
+	"github.com/embedtokens/embed-token-operator/internal/provider/oauth2"
 	"github.com/embedtokens/embed-token-operator/internal/provider/qrvey"
 )
 
@@ -104,7 +105,7 @@ func startManagerWithLogger(logger logr.Logger) context.CancelFunc {
 	Expect(err).NotTo(HaveOccurred())
 	Expect(controller.Setup(mgr, controller.Options{
 		Providers: map[string]provider.Provider{v1alpha1.VendorQrvey: qrvey.New(), v1alpha1.VendorJWT: jwtprovider.New(),
-			v1alpha1.VendorHTTP: httpprovider.New()},
+			v1alpha1.VendorHTTP: httpprovider.New(), v1alpha1.VendorOAuth2: oauth2.New()},
 		MaxConcurrentReconciles: 4,
 		CredentialCheckInterval: time.Second,
 		AllowVendorCIDRs:        allowVendorCIDRs,

@@ -208,3 +208,20 @@ func BenchmarkParseExpiresAt(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRedact measures redacting a vendor error message (Detail's 200
+// characters) of the credential and Basic credentials a call sent, which
+// every failed call pays once or twice.
+func BenchmarkRedact(b *testing.B) {
+	const id, secret = "embed-token-operator", `Zq8&<w>"9f/+'kP3xL0vT2mR7nB4yH6cJ`
+	msg := "vendor answered HTTP 401: " + provider.Detail(`invalid_client: client authentication failed for `+id+
+		` with client_secret "Zq8\u0026\u003cw\u003e\"9f/+'kP3xL0vT2mR7nB4yH6cJ"; check the credentials and the token endpoint's client settings`)
+	secrets := append([]string{secret}, provider.BasicCredentials(id, secret)...)
+	b.ReportAllocs()
+	for b.Loop() {
+		err := provider.Transient("VendorUnauthorized", "%s", msg)
+		if !strings.Contains(provider.Redact(err, secrets...).Error(), "[redacted]") {
+			b.Fatal("nothing redacted")
+		}
+	}
+}

@@ -24,9 +24,6 @@ const maxDetail = 200
 // a time.Duration or park a token for centuries.
 const maxExpiresIn = 10 * 366 * 24 * time.Hour
 
-// redacted replaces a secret found in a message.
-const redacted = "[redacted]"
-
 // ExpiresIn reads an OAuth-style expires_in, which servers send either as a
 // JSON number or as a numeric string, so every vendor accepts both alike.
 // ok is false when the field is absent or null; a value that is not a
@@ -105,37 +102,6 @@ func Detail(parts ...string) string {
 		s = string([]rune(s)[:maxDetail]) + "…"
 	}
 	return s
-}
-
-// Redact removes every secret from the message of a classified error, for
-// vendors that echo what they were sent (a client secret, say) into their
-// error descriptions. It returns err itself, changed in place.
-func Redact(err error, secrets ...string) error {
-	var e *Error
-	if !errors.As(err, &e) {
-		return err
-	}
-	for _, s := range secrets {
-		if s != "" {
-			e.Message = redactTruncated(strings.ReplaceAll(e.Message, s, redacted), s)
-		}
-	}
-	return err
-}
-
-// redactTruncated removes a secret's beginning left at the end of a message
-// that Detail cut short ("…"), which a whole-string replace cannot see.
-func redactTruncated(msg, secret string) string {
-	body, cut := strings.CutSuffix(msg, "…")
-	if !cut {
-		return msg
-	}
-	for k := len(secret) - 1; k >= 4; k-- {
-		if strings.HasSuffix(body, secret[:k]) {
-			return strings.TrimSuffix(body, secret[:k]) + redacted + "…"
-		}
-	}
-	return msg
 }
 
 // DecodeObject parses a spec field holding a free-form JSON object (extra

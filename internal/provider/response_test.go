@@ -2,7 +2,6 @@ package provider_test
 
 import (
 	"encoding/json"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -130,20 +129,6 @@ func TestDetail(t *testing.T) {
 	}
 }
 
-func TestRedact(t *testing.T) {
-	err := provider.Permanent(v1alpha1.ReasonVendorRejected, "secret s3cr3t was wrong, s3cr3t!")
-	if got := provider.Redact(err, "", "s3cr3t").Error(); got != "secret [redacted] was wrong, [redacted]!" {
-		t.Errorf("Redact = %q", got)
-	}
-	plain := errors.New("s3cr3t")
-	if got := provider.Redact(plain, "s3cr3t"); got != plain {
-		t.Errorf("an unclassified error was changed: %v", got)
-	}
-	if provider.Redact(nil, "s3cr3t") != nil {
-		t.Error("Redact(nil) != nil")
-	}
-}
-
 func TestDecodeObject(t *testing.T) {
 	tests := []struct {
 		name, raw string
@@ -177,16 +162,5 @@ func TestDecodeObject(t *testing.T) {
 				t.Fatalf("DecodeObject = %s, %v; want %s", enc, err, tc.want)
 			}
 		})
-	}
-}
-
-func TestRedactRemovesASecretCutShortByDetail(t *testing.T) {
-	secret := "s3cr3t-credential-value-0123456789"
-	for cut := 5; cut < len(secret); cut += 7 {
-		msg := provider.Detail(strings.Repeat("x", 200-cut) + secret)
-		err := provider.Redact(provider.Transient("VendorRejected", "%s", msg), secret)
-		if strings.Contains(err.Error(), secret[:5]) {
-			t.Fatalf("cut at %d: message keeps the secret's beginning: %q", cut, err.Error())
-		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"text/template"
 	"text/template/parse"
@@ -34,21 +36,38 @@ type SecretFunc func(ref v1alpha1.SecretKeySelector) (string, error)
 // rawValue is template output that must not be escaped.
 type rawValue string
 
-// funcs are the template functions; secret is replaced per render.
-func funcs(secret func(name, key string) (string, error)) template.FuncMap {
-	return template.FuncMap{
-		"secret":   secret,
-		"raw":      func(v any) rawValue { return rawValue(fmt.Sprint(v)) },
-		"json":     jsonValue,
-		escapeFunc: escapeJSON,
+// Limits of a body template beyond its length (the CRD caps it at 16384
+// characters), checked when it is parsed so a provider's Ready condition
+// reports them. No real body comes near them.
+const (
+	// maxSecretRefs bounds the distinct Secret keys a template reads: each
+	// is an API read per token.
+	maxSecretRefs = 16
+	// maxVariables bounds variable declarations and assignments.
+	maxVariables = 64
+)
+
+// funcs are the template functions for one render: the bounded built-ins,
+// raw and json (charged to b like every function that builds a string), the
+// escaper that ends every output, and secret, which is replaced per render.
+func funcs(b *budget, secret func(name, key string) (string, error)) template.FuncMap {
+	fm := boundedFuncs(b)
+	fm["secret"] = secret
+	fm["raw"] = func(v any) (rawValue, error) {
+		return build(b, sizeOf(v, 0), func() rawValue { return rawValue(fmt.Sprint(v)) })
 	}
+	fm["json"] = func(v any) (rawValue, error) { return jsonValue(b, v) }
+	fm[escapeFunc] = func(v any) (string, error) { return escapeJSON(b, v) }
+	return fm
 }
 
 // parseBody parses a body template with the given secret function, rejects
-// constructs a request body does not need (so rendering cost stays linear in
-// the template's size), and appends the JSON escaper to every output.
-func parseBody(src string, secret func(name, key string) (string, error)) (*template.Template, error) {
-	t, err := template.New("body").Option("missingkey=error").Funcs(funcs(secret)).Parse(src)
+// constructs a request body does not need, and appends the JSON escaper to
+// every output. Without range, define, template or block every action runs
+// at most once, and every function result is charged to the render's budget,
+// so rendering is bounded in memory and time whatever the template does.
+func parseBody(src string, b *budget, secret func(name, key string) (string, error)) (*template.Template, error) {
+	t, err := template.New("body").Option("missingkey=error").Funcs(funcs(b, secret)).Parse(src)
 	if err != nil {
 		return nil, provider.Permanent(v1alpha1.ReasonProviderInvalid, "spec.http.body is not a valid template: %s", trimTemplateErr(err))
 	}
@@ -58,26 +77,64 @@ func parseBody(src string, secret func(name, key string) (string, error)) (*temp
 	if t.Tree == nil { // an empty body
 		return t, nil
 	}
-	var bad error
+	if err := check(t.Tree.Root); err != nil {
+		return nil, provider.Permanent(v1alpha1.ReasonProviderInvalid, "spec.http.body: %v", err)
+	}
 	walk(t.Tree.Root, func(n parse.Node) {
-		switch n := n.(type) {
-		case *parse.RangeNode, *parse.TemplateNode:
-			bad = errors.New("range and template actions are not supported")
-		case *parse.CommandNode:
-			if _, err := secretCall(n); err != nil {
-				bad = err
-			}
-		case *parse.ActionNode:
-			if len(n.Pipe.Decl) == 0 {
-				n.Pipe.Cmds = append(n.Pipe.Cmds, &parse.CommandNode{NodeType: parse.NodeCommand, Pos: n.Pos,
-					Args: []parse.Node{parse.NewIdentifier(escapeFunc).SetTree(nil).SetPos(n.Pos)}})
-			}
+		if a, ok := n.(*parse.ActionNode); ok && len(a.Pipe.Decl) == 0 {
+			a.Pipe.Cmds = append(a.Pipe.Cmds, &parse.CommandNode{NodeType: parse.NodeCommand, Pos: a.Pos,
+				Args: []parse.Node{parse.NewIdentifier(escapeFunc).SetTree(nil).SetPos(a.Pos)}})
 		}
 	})
-	if bad != nil {
-		return nil, provider.Permanent(v1alpha1.ReasonProviderInvalid, "spec.http.body: %v", bad)
-	}
 	return t, nil
+}
+
+// check rejects what a body template may not do: loops and sub-templates,
+// call (and the escaper, which is the operator's), secret with computed arguments or too many Secrets, printf formats
+// with computed or oversized widths, and too many variables.
+func check(root parse.Node) error {
+	var bad error
+	refs := map[v1alpha1.SecretKeySelector]bool{}
+	vars := 0
+	walk(root, func(n parse.Node) {
+		switch n := n.(type) {
+		case *parse.RangeNode, *parse.TemplateNode:
+			bad = cmp.Or(bad, errors.New("range and template actions are not supported"))
+		case *parse.PipeNode:
+			vars += len(n.Decl)
+		case *parse.IdentifierNode:
+			if n.Ident == "call" || n.Ident == escapeFunc {
+				bad = cmp.Or(bad, fmt.Errorf("%s is not supported", n.Ident))
+			}
+		case *parse.CommandNode:
+			ref, err := secretCall(n)
+			if ref != nil {
+				refs[*ref] = true
+			}
+			bad = cmp.Or(bad, err, checkCommand(n))
+		}
+	})
+	switch {
+	case bad != nil:
+		return bad
+	case len(refs) > maxSecretRefs:
+		return fmt.Errorf("a template may read at most %d Secret keys, not %d", maxSecretRefs, len(refs))
+	case vars > maxVariables:
+		return fmt.Errorf("a template may declare or assign at most %d variables, not %d", maxVariables, vars)
+	}
+	return nil
+}
+
+// checkCommand refuses a literal printf format that printf would refuse
+// when rendering, so the mistake shows before any request.
+func checkCommand(c *parse.CommandNode) error {
+	if id, ok := c.Args[0].(*parse.IdentifierNode); ok && id.Ident == "printf" && len(c.Args) > 1 {
+		if f, ok := c.Args[1].(*parse.StringNode); ok {
+			_, _, err := formatVerbs(f.Text)
+			return err
+		}
+	}
+	return nil
 }
 
 // noSecret stands in for the secret function when a template is only parsed.
@@ -85,14 +142,14 @@ func noSecret(string, string) (string, error) { return "", nil }
 
 // checkBody parses a body template without rendering it, for validation.
 func checkBody(src string) error {
-	_, err := parseBody(src, noSecret)
+	_, err := parseBody(src, newBudget(), noSecret)
 	return err
 }
 
 // BodySecretRefs lists the Secret keys a body template reads, so the
 // provider's Ready condition can report a missing one before any request.
 func BodySecretRefs(src string) ([]v1alpha1.SecretKeySelector, error) {
-	t, err := parseBody(src, noSecret)
+	t, err := parseBody(src, newBudget(), noSecret)
 	if err != nil || t.Tree == nil {
 		return nil, err
 	}
@@ -108,19 +165,27 @@ func BodySecretRefs(src string) ([]v1alpha1.SecretKeySelector, error) {
 }
 
 // RenderBody renders a body template. Every value printed is JSON-escaped
-// as the inside of a string unless it passes through raw or json. Secret
+// as the inside of a string unless it passes through raw or json. Each
+// Secret key is read once per render and charged to its budget. Secret
 // values never appear in errors: a failed secret read returns that read's
 // own error, and other messages have the values read so far redacted.
 func RenderBody(src string, data TemplateData, secret SecretFunc) ([]byte, error) {
 	var readErr error
-	var read []string
-	t, err := parseBody(src, func(name, key string) (string, error) {
+	read := map[v1alpha1.SecretKeySelector]string{}
+	b := newBudget()
+	t, err := parseBody(src, b, func(name, key string) (string, error) {
 		ref, err := secretRef(name, key)
+		if v, ok := read[ref]; ok && err == nil {
+			return v, nil
+		}
 		if err == nil {
 			var v string
 			if v, err = secret(ref); err == nil {
-				read = append(read, v)
-				return v, nil
+				read[ref] = v
+				if err = b.reserve(len(v)); err == nil {
+					b.charge(len(v))
+					return v, nil
+				}
 			}
 		}
 		readErr = cmp.Or(readErr, err)
@@ -132,13 +197,13 @@ func RenderBody(src string, data TemplateData, secret SecretFunc) ([]byte, error
 	if data.Vars == nil {
 		data.Vars = map[string]string{}
 	}
-	out := &limitedBuffer{max: provider.MaxResponseBytes}
+	out := b.out
 	if err := t.Execute(out, data); err != nil {
-		if readErr != nil {
+		if readErr != nil && !errors.Is(readErr, errBudget) {
 			return nil, readErr
 		}
 		return nil, provider.Redact(provider.Permanent(v1alpha1.ReasonInvalidRequest,
-			"spec.http.body cannot be rendered with the request's variables: %s", trimTemplateErr(err)), read...)
+			"spec.http.body cannot be rendered with the request's variables: %s", trimTemplateErr(err)), slices.Collect(maps.Values(read))...)
 	}
 	return out.Bytes(), nil
 }
@@ -218,27 +283,42 @@ func walkBranch(b *parse.BranchNode, fn func(parse.Node)) {
 	}
 }
 
-// escapeJSON writes a value as the inside of a JSON string.
-func escapeJSON(v any) string {
+// escapeJSON writes a value as the inside of a JSON string. It ends every
+// output action, so its result is bounded by the room left in the output.
+func escapeJSON(b *budget, v any) (string, error) {
 	if r, ok := v.(rawValue); ok {
-		return string(r)
+		return string(r), nil
 	}
 	s, ok := v.(string)
 	if !ok {
-		s = fmt.Sprint(v)
+		var err error
+		if s, err = build(b, sizeOf(v, 0), func() string { return fmt.Sprint(v) }); err != nil {
+			return "", err
+		}
 	}
-	b, _ := json.Marshal(s) // marshalling a string cannot fail
-	return string(b[1 : len(b)-1])
+	if bound := jsonStringBound(s); bound > b.out.max-b.out.Len() {
+		return "", b.out.exceeded()
+	}
+	out, _ := json.Marshal(s) // marshalling a string cannot fail
+	return string(out[1 : len(out)-1]), nil
 }
 
 // jsonValue writes a value as a complete JSON value (a quoted string, say),
-// for templates that choose the quotes themselves.
-func jsonValue(v any) (rawValue, error) {
-	b, err := json.Marshal(v)
+// for templates that choose the quotes themselves; charged to b.
+func jsonValue(b *budget, v any) (rawValue, error) {
+	bound := maxExpansion * sizeOf(v, 0)
+	if s, ok := v.(string); ok {
+		bound = jsonStringBound(s)
+	}
+	if err := b.reserve(bound); err != nil {
+		return "", err
+	}
+	out, err := json.Marshal(v)
 	if err != nil {
 		return "", errors.New("json: value cannot be encoded")
 	}
-	return rawValue(b), nil
+	b.charge(len(out))
+	return rawValue(out), nil
 }
 
 // trimTemplateErr drops text/template's "template: " prefix.
@@ -255,7 +335,11 @@ type limitedBuffer struct {
 
 func (l *limitedBuffer) Write(p []byte) (int, error) {
 	if l.Len()+len(p) > l.max {
-		return 0, fmt.Errorf("rendered body exceeds %d bytes", l.max)
+		return 0, l.exceeded()
 	}
 	return l.Buffer.Write(p)
+}
+
+func (l *limitedBuffer) exceeded() error {
+	return fmt.Errorf("rendered body exceeds %d bytes", l.max)
 }

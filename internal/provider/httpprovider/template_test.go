@@ -59,8 +59,8 @@ func TestRenderBody(t *testing.T) {
 			pt.Want{Reason: v1alpha1.ReasonProviderInvalid, Permanent: true, Message: "range"}},
 		{"define", `{{ define "x" }}y{{ end }}{{ template "x" }}`, "",
 			pt.Want{Reason: v1alpha1.ReasonProviderInvalid, Permanent: true, Message: "define"}},
-		{"huge output", `{{ printf "%0999999d" 1 }}{{ printf "%0999999d" 1 }}`, "",
-			pt.Want{Reason: v1alpha1.ReasonInvalidRequest, Permanent: true, Message: "exceeds"}},
+		{"huge padding", `{{ printf "%0999999d" 1 }}{{ printf "%0999999d" 1 }}`, "",
+			pt.Want{Reason: v1alpha1.ReasonProviderInvalid, Permanent: true, Message: "width"}},
 		{"error after reading a secret", `{{ secret "app-creds" "key" }}{{ index .Vars.n 9 }}`, "",
 			pt.Want{Reason: v1alpha1.ReasonInvalidRequest, Permanent: true}},
 	}
@@ -94,6 +94,10 @@ func TestBodySecretRefs(t *testing.T) {
 	}
 }
 
+// FuzzRenderBody renders arbitrary templates (up to the CRD's 16384
+// characters) and fails when one leaks a Secret, allocates more than
+// maxRenderAlloc, or breaks the JSON escaping of a variable. The attacks of
+// TestRenderBodyBounded are among its seeds.
 func FuzzRenderBody(f *testing.F) {
 	for _, seed := range []struct{ src, v string }{
 		{`{"v":"{{ .Vars.v }}"}`, `he said "hi"\`},
@@ -104,16 +108,32 @@ func FuzzRenderBody(f *testing.F) {
 		{`{{ if .Vars.v }}{{ else }}{{ end }}`, ""},
 		{`{{ (secret "a" "b").x }}`, ""},
 		{`{{`, ""},
+		{`{{ printf .Vars.v 1 }}`, "%0999d"},
+		{`{{ $a := printf "%01000d" 0 }}{{ $b := printf "%s%s%s%s%s%s%s%s%s%s" $a $a $a $a $a $a $a $a $a $a }}`, ""},
+		{`{{ $a := println .Vars.v .Vars.v .Vars.v }}{{ $b := js $a $a $a $a }}{{ $c := html $b $b $b $b }}`, "<<<<<<<<"},
 	} {
 		f.Add(seed.src, seed.v)
 	}
+	for _, a := range attacks {
+		if a.vars == nil {
+			f.Add(a.src, "")
+		}
+	}
 	f.Fuzz(func(t *testing.T, src, v string) {
-		data := httpprovider.TemplateData{Vars: map[string]string{"v": v}}
-		if _, err := httpprovider.RenderBody(src, data, secrets); err != nil && !strings.Contains(src, secretValue) {
+		if len(src) > 16384 {
+			return // the CRD refuses longer bodies
+		}
+		vars := map[string]string{"v": v}
+		n, err := renderAllocated(src, vars)
+		if n > maxRenderAlloc {
+			t.Fatalf("rendering %q allocated %d MiB", src, n>>20)
+		}
+		if err != nil && !strings.Contains(src, secretValue) {
 			pt.NoLeak(t, err.Error(), secretValue)
 		}
 		// Whatever the variable holds, a quoted interpolation stays valid
 		// JSON and decodes back to it.
+		data := httpprovider.TemplateData{Vars: vars}
 		out, err := httpprovider.RenderBody(`{"v":"{{ .Vars.v }}"}`, data, secrets)
 		var back struct{ V string }
 		if err != nil || json.Unmarshal(out, &back) != nil {

@@ -72,6 +72,10 @@ func TestValidate(t *testing.T) {
 		}, creds, pt.Want{Reason: v1alpha1.ReasonProviderInvalid, Permanent: true, Message: "exactly one"}},
 		{"secret name from a variable", func(s *v1alpha1.HTTPProvider) { s.Body = `{{ secret .Vars.name "key" }}` }, creds,
 			pt.Want{Reason: v1alpha1.ReasonProviderInvalid, Permanent: true, Message: "string literals"}},
+		{"printf padding beyond the bound", func(s *v1alpha1.HTTPProvider) { s.Body = `{{ $a := printf "%01000000d" 0 }}` }, creds,
+			pt.Want{Reason: v1alpha1.ReasonProviderInvalid, Permanent: true, Message: "printf: a width or precision above 1024"}},
+		{"range", func(s *v1alpha1.HTTPProvider) { s.Body = `{{ range .Vars }}{{ end }}` }, creds,
+			pt.Want{Reason: v1alpha1.ReasonProviderInvalid, Permanent: true, Message: "range"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

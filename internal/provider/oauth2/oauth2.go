@@ -81,7 +81,7 @@ func (p *Provider) Issue(ctx context.Context, req provider.Request) (provider.To
 		return provider.Token{}, err
 	}
 	tok, err := parseToken(resp, req.Now)
-	return tok, provider.Redact(err, secret, url.QueryEscape(secret))
+	return tok, provider.Redact(err, append([]string{secret}, provider.BasicCredentials(cfg.ClientID, secret)...)...)
 }
 
 // tokenParams merges the request's parameters over the provider's and adds
