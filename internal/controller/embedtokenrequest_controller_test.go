@@ -44,6 +44,13 @@ func newFixtureWithProvider(ctx context.Context) *fixture {
 	f := newFixture(ctx)
 	f.createCredentials(ctx)
 	f.createProvider(ctx)
+	// A provider's first status (with its credentialsVersion) is written by
+	// another controller; waiting for it keeps specs about a request's own
+	// writes from counting the one that records it on the Secret.
+	Eventually(func() string {
+		p := get(ctx, &v1alpha1.EmbedProvider{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "qrvey"}})
+		return p.(*v1alpha1.EmbedProvider).Status.CredentialsVersion
+	}).ShouldNot(BeEmpty())
 	return f
 }
 

@@ -91,7 +91,8 @@ var _ = Describe("GitOps", func() {
 		Expect(cur.OwnerReferences).To(BeEmpty())
 		expectOnlyStatusWrites(cur)
 
-		p := get(ctx, &v1alpha1.EmbedProvider{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "qrvey"}}).(*v1alpha1.EmbedProvider)
+		p := &v1alpha1.EmbedProvider{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "qrvey"}}
+		Eventually(func() []metav1.Condition { return get(ctx, p).(*v1alpha1.EmbedProvider).Status.Conditions }).ShouldNot(BeEmpty())
 		Expect(p.Generation).To(Equal(int64(1)))
 		Expect(p.Labels).To(Equal(map[string]string{"team": "bi"}))
 		Expect(p.Annotations).To(BeEmpty())
