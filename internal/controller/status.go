@@ -24,6 +24,9 @@ type outcome struct {
 	vendor    string
 	suspended bool
 	waiting   bool // a failed attempt is backing off
+	// deferral is set when the vendor call waits for the provider's rate
+	// limit or a free call slot.
+	deferral *deferral
 
 	storedAt     time.Time // when this reconcile wrote a new token
 	restartedFor string    // digest whose rollout restarts completed
@@ -117,6 +120,9 @@ func setStatus(etr *v1alpha1.EmbedTokenRequest, o *outcome) {
 		st.LastFailureTime = timePtr(o.now)
 		retry := Backoff(st.FailedAttempts, o.err.Permanent, o.err.RetryAfter, o.stored.ExpiresAt, o.now, string(etr.UID))
 		st.RenewAt = timePtr(o.now.Add(retry))
+	case o.deferral != nil:
+		// Not a failure: the attempts, the backoff and renewAt (when the
+		// call became due) stay as they were.
 	case o.issued == nil && !o.waiting:
 		st.FailedAttempts = 0
 		st.RenewAt = timePtr(o.decision.At)
@@ -130,7 +136,7 @@ func setConditions(etr *v1alpha1.EmbedTokenRequest, o *outcome, valid bool) {
 	ready := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse}
 	reconciling, stalled := "", ""
 	failure := o.err
-	if failure == nil && o.waiting {
+	if failure == nil && (o.waiting || o.deferral != nil && st.FailedAttempts > 0) {
 		// Backing off: the conditions written at the failure still hold,
 		// unless the stored token expired meanwhile.
 		c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady)
@@ -167,6 +173,11 @@ func setConditions(etr *v1alpha1.EmbedTokenRequest, o *outcome, valid bool) {
 			ready.Reason = v1alpha1.ReasonTokenRefreshed
 		}
 		ready.Message = "The token " + validUntil(st) + "; it renews at " + formatTime(st.RenewAt)
+		if o.deferral != nil {
+			ready.Message = "The token " + validUntil(st) + "; renewing it is " + o.deferral.message
+		}
+	case o.deferral != nil:
+		ready.Reason, ready.Message = v1alpha1.ReasonIssuing, "Issuing a token: "+o.deferral.message
 	default:
 		ready.Reason, ready.Message = v1alpha1.ReasonIssuing, "Issuing a token"
 	}

@@ -1,0 +1,282 @@
+package controller
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+)
+
+func TestVendorTimeout(t *testing.T) {
+	tests := []struct {
+		name       string
+		spec       *metav1.Duration
+		maxTimeout time.Duration
+		want       time.Duration
+	}{
+		{"no spec.timeout is 10s", nil, 30 * time.Second, 10 * time.Second},
+		{"a shorter spec.timeout is kept", &metav1.Duration{Duration: 5 * time.Second}, 30 * time.Second, 5 * time.Second},
+		{"a longer spec.timeout is capped", &metav1.Duration{Duration: 5 * time.Minute}, 30 * time.Second, 30 * time.Second},
+		{"a cap below the default applies to it", nil, 3 * time.Second, 3 * time.Second},
+		{"no cap keeps spec.timeout", &metav1.Duration{Duration: 5 * time.Minute}, 0, 5 * time.Minute},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := vendorTimeout(tc.spec, tc.maxTimeout); got != tc.want {
+				t.Errorf("vendorTimeout = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestCallCaps(t *testing.T) {
+	tests := []struct{ workers, perProvider, perNamespace int }{
+		{1, 1, 1},
+		{4, 1, 1},
+		{8, 2, 1},
+		{10, 2, 1}, // the default --max-concurrent-reconciles
+		{16, 4, 2},
+		{40, 10, 5},
+	}
+	for _, tc := range tests {
+		p, n := callCaps(tc.workers)
+		if p != tc.perProvider || n != tc.perNamespace {
+			t.Errorf("callCaps(%d) = %d, %d; want %d, %d", tc.workers, p, n, tc.perProvider, tc.perNamespace)
+		}
+		if p > max(tc.workers/2, 1) {
+			t.Errorf("callCaps(%d): one provider may hold %d workers", tc.workers, p)
+		}
+	}
+}
+
+func TestSlotRetry(t *testing.T) {
+	tests := []struct {
+		rounds   int
+		unit     float64
+		min, max time.Duration
+	}{
+		{0, 0, slotRetryBase, slotRetryBase},
+		{1, 0, slotRetryBase, slotRetryBase},
+		{1, 0.999, slotRetryBase, slotRetryBase * 5 / 4},
+		{5, 0, 5 * slotRetryBase, 5 * slotRetryBase},
+		{10000, 0, MaxBackoff, MaxBackoff},
+		{10000, 0.999, MaxBackoff, MaxBackoff * 5 / 4},
+	}
+	for _, tc := range tests {
+		if got := slotRetry(tc.rounds, tc.unit); got < tc.min || got > tc.max {
+			t.Errorf("slotRetry(%d, %v) = %s, want within [%s, %s]", tc.rounds, tc.unit, got, tc.min, tc.max)
+		}
+	}
+}
+
+func key(name string) types.NamespacedName { return types.NamespacedName{Namespace: "ns", Name: name} }
+
+// TestTicketBookServesInOrder drives a 1/s limiter with explicit times:
+// each request keeps its turn across requeues, and a dropped turn goes to
+// the next newcomer.
+func TestTicketBookServesInOrder(t *testing.T) {
+	var b ticketBook
+	l := rate.NewLimiter(1, 1)
+	steps := []struct {
+		name string
+		at   time.Duration // after t0
+		do   func(time.Time) time.Duration
+		want time.Duration
+	}{
+		{"the first call goes at once", 0, claimAndUse(&b, "a", l), 0},
+		{"the second waits a second", 0, claim(&b, "b", l), time.Second},
+		{"the third waits two", 0, claim(&b, "c", l), 2 * time.Second},
+		{"a requeue keeps its turn", 500 * time.Millisecond, claim(&b, "b", l), 500 * time.Millisecond},
+		{"near its turn it sleeps the rest", 900 * time.Millisecond, claimAndUse(&b, "b", l), 100 * time.Millisecond},
+		{"a dropped turn is given back", 950 * time.Millisecond, drop(&b, "c"), 0},
+		{"and taken by the next newcomer", 950 * time.Millisecond, claim(&b, "d", l), 1050 * time.Millisecond},
+		{"a changed rate limit takes a new turn", time.Second, claim(&b, "d", rate.NewLimiter(1, 1)), 0},
+		{"no rate limit never waits", time.Second, claim(&b, "e", rate.NewLimiter(rate.Inf, 0)), 0},
+	}
+	for _, s := range steps {
+		if got := s.do(t0.Add(s.at)); got != s.want {
+			t.Errorf("%s: wait %s, want %s", s.name, got, s.want)
+		}
+	}
+	if _, held := b.held[key("e")]; held {
+		t.Errorf("a request without a rate limit holds a ticket")
+	}
+}
+
+func claim(b *ticketBook, name string, l *rate.Limiter) func(time.Time) time.Duration {
+	return func(now time.Time) time.Duration { return b.claim(key(name), l, now) }
+}
+
+func claimAndUse(b *ticketBook, name string, l *rate.Limiter) func(time.Time) time.Duration {
+	return func(now time.Time) time.Duration {
+		d := b.claim(key(name), l, now)
+		b.use(key(name))
+		return d
+	}
+}
+
+func drop(b *ticketBook, name string) func(time.Time) time.Duration {
+	return func(now time.Time) time.Duration {
+		b.drop(key(name), now)
+		return 0
+	}
+}
+
+// TestCallSlots plays a sequence on a provider capped at 2 calls and, for a
+// shared provider, 1 per namespace: who gets a slot, who waits, and whom a
+// freed slot wakes.
+func TestCallSlots(t *testing.T) {
+	var woken []string
+	s := callSlots{wake: func(k types.NamespacedName) { woken = append(woken, k.Name) }}
+	provider := []slotLimit{{key: "p", limit: 2}}
+	releases := map[string]func(){}
+	acquire := func(name string, limits []slotLimit) (int, bool) {
+		release, rounds, ok := s.acquire(key(name), limits)
+		if ok {
+			releases[name] = release
+		}
+		return rounds, ok
+	}
+	steps := []struct {
+		name       string
+		do         func() (int, bool)
+		wantRounds int
+		wantOK     bool
+		wantWoken  []string
+	}{
+		{"a takes a slot", func() (int, bool) { return acquire("a", provider) }, 0, true, nil},
+		{"b takes the other", func() (int, bool) { return acquire("b", provider) }, 0, true, nil},
+		{"c waits one round", func() (int, bool) { return acquire("c", provider) }, 1, false, nil},
+		{"d waits one round", func() (int, bool) { return acquire("d", provider) }, 1, false, nil},
+		{"e waits two", func() (int, bool) { return acquire("e", provider) }, 2, false, nil},
+		{"c asking again keeps its place", func() (int, bool) { return acquire("c", provider) }, 2, false, nil},
+		{"a freed slot wakes the first waiter", func() (int, bool) { releases["a"](); return 0, true }, 0, true, []string{"c"}},
+		{"releasing twice frees one slot", func() (int, bool) { releases["a"](); return 0, true }, 0, true, nil},
+		{"c takes it", func() (int, bool) { return acquire("c", provider) }, 0, true, nil},
+		{"d forgotten (deleted) leaves e first", func() (int, bool) { s.forget(key("d")); return 0, true }, 0, true, nil},
+		{"a freed slot wakes e", func() (int, bool) { releases["b"](); return 0, true }, 0, true, []string{"e"}},
+		{"e forgotten while woken wakes nobody else", func() (int, bool) { s.forget(key("e")); return 0, true }, 0, true, nil},
+		{"c's release empties the provider", func() (int, bool) { releases["c"](); return 0, true }, 0, true, nil},
+	}
+	for _, st := range steps {
+		woken = nil
+		rounds, ok := st.do()
+		if rounds != st.wantRounds || ok != st.wantOK || !slices.Equal(woken, st.wantWoken) {
+			t.Errorf("%s: rounds %d ok %v woken %v; want %d %v %v", st.name, rounds, ok, woken, st.wantRounds, st.wantOK, st.wantWoken)
+		}
+	}
+	if len(s.keys) != 0 {
+		t.Errorf("idle keys are kept: %v", s.keys)
+	}
+}
+
+func TestCallSlotsPerNamespaceOfASharedProvider(t *testing.T) {
+	var woken []string
+	s := callSlots{wake: func(k types.NamespacedName) { woken = append(woken, k.Name) }}
+	limits := func(ns string) []slotLimit {
+		return []slotLimit{{key: "p", limit: 2}, {key: "p/" + ns, limit: 1}}
+	}
+	releaseA, _, ok := s.acquire(key("a"), limits("team-a"))
+	if !ok {
+		t.Fatal("a's first call is refused")
+	}
+	if _, rounds, ok := s.acquire(key("a2"), limits("team-a")); ok || rounds != 1 {
+		t.Fatalf("a second call of team-a is let through (ok %v, rounds %d) beside its first", ok, rounds)
+	}
+	releaseB, _, ok := s.acquire(key("b"), limits("team-b"))
+	if !ok {
+		t.Fatal("team-b waits behind team-a")
+	}
+	if _, _, ok := s.acquire(key("c"), limits("team-c")); ok {
+		t.Fatal("a third namespace exceeds the provider's cap")
+	}
+	releaseA()
+	if want := []string{"c", "a2"}; !slices.Equal(woken, want) {
+		t.Errorf("a's release woke %v, want %v (the provider's and team-a's first waiters)", woken, want)
+	}
+	releaseB()
+	s.forget(key("a2"))
+	s.forget(key("c"))
+	if len(s.keys) != 0 {
+		t.Errorf("idle keys are kept: %v", s.keys)
+	}
+}
+
+// TestSetStatusWhileDeferred checks that waiting for a rate limit or a call
+// slot is not a failure, and that requeues while waiting leave the status
+// exactly as it was, so they cost no status write.
+func TestSetStatusWhileDeferred(t *testing.T) {
+	wait := &deferral{after: 3 * time.Second, message: "waiting for the rate limit of EmbedProvider qrvey"}
+	stored := StoredToken{Present: true, IssuedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	tests := []struct {
+		name        string
+		status      v1alpha1.EmbedTokenRequestStatus
+		o           outcome
+		wantReady   metav1.ConditionStatus
+		wantReason  string
+		wantMessage string
+		reconciling bool
+	}{
+		{
+			name:      "a first token waits as Issuing",
+			o:         outcome{decision: Decision{Reason: RefreshNoToken}},
+			wantReady: metav1.ConditionFalse, wantReason: v1alpha1.ReasonIssuing,
+			wantMessage: "Issuing a token: waiting for the rate limit of EmbedProvider qrvey", reconciling: true,
+		},
+		{
+			name: "a valid token's renewal waits with Ready kept",
+			status: v1alpha1.EmbedTokenRequestStatus{RenewAt: timePtr(t0.Add(40 * time.Minute)), Conditions: []metav1.Condition{
+				{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonTokenRefreshed}}},
+			o:         outcome{stored: stored, decision: Decision{Reason: RefreshDue}},
+			wantReady: metav1.ConditionTrue, wantReason: v1alpha1.ReasonTokenRefreshed,
+			wantMessage: "The token is valid until 2026-11-21T13:00:00Z; renewing it is waiting for the rate limit of EmbedProvider qrvey",
+		},
+		{
+			name: "after a failure the failure's conditions stay",
+			status: v1alpha1.EmbedTokenRequestStatus{FailedAttempts: 2, RenewAt: timePtr(t0.Add(30 * time.Minute)), Conditions: []metav1.Condition{
+				{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonVendorUnavailable,
+					Message: "Refresh failed: HTTP 503; the current token is valid until 2026-11-21T13:00:00Z; retrying at 2026-11-21T12:30:00Z"}}},
+			o:         outcome{stored: stored, decision: Decision{Reason: RefreshDue}},
+			wantReady: metav1.ConditionTrue, wantReason: v1alpha1.ReasonVendorUnavailable,
+			wantMessage: "Refresh failed: HTTP 503; the current token is valid until 2026-11-21T13:00:00Z; retrying at 2026-11-21T12:30:00Z",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			etr := &v1alpha1.EmbedTokenRequest{Status: tc.status}
+			o := tc.o
+			o.now, o.deferral = t0.Add(45*time.Minute), wait
+			if o.stored.Present {
+				o.digest = "d1"
+			}
+			setStatus(etr, &o)
+			after := etr.Status.DeepCopy()
+			ready := meta.FindStatusCondition(etr.Status.Conditions, v1alpha1.ConditionReady)
+			if ready == nil || ready.Status != tc.wantReady || ready.Reason != tc.wantReason || ready.Message != tc.wantMessage {
+				t.Fatalf("Ready = %+v, want %s %s %q", ready, tc.wantReady, tc.wantReason, tc.wantMessage)
+			}
+			if got := meta.IsStatusConditionTrue(etr.Status.Conditions, v1alpha1.ConditionReconciling); got != tc.reconciling {
+				t.Errorf("Reconciling = %v, want %v", got, tc.reconciling)
+			}
+			if meta.FindStatusCondition(etr.Status.Conditions, v1alpha1.ConditionStalled) != nil {
+				t.Errorf("a deferral stalls the request")
+			}
+			if etr.Status.FailedAttempts != tc.status.FailedAttempts || !equality.Semantic.DeepEqual(etr.Status.RenewAt, tc.status.RenewAt) {
+				t.Errorf("failedAttempts %d renewAt %v changed from %d %v", etr.Status.FailedAttempts, etr.Status.RenewAt,
+					tc.status.FailedAttempts, tc.status.RenewAt)
+			}
+			o.now = o.now.Add(7 * time.Second)
+			setStatus(etr, &o)
+			if !equality.Semantic.DeepEqual(*after, etr.Status) {
+				t.Errorf("a requeue while waiting changes the status:\n%+v\n%+v", *after, etr.Status)
+			}
+		})
+	}
+}
