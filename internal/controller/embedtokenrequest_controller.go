@@ -39,7 +39,8 @@ type EmbedTokenRequestReconciler struct {
 	Providers map[string]provider.Provider
 	// MaxConcurrentReconciles bounds parallel reconciles. Vendor calls are
 	// bounded by each provider's rateLimit and by a share of these workers
-	// per provider (callCaps), so one provider cannot occupy them all.
+	// per provider and per namespace (callCaps), so one provider or one
+	// namespace cannot occupy them all.
 	MaxConcurrentReconciles int
 	// MaxVendorTimeout caps every provider's spec.timeout; unbounded when
 	// zero.
@@ -81,8 +82,11 @@ func (r *EmbedTokenRequestReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	o := &outcome{now: r.Clock.Now()}
 	before := etr.DeepCopy()
 	err := r.reconcile(ctx, etr, o)
-	if o.deferral == nil {
+	switch {
+	case o.deferral == nil:
 		r.fair.settle(req.NamespacedName)
+	case o.deferral.quiet:
+		return ctrl.Result{RequeueAfter: o.deferral.after}, err
 	}
 	result := r.finish(etr, o)
 	if patchErr := r.patchStatus(ctx, before, etr); patchErr != nil {

@@ -37,6 +37,9 @@ const (
 	// slot per round of waiters ahead of it; a freed slot wakes the first
 	// waiters at once, so the fallback only covers a lost wake-up.
 	slotRetryBase = 2 * time.Second
+	// reportWaitAfter is how long a vendor call must wait before the wait
+	// is written into the status; shorter waits change nothing there.
+	reportWaitAfter = 5 * time.Second
 	// wakeBuffer is how many wake-ups may wait for the controller's queue.
 	wakeBuffer = 1024
 )
@@ -54,14 +57,41 @@ func vendorTimeout(spec *metav1.Duration, maxTimeout time.Duration) time.Duratio
 	return d
 }
 
-// callCaps is how many vendor calls may be in flight at once through one
-// provider, and from one namespace through a shared ClusterEmbedProvider,
-// given the number of reconcile workers: a quarter and an eighth of them, at
-// least one. A provider that never answers then holds at most a quarter of
-// the workers, and one team at most an eighth of a shared provider's.
-func callCaps(workers int) (perProvider, perNamespace int) {
-	perProvider = max(workers/4, 1)
-	return perProvider, max(perProvider/2, 1)
+// callCaps are how many vendor calls may be in flight at once, so a
+// provider that never answers holds a bounded share of the reconcile
+// workers: half of them through one provider and half from one namespace
+// (whatever providers it uses, so many providers do not multiply its share;
+// its providers share that half), and a quarter from one namespace through
+// a shared ClusterEmbedProvider, so one team cannot take it all. A quarter
+// per provider cost a single-provider cluster about 13% of its issuing
+// rate (docs/benchmarks.md); half cost nothing measurable.
+type callCaps struct {
+	provider, namespace, sharedNamespace int
+}
+
+// newCallCaps derives the caps from the number of workers, each at least 1.
+func newCallCaps(workers int) callCaps {
+	half := max(workers/2, 1)
+	return callCaps{provider: half, namespace: half, sharedNamespace: max(workers/4, 1)}
+}
+
+// limits are the caps one call from namespace through provider uid counts
+// against; shared is true for a ClusterEmbedProvider.
+func (c callCaps) limits(uid types.UID, namespace string, shared bool) []slotLimit {
+	l := []slotLimit{{key: "provider/" + string(uid), limit: c.provider}, {key: "namespace/" + namespace, limit: c.namespace}}
+	if shared {
+		l = append(l, slotLimit{key: "provider/" + string(uid) + "/" + namespace, limit: c.sharedNamespace})
+	}
+	return l
+}
+
+// describe states the caps for a status message.
+func (c callCaps) describe(shared bool) string {
+	if shared {
+		return fmt.Sprintf("at most %d calls at once per provider, %d per namespace and %d per namespace through a ClusterEmbedProvider",
+			c.provider, c.namespace, c.sharedNamespace)
+	}
+	return fmt.Sprintf("at most %d calls at once per provider and %d per namespace", c.provider, c.namespace)
 }
 
 // deferral is why a vendor call was put off, and when to look again. It is
@@ -71,21 +101,22 @@ type deferral struct {
 	// message completes the Ready condition; it holds no times, so
 	// requeues while waiting write no status.
 	message string
+	// quiet leaves the status untouched: a short wait is routine (calls
+	// of one provider taking turns) and not worth a status write.
+	quiet bool
 }
 
-// fairness holds the per-provider state that keeps one provider from
+// fairness holds the state that keeps one provider or one namespace from
 // occupying the reconcile workers.
 type fairness struct {
 	tickets ticketBook
 	slots   callSlots
-	// perProvider and perNamespace are the call caps (callCaps).
-	perProvider, perNamespace int
-	wakeups                   chan event.GenericEvent
+	caps    callCaps
+	wakeups chan event.GenericEvent
 }
 
 func newFairness(workers int) *fairness {
-	f := &fairness{wakeups: make(chan event.GenericEvent, wakeBuffer)}
-	f.perProvider, f.perNamespace = callCaps(workers)
+	f := &fairness{caps: newCallCaps(workers), wakeups: make(chan event.GenericEvent, wakeBuffer)}
 	f.slots.wake = f.wake
 	return f
 }
@@ -114,25 +145,16 @@ func (f *fairness) settle(key types.NamespacedName) {
 // once for its turn. The returned function frees the call slot.
 func (r *EmbedTokenRequestReconciler) admit(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, p *resolvedProvider, o *outcome) (func(), bool) {
 	key := client.ObjectKeyFromObject(etr)
-	limiter := r.clients.limiter(p)
-	wait := r.fair.tickets.claim(key, limiter, time.Now())
+	now := time.Now()
+	wait := r.fair.tickets.claim(key, r.clients.limiter(p), now)
 	if wait > maxLimiterSleep {
-		o.deferral = &deferral{after: wait, message: "waiting for the rate limit of " + p.describe()}
+		o.deferral = &deferral{after: wait, quiet: wait < reportWaitAfter, message: "waiting for the rate limit of " + p.describe()}
 		r.fair.slots.forget(key) // it comes back for a slot at its turn
 		log.FromContext(ctx).V(1).Info("Vendor call waits for the rate limit", "embedTokenRequest", klog.KObj(etr), "wait", wait)
 		return nil, false
 	}
-	limits := []slotLimit{{key: string(p.uid), limit: r.fair.perProvider}}
-	capText := fmt.Sprintf("%d at once", r.fair.perProvider)
-	if p.creds.clusterScoped {
-		limits = append(limits, slotLimit{key: string(p.uid) + "/" + etr.Namespace, limit: r.fair.perNamespace})
-		capText += fmt.Sprintf(", %d per namespace", r.fair.perNamespace)
-	}
-	release, rounds, ok := r.fair.slots.acquire(key, limits)
+	release, ok := r.acquireSlot(ctx, etr, p, o, now)
 	if !ok {
-		after := slotRetry(rounds, unitJitter(string(etr.UID), time.Now().UnixNano()))
-		o.deferral = &deferral{after: after, message: fmt.Sprintf("waiting for a free vendor call slot of %s (%s)", p.describe(), capText)}
-		log.FromContext(ctx).V(1).Info("Vendor call waits for a free slot", "embedTokenRequest", klog.KObj(etr), "rounds", rounds)
 		return nil, false
 	}
 	r.fair.tickets.use(key)
@@ -147,12 +169,34 @@ func (r *EmbedTokenRequestReconciler) admit(ctx context.Context, etr *v1alpha1.E
 	return release, true
 }
 
-// slotRetry is the fallback requeue of a request waiting for a call slot
-// behind rounds full rounds of calls: slotRetryBase per round, at most
-// MaxBackoff, made up to 25% longer by unit (in [0, 1)) so waiters spread.
-func slotRetry(rounds int, unit float64) time.Duration {
-	d := min(slotRetryBase*time.Duration(max(rounds, 1)), MaxBackoff)
-	return d + time.Duration(float64(d)*backoffJitter*unit)
+// acquireSlot takes a call slot of p for etr, or records in o that it waits
+// for one.
+func (r *EmbedTokenRequestReconciler) acquireSlot(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, p *resolvedProvider, o *outcome, now time.Time) (func(), bool) {
+	shared := p.creds.clusterScoped
+	release, queue, ok := r.fair.slots.acquire(client.ObjectKeyFromObject(etr), r.fair.caps.limits(p.uid, etr.Namespace, shared), now)
+	if ok {
+		return release, true
+	}
+	after, quiet := slotWait(queue, unitJitter(string(etr.UID), now.UnixNano()))
+	o.deferral = &deferral{after: after, quiet: quiet,
+		message: fmt.Sprintf("waiting for a free vendor call slot of %s (%s)", p.describe(), r.fair.caps.describe(shared))}
+	log.FromContext(ctx).V(1).Info("Vendor call waits for a free slot", "embedTokenRequest", klog.KObj(etr),
+		"rounds", queue.rounds, "waited", queue.waited)
+	return nil, false
+}
+
+// slotWait is when a request refused a call slot looks again if no freed
+// slot wakes it first, and whether its wait is still too short to report.
+// The fallback is slotRetryBase per round of calls its queue needs, at most
+// MaxBackoff, made up to 25% longer by unit (in [0, 1)) so waiters spread;
+// a wait not yet reported comes back by reportWaitAfter to report it.
+func slotWait(q queueState, unit float64) (after time.Duration, quiet bool) {
+	d := min(slotRetryBase*time.Duration(max(q.rounds, 1)), MaxBackoff)
+	d += time.Duration(float64(d) * backoffJitter * unit)
+	if q.waited < reportWaitAfter {
+		return min(d, reportWaitAfter), true
+	}
+	return d, false
 }
 
 // ticketBook holds each waiting request's reservation on its provider's rate
@@ -212,8 +256,8 @@ func (b *ticketBook) drop(key types.NamespacedName, now time.Time) {
 	}
 }
 
-// slotLimit caps the calls in flight under one key (a provider, or a
-// provider and namespace).
+// slotLimit caps the calls in flight under one key: a provider, a
+// namespace, or a namespace's share of a shared provider.
 type slotLimit struct {
 	key   string
 	limit int
@@ -230,14 +274,26 @@ type callSlots struct {
 
 type slotQueue struct {
 	inFlight, limit int
-	waiting         list.List // of types.NamespacedName, first come first
+	waiting         list.List // of waiter, first come first
 	index           map[types.NamespacedName]*list.Element
 }
 
+// queueState is where a refused request stands: how many rounds of calls
+// the longest of its queues needs, and how long it has waited in them.
+type queueState struct {
+	rounds int
+	waited time.Duration
+}
+
+// waiter is one queued request and when it joined the queue.
+type waiter struct {
+	key   types.NamespacedName
+	since time.Time
+}
+
 // acquire takes a slot under every limit for who, or none: then who is
-// queued on each full key, and rounds is how many rounds of calls the
-// longest of those queues needs.
-func (s *callSlots) acquire(who types.NamespacedName, limits []slotLimit) (release func(), rounds int, ok bool) {
+// queued (at now, unless already) on each full key.
+func (s *callSlots) acquire(who types.NamespacedName, limits []slotLimit, now time.Time) (release func(), state queueState, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var full []*slotQueue
@@ -250,13 +306,16 @@ func (s *callSlots) acquire(who types.NamespacedName, limits []slotLimit) (relea
 	}
 	if len(full) > 0 {
 		for _, q := range full {
-			if q.index[who] == nil {
-				q.index[who] = q.waiting.PushBack(who)
+			e := q.index[who]
+			if e == nil {
+				e = q.waiting.PushBack(waiter{key: who, since: now})
+				q.index[who] = e
 			}
-			rounds = max(rounds, (q.waiting.Len()+q.limit-1)/q.limit)
+			state.rounds = max(state.rounds, (q.waiting.Len()+q.limit-1)/q.limit)
+			state.waited = max(state.waited, now.Sub(e.Value.(waiter).since))
 		}
 		s.prune(limits)
-		return nil, rounds, false
+		return nil, state, false
 	}
 	for _, l := range limits {
 		q := s.keys[l.key]
@@ -264,7 +323,7 @@ func (s *callSlots) acquire(who types.NamespacedName, limits []slotLimit) (relea
 		q.remove(who)
 	}
 	var once sync.Once
-	return func() { once.Do(func() { s.release(limits) }) }, 0, true
+	return func() { once.Do(func() { s.release(limits) }) }, queueState{}, true
 }
 
 func (s *callSlots) release(limits []slotLimit) {
@@ -332,7 +391,7 @@ func (s *callSlots) prune(limits []slotLimit) {
 func (q *slotQueue) firstFree() []types.NamespacedName {
 	var out []types.NamespacedName
 	for e := q.waiting.Front(); e != nil && len(out) < q.limit-q.inFlight; e = e.Next() {
-		out = append(out, e.Value.(types.NamespacedName))
+		out = append(out, e.Value.(waiter).key)
 	}
 	return out
 }

@@ -37,42 +37,74 @@ func TestVendorTimeout(t *testing.T) {
 }
 
 func TestCallCaps(t *testing.T) {
-	tests := []struct{ workers, perProvider, perNamespace int }{
-		{1, 1, 1},
-		{4, 1, 1},
-		{8, 2, 1},
-		{10, 2, 1}, // the default --max-concurrent-reconciles
-		{16, 4, 2},
-		{40, 10, 5},
+	tests := []struct {
+		workers int
+		want    callCaps
+	}{
+		{1, callCaps{1, 1, 1}},
+		{2, callCaps{1, 1, 1}},
+		{4, callCaps{2, 2, 1}},
+		{10, callCaps{5, 5, 2}}, // the default --max-concurrent-reconciles
+		{40, callCaps{20, 20, 10}},
 	}
 	for _, tc := range tests {
-		p, n := callCaps(tc.workers)
-		if p != tc.perProvider || n != tc.perNamespace {
-			t.Errorf("callCaps(%d) = %d, %d; want %d, %d", tc.workers, p, n, tc.perProvider, tc.perNamespace)
+		c := newCallCaps(tc.workers)
+		if c != tc.want {
+			t.Errorf("newCallCaps(%d) = %+v, want %+v", tc.workers, c, tc.want)
 		}
-		if p > max(tc.workers/2, 1) {
-			t.Errorf("callCaps(%d): one provider may hold %d workers", tc.workers, p)
+		if tc.workers > 1 && (c.provider >= tc.workers || c.namespace >= tc.workers) {
+			t.Errorf("newCallCaps(%d): one provider or namespace may hold every worker", tc.workers)
 		}
 	}
 }
 
-func TestSlotRetry(t *testing.T) {
+func TestCallCapsLimits(t *testing.T) {
+	c := newCallCaps(10)
 	tests := []struct {
-		rounds   int
-		unit     float64
-		min, max time.Duration
+		name   string
+		shared bool
+		want   []slotLimit
+		text   string
 	}{
-		{0, 0, slotRetryBase, slotRetryBase},
-		{1, 0, slotRetryBase, slotRetryBase},
-		{1, 0.999, slotRetryBase, slotRetryBase * 5 / 4},
-		{5, 0, 5 * slotRetryBase, 5 * slotRetryBase},
-		{10000, 0, MaxBackoff, MaxBackoff},
-		{10000, 0.999, MaxBackoff, MaxBackoff * 5 / 4},
+		{"an EmbedProvider's call counts against its provider and namespace", false,
+			[]slotLimit{{"provider/uid-1", 5}, {"namespace/team-a", 5}},
+			"at most 5 calls at once per provider and 5 per namespace"},
+		{"a ClusterEmbedProvider's call also against the namespace's share of it", true,
+			[]slotLimit{{"provider/uid-1", 5}, {"namespace/team-a", 5}, {"provider/uid-1/team-a", 2}},
+			"at most 5 calls at once per provider, 5 per namespace and 2 per namespace through a ClusterEmbedProvider"},
 	}
 	for _, tc := range tests {
-		if got := slotRetry(tc.rounds, tc.unit); got < tc.min || got > tc.max {
-			t.Errorf("slotRetry(%d, %v) = %s, want within [%s, %s]", tc.rounds, tc.unit, got, tc.min, tc.max)
+		if got := c.limits("uid-1", "team-a", tc.shared); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: limits %v, want %v", tc.name, got, tc.want)
 		}
+		if got := c.describe(tc.shared); got != tc.text {
+			t.Errorf("%s: describe %q, want %q", tc.name, got, tc.text)
+		}
+	}
+}
+
+func TestSlotWait(t *testing.T) {
+	long := reportWaitAfter
+	tests := []struct {
+		name      string
+		q         queueState
+		unit      float64
+		min, max  time.Duration
+		wantQuiet bool
+	}{
+		{"a first refusal comes back soon and writes nothing", queueState{rounds: 1}, 0, slotRetryBase, slotRetryBase, true},
+		{"jitter makes it up to a quarter later", queueState{rounds: 1, waited: long}, 0.999, slotRetryBase, slotRetryBase * 5 / 4, false},
+		{"a long queue looks again later", queueState{rounds: 5, waited: long}, 0, 5 * slotRetryBase, 5 * slotRetryBase, false},
+		{"but a wait not yet reported comes back to report it", queueState{rounds: 5, waited: time.Second}, 0, reportWaitAfter, reportWaitAfter, true},
+		{"a huge queue waits at most the backoff cap", queueState{rounds: 10000, waited: long}, 0.999, MaxBackoff, MaxBackoff * 5 / 4, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			after, quiet := slotWait(tc.q, tc.unit)
+			if after < tc.min || after > tc.max || quiet != tc.wantQuiet {
+				t.Errorf("slotWait(%+v, %v) = %s, %v; want within [%s, %s], %v", tc.q, tc.unit, after, quiet, tc.min, tc.max, tc.wantQuiet)
+			}
+		})
 	}
 }
 
@@ -137,12 +169,14 @@ func TestCallSlots(t *testing.T) {
 	s := callSlots{wake: func(k types.NamespacedName) { woken = append(woken, k.Name) }}
 	provider := []slotLimit{{key: "p", limit: 2}}
 	releases := map[string]func(){}
+	now := t0
 	acquire := func(name string, limits []slotLimit) (int, bool) {
-		release, rounds, ok := s.acquire(key(name), limits)
+		now = now.Add(time.Second)
+		release, q, ok := s.acquire(key(name), limits, now)
 		if ok {
 			releases[name] = release
 		}
-		return rounds, ok
+		return q.rounds, ok
 	}
 	steps := []struct {
 		name       string
@@ -183,19 +217,22 @@ func TestCallSlotsPerNamespaceOfASharedProvider(t *testing.T) {
 	limits := func(ns string) []slotLimit {
 		return []slotLimit{{key: "p", limit: 2}, {key: "p/" + ns, limit: 1}}
 	}
-	releaseA, _, ok := s.acquire(key("a"), limits("team-a"))
+	releaseA, _, ok := s.acquire(key("a"), limits("team-a"), t0)
 	if !ok {
 		t.Fatal("a's first call is refused")
 	}
-	if _, rounds, ok := s.acquire(key("a2"), limits("team-a")); ok || rounds != 1 {
-		t.Fatalf("a second call of team-a is let through (ok %v, rounds %d) beside its first", ok, rounds)
+	if _, q, ok := s.acquire(key("a2"), limits("team-a"), t0); ok || q.rounds != 1 {
+		t.Fatalf("a second call of team-a is let through (ok %v, rounds %d) beside its first", ok, q.rounds)
 	}
-	releaseB, _, ok := s.acquire(key("b"), limits("team-b"))
+	releaseB, _, ok := s.acquire(key("b"), limits("team-b"), t0)
 	if !ok {
 		t.Fatal("team-b waits behind team-a")
 	}
-	if _, _, ok := s.acquire(key("c"), limits("team-c")); ok {
+	if _, _, ok := s.acquire(key("c"), limits("team-c"), t0); ok {
 		t.Fatal("a third namespace exceeds the provider's cap")
+	}
+	if _, q, _ := s.acquire(key("a2"), limits("team-a"), t0.Add(7*time.Second)); q.waited != 7*time.Second {
+		t.Errorf("a2 asking again has waited %s, want 7s since it was first queued", q.waited)
 	}
 	releaseA()
 	if want := []string{"c", "a2"}; !slices.Equal(woken, want) {
