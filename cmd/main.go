@@ -63,7 +63,7 @@ func main() {
 	setupLog := ctrl.Log.WithName("setup")
 	setMemoryLimit(setupLog)
 	if vendorTimeout <= 0 {
-		setupLog.Error(nil, "--max-vendor-timeout must be positive", "maxVendorTimeout", vendorTimeout)
+		setupLog.Error(nil, "Invalid --max-vendor-timeout: it must be positive", "maxVendorTimeout", vendorTimeout)
 		os.Exit(1)
 	}
 
