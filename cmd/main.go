@@ -35,7 +35,7 @@ func main() {
 		enableHTTP2                      bool
 		qps                              float64
 		burst, concurrency               int
-		credentialCheck                  time.Duration
+		credentialCheck, vendorTimeout   time.Duration
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
@@ -48,6 +48,9 @@ func main() {
 	flag.IntVar(&concurrency, "max-concurrent-reconciles", 10, "EmbedTokenRequests reconciled in parallel.")
 	flag.DurationVar(&credentialCheck, "credential-check-interval", controller.DefaultCredentialCheckInterval,
 		"How often providers' credential Secrets are checked for rotation.")
+	flag.DurationVar(&vendorTimeout, "max-vendor-timeout", controller.DefaultMaxVendorTimeout,
+		"Upper bound on each vendor call, whatever a provider's spec.timeout says, so a vendor that never answers "+
+			"holds a reconcile worker for at most this long.")
 	var watchNamespaces namespaceList
 	flag.Var(&watchNamespaces, "watch-namespaces", "Comma-separated namespaces to watch (namespaced mode: needs Roles "+
 		"there only, ClusterEmbedProviders are not served). Empty: the whole cluster.")
@@ -63,6 +66,10 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	setupLog := ctrl.Log.WithName("setup")
 	setMemoryLimit(setupLog)
+	if vendorTimeout <= 0 {
+		setupLog.Error(nil, "Invalid --max-vendor-timeout: it must be positive", "maxVendorTimeout", vendorTimeout)
+		os.Exit(1)
+	}
 	if len(allowVendorCIDRs) > 0 {
 		setupLog.Info("Vendor calls may reach these ranges although the egress guard refuses them", "allowVendorCIDRs", allowVendorCIDRs.String())
 	}
@@ -109,7 +116,7 @@ func main() {
 
 	if err := controller.Setup(mgr, controller.Options{
 		Providers: providers, MaxConcurrentReconciles: concurrency, CredentialCheckInterval: credentialCheck,
-		WatchNamespaces: watchNamespaces, AllowVendorCIDRs: allowVendorCIDRs,
+		MaxVendorTimeout: vendorTimeout, WatchNamespaces: watchNamespaces, AllowVendorCIDRs: allowVendorCIDRs,
 	}); err != nil {
 		setupLog.Error(err, "Unable to set up controllers")
 		os.Exit(1)

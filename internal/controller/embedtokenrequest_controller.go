@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
@@ -39,9 +40,14 @@ type EmbedTokenRequestReconciler struct {
 	Clock     clock.PassiveClock
 	// Providers maps a vendor name (v1alpha1.Vendor*) to its implementation.
 	Providers map[string]provider.Provider
-	// MaxConcurrentReconciles bounds parallel reconciles; vendor calls are
-	// bounded by each provider's rateLimit instead.
+	// MaxConcurrentReconciles bounds parallel reconciles. Vendor calls are
+	// bounded by each provider's rateLimit and by a share of these workers
+	// per provider and per namespace (callCaps), so one provider or one
+	// namespace cannot occupy them all.
 	MaxConcurrentReconciles int
+	// MaxVendorTimeout caps every provider's spec.timeout; unbounded when
+	// zero.
+	MaxVendorTimeout time.Duration
 	// Metrics, when set, publishes each request's validity and every vendor
 	// call.
 	Metrics *Metrics
@@ -61,6 +67,7 @@ type EmbedTokenRequestReconciler struct {
 	VendorResolver *net.Resolver
 
 	clients httpClients
+	fair    *fairness
 }
 
 // +kubebuilder:rbac:groups=embedtokens.io,resources=embedtokenrequests,verbs=get;list;watch
@@ -77,15 +84,23 @@ type EmbedTokenRequestReconciler struct {
 func (r *EmbedTokenRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	etr := &v1alpha1.EmbedTokenRequest{}
 	if err := r.Get(ctx, req.NamespacedName, etr); err != nil {
+		r.fair.settle(req.NamespacedName)
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !etr.DeletionTimestamp.IsZero() {
+		r.fair.settle(req.NamespacedName)
 		return ctrl.Result{}, nil // the Secret goes with it through its owner reference
 	}
 
 	o := &outcome{now: r.Clock.Now()}
 	before := etr.DeepCopy()
 	err := r.reconcile(ctx, etr, o)
+	switch {
+	case o.deferral == nil:
+		r.fair.settle(req.NamespacedName)
+	case o.deferral.quiet:
+		return ctrl.Result{RequeueAfter: o.deferral.after}, err
+	}
 	result := r.finish(etr, o)
 	if patchErr := r.patchStatus(ctx, before, etr); patchErr != nil {
 		err = errors.Join(err, patchErr)
@@ -139,10 +154,17 @@ func (r *EmbedTokenRequestReconciler) reconcile(ctx context.Context, etr *v1alph
 		return nil
 	}
 
+	release, admitted := r.admit(ctx, etr, prov, o)
+	if !admitted {
+		return nil
+	}
 	log.FromContext(ctx).V(1).Info("Issuing token", "embedTokenRequest", klog.KObj(etr), "vendor", prov.vendor, "reason", o.decision.Reason,
 		"lifetime", prov.lifetime(etr))
 	o.vendor = prov.vendor
-	tok, err := r.ensureToken(ctx, etr, prov, o)
+	tok, err := func() (provider.Token, error) {
+		defer release()
+		return r.ensureToken(ctx, etr, prov, o)
+	}()
 	if err != nil {
 		o.fail(err)
 		// The classified message is the one the conditions show: it never
@@ -164,6 +186,9 @@ func (r *EmbedTokenRequestReconciler) finish(etr *v1alpha1.EmbedTokenRequest, o 
 	prevReady := readyReason(etr)
 	setStatus(etr, o)
 	r.recordEvents(etr, prevReady, o)
+	if o.deferral != nil {
+		return ctrl.Result{RequeueAfter: o.deferral.after}
+	}
 	next := o.restartAt
 	if etr.Status.RenewAt != nil && (next.IsZero() || etr.Status.RenewAt.Time.Before(next)) {
 		next = etr.Status.RenewAt.Time
@@ -221,10 +246,13 @@ func (r *EmbedTokenRequestReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := indexProviderRef(context.Background(), mgr); err != nil {
 		return err
 	}
+	r.fair = newFairness(max(r.MaxConcurrentReconciles, 1))
+	r.clients.maxTimeout = r.MaxVendorTimeout
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.EmbedTokenRequest{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&corev1.Secret{}).
+		WatchesRawSource(source.Channel(r.fair.wakeups, &handler.EnqueueRequestForObject{})).
 		Watches(&v1alpha1.EmbedProvider{}, handler.EnqueueRequestsFromMapFunc(r.requestsForProvider),
 			builder.WithPredicates(providerChanged))
 	if len(r.WatchNamespaces) == 0 {

@@ -152,6 +152,12 @@ func (r *EmbedTokenRequestReconciler) checkRequestPolicy(ctx context.Context, et
 	return nil
 }
 
+// describe names the provider for status messages, e.g.
+// "ClusterEmbedProvider shared-qrvey".
+func (p *resolvedProvider) describe() string {
+	return p.kind + " " + p.name
+}
+
 func providerGetError(err error, what string) error {
 	if apierrors.IsNotFound(err) {
 		return provider.Permanent(v1alpha1.ReasonProviderNotFound, "%s not found", what)
@@ -189,15 +195,13 @@ func checkNamespaceAllowed(p *resolvedProvider, ns *corev1.Namespace) error {
 	return nil
 }
 
-// ensureToken asks the vendor for a token, within the provider's rate limit
-// and timeout. Its errors hold no credential the vendor call read.
+// ensureToken asks the vendor for a token within the call's timeout; admit
+// has already let the call through the provider's rate limit and call cap.
+// Its errors hold no credential the vendor call read.
 func (r *EmbedTokenRequestReconciler) ensureToken(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, p *resolvedProvider, o *outcome) (provider.Token, error) {
 	httpClient, err := r.httpClient(ctx, p)
 	if err != nil {
 		return provider.Token{}, err
-	}
-	if err := r.clients.limiter(p).Wait(ctx); err != nil {
-		return provider.Token{}, provider.Transient(v1alpha1.ReasonVendorUnavailable, "waiting for the provider's rate limit: %v", err)
 	}
 	callCtx, cancel := context.WithTimeout(ctx, httpClient.Timeout+time.Second)
 	defer cancel()
@@ -288,6 +292,9 @@ func (c credentialReader) namespaceFor(ref v1alpha1.SecretKeySelector) (string, 
 // httpClients keeps one HTTP client and one rate limiter per provider, so
 // connections are reused across requests and the limit is shared.
 type httpClients struct {
+	// maxTimeout caps every provider's spec.timeout (--max-vendor-timeout).
+	maxTimeout time.Duration
+
 	mu       sync.Mutex
 	clients  map[types.UID]cachedClient
 	limiters map[types.UID]cachedLimiter
@@ -320,10 +327,7 @@ func (h *httpClients) get(ctx context.Context, p *resolvedProvider, guard egress
 			return nil, err
 		}
 	}
-	timeout := 10 * time.Second
-	if p.spec.Timeout != nil && p.spec.Timeout.Duration > 0 {
-		timeout = p.spec.Timeout.Duration
-	}
+	timeout := vendorTimeout(p.spec.Timeout, h.maxTimeout)
 	key := fmt.Sprintf("%s/%d/%s/%x", guard.Scope, p.generation, timeout, sha256.Sum256(caPEM))
 
 	h.mu.Lock()

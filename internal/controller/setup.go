@@ -51,6 +51,9 @@ type Options struct {
 	Providers map[string]provider.Provider
 	// MaxConcurrentReconciles bounds parallel EmbedTokenRequest reconciles.
 	MaxConcurrentReconciles int
+	// MaxVendorTimeout caps each vendor call whatever a provider's
+	// spec.timeout says; DefaultMaxVendorTimeout when zero.
+	MaxVendorTimeout time.Duration
 	// Clock defaults to the real clock.
 	Clock clock.PassiveClock
 	// CredentialCheckInterval is how often providers' credential Secrets are
@@ -94,6 +97,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		Clock:                   opts.Clock,
 		Providers:               opts.Providers,
 		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+		MaxVendorTimeout:        cmp.Or(opts.MaxVendorTimeout, DefaultMaxVendorTimeout),
 		Metrics:                 m,
 		WatchNamespaces:         opts.WatchNamespaces,
 		Policies:                policies,

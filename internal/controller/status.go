@@ -27,6 +27,9 @@ type outcome struct {
 	// lifetimeNote says the provider's maxLifetime shortened the lifetime
 	// asked for; it is added to the Ready message of a valid token.
 	lifetimeNote string
+	// deferral is set when the vendor call waits for the provider's rate
+	// limit or a free call slot.
+	deferral *deferral
 
 	storedAt     time.Time // when this reconcile wrote a new token
 	restartedFor string    // digest whose rollout restarts completed
@@ -123,6 +126,9 @@ func setStatus(etr *v1alpha1.EmbedTokenRequest, o *outcome) {
 		st.LastFailureTime = timePtr(o.now)
 		retry := Backoff(st.FailedAttempts, o.err.Permanent, o.err.RetryAfter, o.stored.ExpiresAt, o.now, string(etr.UID))
 		st.RenewAt = timePtr(o.now.Add(retry))
+	case o.deferral != nil:
+		// Not a failure: the attempts, the backoff and renewAt (when the
+		// call became due) stay as they were.
 	case o.issued == nil && !o.waiting:
 		st.FailedAttempts = 0
 		st.RenewAt = timePtr(o.decision.At)
@@ -136,7 +142,7 @@ func setConditions(etr *v1alpha1.EmbedTokenRequest, o *outcome, valid bool) {
 	ready := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse}
 	reconciling, stalled := "", ""
 	failure := o.err
-	if failure == nil && o.waiting {
+	if failure == nil && (o.waiting || o.deferral != nil && st.FailedAttempts > 0) {
 		// Backing off: the conditions written at the failure still hold,
 		// unless the stored token expired meanwhile.
 		c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady)
@@ -173,6 +179,11 @@ func setConditions(etr *v1alpha1.EmbedTokenRequest, o *outcome, valid bool) {
 			ready.Reason = v1alpha1.ReasonTokenRefreshed
 		}
 		ready.Message = "The token " + validUntil(st) + "; it renews at " + formatTime(st.RenewAt) + noteSuffix(o.lifetimeNote)
+		if o.deferral != nil {
+			ready.Message = "The token " + validUntil(st) + "; renewing it is " + o.deferral.message + noteSuffix(o.lifetimeNote)
+		}
+	case o.deferral != nil:
+		ready.Reason, ready.Message = v1alpha1.ReasonIssuing, "Issuing a token: "+o.deferral.message
 	default:
 		ready.Reason, ready.Message = v1alpha1.ReasonIssuing, "Issuing a token"
 	}
