@@ -30,7 +30,7 @@ import (
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/controller"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
-	"github.com/embedtokens/embed-token-operator/internal/provider/qrvey"
+	"github.com/embedtokens/embed-token-operator/internal/provider/registry"
 	"github.com/embedtokens/embed-token-operator/internal/vendorsim"
 )
 
@@ -80,7 +80,7 @@ func run(ctx context.Context, dir, simAddr string, lifetime time.Duration) error
 	if err != nil {
 		return err
 	}
-	if err := controller.Setup(mgr, controller.Options{Providers: map[string]provider.Provider{v1alpha1.VendorQrvey: qrvey.New()}}); err != nil {
+	if err := controller.Setup(mgr, controller.Options{Providers: registry.All()}); err != nil {
 		return err
 	}
 	go func() { _ = mgr.Start(ctx) }()

@@ -24,10 +24,7 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/controller"
-	"github.com/embedtokens/embed-token-operator/internal/provider"
-	"github.com/embedtokens/embed-token-operator/internal/provider/httpprovider"
-	jwtprovider "github.com/embedtokens/embed-token-operator/internal/provider/jwt"
-	"github.com/embedtokens/embed-token-operator/internal/provider/qrvey"
+	"github.com/embedtokens/embed-token-operator/internal/provider/registry"
 )
 
 // The suite runs the real manager against a real kube-apiserver and etcd
@@ -92,8 +89,7 @@ func startManagerWithLogger(logger logr.Logger) context.CancelFunc {
 	})
 	Expect(err).NotTo(HaveOccurred())
 	Expect(controller.Setup(mgr, controller.Options{
-		Providers: map[string]provider.Provider{v1alpha1.VendorQrvey: qrvey.New(), v1alpha1.VendorJWT: jwtprovider.New(),
-			v1alpha1.VendorHTTP: httpprovider.New()},
+		Providers:               registry.All(),
 		MaxConcurrentReconciles: 4,
 		CredentialCheckInterval: time.Second,
 	})).To(Succeed())
