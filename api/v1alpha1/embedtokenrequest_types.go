@@ -190,6 +190,12 @@ type EmbedTokenRequestStatus struct {
 	// +optional
 	LastFailureTime *metav1.Time `json:"lastFailureTime,omitempty"`
 
+	// LastFailure is why the last attempt failed, as its conditions said
+	// it. The operator keeps it as data to back off and to restate a
+	// failure, instead of parsing it back out of condition messages.
+	// +optional
+	LastFailure *Failure `json:"lastFailure,omitempty"`
+
 	// TokenDigest is the first 12 hex digits of the token's SHA-256, so a
 	// change is visible without revealing the token.
 	// +optional
@@ -205,6 +211,15 @@ type EmbedTokenRequestStatus struct {
 	// each target at most once, across operator restarts too.
 	// +optional
 	RestartedForDigest string `json:"restartedForDigest,omitempty"`
+}
+
+// Failure is one failed attempt to issue a token. Like the conditions, it
+// never holds a token or a credential.
+type Failure struct {
+	// Reason is the failure's condition reason, e.g. VendorUnavailable.
+	Reason string `json:"reason"`
+	// Message explains the failure.
+	Message string `json:"message"`
 }
 
 // +kubebuilder:object:root=true

@@ -373,6 +373,8 @@ var _ = Describe("EmbedTokenRequest", func() {
 			g.Expect(c.Reason).To(Equal(v1alpha1.ReasonVendorUnavailable))
 			g.Expect(c.Message).To(ContainSubstring("HTTP 500"))
 			g.Expect(c.Message).NotTo(ContainSubstring(token))
+			g.Expect(cur.Status.LastFailure).To(HaveValue(And(HaveField("Reason", v1alpha1.ReasonVendorUnavailable),
+				HaveField("Message", ContainSubstring("HTTP 500")))))
 		}).Should(Succeed())
 		Expect(string(secretOf(ctx, etr)(Default).Data[v1alpha1.SecretTokenKey])).To(Equal(token), "the last valid token is kept")
 		Expect(f.callsFor("outage")()).To(BeNumerically("<=", 6), "retries back off instead of looping")
@@ -390,7 +392,8 @@ var _ = Describe("EmbedTokenRequest", func() {
 		token := waitForToken(ctx, etr, "")
 		f.sim.SetFault(vendorsim.Fault{Status: 503, RetryAfter: time.Second})
 
-		Eventually(readyCondition(ctx, etr)).Should(haveReason(metav1.ConditionFalse, v1alpha1.ReasonTokenExpired))
+		Eventually(readyCondition(ctx, etr)).Should(And(haveReason(metav1.ConditionFalse, v1alpha1.ReasonTokenExpired),
+			HaveField("Message", ContainSubstring("HTTP 503")), HaveField("Message", ContainSubstring("refreshing it failed"))))
 		Expect(string(secretOf(ctx, etr)(Default).Data[v1alpha1.SecretTokenKey])).To(Equal(token))
 		Eventually(func() []string { return eventReasons(ctx, etr) }).Should(ContainElement(v1alpha1.ReasonTokenExpired))
 
