@@ -19,13 +19,7 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/controller"
-	"github.com/embedtokens/embed-token-operator/internal/provider"
-	"github.com/embedtokens/embed-token-operator/internal/provider/boldbi"
-	"github.com/embedtokens/embed-token-operator/internal/provider/httpprovider"
-	jwtprovider "github.com/embedtokens/embed-token-operator/internal/provider/jwt"
-	"github.com/embedtokens/embed-token-operator/internal/provider/oauth2"
-	"github.com/embedtokens/embed-token-operator/internal/provider/qlikcloud"
-	"github.com/embedtokens/embed-token-operator/internal/provider/qrvey"
+	"github.com/embedtokens/embed-token-operator/internal/provider/registry"
 )
 
 func main() {
@@ -104,18 +98,8 @@ func main() {
 		os.Exit(1)
 	}
 
-	// Every vendor is registered here, explicitly.
-	providers := map[string]provider.Provider{
-		v1alpha1.VendorQrvey:     qrvey.New(),
-		v1alpha1.VendorQlikCloud: qlikcloud.New(),
-		v1alpha1.VendorOAuth2:    oauth2.New(),
-		v1alpha1.VendorJWT:       jwtprovider.New(),
-		v1alpha1.VendorBoldBI:    boldbi.New(),
-		v1alpha1.VendorHTTP:      httpprovider.New(),
-	}
-
 	if err := controller.Setup(mgr, controller.Options{
-		Providers: providers, MaxConcurrentReconciles: concurrency, CredentialCheckInterval: credentialCheck,
+		Providers: registry.All(), MaxConcurrentReconciles: concurrency, CredentialCheckInterval: credentialCheck,
 		MaxVendorTimeout: vendorTimeout, WatchNamespaces: watchNamespaces, AllowVendorCIDRs: allowVendorCIDRs,
 	}); err != nil {
 		setupLog.Error(err, "Unable to set up controllers")

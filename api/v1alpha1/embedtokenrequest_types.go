@@ -16,10 +16,7 @@ limitations under the License.
 
 package v1alpha1
 
-import (
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-)
+import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 // Well-known keys the operator reads and writes. They are part of the API:
 // applications read the data keys, tools read the annotations.
@@ -76,7 +73,6 @@ type ProviderRef struct {
 }
 
 // EmbedTokenRequestSpec asks for a token for one set of vendor parameters.
-// +kubebuilder:validation:XValidation:rule="[has(self.qrvey), has(self.qlikCloud), has(self.boldBI), has(self.jwt), has(self.oauth2), has(self.http)].filter(x, x).size() == 1",message="exactly one vendor parameter block must be set: qrvey, qlikCloud, boldBI, jwt, oauth2 or http"
 // +kubebuilder:validation:XValidation:rule="!(has(self.renewBefore) && has(self.renewBeforePercentage))",message="renewBefore and renewBeforePercentage are mutually exclusive"
 // +kubebuilder:validation:XValidation:rule="!has(self.renewBefore) || duration(self.renewBefore) < duration(self.lifetime)",message="renewBefore must be shorter than lifetime"
 // +kubebuilder:validation:XValidation:rule="has(self.secretName) == has(oldSelf.secretName) && (!has(self.secretName) || self.secretName == oldSelf.secretName)",message="secretName is immutable"
@@ -156,120 +152,6 @@ type RolloutRestartTarget struct {
 	Name string `json:"name"`
 }
 
-// VendorParams holds one pointer per vendor; exactly one is set and it must
-// match the provider's vendor.
-type VendorParams struct {
-	// Qrvey parameters.
-	// +optional
-	Qrvey *QrveyParams `json:"qrvey,omitempty"`
-	// QlikCloud parameters.
-	// +optional
-	QlikCloud *QlikCloudParams `json:"qlikCloud,omitempty"`
-	// BoldBI parameters.
-	// +optional
-	BoldBI *BoldBIParams `json:"boldBI,omitempty"`
-	// JWT parameters.
-	// +optional
-	JWT *JWTParams `json:"jwt,omitempty"`
-	// OAuth2 parameters.
-	// +optional
-	OAuth2 *OAuth2Params `json:"oauth2,omitempty"`
-	// HTTP parameters.
-	// +optional
-	HTTP *HTTPParams `json:"http,omitempty"`
-}
-
-// QrveyParams are the embed token's user and application.
-type QrveyParams struct {
-	// UserID is the Qrvey user (userid).
-	// +kubebuilder:validation:MinLength=1
-	UserID string `json:"userID"`
-	// AppID is the Qrvey application (appid).
-	// +kubebuilder:validation:MinLength=1
-	AppID string `json:"appID"`
-	// ClientID identifies the end user to Qrvey (clientid).
-	// +optional
-	ClientID string `json:"clientID,omitempty"`
-	// Permissions is the row-level security list, passed as is.
-	// +optional
-	Permissions *apiextensionsv1.JSON `json:"permissions,omitempty"`
-	// Extra is a JSON object merged into the request body, for widget
-	// settings such as orgId or dashboardId. It cannot replace the fields
-	// above.
-	// +optional
-	Extra *apiextensionsv1.JSON `json:"extra,omitempty"`
-}
-
-// QlikCloudParams choose the impersonated user; without a user the
-// client_credentials grant is used.
-type QlikCloudParams struct {
-	// UserLookup identifies the user to impersonate.
-	// +optional
-	UserLookup *QlikUserLookup `json:"userLookup,omitempty"`
-}
-
-// QlikUserLookup is Qlik's user_lookup object.
-type QlikUserLookup struct {
-	// Field to match the value against.
-	// +optional
-	// +kubebuilder:default=subject
-	// +kubebuilder:validation:Enum=subject;userId;email
-	Field string `json:"field,omitempty"`
-	// Value of the field.
-	// +kubebuilder:validation:MinLength=1
-	Value string `json:"value"`
-}
-
-// BoldBIParams are the embedding user and dashboard.
-type BoldBIParams struct {
-	// Email of the Bold BI user.
-	// +kubebuilder:validation:MinLength=1
-	Email string `json:"email"`
-	// DashboardID to embed.
-	// +optional
-	DashboardID string `json:"dashboardID,omitempty"`
-	// DatasourceFilters applied to the embed.
-	// +optional
-	DatasourceFilters []NameValue `json:"datasourceFilters,omitempty"`
-	// DashboardParameters applied to the embed.
-	// +optional
-	DashboardParameters []NameValue `json:"dashboardParameters,omitempty"`
-	// CustomAttributes applied to the embed.
-	// +optional
-	CustomAttributes []NameValue `json:"customAttributes,omitempty"`
-}
-
-// JWTParams are the claims of a locally signed token.
-type JWTParams struct {
-	// Subject sets the sub claim.
-	// +optional
-	Subject string `json:"subject,omitempty"`
-	// Claims is a JSON object merged into the claims. Reserved claims (iat,
-	// nbf, exp, jti, iss, aud, sub) cannot be set here.
-	// +optional
-	Claims *apiextensionsv1.JSON `json:"claims,omitempty"`
-}
-
-// OAuth2Params refine the provider's token request.
-type OAuth2Params struct {
-	// Scopes replace the provider's scopes.
-	// +optional
-	Scopes []string `json:"scopes,omitempty"`
-	// Audience replaces the provider's audience.
-	// +optional
-	Audience string `json:"audience,omitempty"`
-	// ExtraParameters are merged over the provider's.
-	// +optional
-	ExtraParameters *apiextensionsv1.JSON `json:"extraParameters,omitempty"`
-}
-
-// HTTPParams are the variables of a generic HTTP provider's body template.
-type HTTPParams struct {
-	// Variables available to the body template as .Vars.
-	// +optional
-	Variables map[string]string `json:"variables,omitempty"`
-}
-
 // EmbedTokenRequestStatus is what the operator knows about the current token,
 // never the token itself.
 type EmbedTokenRequestStatus struct {
@@ -308,6 +190,12 @@ type EmbedTokenRequestStatus struct {
 	// +optional
 	LastFailureTime *metav1.Time `json:"lastFailureTime,omitempty"`
 
+	// LastFailure is why the last attempt failed, as its conditions said
+	// it. The operator keeps it as data to back off and to restate a
+	// failure, instead of parsing it back out of condition messages.
+	// +optional
+	LastFailure *Failure `json:"lastFailure,omitempty"`
+
 	// TokenDigest is the first 12 hex digits of the token's SHA-256, so a
 	// change is visible without revealing the token.
 	// +optional
@@ -323,6 +211,15 @@ type EmbedTokenRequestStatus struct {
 	// each target at most once, across operator restarts too.
 	// +optional
 	RestartedForDigest string `json:"restartedForDigest,omitempty"`
+}
+
+// Failure is one failed attempt to issue a token. Like the conditions, it
+// never holds a token or a credential.
+type Failure struct {
+	// Reason is the failure's condition reason, e.g. VendorUnavailable.
+	Reason string `json:"reason"`
+	// Message explains the failure.
+	Message string `json:"message"`
 }
 
 // +kubebuilder:object:root=true

@@ -18,22 +18,15 @@ import (
 	"syscall"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/controller"
-	"github.com/embedtokens/embed-token-operator/internal/provider"
-	"github.com/embedtokens/embed-token-operator/internal/provider/qrvey"
+	"github.com/embedtokens/embed-token-operator/internal/provider/registry"
 	"github.com/embedtokens/embed-token-operator/internal/vendorsim"
+	"github.com/embedtokens/embed-token-operator/test/harness"
 )
 
 const demoKey = "dev-api-key"
@@ -57,18 +50,14 @@ func run(ctx context.Context, dir, simAddr string, lifetime time.Duration) error
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		return errors.New("KUBEBUILDER_ASSETS is not set: run through `make dev`")
 	}
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(v1alpha1.AddToScheme(scheme))
-
-	env := &envtest.Environment{CRDDirectoryPaths: []string{"config/crd/bases"}, ErrorIfCRDPathMissing: true}
+	env := harness.Environment(".")
 	cfg, err := env.Start()
 	if err != nil {
 		return fmt.Errorf("starting kube-apiserver and etcd: %w", err)
 	}
 	defer env.Stop() //nolint:errcheck // best effort on the way out
-	kubeconfig, err := writeKubeconfig(env, dir)
-	if err != nil {
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	if err := harness.WriteKubeconfig(env, "dev-admin", kubeconfig); err != nil {
 		return err
 	}
 
@@ -78,17 +67,16 @@ func run(ctx context.Context, dir, simAddr string, lifetime time.Duration) error
 	}
 	defer sim.Close()
 
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, Cache: controller.CacheOptions()})
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: harness.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, Cache: controller.CacheOptions()})
 	if err != nil {
 		return err
 	}
-	if err := controller.Setup(mgr, controller.Options{Providers: map[string]provider.Provider{v1alpha1.VendorQrvey: qrvey.New()},
-		AllowVendorCIDRs: allowSimulator(simAddr)}); err != nil {
+	if err := controller.Setup(mgr, controller.Options{Providers: registry.All(), AllowVendorCIDRs: allowSimulator(simAddr)}); err != nil {
 		return err
 	}
 	go func() { _ = mgr.Start(ctx) }()
 
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	c, err := client.New(cfg, client.Options{Scheme: harness.Scheme})
 	if err != nil {
 		return err
 	}
@@ -112,42 +100,16 @@ func allowSimulator(simAddr string) []netip.Prefix {
 	return []netip.Prefix{netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())}
 }
 
-func writeKubeconfig(env *envtest.Environment, dir string) (string, error) {
-	user, err := env.AddUser(envtest.User{Name: "dev-admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return "", fmt.Errorf("creating an admin user: %w", err)
-	}
-	data, err := user.KubeConfig()
-	if err != nil {
-		return "", err
-	}
-	path := filepath.Join(dir, "kubeconfig")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
-	}
-	return path, os.WriteFile(path, data, 0o600)
-}
-
 // applyDemo creates what a platform team and an app team would apply.
 func applyDemo(ctx context.Context, c client.Client, simURL string, lifetime time.Duration) error {
-	objs := []client.Object{
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "demo"}},
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "qrvey-credentials"},
-			StringData: map[string]string{"apiKey": demoKey}},
-		&v1alpha1.EmbedProvider{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "qrvey"},
-			Spec: v1alpha1.EmbedProviderSpec{AllowInsecureHTTP: true, VendorConfig: v1alpha1.VendorConfig{Qrvey: &v1alpha1.QrveyProvider{
-				URL: simURL, APIKeySecretRef: v1alpha1.SecretKeySelector{Name: "qrvey-credentials", Key: "apiKey"}}}}},
-		&v1alpha1.EmbedTokenRequest{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "sales-dashboard"},
-			Spec: v1alpha1.EmbedTokenRequestSpec{
-				ProviderRef:  v1alpha1.ProviderRef{Name: "qrvey"},
-				VendorParams: v1alpha1.VendorParams{Qrvey: &v1alpha1.QrveyParams{UserID: "alice", AppID: "app-123"}},
-				Lifetime:     &metav1.Duration{Duration: lifetime},
-			}},
+	demo := harness.QrveyFixture{Namespace: "demo", Provider: "qrvey", SimURL: simURL, APIKey: demoKey}
+	if err := demo.Apply(ctx, c); err != nil {
+		return err
 	}
-	for _, o := range objs {
-		if err := c.Create(ctx, o); err != nil {
-			return fmt.Errorf("creating %T %s: %w", o, o.GetName(), err)
-		}
+	etr := demo.Request("sales-dashboard", lifetime)
+	etr.Spec.Qrvey.UserID, etr.Spec.Qrvey.AppID = "alice", "app-123"
+	if err := c.Create(ctx, etr); err != nil {
+		return fmt.Errorf("creating EmbedTokenRequest %s: %w", etr.Name, err)
 	}
 	return nil
 }
@@ -162,13 +124,12 @@ func watchToken(ctx context.Context, c client.Client) {
 			return
 		case <-tick.C:
 		}
-		s := &corev1.Secret{}
-		if err := c.Get(ctx, client.ObjectKey{Namespace: "demo", Name: "sales-dashboard"}, s); err != nil {
+		tok, err := harness.GetToken(ctx, c, "demo", "sales-dashboard")
+		if err != nil {
 			fmt.Println("waiting for Secret demo/sales-dashboard")
 			continue
 		}
-		exp, _ := time.Parse(time.RFC3339, string(s.Data[v1alpha1.SecretExpiresAtKey]))
 		fmt.Printf("%s  token %s  expires in %s\n", time.Now().Format(time.TimeOnly),
-			provider.Digest(string(s.Data[v1alpha1.SecretTokenKey])), time.Until(exp).Round(time.Second))
+			tok.Digest(), time.Until(tok.ExpiresAt).Round(time.Second))
 	}
 }

@@ -20,21 +20,25 @@ import (
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 	"github.com/embedtokens/embed-token-operator/internal/vendorsim"
+	"github.com/embedtokens/embed-token-operator/test/harness"
 )
 
 const apiKey = "test-api-key-0f9e8d"
 
 // fixture is one namespace with its own vendor simulator, credential Secret
-// and Qrvey provider, so faults injected by one spec never reach another.
+// and Qrvey provider (harness.QrveyFixture), so faults injected by one spec
+// never reach another.
 type fixture struct {
-	ns  string
-	sim *vendorsim.Server
+	ns    string
+	sim   *vendorsim.Server
+	qrvey harness.QrveyFixture
 }
 
 func newFixture(ctx context.Context) *fixture {
 	f := &fixture{ns: "t-" + rand.String(6), sim: vendorsim.New(vendorsim.Options{QrveyAPIKey: apiKey})}
 	Expect(f.sim.Start()).To(Succeed())
 	DeferCleanup(f.sim.Close)
+	f.qrvey = harness.QrveyFixture{Namespace: f.ns, Provider: "qrvey", SimURL: f.sim.URL(), APIKey: apiKey}
 	Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: f.ns}})).To(Succeed())
 	return f
 }
@@ -55,38 +59,17 @@ func newFixtureWithProvider(ctx context.Context) *fixture {
 }
 
 func (f *fixture) createCredentials(ctx context.Context) {
-	Expect(k8sClient.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "qrvey-credentials"},
-		Data:       map[string][]byte{"apiKey": []byte(apiKey)},
-	})).To(Succeed())
+	Expect(k8sClient.Create(ctx, f.qrvey.Credentials())).To(Succeed())
 }
 
-func (f *fixture) providerSpec() v1alpha1.EmbedProviderSpec {
-	return v1alpha1.EmbedProviderSpec{
-		VendorConfig: v1alpha1.VendorConfig{Qrvey: &v1alpha1.QrveyProvider{
-			URL:             f.sim.URL(),
-			APIKeySecretRef: v1alpha1.SecretKeySelector{Name: "qrvey-credentials", Key: "apiKey"},
-		}},
-		AllowInsecureHTTP: true,
-	}
-}
+func (f *fixture) providerSpec() v1alpha1.EmbedProviderSpec { return f.qrvey.ProviderSpec() }
 
 func (f *fixture) createProvider(ctx context.Context) {
-	Expect(k8sClient.Create(ctx, &v1alpha1.EmbedProvider{
-		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "qrvey"},
-		Spec:       f.providerSpec(),
-	})).To(Succeed())
+	Expect(k8sClient.Create(ctx, f.qrvey.EmbedProvider())).To(Succeed())
 }
 
 func (f *fixture) request(name string, lifetime time.Duration) *v1alpha1.EmbedTokenRequest {
-	return &v1alpha1.EmbedTokenRequest{
-		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: name},
-		Spec: v1alpha1.EmbedTokenRequestSpec{
-			ProviderRef:  v1alpha1.ProviderRef{Name: "qrvey"},
-			VendorParams: v1alpha1.VendorParams{Qrvey: &v1alpha1.QrveyParams{UserID: "user-" + name, AppID: "app-1"}},
-			Lifetime:     &metav1.Duration{Duration: lifetime},
-		},
-	}
+	return f.qrvey.Request(name, lifetime)
 }
 
 // callsFor counts vendor calls made for one request's user.
@@ -94,7 +77,7 @@ func (f *fixture) callsFor(name string) func() int {
 	return func() int {
 		n := 0
 		for _, c := range f.sim.Calls() {
-			if c.Body["userid"] == "user-"+name {
+			if c.Body["userid"] == f.qrvey.UserID(name) {
 				n++
 			}
 		}
@@ -132,16 +115,15 @@ func haveReason(status metav1.ConditionStatus, reason string) OmegaMatcher {
 // waitForToken waits for a token whose digest differs from previous and
 // returns it.
 func waitForToken(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, previous string) string {
-	var token string
+	var token harness.Token
 	Eventually(func(g Gomega) {
-		s := secretOf(ctx, etr)(g)
-		token = string(s.Data[v1alpha1.SecretTokenKey])
-		g.Expect(token).NotTo(BeEmpty())
-		g.Expect(provider.Digest(token)).NotTo(Equal(previous))
+		token = harness.TokenOf(secretOf(ctx, etr)(g))
+		g.Expect(token.Value).NotTo(BeEmpty())
+		g.Expect(token.Digest()).NotTo(Equal(previous))
 		cur := get(ctx, etr.DeepCopy()).(*v1alpha1.EmbedTokenRequest)
-		g.Expect(cur.Status.TokenDigest).To(Equal(provider.Digest(token)))
+		g.Expect(cur.Status.TokenDigest).To(Equal(token.Digest()))
 	}).Should(Succeed())
-	return token
+	return token.Value
 }
 
 func eventReasons(ctx context.Context, etr *v1alpha1.EmbedTokenRequest) []string {
@@ -380,6 +362,8 @@ var _ = Describe("EmbedTokenRequest", func() {
 			g.Expect(c.Reason).To(Equal(v1alpha1.ReasonVendorUnavailable))
 			g.Expect(c.Message).To(ContainSubstring("HTTP 500"))
 			g.Expect(c.Message).NotTo(ContainSubstring(token))
+			g.Expect(cur.Status.LastFailure).To(HaveValue(And(HaveField("Reason", v1alpha1.ReasonVendorUnavailable),
+				HaveField("Message", ContainSubstring("HTTP 500")))))
 		}).Should(Succeed())
 		Expect(string(secretOf(ctx, etr)(Default).Data[v1alpha1.SecretTokenKey])).To(Equal(token), "the last valid token is kept")
 		Expect(f.callsFor("outage")()).To(BeNumerically("<=", 6), "retries back off instead of looping")
@@ -397,7 +381,8 @@ var _ = Describe("EmbedTokenRequest", func() {
 		token := waitForToken(ctx, etr, "")
 		f.sim.SetFault(vendorsim.Fault{Status: 503, RetryAfter: time.Second})
 
-		Eventually(readyCondition(ctx, etr)).Should(haveReason(metav1.ConditionFalse, v1alpha1.ReasonTokenExpired))
+		Eventually(readyCondition(ctx, etr)).Should(And(haveReason(metav1.ConditionFalse, v1alpha1.ReasonTokenExpired),
+			HaveField("Message", ContainSubstring("HTTP 503")), HaveField("Message", ContainSubstring("refreshing it failed"))))
 		Expect(string(secretOf(ctx, etr)(Default).Data[v1alpha1.SecretTokenKey])).To(Equal(token))
 		Eventually(func() []string { return eventReasons(ctx, etr) }).Should(ContainElement(v1alpha1.ReasonTokenExpired))
 

@@ -22,9 +22,7 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/controller"
-	"github.com/embedtokens/embed-token-operator/internal/provider"
-	jwtprovider "github.com/embedtokens/embed-token-operator/internal/provider/jwt"
-	"github.com/embedtokens/embed-token-operator/internal/provider/qrvey"
+	"github.com/embedtokens/embed-token-operator/internal/provider/registry"
 )
 
 // The namespaced mode is for teams without cluster-wide rights, so this spec
@@ -111,7 +109,7 @@ func startManagerWith(restCfg *rest.Config, logger logr.Logger, namespaces ...st
 	})
 	Expect(err).NotTo(HaveOccurred())
 	Expect(controller.Setup(mgr, controller.Options{
-		Providers:         map[string]provider.Provider{v1alpha1.VendorQrvey: qrvey.New(), v1alpha1.VendorJWT: jwtprovider.New()},
+		Providers:         registry.All(),
 		WatchNamespaces:   namespaces,
 		MetricsRegisterer: prometheus.NewRegistry(),
 		AllowVendorCIDRs:  allowVendorCIDRs,

@@ -158,11 +158,13 @@ func (r *ProviderReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-// credentialRefs lists every Secret key a provider reads.
+// credentialRefs lists every Secret key a provider reads: the vendor's, as
+// its implementation says (none when this build has no such vendor), and
+// the CA bundle.
 func credentialRefs(spec *v1alpha1.EmbedProviderSpec, impl provider.Provider) []v1alpha1.SecretKeySelector {
-	refs := spec.SecretRefs()
-	if l, ok := impl.(provider.SecretRefLister); ok {
-		refs = l.SecretRefs(spec)
+	var refs []v1alpha1.SecretKeySelector
+	if impl != nil {
+		refs = impl.SecretRefs(spec)
 	}
 	if spec.CABundleSecretRef != nil {
 		refs = append(refs, *spec.CABundleSecretRef)

@@ -2,7 +2,6 @@ package controller
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -81,17 +80,6 @@ var vendorFailureReasons = map[string]bool{
 	v1alpha1.ReasonTokenLimitReached:  true,
 }
 
-// lastFailureReason is the reason of the last failed attempt, as recorded in
-// the conditions: Stalled and Reconciling carry it, else Ready does.
-func lastFailureReason(etr *v1alpha1.EmbedTokenRequest) string {
-	for _, t := range []string{v1alpha1.ConditionStalled, v1alpha1.ConditionReconciling, v1alpha1.ConditionReady} {
-		if c := meta.FindStatusCondition(etr.Status.Conditions, t); c != nil {
-			return c.Reason
-		}
-	}
-	return ""
-}
-
 // setStatus is the one place the status is computed. It is a function of the
 // previous status and the outcome, so unchanged inputs give an unchanged
 // status and no write.
@@ -124,6 +112,7 @@ func setStatus(etr *v1alpha1.EmbedTokenRequest, o *outcome) {
 	case o.err != nil:
 		st.FailedAttempts++
 		st.LastFailureTime = timePtr(o.now)
+		st.LastFailure = &v1alpha1.Failure{Reason: o.err.Reason, Message: o.err.Message}
 		retry := Backoff(st.FailedAttempts, o.err.Permanent, o.err.RetryAfter, o.stored.ExpiresAt, o.now, string(etr.UID))
 		st.RenewAt = timePtr(o.now.Add(retry))
 	case o.deferral != nil:
@@ -146,10 +135,10 @@ func setConditions(etr *v1alpha1.EmbedTokenRequest, o *outcome, valid bool) {
 		// Backing off: the conditions written at the failure still hold,
 		// unless the stored token expired meanwhile.
 		c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady)
-		if c == nil || (c.Status == metav1.ConditionTrue) == valid {
+		if c == nil || (c.Status == metav1.ConditionTrue) == valid || st.LastFailure == nil {
 			return
 		}
-		failure = &provider.Error{Reason: lastFailureReason(etr), Message: failureMessage(c.Message)}
+		failure = &provider.Error{Reason: st.LastFailure.Reason, Message: st.LastFailure.Message}
 	}
 
 	switch {
@@ -212,15 +201,6 @@ func setOptionalCondition(etr *v1alpha1.EmbedTokenRequest, condType, reason, mes
 	meta.SetStatusCondition(&etr.Status.Conditions, metav1.Condition{
 		Type: condType, Status: metav1.ConditionTrue, Reason: reason, Message: message, ObservedGeneration: etr.Generation,
 	})
-}
-
-// failureMessage recovers the vendor's explanation from a Ready message
-// written by setConditions, to restate it when the token expires while a
-// retry is pending.
-func failureMessage(msg string) string {
-	msg = strings.TrimPrefix(strings.TrimPrefix(msg, "Refresh failed: "), "Issuing failed: ")
-	before, _, _ := strings.Cut(msg, "; ")
-	return before
 }
 
 func readyReason(etr *v1alpha1.EmbedTokenRequest) string {

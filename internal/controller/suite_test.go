@@ -25,12 +25,9 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/controller"
-	"github.com/embedtokens/embed-token-operator/internal/provider"
 	"github.com/embedtokens/embed-token-operator/internal/provider/egress/egresstest"
-	"github.com/embedtokens/embed-token-operator/internal/provider/httpprovider"
-	jwtprovider "github.com/embedtokens/embed-token-operator/internal/provider/jwt"
-	"github.com/embedtokens/embed-token-operator/internal/provider/oauth2"
-	"github.com/embedtokens/embed-token-operator/internal/provider/qrvey"
+	"github.com/embedtokens/embed-token-operator/internal/provider/registry"
+	"github.com/embedtokens/embed-token-operator/test/harness"
 )
 
 // The suite runs the real manager against a real kube-apiserver and etcd
@@ -66,10 +63,7 @@ var _ = BeforeSuite(func() {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(v1alpha1.AddToScheme(scheme))
 
-	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
+	testEnv = harness.Environment(filepath.Join("..", ".."))
 	var err error
 	cfg, err = testEnv.Start()
 	Expect(err).NotTo(HaveOccurred(), "start envtest; run through `make test` so KUBEBUILDER_ASSETS is set")
@@ -104,8 +98,7 @@ func startManagerWithLogger(logger logr.Logger) context.CancelFunc {
 	})
 	Expect(err).NotTo(HaveOccurred())
 	Expect(controller.Setup(mgr, controller.Options{
-		Providers: map[string]provider.Provider{v1alpha1.VendorQrvey: qrvey.New(), v1alpha1.VendorJWT: jwtprovider.New(),
-			v1alpha1.VendorHTTP: httpprovider.New(), v1alpha1.VendorOAuth2: oauth2.New()},
+		Providers:               registry.All(),
 		MaxConcurrentReconciles: 4,
 		CredentialCheckInterval: time.Second,
 		AllowVendorCIDRs:        allowVendorCIDRs,

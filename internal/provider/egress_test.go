@@ -13,7 +13,7 @@ import (
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 	"github.com/embedtokens/embed-token-operator/internal/provider/egress"
-	pt "github.com/embedtokens/embed-token-operator/internal/provider/providertest"
+	pt "github.com/embedtokens/embed-token-operator/test/harness/providertest"
 )
 
 // metadataAnswer is what the stand-in for a metadata service would return;

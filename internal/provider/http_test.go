@@ -16,7 +16,7 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
-	pt "github.com/embedtokens/embed-token-operator/internal/provider/providertest"
+	pt "github.com/embedtokens/embed-token-operator/test/harness/providertest"
 )
 
 // httpSecret stands for a credential or token a request or body may carry.

@@ -1,7 +1,7 @@
 // Package provider defines what the controller needs from a vendor: one call
-// that turns a request into a token. Each vendor lives in its own package
-// below this one and is registered explicitly in cmd/main.go, so adding a
-// vendor never touches the controller.
+// that turns a request into a token, and the Secrets it reads. Each vendor
+// lives in its own package below this one and is registered explicitly in
+// internal/provider/registry, so adding a vendor never touches the controller.
 package provider
 
 import (
@@ -21,6 +21,12 @@ type Provider interface {
 	// never contain the token or a credential; wrap them with Permanent or
 	// Transient so the controller can report and schedule retries.
 	Issue(ctx context.Context, req Request) (Token, error)
+
+	// SecretRefs lists every Secret key the vendor reads for config, the
+	// one answer the controller uses to check a provider's credentials,
+	// restrict them to the namespaces it may read and notice their
+	// rotation. SecretRefsIn lists the references a vendor block declares.
+	SecretRefs(config *v1alpha1.EmbedProviderSpec) []v1alpha1.SecretKeySelector
 }
 
 // Request is everything one Issue call may use.
@@ -88,11 +94,4 @@ type ConfigValidator interface {
 // calls it after the replacement is stored, and only logs a failure.
 type Revoker interface {
 	Revoke(ctx context.Context, req Request, token string) error
-}
-
-// SecretRefLister is implemented by vendors that read Secrets beyond the
-// spec's typed references (the generic HTTP provider's body template), so
-// credential rotation covers every Secret a token depends on.
-type SecretRefLister interface {
-	SecretRefs(config *v1alpha1.EmbedProviderSpec) []v1alpha1.SecretKeySelector
 }

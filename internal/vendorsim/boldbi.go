@@ -51,7 +51,7 @@ func boldBIEndpoint(s *Server, opts Options) endpoint {
 	refused := func(msg string) reply { return reply{status: http.StatusOK, body: errorBody(0, msg)} }
 	bad := func(msg string) reply { return reply{status: http.StatusBadRequest, body: errorBody(0, msg)} }
 	return endpoint{
-		vendor:       "boldbi",
+		vendor:       "boldBI",
 		method:       http.MethodPost,
 		path:         BoldBIAPIPrefix,
 		secretFields: []string{"embedsecret"},

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/embedtokens/embed-token-operator/internal/provider/providertest"
 	"github.com/embedtokens/embed-token-operator/internal/vendorsim"
+	"github.com/embedtokens/embed-token-operator/test/harness/providertest"
 )
 
 const (

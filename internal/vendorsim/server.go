@@ -21,6 +21,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -73,6 +74,7 @@ type Options struct {
 type Server struct {
 	clock   clock.PassiveClock
 	handler http.Handler
+	vendors []string
 
 	mu     sync.Mutex
 	calls  []*callRecord
@@ -171,11 +173,21 @@ func New(opts Options) *Server {
 		thoughtSpotEndpoint(s, opts),
 	} {
 		mux.HandleFunc(e.path, s.serveVendor(e))
+		if !slices.Contains(s.vendors, e.vendor) {
+			s.vendors = append(s.vendors, e.vendor)
+		}
 	}
 	s.mountAdmin(mux)
 	s.handler = mux
 	return s
 }
+
+// Vendors lists the vendors the simulator serves, by the name its call log
+// gives them: the operator's vendor name (qrvey, qlikCloud, boldBI, oauth2)
+// where the vendor has its own block, else the product's (thoughtspot, which
+// the generic http block reaches). Tests check it against the vendors the
+// operator supports.
+func (s *Server) Vendors() []string { return slices.Clone(s.vendors) }
 
 // Handler returns the simulator's handler so callers can serve it themselves,
 // for example behind httptest.NewTLSServer to test TLS settings.

@@ -34,7 +34,7 @@ var _ = Describe("API server stopped and restarted under the running manager", f
 		names := createRequests(ctx, fx, requests, lifetime)
 		expectAllReady(ctx, fx.Namespace, requests, time.Minute)
 
-		first := map[string]storedToken{}
+		first := map[string]harness.Token{}
 		renewAt := map[string]time.Time{}
 		var earliest time.Time
 		for _, name := range names {
@@ -76,11 +76,11 @@ var _ = Describe("API server stopped and restarted under the running manager", f
 		for len(pending) > 0 {
 			for name := range pending {
 				tok, err := readToken(ctx, fx.Namespace, name)
-				if err != nil || tok.Token == first[name].Token {
+				if err != nil || tok.Value == first[name].Value {
 					Expect(time.Now()).To(BeTemporally("<", first[name].ExpiresAt), "%s still holds its first token at its expiry", name)
 					continue
 				}
-				Expect(sim.Validate(tok.Token)).To(Equal(vendorsim.ValidityValid), "Secret %s", name)
+				Expect(sim.Validate(tok.Value)).To(Equal(vendorsim.ValidityValid), "Secret %s", name)
 				delete(pending, name)
 			}
 			time.Sleep(100 * time.Millisecond)

@@ -46,7 +46,7 @@ var _ = Describe("Manager SIGKILLed while issuing", func() {
 		for _, name := range names {
 			tok, err := readToken(ctx, fx.Namespace, name)
 			Expect(err).NotTo(HaveOccurred())
-			Expect(sim.Validate(tok.Token)).To(Equal(vendorsim.ValidityValid), "Secret %s", name)
+			Expect(sim.Validate(tok.Value)).To(Equal(vendorsim.ValidityValid), "Secret %s", name)
 		}
 		Expect(m.Kill()).To(Succeed())
 
@@ -55,7 +55,7 @@ var _ = Describe("Manager SIGKILLed while issuing", func() {
 			for _, name := range names {
 				tok, err := readToken(ctx, fx.Namespace, name)
 				g.Expect(err).NotTo(HaveOccurred())
-				g.Expect(observer.Seen(tok.Token)).To(BeTrue(), "the observer has caught up with %s", name)
+				g.Expect(observer.Seen(tok.Value)).To(BeTrue(), "the observer has caught up with %s", name)
 			}
 		}).WithContext(ctx).WithTimeout(10 * time.Second).Should(Succeed())
 		issued, written := sim.IssuedCount(), observer.Distinct()

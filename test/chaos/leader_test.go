@@ -7,6 +7,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/embedtokens/embed-token-operator/internal/vendorsim"
+	"github.com/embedtokens/embed-token-operator/test/harness"
 )
 
 var _ = Describe("Two manager replicas with leader election", func() {
@@ -35,7 +36,7 @@ var _ = Describe("Two manager replicas with leader election", func() {
 
 		names := createRequests(ctx, fx, requests, lifetime)
 		expectAllReady(ctx, fx.Namespace, requests, time.Minute)
-		first := map[string]storedToken{}
+		first := map[string]harness.Token{}
 		var earliestRenew time.Time
 		for _, name := range names {
 			tok, err := readToken(ctx, fx.Namespace, name)
@@ -63,13 +64,13 @@ var _ = Describe("Two manager replicas with leader election", func() {
 			for name := range pending {
 				tok, err := readToken(ctx, fx.Namespace, name)
 				Expect(err).NotTo(HaveOccurred())
-				if tok.Token == first[name].Token {
+				if tok.Value == first[name].Value {
 					renewDue := first[name].ExpiresAt.Add(-lifetime / 2)
 					deadline := later(renewDue, killedAt).Add(leaseDuration + retryPeriod + oneReconcile)
 					Expect(time.Now()).To(BeTemporally("<", deadline), "%s was not refreshed within lease duration + one reconcile", name)
 					continue
 				}
-				Expect(sim.Validate(tok.Token)).To(Equal(vendorsim.ValidityValid), "Secret %s", name)
+				Expect(sim.Validate(tok.Value)).To(Equal(vendorsim.ValidityValid), "Secret %s", name)
 				delete(pending, name)
 			}
 			time.Sleep(50 * time.Millisecond)

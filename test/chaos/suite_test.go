@@ -121,22 +121,14 @@ func validTokenCheck(sim *vendorsim.Server) harness.TokenCheck {
 	}
 }
 
-// storedToken is a request's Secret as read now.
-type storedToken struct {
-	Token     string
-	ExpiresAt time.Time
-}
-
-func readToken(ctx context.Context, ns, name string) (storedToken, error) {
-	s := &corev1.Secret{}
-	if err := cp.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, s); err != nil {
-		return storedToken{}, err
+// readToken reads a request's Secret now; a token without a readable
+// expiry is an error.
+func readToken(ctx context.Context, ns, name string) (harness.Token, error) {
+	tok, err := harness.GetToken(ctx, cp.Client, ns, name)
+	if err == nil && tok.ExpiresAt.IsZero() {
+		err = fmt.Errorf("secret %s has no readable expiry", name)
 	}
-	exp, err := time.Parse(time.RFC3339, s.Annotations[v1alpha1.ExpiresAtAnnotation])
-	if err != nil {
-		return storedToken{}, fmt.Errorf("secret %s has no readable expiry: %w", name, err)
-	}
-	return storedToken{Token: string(s.Data[v1alpha1.SecretTokenKey]), ExpiresAt: exp}, nil
+	return tok, err
 }
 
 // expectAllReady waits until every request in ns is Ready.

@@ -14,7 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/embedtokens/embed-token-operator/test/harness"
 )
 
 // yamlBlock matches a fenced yaml code block of a Markdown page.
@@ -31,16 +32,7 @@ func TestGuideManifestsAreAccepted(t *testing.T) {
 	}
 	pages = append(pages, filepath.Join(root, "README.md"))
 
-	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join(root, "config", "crd", "bases")}, ErrorIfCRDPathMissing: true}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatalf("starting envtest (run through `make test` so KUBEBUILDER_ASSETS is set): %v", err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
-	c, err := client.New(cfg, client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _, c := harness.StartEnvironment(t, root)
 
 	ctx := context.Background()
 	checked := 0

@@ -17,13 +17,10 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/test/harness"
 )
 
 // env is where the suite finds the local cluster; every value can be
@@ -61,6 +58,8 @@ var (
 	k8s client.Client
 	// ns is the suite's own namespace, deleted at the end.
 	ns string
+	// qrvey is the Qrvey provider in ns and its requests.
+	qrvey harness.QrveyFixture
 )
 
 func TestE2E(t *testing.T) {
@@ -96,10 +95,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	cfg = loadEnv()
 	restCfg, err := clientcmd.BuildConfigFromFlags("", cfg.kubeconfig)
 	Expect(err).NotTo(HaveOccurred(), "no local cluster: run `make test-e2e` or `hack/local-cluster up`")
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(v1alpha1.AddToScheme(scheme))
-	k8s, err = client.New(restCfg, client.Options{Scheme: scheme})
+	k8s, err = client.New(restCfg, client.Options{Scheme: harness.Scheme})
 	Expect(err).NotTo(HaveOccurred())
 
 	By("checking the operator is deployed and ready")
@@ -114,8 +110,8 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 
 	ns = "e2e-" + randSuffix()
 	By("creating namespace " + ns + " with a Qrvey provider pointing at the simulator")
-	Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: objectMeta("", ns)})).To(Succeed())
-	createQrveyProvider(ctx, ns)
+	qrvey = harness.QrveyFixture{Namespace: ns, Provider: "qrvey", SimURL: cfg.simURL, APIKey: cfg.qrveyAPIKey, UserPrefix: ns + "-"}
+	Expect(qrvey.Apply(ctx, k8s)).To(Succeed())
 }, NodeTimeout(5*time.Minute))
 
 var _ = AfterSuite(func(ctx SpecContext) {

@@ -25,7 +25,7 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/controller"
-	"github.com/embedtokens/embed-token-operator/internal/provider"
+	"github.com/embedtokens/embed-token-operator/test/harness"
 )
 
 // The specs share one cluster and run in order: the long mounted-Secret
@@ -260,7 +260,7 @@ func recordWritten(ctx SpecContext, name string, written map[string]time.Time) {
 	if k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, s) != nil {
 		return
 	}
-	d := provider.Digest(string(s.Data[v1alpha1.SecretTokenKey]))
+	d := harness.TokenOf(s).Digest()
 	if t, err := time.Parse(time.RFC3339, s.Annotations[v1alpha1.IssuedAtAnnotation]); err == nil && written[d].IsZero() {
 		written[d] = t
 	}

@@ -25,7 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
-	"github.com/embedtokens/embed-token-operator/internal/provider"
+	"github.com/embedtokens/embed-token-operator/test/harness"
 )
 
 func randSuffix() string {
@@ -38,30 +38,11 @@ func objectMeta(namespace, name string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Namespace: namespace, Name: name}
 }
 
-// createQrveyProvider creates the credential Secret and an EmbedProvider
-// "qrvey" for the simulator's Qrvey endpoint.
-func createQrveyProvider(ctx context.Context, namespace string) {
-	Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: objectMeta(namespace, "qrvey-credentials"),
-		StringData: map[string]string{"apiKey": cfg.qrveyAPIKey}})).To(Succeed())
-	Expect(k8s.Create(ctx, &v1alpha1.EmbedProvider{ObjectMeta: objectMeta(namespace, "qrvey"),
-		Spec: v1alpha1.EmbedProviderSpec{AllowInsecureHTTP: true, VendorConfig: v1alpha1.VendorConfig{Qrvey: &v1alpha1.QrveyProvider{
-			URL: cfg.simURL, APIKeySecretRef: v1alpha1.SecretKeySelector{Name: "qrvey-credentials", Key: "apiKey"}}}}})).To(Succeed())
-}
-
 // newRequest is a Qrvey EmbedTokenRequest whose user ID is unique to it, so
 // the simulator's call log can be counted per request.
 func newRequest(name string, lifetime time.Duration) *v1alpha1.EmbedTokenRequest {
-	return &v1alpha1.EmbedTokenRequest{
-		ObjectMeta: objectMeta(ns, name),
-		Spec: v1alpha1.EmbedTokenRequestSpec{
-			ProviderRef:  v1alpha1.ProviderRef{Name: "qrvey"},
-			VendorParams: v1alpha1.VendorParams{Qrvey: &v1alpha1.QrveyParams{UserID: userID(name), AppID: "e2e-app"}},
-			Lifetime:     &metav1.Duration{Duration: lifetime},
-		},
-	}
+	return qrvey.Request(name, lifetime)
 }
-
-func userID(requestName string) string { return ns + "-" + requestName }
 
 // waitReady waits for the request to be Ready and returns its Secret.
 func waitReady(ctx context.Context, etr *v1alpha1.EmbedTokenRequest) *corev1.Secret {
@@ -88,9 +69,9 @@ func meta(conds []metav1.Condition, t string) *metav1.Condition {
 
 // secretDigest is the digest of the token currently in the request's Secret.
 func secretDigest(ctx context.Context, name string) string {
-	s := &corev1.Secret{}
-	Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, s)).To(Succeed())
-	return provider.Digest(string(s.Data[v1alpha1.SecretTokenKey]))
+	tok, err := harness.GetToken(ctx, k8s, ns, name)
+	Expect(err).NotTo(HaveOccurred())
+	return tok.Digest()
 }
 
 // readerContainer runs cmd/tokenreader with args, on the host network (the
@@ -223,7 +204,7 @@ func issuedFor(ctx context.Context, requestName string) int {
 	Expect(json.NewDecoder(resp.Body).Decode(&out)).To(Succeed())
 	n := 0
 	for _, c := range out.Log {
-		if c.Issued && c.Body["userid"] == userID(requestName) {
+		if c.Issued && c.Body["userid"] == qrvey.UserID(requestName) {
 			n++
 		}
 	}

@@ -1,8 +1,12 @@
-// Package harness runs the operator the way a cluster does, for the chaos
-// tests and the benchmark: a real kube-apiserver and etcd (the envtest
+// Package harness is the one home of the scaffolding the test suites share,
+// out of the shipped binaries (only tests and cmd/devenv import it): the
+// envtest environment every suite starts, the Qrvey fixture, the reading of a
+// token Secret, and, for the chaos tests and the benchmark, the operator run
+// the way a cluster runs it: a real kube-apiserver and etcd (the envtest
 // assets), the manager binary as a separate process that can be killed and
 // restarted, the vendor simulator, and readings of what each of them did
-// (process memory and CPU, the API server's request counters).
+// (process memory and CPU, the API server's request counters). Vendor unit
+// tests have their own helpers in harness/providertest.
 package harness
 
 import (
@@ -13,7 +17,9 @@ import (
 	"strings"
 	"time"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -22,17 +28,14 @@ import (
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 )
 
-// Scheme knows the core types and the operator's API.
+// Scheme knows the core types, CustomResourceDefinitions and the operator's API.
 var Scheme = newScheme()
 
 func newScheme() *runtime.Scheme {
 	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		panic(err) // static registration, cannot fail
-	}
-	if err := v1alpha1.AddToScheme(s); err != nil {
-		panic(err)
-	}
+	utilruntime.Must(clientgoscheme.AddToScheme(s)) // static registrations, cannot fail
+	utilruntime.Must(apiextensionsv1.AddToScheme(s))
+	utilruntime.Must(v1alpha1.AddToScheme(s))
 	return s
 }
 
@@ -68,11 +71,8 @@ func StartControlPlane(dir, repoRoot string, extraArgs map[string]string) (*Cont
 	for k, v := range extraArgs {
 		api.Configure().Set(k, v)
 	}
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(repoRoot, "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		ControlPlane:          envtest.ControlPlane{APIServer: api},
-	}
+	env := Environment(repoRoot)
+	env.ControlPlane.APIServer = api
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, fmt.Errorf("starting kube-apiserver and etcd: %w", err)
@@ -86,20 +86,13 @@ func StartControlPlane(dir, repoRoot string, extraArgs map[string]string) (*Cont
 }
 
 func (cp *ControlPlane) init(dir string) error {
-	user, err := cp.env.AddUser(envtest.User{Name: "harness-admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return fmt.Errorf("creating an admin user: %w", err)
-	}
-	data, err := user.KubeConfig()
-	if err != nil {
-		return fmt.Errorf("rendering the kubeconfig: %w", err)
-	}
 	cp.Kubeconfig = filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(cp.Kubeconfig, data, 0o600); err != nil {
-		return fmt.Errorf("writing the kubeconfig: %w", err)
+	if err := WriteKubeconfig(cp.env, "harness-admin", cp.Kubeconfig); err != nil {
+		return err
 	}
 	cp.Config = rest.CopyConfig(cp.Config)
 	cp.Config.QPS, cp.Config.Burst = -1, 0 // the harness itself must never be the bottleneck
+	var err error
 	cp.Client, err = client.New(cp.Config, client.Options{Scheme: Scheme})
 	if err != nil {
 		return fmt.Errorf("creating the admin client: %w", err)

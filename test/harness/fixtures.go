@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sync"
@@ -16,27 +17,41 @@ import (
 	"github.com/embedtokens/embed-token-operator/internal/vendorsim"
 )
 
-// QrveyFixture describes a namespace with a Qrvey EmbedProvider pointing at
-// the simulator, the cheapest vendor to simulate.
+// QrveyFixture is the one Qrvey setup of the suites, tools and benchmark: a
+// namespace with a Qrvey EmbedProvider pointing at the simulator, the
+// cheapest vendor to simulate, and requests for it.
 type QrveyFixture struct {
 	Namespace, Provider string
 	SimURL, APIKey      string
+	// UserPrefix starts each request's user ID ("user-" when empty), so a
+	// shared simulator's call log can be counted per request.
+	UserPrefix string
 }
 
-// Apply creates the namespace, the credential Secret and the provider.
-func (f QrveyFixture) Apply(ctx context.Context, c client.Client) error {
+// Credentials is the Secret holding the API key, named after the provider.
+func (f QrveyFixture) Credentials() *corev1.Secret {
 	apiKey := f.APIKey
 	if apiKey == "" {
 		apiKey = vendorsim.DefaultQrveyAPIKey
 	}
-	objs := []client.Object{
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: f.Namespace}},
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: f.Namespace, Name: f.Provider + "-credentials"},
-			StringData: map[string]string{"apiKey": apiKey}},
-		&v1alpha1.EmbedProvider{ObjectMeta: metav1.ObjectMeta{Namespace: f.Namespace, Name: f.Provider},
-			Spec: v1alpha1.EmbedProviderSpec{AllowInsecureHTTP: true, VendorConfig: v1alpha1.VendorConfig{Qrvey: &v1alpha1.QrveyProvider{
-				URL: f.SimURL, APIKeySecretRef: v1alpha1.SecretKeySelector{Name: f.Provider + "-credentials", Key: "apiKey"}}}}},
-	}
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: f.Namespace, Name: f.Provider + "-credentials"},
+		StringData: map[string]string{"apiKey": apiKey}}
+}
+
+// ProviderSpec is the spec of the provider: the simulator over plain HTTP.
+func (f QrveyFixture) ProviderSpec() v1alpha1.EmbedProviderSpec {
+	return v1alpha1.EmbedProviderSpec{AllowInsecureHTTP: true, VendorConfig: v1alpha1.VendorConfig{Qrvey: &v1alpha1.QrveyProvider{
+		URL: f.SimURL, APIKeySecretRef: v1alpha1.SecretKeySelector{Name: f.Provider + "-credentials", Key: "apiKey"}}}}
+}
+
+// EmbedProvider is the provider object.
+func (f QrveyFixture) EmbedProvider() *v1alpha1.EmbedProvider {
+	return &v1alpha1.EmbedProvider{ObjectMeta: metav1.ObjectMeta{Namespace: f.Namespace, Name: f.Provider}, Spec: f.ProviderSpec()}
+}
+
+// Apply creates the namespace, the credential Secret and the provider.
+func (f QrveyFixture) Apply(ctx context.Context, c client.Client) error {
+	objs := []client.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: f.Namespace}}, f.Credentials(), f.EmbedProvider()}
 	for _, o := range objs {
 		if err := c.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("creating %T %s: %w", o, o.GetName(), err)
@@ -45,13 +60,18 @@ func (f QrveyFixture) Apply(ctx context.Context, c client.Client) error {
 	return nil
 }
 
+// UserID is the Qrvey user of the request named name.
+func (f QrveyFixture) UserID(name string) string {
+	return cmp.Or(f.UserPrefix, "user-") + name
+}
+
 // Request returns a Qrvey EmbedTokenRequest named name with the lifetime.
 func (f QrveyFixture) Request(name string, lifetime time.Duration) *v1alpha1.EmbedTokenRequest {
 	return &v1alpha1.EmbedTokenRequest{
 		ObjectMeta: metav1.ObjectMeta{Namespace: f.Namespace, Name: name},
 		Spec: v1alpha1.EmbedTokenRequestSpec{
 			ProviderRef:  v1alpha1.ProviderRef{Name: f.Provider},
-			VendorParams: v1alpha1.VendorParams{Qrvey: &v1alpha1.QrveyParams{UserID: "user-" + name, AppID: "app-1"}},
+			VendorParams: v1alpha1.VendorParams{Qrvey: &v1alpha1.QrveyParams{UserID: f.UserID(name), AppID: "app-1"}},
 			Lifetime:     &metav1.Duration{Duration: lifetime},
 		},
 	}

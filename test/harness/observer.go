@@ -63,7 +63,7 @@ func (o *TokenObserver) record(obj any) {
 	if !ok {
 		return
 	}
-	token := string(s.Data[v1alpha1.SecretTokenKey])
+	token := TokenOf(s).Value
 	err := o.check(s, token)
 	o.mu.Lock()
 	defer o.mu.Unlock()

@@ -21,6 +21,11 @@ type Provider struct{}
 // New returns the Bold BI provider.
 func New() *Provider { return &Provider{} }
 
+// SecretRefs implements provider.Provider: the references of spec.boldBI.
+func (p *Provider) SecretRefs(config *v1alpha1.EmbedProviderSpec) []v1alpha1.SecretKeySelector {
+	return provider.SecretRefsIn(config.BoldBI)
+}
+
 // AuthorizeURL is the embed authorize endpoint of a site, e.g.
 // https://host/bi/api/site/site1/embed/authorize, built here so the URL rule
 // lives in one place.

@@ -13,8 +13,8 @@ import (
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 	"github.com/embedtokens/embed-token-operator/internal/provider/boldbi"
-	pt "github.com/embedtokens/embed-token-operator/internal/provider/providertest"
 	"github.com/embedtokens/embed-token-operator/internal/vendorsim"
+	pt "github.com/embedtokens/embed-token-operator/test/harness/providertest"
 )
 
 const embedSecret = "s3cret-embed"

@@ -10,7 +10,7 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider/httpprovider"
-	pt "github.com/embedtokens/embed-token-operator/internal/provider/providertest"
+	pt "github.com/embedtokens/embed-token-operator/test/harness/providertest"
 )
 
 // These benchmarks cover the generic HTTP provider's pure code, run on every

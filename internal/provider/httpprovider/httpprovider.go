@@ -54,12 +54,10 @@ func (p *Provider) Validate(ctx context.Context, config *v1alpha1.EmbedProviderS
 	return nil
 }
 
-// SecretRefs lists every Secret key the provider reads: header valueFrom
-// references and the template's secret calls. VendorConfig.SecretRefs cannot
-// see the latter (the api package does not parse templates), so a controller
-// that fingerprints credentials should ask the provider.
+// SecretRefs implements provider.Provider: every Secret key the provider
+// reads, header valueFrom references and the body template's secret calls.
 func (p *Provider) SecretRefs(config *v1alpha1.EmbedProviderSpec) []v1alpha1.SecretKeySelector {
-	refs := config.SecretRefs()
+	refs := provider.SecretRefsIn(config.HTTP)
 	if config.HTTP != nil {
 		body, _ := BodySecretRefs(config.HTTP.Body) // a bad template is Validate's to report
 		refs = append(refs, body...)

@@ -15,8 +15,8 @@ import (
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 	"github.com/embedtokens/embed-token-operator/internal/provider/httpprovider"
-	pt "github.com/embedtokens/embed-token-operator/internal/provider/providertest"
 	"github.com/embedtokens/embed-token-operator/internal/vendorsim"
+	pt "github.com/embedtokens/embed-token-operator/test/harness/providertest"
 )
 
 // The credentials the samples reference, as the simulator is told to accept them.

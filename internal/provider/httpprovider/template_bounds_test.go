@@ -7,7 +7,7 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider/httpprovider"
-	pt "github.com/embedtokens/embed-token-operator/internal/provider/providertest"
+	pt "github.com/embedtokens/embed-token-operator/test/harness/providertest"
 )
 
 // maxRenderAlloc is what one render may allocate in total, whatever the

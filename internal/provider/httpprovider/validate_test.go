@@ -14,7 +14,7 @@ import (
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 	"github.com/embedtokens/embed-token-operator/internal/provider/httpprovider"
-	pt "github.com/embedtokens/embed-token-operator/internal/provider/providertest"
+	pt "github.com/embedtokens/embed-token-operator/test/harness/providertest"
 )
 
 // The provider is a ConfigValidator, so bad config shows on Ready.

@@ -10,7 +10,7 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	jwtprovider "github.com/embedtokens/embed-token-operator/internal/provider/jwt"
-	"github.com/embedtokens/embed-token-operator/internal/provider/providertest"
+	"github.com/embedtokens/embed-token-operator/test/harness/providertest"
 )
 
 // These benchmarks cover local JWT signing, the whole of this provider's

@@ -63,6 +63,11 @@ type Provider struct{}
 // New returns the signed-JWT provider.
 func New() *Provider { return &Provider{} }
 
+// SecretRefs implements provider.Provider: the references of spec.jwt.
+func (p *Provider) SecretRefs(config *v1alpha1.EmbedProviderSpec) []v1alpha1.SecretKeySelector {
+	return provider.SecretRefsIn(config.JWT)
+}
+
 // Validate implements provider.ConfigValidator: it parses the signing key and
 // checks the headers, so a bad key shows on the provider's Ready condition
 // before any request uses it.

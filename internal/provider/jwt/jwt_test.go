@@ -22,7 +22,7 @@ import (
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 	jwtprovider "github.com/embedtokens/embed-token-operator/internal/provider/jwt"
-	"github.com/embedtokens/embed-token-operator/internal/provider/providertest"
+	"github.com/embedtokens/embed-token-operator/test/harness/providertest"
 )
 
 const hmacSecret = "a-shared-secret-of-at-least-64-bytes-for-hs512-0123456789abcdef!"

@@ -57,6 +57,11 @@ type Provider struct{}
 // New returns the OAuth2 provider.
 func New() *Provider { return &Provider{} }
 
+// SecretRefs implements provider.Provider: the references of spec.oauth2.
+func (p *Provider) SecretRefs(config *v1alpha1.EmbedProviderSpec) []v1alpha1.SecretKeySelector {
+	return provider.SecretRefsIn(config.OAuth2)
+}
+
 // Issue implements provider.Provider.
 func (p *Provider) Issue(ctx context.Context, req provider.Request) (provider.Token, error) {
 	cfg, params := req.Config.OAuth2, req.Params.OAuth2

@@ -13,8 +13,8 @@ import (
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 	"github.com/embedtokens/embed-token-operator/internal/provider/oauth2"
-	"github.com/embedtokens/embed-token-operator/internal/provider/providertest"
 	"github.com/embedtokens/embed-token-operator/internal/vendorsim"
+	"github.com/embedtokens/embed-token-operator/test/harness/providertest"
 )
 
 // Credentials with characters RFC 6749 section 2.3.1 form-encodes before Basic.

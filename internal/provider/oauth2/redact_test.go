@@ -13,7 +13,7 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider/oauth2"
-	"github.com/embedtokens/embed-token-operator/internal/provider/providertest"
+	"github.com/embedtokens/embed-token-operator/test/harness/providertest"
 )
 
 // TestIssueRedactsEchoedCredentials runs against a token endpoint that

@@ -44,6 +44,11 @@ type Provider struct{}
 // New returns the Qlik Cloud provider.
 func New() *Provider { return &Provider{} }
 
+// SecretRefs implements provider.Provider: the references of spec.qlikCloud.
+func (p *Provider) SecretRefs(config *v1alpha1.EmbedProviderSpec) []v1alpha1.SecretKeySelector {
+	return provider.SecretRefsIn(config.QlikCloud)
+}
+
 // Issue implements provider.Provider.
 func (p *Provider) Issue(ctx context.Context, req provider.Request) (provider.Token, error) {
 	cfg, params := req.Config.QlikCloud, req.Params.QlikCloud

@@ -9,9 +9,9 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
-	"github.com/embedtokens/embed-token-operator/internal/provider/providertest"
 	"github.com/embedtokens/embed-token-operator/internal/provider/qlikcloud"
 	"github.com/embedtokens/embed-token-operator/internal/vendorsim"
+	"github.com/embedtokens/embed-token-operator/test/harness/providertest"
 )
 
 const (

@@ -27,6 +27,11 @@ type Provider struct{}
 // New returns the Qrvey provider.
 func New() *Provider { return &Provider{} }
 
+// SecretRefs implements provider.Provider: the references of spec.qrvey.
+func (p *Provider) SecretRefs(config *v1alpha1.EmbedProviderSpec) []v1alpha1.SecretKeySelector {
+	return provider.SecretRefsIn(config.Qrvey)
+}
+
 // Issue implements provider.Provider.
 func (p *Provider) Issue(ctx context.Context, req provider.Request) (provider.Token, error) {
 	cfg, params := req.Config.Qrvey, req.Params.Qrvey

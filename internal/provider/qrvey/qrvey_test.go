@@ -18,9 +18,9 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
-	pt "github.com/embedtokens/embed-token-operator/internal/provider/providertest"
 	"github.com/embedtokens/embed-token-operator/internal/provider/qrvey"
 	"github.com/embedtokens/embed-token-operator/internal/vendorsim"
+	pt "github.com/embedtokens/embed-token-operator/test/harness/providertest"
 )
 
 const apiKey = "qrvey-api-key-7f3c9a1e"

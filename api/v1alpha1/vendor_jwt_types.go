@@ -1,0 +1,78 @@
+/*
+Copyright 2026 The embed-token-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+// This file is the whole API of one vendor, jwt: tokens signed locally with a
+// key the vendor trusts. Its provider block and request block join the unions
+// in vendors.go.
+
+import (
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// VendorJWT names the signed-JWT block of a provider and of a request. It
+// equals the block's JSON name, as every Vendor* constant does.
+const VendorJWT = "jwt"
+
+// JWTProvider signs tokens with a key the vendor trusts (Tableau connected
+// apps, Metabase static embedding, Sisense, Grafana, shared-secret widgets).
+type JWTProvider struct {
+	// Algorithm used to sign.
+	// +kubebuilder:validation:Enum=HS256;HS384;HS512;RS256;ES256
+	Algorithm string `json:"algorithm"`
+
+	// SigningKeySecretRef is the Secret key holding the HMAC secret (raw
+	// bytes) or the PEM-encoded private key.
+	SigningKeySecretRef SecretKeySelector `json:"signingKeySecretRef"`
+
+	// Issuer sets the iss claim.
+	// +optional
+	Issuer string `json:"issuer,omitempty"`
+
+	// Audience sets the aud claim.
+	// +optional
+	Audience string `json:"audience,omitempty"`
+
+	// KeyID sets the kid header.
+	// +optional
+	KeyID string `json:"keyID,omitempty"`
+
+	// Headers adds fields to the JWT header.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="!('alg' in self) && !('typ' in self) && !('kid' in self)",message="headers cannot set alg, typ or kid: use algorithm and keyID"
+	Headers map[string]string `json:"headers,omitempty"`
+
+	// MaxLifetime caps exp, for vendors that reject tokens valid for longer
+	// (Tableau: 10m).
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="maxLifetime must be positive"
+	MaxLifetime *metav1.Duration `json:"maxLifetime,omitempty"`
+}
+
+// JWTParams are the claims of a locally signed token.
+type JWTParams struct {
+	// Subject sets the sub claim.
+	// +optional
+	Subject string `json:"subject,omitempty"`
+	// Claims is a JSON object merged into the claims. Reserved claims (iat,
+	// nbf, exp, jti, iss, aud, sub) cannot be set here.
+	// +optional
+	Claims *apiextensionsv1.JSON `json:"claims,omitempty"`
+}

@@ -1,0 +1,85 @@
+/*
+Copyright 2026 The embed-token-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+// This file is the whole API of one vendor, oauth2: tokens from any RFC 6749
+// token endpoint. Its provider block and request block join the unions in
+// vendors.go.
+
+import apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+
+// VendorOAuth2 names the OAuth2 block of a provider and of a request. It
+// equals the block's JSON name, as every Vendor* constant does.
+const VendorOAuth2 = "oauth2"
+
+// OAuth2Provider is a client of an RFC 6749 token endpoint.
+type OAuth2Provider struct {
+	// TokenURL of the authorization server.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && self.matches('^https?://[^/]+')",message="tokenURL must be an absolute http(s) URL"
+	TokenURL string `json:"tokenURL"`
+
+	// ClientID of the OAuth client.
+	// +kubebuilder:validation:MinLength=1
+	ClientID string `json:"clientID"`
+
+	// ClientSecretSecretRef is the Secret key holding the client secret.
+	ClientSecretSecretRef SecretKeySelector `json:"clientSecretSecretRef"`
+
+	// ClientAuthMethod says how the client authenticates.
+	// +optional
+	// +kubebuilder:default=client_secret_basic
+	// +kubebuilder:validation:Enum=client_secret_basic;client_secret_post
+	ClientAuthMethod string `json:"clientAuthMethod,omitempty"`
+
+	// GrantType sent to the token endpoint; any custom URN is allowed.
+	// +optional
+	// +kubebuilder:default=client_credentials
+	GrantType string `json:"grantType,omitempty"`
+
+	// Scopes requested.
+	// +optional
+	Scopes []string `json:"scopes,omitempty"`
+
+	// Audience requested, for servers that support it.
+	// +optional
+	Audience string `json:"audience,omitempty"`
+
+	// BodyEncoding of the token request.
+	// +optional
+	// +kubebuilder:default=form
+	// +kubebuilder:validation:Enum=form;json
+	BodyEncoding string `json:"bodyEncoding,omitempty"`
+
+	// ExtraParameters is a JSON object of further request parameters. Nested
+	// values are only allowed with the json body encoding.
+	// +optional
+	ExtraParameters *apiextensionsv1.JSON `json:"extraParameters,omitempty"`
+}
+
+// OAuth2Params refine the provider's token request.
+type OAuth2Params struct {
+	// Scopes replace the provider's scopes.
+	// +optional
+	Scopes []string `json:"scopes,omitempty"`
+	// Audience replaces the provider's audience.
+	// +optional
+	Audience string `json:"audience,omitempty"`
+	// ExtraParameters are merged over the provider's.
+	// +optional
+	ExtraParameters *apiextensionsv1.JSON `json:"extraParameters,omitempty"`
+}
