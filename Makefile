@@ -23,6 +23,9 @@ CRD_REF_DOCS ?= $(LOCALBIN)/crd-ref-docs-$(CRD_REF_DOCS_VERSION)
 # CONTAINER_TOOL defines the container tool to be used for building images.
 CONTAINER_TOOL ?= docker
 
+# ARGS are extra flags for the manager started by `make run`.
+ARGS ?=
+
 # Setting SHELL to bash allows bash commands to be executed by recipes.
 # Options are set to exit when a recipe line exits non-zero or a piped command fails.
 SHELL = /usr/bin/env bash -o pipefail
@@ -109,8 +112,8 @@ build: manifests generate fmt vet ## Build manager binary into bin/manager.
 	go build -o bin/manager ./cmd/
 
 .PHONY: run
-run: manifests generate fmt vet ## Run the controller from your host against the cluster of the current kubeconfig.
-	go run ./cmd/
+run: manifests generate fmt vet ## Run the controller from your host against the cluster of the current kubeconfig (ARGS: extra manager flags).
+	go run ./cmd/ $(ARGS)
 
 # No Docker engine runs on this project's development and CI machines; these
 # targets are for users building the image on their own hosts.

@@ -83,7 +83,19 @@ func run(ctx context.Context, dir, simAddr string, lifetime time.Duration) error
 	if err := applyDemo(ctx, c, sim.URL(), lifetime); err != nil {
 		return err
 	}
-	fmt.Printf("\nThe operator is running against a local kube-apiserver.\n  export KUBECONFIG=%s\n  kubectl get etr,eprov -n demo\n\nPress Ctrl-C to stop.\n\n", kubeconfig)
+	fmt.Printf(`
+make dev started, all on 127.0.0.1 and all stopped by Ctrl-C:
+  kube-apiserver and etcd  %s (state under %s)
+  vendor simulator         %s (Qrvey API key %q)
+  the operator             in this process, --allow-vendor-cidrs=%s
+
+It applied namespace demo: EmbedProvider qrvey and EmbedTokenRequest
+sales-dashboard (%s tokens). In another shell, watch the token refresh:
+
+  export KUBECONFIG=%s
+  kubectl get embedtokenrequest sales-dashboard -n demo -w
+
+`, cfg.Host, dir, sim.URL(), demoKey, allowSimulator(simAddr)[0], lifetime, kubeconfig)
 	watchToken(ctx, c)
 	return nil
 }
