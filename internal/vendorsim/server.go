@@ -345,6 +345,9 @@ func (s *Server) serveVendor(e endpoint) http.HandlerFunc {
 			case f.Status != 0:
 				s.answer(w, rec, reply{status: f.Status, body: e.errorBody(f.Status, "simulated fault")})
 				return
+			case f.OKWithError != 0:
+				s.answer(w, rec, reply{status: http.StatusOK, body: e.errorBody(f.OKWithError, "simulated fault")})
+				return
 			case f.Garbage:
 				s.finish(rec, http.StatusOK, "")
 				w.Header().Set("Content-Type", "text/html; charset=utf-8")
