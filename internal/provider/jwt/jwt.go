@@ -6,8 +6,9 @@
 // Tableau connected apps (direct trust): algorithm HS256, signingKeySecretRef
 // the connected app's secret value, keyID the secret ID, headers
 // {"iss": "<client ID>"}, issuer the client ID, audience "tableau",
-// maxLifetime 10m, and in the request subject the Tableau username and claims
-// {"scp": ["tableau:views:embed"]}.
+// maxLifetime 9m (Tableau rejects an exp more than 10 minutes ahead of its
+// clock; the minute spare absorbs clock skew), and in the request subject the
+// Tableau username and claims {"scp": ["tableau:views:embed"]}.
 //
 // Metabase static embedding: algorithm HS256, signingKeySecretRef the
 // embedding secret key, and in the request claims

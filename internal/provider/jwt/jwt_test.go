@@ -303,7 +303,7 @@ func TestSample(t *testing.T) {
 	providertest.CheckError(t, err, providertest.Want{}, hmacSecret)
 	claims, header := verify(t, tok.Value, "HS256", []byte(hmacSecret))
 	if header["kid"] != prov.JWT.KeyID || header["iss"] != prov.JWT.Issuer || claims["aud"] != "tableau" || claims["sub"] != "alice@example.com" ||
-		claims["scp"] == nil || !tok.ExpiresAt.Equal(providertest.Epoch.Add(10*time.Minute)) {
+		claims["scp"] == nil || !tok.ExpiresAt.Equal(providertest.Epoch.Add(9*time.Minute)) {
 		t.Errorf("header %v claims %v expires %v", header, claims, tok.ExpiresAt)
 	}
 }
@@ -312,14 +312,14 @@ func TestSample(t *testing.T) {
 func TestPresets(t *testing.T) {
 	t.Run("Tableau connected app", func(t *testing.T) {
 		cfg := v1alpha1.JWTProvider{KeyID: "secret-id", Issuer: "client-id", Audience: "tableau",
-			Headers: map[string]string{"iss": "client-id"}, MaxLifetime: &metav1.Duration{Duration: 10 * time.Minute}}
+			Headers: map[string]string{"iss": "client-id"}, MaxLifetime: &metav1.Duration{Duration: 9 * time.Minute}}
 		tok, err := jwtprovider.New().Issue(context.Background(), request(t, "HS256", "hmac", cfg,
 			v1alpha1.JWTParams{Subject: "alice@example.com", Claims: raw(`{"scp":["tableau:views:embed"]}`)}))
 		providertest.CheckError(t, err, providertest.Want{})
 		claims, header := verify(t, tok.Value, "HS256", []byte(hmacSecret))
 		scp, _ := claims["scp"].([]any)
 		if header["kid"] != "secret-id" || header["iss"] != "client-id" || claims["aud"] != "tableau" || len(scp) != 1 || scp[0] != "tableau:views:embed" ||
-			!tok.ExpiresAt.Equal(providertest.Epoch.Add(10*time.Minute)) {
+			!tok.ExpiresAt.Equal(providertest.Epoch.Add(9*time.Minute)) {
 			t.Errorf("header %v claims %v expires %v", header, claims, tok.ExpiresAt)
 		}
 	})
