@@ -357,3 +357,54 @@ func FuzzBuildClaims(f *testing.F) {
 		}
 	})
 }
+
+// TestConfigWarnings checks the warning for an HMAC key ending in
+// whitespace, and that such a key is still used byte for byte.
+func TestConfigWarnings(t *testing.T) {
+	const secret = "tableau-secret-value"
+	creds := providertest.Creds{
+		"k/newline": secret + "\n", "k/crlf": secret + "\r\n", "k/space": secret + " ", "k/clean": secret,
+		"k/accent": secret + "à", "k/pem": keys().creds["k/ec-pkcs8"],
+	}
+	tests := []struct {
+		alg, key, namespace string
+		want                string // "" for no warning
+	}{
+		{"HS256", "newline", "", "the HMAC key in Secret k, key newline, ends in whitespace (a trailing newline?)"},
+		{"HS512", "crlf", "", "Secret k, key crlf, ends in whitespace"},
+		{"HS256", "space", "embed-system", "the HMAC key in Secret embed-system/k, key space, ends in whitespace"},
+		{"HS256", "clean", "", ""},
+		{"HS256", "accent", "", ""},
+		{"HS256", "absent", "", ""}, // Validate reports that
+		{"ES256", "pem", "", ""},    // a PEM key ends in a newline by design
+	}
+	for _, tc := range tests {
+		t.Run(tc.alg+"/"+tc.key, func(t *testing.T) {
+			ref := providertest.Ref("k/" + tc.key)
+			ref.Namespace = tc.namespace
+			config := &v1alpha1.EmbedProviderSpec{VendorConfig: v1alpha1.VendorConfig{JWT: &v1alpha1.JWTProvider{Algorithm: tc.alg, SigningKeySecretRef: ref}}}
+			got := jwtprovider.New().ConfigWarnings(context.Background(), config, creds)
+			switch {
+			case tc.want == "" && len(got) != 0, tc.want != "" && (len(got) != 1 || !strings.Contains(got[0], tc.want)):
+				t.Fatalf("warnings %q, want one holding %q", got, tc.want)
+			}
+			for _, w := range got {
+				providertest.NoLeak(t, w, secret)
+			}
+		})
+	}
+	if got := jwtprovider.New().ConfigWarnings(context.Background(), &v1alpha1.EmbedProviderSpec{}, creds); got != nil {
+		t.Errorf("warnings without spec.jwt: %q", got)
+	}
+
+	// The warning changes nothing: the key is signed with as it is.
+	req := providertest.Request(t, creds, 0)
+	req.Config.JWT, req.Params.JWT = &v1alpha1.JWTProvider{Algorithm: "HS256", SigningKeySecretRef: providertest.Ref("k/newline")}, &v1alpha1.JWTParams{}
+	tok, err := jwtprovider.New().Issue(context.Background(), req)
+	providertest.CheckError(t, err, providertest.Want{})
+	verify(t, tok.Value, "HS256", []byte(secret+"\n"))
+	if _, err := jwt.Parse(tok.Value, func(*jwt.Token) (any, error) { return []byte(secret), nil },
+		jwt.WithTimeFunc(func() time.Time { return providertest.Epoch })); err == nil {
+		t.Error("the token verifies with the trimmed key: the key was changed")
+	}
+}
