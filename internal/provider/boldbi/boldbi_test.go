@@ -2,8 +2,8 @@ package boldbi_test
 
 import (
 	"context"
-	"net/http"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
