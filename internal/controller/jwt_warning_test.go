@@ -38,7 +38,7 @@ var _ = Describe("JWT HMAC key warning", func() {
 		Eventually(ready).Should(And(
 			HaveField("Status", metav1.ConditionTrue), HaveField("Reason", v1alpha1.ReasonValid),
 			HaveField("Message", Equal("The configuration is valid and its credentials resolve; warning: the HMAC key in Secret "+
-				"tableau-connected-app, key secretValue, ends in whitespace (a trailing newline?), which is signed with as part of the key; "+
+				"tableau-connected-app, key secretValue, ends in whitespace (a trailing newline?), which is used as part of the key; "+
 				"recreate the Secret without it (e.g. --from-literal) unless it is meant")),
 			HaveField("Message", Not(ContainSubstring(key)))))
 

@@ -103,7 +103,7 @@ func (p *Provider) ConfigWarnings(ctx context.Context, config *v1alpha1.EmbedPro
 	if ref.Namespace != "" {
 		name = ref.Namespace + "/" + ref.Name
 	}
-	return []string{fmt.Sprintf("the HMAC key in Secret %s, key %s, ends in whitespace (a trailing newline?), which is signed with as part of the key; "+
+	return []string{fmt.Sprintf("the HMAC key in Secret %s, key %s, ends in whitespace (a trailing newline?), which is used as part of the key; "+
 		"recreate the Secret without it (e.g. --from-literal) unless it is meant", name, ref.Key)}
 }
 
