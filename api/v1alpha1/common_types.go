@@ -44,13 +44,15 @@ type SecretKeySelector struct {
 }
 
 // NameValue is a named parameter passed through to a vendor, such as a Bold
-// BI dashboard parameter or a header. The value may be a string or a list.
+// BI dashboard parameter or data source filter. The value is JSON so it
+// reaches the vendor as written: a string, number or boolean, or a list.
 type NameValue struct {
 	// Name of the parameter.
 	// +kubebuilder:validation:MinLength=1
 	Name string `json:"name"`
 
-	// Value of the parameter: a string, or a list of strings.
+	// Value of the parameter: a string, number or boolean, or a list of
+	// them (e.g. [1001, 1002]), sent to the vendor as written.
 	Value apiextensionsv1.JSON `json:"value"`
 
 	// Operator, where the vendor supports one (Bold BI custom attributes).

@@ -31,8 +31,9 @@ type BoldBIProvider struct {
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && self.matches('^https?://[^/]+')",message="serverURL must be an absolute http(s) URL"
 	ServerURL string `json:"serverURL"`
 
-	// SiteIdentifier of the site, e.g. site/site1.
-	// +kubebuilder:validation:MinLength=1
+	// SiteIdentifier of the site, e.g. site/site1 on Bold BI Enterprise; ""
+	// on Bold BI Cloud, whose API path then has an empty segment
+	// ({serverURL}/api//embed/authorize), as Bold BI's own clients build it.
 	SiteIdentifier string `json:"siteIdentifier"`
 
 	// EmbedSecretSecretRef is the Secret key holding the site's embed secret.

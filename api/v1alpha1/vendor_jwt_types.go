@@ -58,7 +58,7 @@ type JWTProvider struct {
 	Headers map[string]string `json:"headers,omitempty"`
 
 	// MaxLifetime caps exp, for vendors that reject tokens valid for longer
-	// (Tableau: 10m).
+	// (Tableau: 10m, so 9m, leaving room for clock skew).
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`

@@ -81,6 +81,8 @@ func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if err := recorded.Redact(r.validate(ctx, key, obj, spec, recorded)); err != nil {
 		e := provider.Classify(err)
 		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, e.Reason, e.Message
+	} else {
+		ready.Message = withWarnings(ctx, ready.Message, r.Providers[spec.Vendor()], spec, recorded)
 	}
 	status.Vendor = spec.Vendor()
 	status.ObservedGeneration = obj.GetGeneration()

@@ -3,6 +3,7 @@ package vendorsim
 import (
 	"crypto/subtle"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,8 +21,8 @@ const (
 	BoldBIAPIPrefix = BoldBIServerPath + "/api/"
 	// BoldBIAuthorizeSuffix ends the embed authorize route.
 	BoldBIAuthorizeSuffix = "/embed/authorize"
-	// DefaultBoldBISite is a site identifier for demos and tests; any
-	// non-empty site is accepted.
+	// DefaultBoldBISite is a site identifier for demos and tests; any site
+	// is accepted, and so is none (Bold BI Cloud's empty site identifier).
 	DefaultBoldBISite = "site/site1"
 	// DefaultBoldBIEmbedSecret is accepted when Options.BoldBIEmbedSecret is empty, for demos.
 	DefaultBoldBIEmbedSecret = "demo-embed-secret"
@@ -32,7 +33,8 @@ const (
 	BoldBISigningKey = "vendorsim-boldbi-signing-key"
 )
 
-// BoldBIAuthorizePath is the embed authorize route for a site identifier.
+// BoldBIAuthorizePath is the embed authorize route for a site identifier;
+// Bold BI Cloud's empty one leaves an empty segment: /bi/api//embed/authorize.
 func BoldBIAuthorizePath(site string) string {
 	return BoldBIAPIPrefix + strings.Trim(site, "/") + BoldBIAuthorizeSuffix
 }
@@ -54,6 +56,7 @@ func boldBIEndpoint(s *Server, opts Options) endpoint {
 		vendor:       "boldBI",
 		method:       http.MethodPost,
 		path:         BoldBIAPIPrefix,
+		exactPaths:   []string{BoldBIAuthorizePath("")},
 		secretFields: []string{"embedsecret"},
 		emptyToken:   boldBISuccess("", BoldBITokenLifetime, s.clock.Now(), false),
 		errorBody:    errorBody,
@@ -86,14 +89,15 @@ func boldBIEndpoint(s *Server, opts Options) endpoint {
 	}
 }
 
-// boldBISite extracts the site identifier from /bi/api/<site>/embed/authorize.
+// boldBISite extracts the site identifier from /bi/api/<site>/embed/authorize,
+// "" from Bold BI Cloud's /bi/api//embed/authorize.
 func boldBISite(path string) (string, bool) {
 	rest, ok := strings.CutPrefix(path, BoldBIAPIPrefix)
 	if !ok {
 		return "", false
 	}
 	site, ok := strings.CutSuffix(rest, BoldBIAuthorizeSuffix)
-	return site, ok && site != "" && !strings.HasPrefix(site, "/")
+	return site, ok && !strings.HasPrefix(site, "/")
 }
 
 // checkBoldBIBody validates field types the way the real API's model binding
@@ -116,7 +120,7 @@ func checkBoldBIBody(body map[string]any, site string) string {
 	}
 	for _, f := range []string{"datasourcefilters", "dashboardparameters", "customattributes"} {
 		if v, ok := body[f]; ok && !boldBINameValues(v) {
-			return f + " must be a list of {name, value} with a string or list-of-strings value"
+			return f + " must be a list of {name, value} with a string, number or boolean value, or a list of them"
 		}
 	}
 	return ""
@@ -141,19 +145,26 @@ func boldBINameValues(v any) bool {
 		if op, ok := nv["operator"]; ok && !boldBIString(op) {
 			return false
 		}
-		switch value := nv["value"].(type) {
-		case string:
-		case []any:
-			for _, s := range value {
-				if !boldBIString(s) {
-					return false
-				}
+		value := nv["value"]
+		if values, isList := value.([]any); isList {
+			if slices.ContainsFunc(values, func(v any) bool { return !boldBIScalar(v) }) {
+				return false
 			}
-		default:
+		} else if !boldBIScalar(value) {
 			return false
 		}
 	}
 	return true
+}
+
+// boldBIScalar reports whether v is a value Bold BI binds to a filter,
+// parameter or attribute: a string, a number or a boolean.
+func boldBIScalar(v any) bool {
+	switch v.(type) {
+	case string, float64, bool:
+		return true
+	}
+	return false
 }
 
 // boldBIToken signs an HS256 access token whose exp matches the lifetime the

@@ -10,7 +10,7 @@ import (
 
 // Fault makes vendor endpoints misbehave so tests can prove the operator
 // retries, backs off and reports errors correctly. Faults never affect the
-// admin API. Status takes precedence over Garbage, which takes precedence over
+// admin API. Status takes precedence over OKWithError, then Garbage, then
 // EmptyToken; a Fault with only Delay (or RetryAfter) delays a normal answer.
 type Fault struct {
 	// Status, when non-zero, is answered with a vendor-shaped JSON error, e.g. 500, 503, 429, 401.
@@ -20,6 +20,11 @@ type Fault struct {
 	// Delay holds the answer back (in real time) to provoke client timeouts;
 	// it ends early when the client goes away or the server closes.
 	Delay time.Duration
+	// OKWithError, when non-zero, answers HTTP 200 with the vendor-shaped
+	// error body a Status fault of this value carries (Qlik's errors[] with
+	// its status, Bold BI's ApiStatus false), as vendors and gateways that
+	// report failures in the body do.
+	OKWithError int
 	// Garbage answers 200 with an HTML page instead of JSON.
 	Garbage bool
 	// EmptyToken answers 200 with a well-formed body whose token is "".
@@ -30,18 +35,19 @@ type Fault struct {
 
 // faultJSON is Fault's wire form, with durations as Go duration strings like "2s".
 type faultJSON struct {
-	Status     int    `json:"status,omitempty"`
-	RetryAfter string `json:"retryAfter,omitempty"`
-	Delay      string `json:"delay,omitempty"`
-	Garbage    bool   `json:"garbage,omitempty"`
-	EmptyToken bool   `json:"emptyToken,omitempty"`
-	Count      int    `json:"count,omitempty"`
+	Status      int    `json:"status,omitempty"`
+	RetryAfter  string `json:"retryAfter,omitempty"`
+	Delay       string `json:"delay,omitempty"`
+	OKWithError int    `json:"okWithError,omitempty"`
+	Garbage     bool   `json:"garbage,omitempty"`
+	EmptyToken  bool   `json:"emptyToken,omitempty"`
+	Count       int    `json:"count,omitempty"`
 }
 
 // MarshalJSON writes durations as Go duration strings, the form POST
 // /_sim/fault accepts, so Go clients of a standalone simulator can send a Fault as is.
 func (f Fault) MarshalJSON() ([]byte, error) {
-	w := faultJSON{Status: f.Status, Garbage: f.Garbage, EmptyToken: f.EmptyToken, Count: f.Count}
+	w := faultJSON{Status: f.Status, OKWithError: f.OKWithError, Garbage: f.Garbage, EmptyToken: f.EmptyToken, Count: f.Count}
 	if f.RetryAfter != 0 {
 		w.RetryAfter = f.RetryAfter.String()
 	}
@@ -58,7 +64,7 @@ func (f *Fault) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &w); err != nil {
 		return fmt.Errorf("decode fault: %w", err)
 	}
-	out := Fault{Status: w.Status, Garbage: w.Garbage, EmptyToken: w.EmptyToken, Count: w.Count}
+	out := Fault{Status: w.Status, OKWithError: w.OKWithError, Garbage: w.Garbage, EmptyToken: w.EmptyToken, Count: w.Count}
 	for _, d := range []struct {
 		name string
 		in   string
@@ -73,8 +79,10 @@ func (f *Fault) UnmarshalJSON(data []byte) error {
 		}
 		*d.dst = v
 	}
-	if out.Status != 0 && (out.Status < 100 || out.Status > 599) {
-		return fmt.Errorf("fault status %d is not an HTTP status", out.Status)
+	for _, st := range []int{out.Status, out.OKWithError} {
+		if st != 0 && (st < 100 || st > 599) {
+			return fmt.Errorf("fault status %d is not an HTTP status", st)
+		}
 	}
 	if out.Count < 0 || out.RetryAfter < 0 || out.Delay < 0 {
 		return errors.New("fault count and durations must not be negative")

@@ -153,3 +153,16 @@ func TestQlikRevokeLeavesOtherVendors(t *testing.T) {
 		t.Fatalf("revoke of a Qrvey token: %d, validity %v", r.status, s.Validate(token))
 	}
 }
+
+// TestQlikErrorAtHTTP200 checks the OKWithError fault speaks Qlik's errors[]
+// with the status it stands for, at HTTP 200.
+func TestQlikErrorAtHTTP200(t *testing.T) {
+	s := startWith(t, vendorsim.Options{QlikClientID: qlikID, QlikClientSecret: qlikSecret})
+	s.SetFault(vendorsim.Fault{OKWithError: 401, Count: 1})
+	r := post(t, s.URL()+vendorsim.QlikTokenPath, "application/json", qlikBody(aliceLookup))
+	errs, _ := r.json["errors"].([]any)
+	first, _ := errs[0].(map[string]any)
+	if r.status != 200 || first["status"] != "401" || first["title"] == "" || r.json["access_token"] != nil || s.IssuedCount() != 0 {
+		t.Fatalf("got %d %s", r.status, r.raw)
+	}
+}

@@ -139,6 +139,11 @@ type endpoint struct {
 	secretFields []string // request-body fields the admin API must never reveal
 	// emptyToken is the 200 body served by the EmptyToken fault.
 	emptyToken any
+	// exactPaths are served by this endpoint as they are, before ServeMux
+	// would redirect them to a cleaned path: Bold BI Cloud's empty site
+	// identifier leaves an empty segment, and a client following that
+	// redirect would turn its POST into a GET.
+	exactPaths []string
 	// formBodies accepts application/x-www-form-urlencoded bodies too.
 	formBodies bool
 	// errorBody renders an error in the vendor's own shape.
@@ -164,6 +169,7 @@ func New(opts Options) *Server {
 		s.clock = clock.RealClock{}
 	}
 	mux := http.NewServeMux()
+	exact := map[string]http.HandlerFunc{}
 	for _, e := range []endpoint{
 		qrveyEndpoint(opts),
 		qlikTokenEndpoint(s, opts),
@@ -172,13 +178,23 @@ func New(opts Options) *Server {
 		boldBIEndpoint(s, opts),
 		thoughtSpotEndpoint(s, opts),
 	} {
-		mux.HandleFunc(e.path, s.serveVendor(e))
+		handle := s.serveVendor(e)
+		mux.HandleFunc(e.path, handle)
+		for _, p := range e.exactPaths {
+			exact[p] = handle
+		}
 		if !slices.Contains(s.vendors, e.vendor) {
 			s.vendors = append(s.vendors, e.vendor)
 		}
 	}
 	s.mountAdmin(mux)
-	s.handler = mux
+	s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if handle, ok := exact[r.URL.Path]; ok {
+			handle(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 	return s
 }
 
@@ -344,6 +360,9 @@ func (s *Server) serveVendor(e endpoint) http.HandlerFunc {
 			switch {
 			case f.Status != 0:
 				s.answer(w, rec, reply{status: f.Status, body: e.errorBody(f.Status, "simulated fault")})
+				return
+			case f.OKWithError != 0:
+				s.answer(w, rec, reply{status: http.StatusOK, body: e.errorBody(f.OKWithError, "simulated fault")})
 				return
 			case f.Garbage:
 				s.finish(rec, http.StatusOK, "")

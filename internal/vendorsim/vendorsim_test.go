@@ -189,6 +189,11 @@ func TestFaults(t *testing.T) {
 				t.Errorf("garbage answer: %q %q", r.header.Get("Content-Type"), r.raw)
 			}
 		}},
+		{"error at HTTP 200", vendorsim.Fault{OKWithError: 401}, 200, "", func(t *testing.T, r response) {
+			if r.json["statusCode"] != 401.0 || r.json["message"] != "simulated fault" {
+				t.Errorf("error at HTTP 200: %s", r.raw)
+			}
+		}},
 		{"empty token", vendorsim.Fault{EmptyToken: true}, 200, "", func(t *testing.T, r response) {
 			if tok, ok := r.json["token"]; !ok || tok != "" {
 				t.Errorf("empty token answer: %s", r.raw)
@@ -374,6 +379,7 @@ func TestAdminAPI(t *testing.T) {
 		{`{"status":503,"retryAfter":"2s","count":1}`, 200},
 		{`{"delay":"soon"}`, 400},
 		{`{"status":42}`, 400},
+		{`{"okWithError":700}`, 400},
 		{`{"count":-1}`, 400},
 		{`nope`, 400},
 	}

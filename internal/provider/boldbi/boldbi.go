@@ -7,6 +7,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -84,13 +86,15 @@ type dashboard struct {
 }
 
 type nameValue struct {
-	Name     string `json:"name"`
-	Value    any    `json:"value"`
-	Operator string `json:"operator,omitempty"`
+	Name string `json:"name"`
+	// Value is the spec's JSON as written, so numbers keep their literal
+	// form on the wire (1001 stays 1001, not "1001" or 1001.0).
+	Value    json.RawMessage `json:"value"`
+	Operator string          `json:"operator,omitempty"`
 }
 
-// requestBody builds the JSON body, checking that every list value is a
-// string or a list of strings as Bold BI requires.
+// requestBody builds the JSON body, checking that every list value is one
+// Bold BI accepts.
 func requestBody(cfg *v1alpha1.BoldBIProvider, p *v1alpha1.BoldBIParams, embedSecret string) ([]byte, error) {
 	if p.Email == "" {
 		return nil, provider.Permanent(v1alpha1.ReasonInvalidRequest, "spec.boldBI.email is required")
@@ -121,26 +125,44 @@ func requestBody(cfg *v1alpha1.BoldBIProvider, p *v1alpha1.BoldBIParams, embedSe
 func nameValues(field string, in []v1alpha1.NameValue) ([]nameValue, error) {
 	out := make([]nameValue, 0, len(in))
 	for i, nv := range in {
-		var v any
-		if err := json.Unmarshal(nv.Value.Raw, &v); err != nil || !stringOrStrings(v) {
+		if !scalarOrScalars(nv.Value.Raw) {
 			return nil, provider.Permanent(v1alpha1.ReasonInvalidRequest,
-				"spec.boldBI.%s[%d] (%s): value must be a string or a list of strings", field, i, nv.Name)
+				"spec.boldBI.%s[%d] (%s): value must be a string, number or boolean, or a list of them", field, i, nv.Name)
 		}
-		out = append(out, nameValue{Name: nv.Name, Value: v, Operator: nv.Operator})
+		out = append(out, nameValue{Name: nv.Name, Value: json.RawMessage(nv.Value.Raw), Operator: nv.Operator})
 	}
 	return out, nil
 }
 
-func stringOrStrings(v any) bool {
-	switch x := v.(type) {
-	case string:
-		return true
-	case []any:
-		for _, item := range x {
-			if _, ok := item.(string); !ok {
-				return false
-			}
+// scalarOrScalars reports whether raw is one JSON value that is a string,
+// number or boolean, or a list of them: what Bold BI's filters, parameters
+// and attributes take (its row-level security examples filter on lists of
+// numeric IDs).
+func scalarOrScalars(raw []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if dec.Decode(&v) != nil {
+		return false
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return false
+	}
+	list, isList := v.([]any)
+	if !isList {
+		return scalar(v)
+	}
+	for _, item := range list {
+		if !scalar(item) {
+			return false
 		}
+	}
+	return true
+}
+
+func scalar(v any) bool {
+	switch v.(type) {
+	case string, json.Number, bool:
 		return true
 	}
 	return false

@@ -2,8 +2,10 @@ package boldbi_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -65,6 +67,20 @@ func TestIssueAgainstSimulator(t *testing.T) {
 					t.Errorf("body = %v", body)
 				}
 			}},
+		{name: "numbers and booleans, as in Bold BI's row-level security examples", params: v1alpha1.BoldBIParams{Email: "bob@example.com",
+			DatasourceFilters:   []v1alpha1.NameValue{{Name: "Active", Value: value(`true`)}},
+			DashboardParameters: []v1alpha1.NameValue{{Name: "CustomerId", Value: value(`[1001, 1002]`), Operator: "NOT IN"}},
+			CustomAttributes:    []v1alpha1.NameValue{{Name: "tenant", Value: value(`42`)}}},
+			checkReq: func(t *testing.T, body map[string]any) {
+				params, _ := body["dashboardparameters"].([]any)
+				filters, _ := body["datasourcefilters"].([]any)
+				attrs, _ := body["customattributes"].([]any)
+				if len(params) != 1 || len(filters) != 1 || len(attrs) != 1 ||
+					!reflect.DeepEqual(params[0].(map[string]any)["value"], []any{1001.0, 1002.0}) ||
+					filters[0].(map[string]any)["value"] != true || attrs[0].(map[string]any)["value"] != 42.0 {
+					t.Errorf("body = %v", body)
+				}
+			}},
 		{name: "wrong embed secret answers 200 with ApiStatus false", opts: vendorsim.Options{BoldBIEmbedSecret: "another"},
 			params: v1alpha1.BoldBIParams{Email: "a@example.com"},
 			want:   pt.Want{Reason: v1alpha1.ReasonVendorRejected, Permanent: true, Message: "Invalid embed secret"}},
@@ -85,6 +101,12 @@ func TestIssueAgainstSimulator(t *testing.T) {
 		{name: "object value", params: v1alpha1.BoldBIParams{Email: "a@example.com",
 			DashboardParameters: []v1alpha1.NameValue{{Name: "p", Value: value(`{"x":1}`)}}},
 			want: pt.Want{Reason: v1alpha1.ReasonInvalidRequest, Permanent: true, Message: "dashboardParameters[0] (p)"}},
+		{name: "null value", params: v1alpha1.BoldBIParams{Email: "a@example.com",
+			CustomAttributes: []v1alpha1.NameValue{{Name: "a", Value: value(`null`)}}},
+			want: pt.Want{Reason: v1alpha1.ReasonInvalidRequest, Permanent: true, Message: "customAttributes[0] (a): value must be a string, number or boolean, or a list of them"}},
+		{name: "list of lists", params: v1alpha1.BoldBIParams{Email: "a@example.com",
+			DatasourceFilters: []v1alpha1.NameValue{{Name: "f", Value: value(`[[1]]`)}}},
+			want: pt.Want{Reason: v1alpha1.ReasonInvalidRequest, Permanent: true, Message: "datasourceFilters[0] (f)"}},
 		{name: "no email", params: v1alpha1.BoldBIParams{},
 			want: pt.Want{Reason: v1alpha1.ReasonInvalidRequest, Permanent: true}},
 	}
@@ -133,6 +155,9 @@ func TestAuthorizeURL(t *testing.T) {
 	for _, tc := range []struct{ server, site, want string }{
 		{"https://h/bi", "site/site1", "https://h/bi/api/site/site1/embed/authorize"},
 		{"https://h/bi/", "/site/site1/", "https://h/bi/api/site/site1/embed/authorize"},
+		// Bold BI Cloud: no site identifier, and an empty path segment, as
+		// Bold BI's own samples build it.
+		{"https://acme.boldbi.com/bi", "", "https://acme.boldbi.com/bi/api//embed/authorize"},
 	} {
 		if got := boldbi.AuthorizeURL(tc.server, tc.site); got != tc.want {
 			t.Errorf("AuthorizeURL(%q, %q) = %q", tc.server, tc.site, got)
@@ -255,7 +280,45 @@ func TestSample(t *testing.T) {
 	}
 	body := sim.Calls()[0].Body
 	filters, _ := body["datasourcefilters"].([]any)
-	if d, _ := body["dashboard"].(map[string]any); d["id"] != reqSpec.BoldBI.DashboardID || len(filters) != 1 {
+	params, _ := body["dashboardparameters"].([]any)
+	if d, _ := body["dashboard"].(map[string]any); d["id"] != reqSpec.BoldBI.DashboardID || len(filters) != 1 ||
+		len(params) != 1 || !reflect.DeepEqual(params[0].(map[string]any)["value"], []any{1001.0, 1002.0}) {
 		t.Errorf("body = %v", body)
+	}
+}
+
+// TestIssueBoldBICloud issues a token with Bold BI Cloud's empty site
+// identifier: the path keeps its empty segment and the body says "".
+func TestIssueBoldBICloud(t *testing.T) {
+	sim := pt.StartSim(t, vendorsim.Options{BoldBIEmbedSecret: embedSecret})
+	req := request(t, sim.URL()+vendorsim.BoldBIServerPath, &v1alpha1.BoldBIParams{Email: "a@example.com"}, 0)
+	req.Config.BoldBI.SiteIdentifier = ""
+	tok, err := boldbi.New().Issue(context.Background(), req)
+	pt.CheckError(t, err, pt.Want{}, embedSecret)
+	call := sim.Calls()[0]
+	if sim.Validate(tok.Value) != vendorsim.ValidityValid || call.Path != "/bi/api//embed/authorize" || call.Body["siteidentifier"] != "" {
+		t.Fatalf("token %v, call %s %v", tok, call.Path, call.Body)
+	}
+}
+
+// TestValuesAreSentAsWritten checks the wire: numbers keep their literal
+// form, booleans stay booleans, strings stay strings.
+func TestValuesAreSentAsWritten(t *testing.T) {
+	var sent string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		sent = string(raw)
+		_, _ = w.Write([]byte(`{"ApiStatus":true,"Data":{"access_token":"opaque","expires_in":60}}`))
+	}))
+	defer srv.Close()
+	params := &v1alpha1.BoldBIParams{Email: "a@example.com", DashboardParameters: []v1alpha1.NameValue{
+		{Name: "CustomerId", Value: value(`[1001, 1002, 12345678901234567890]`), Operator: "NOT IN"},
+		{Name: "Ratio", Value: value(`0.5`)}, {Name: "Active", Value: value(`false`)}, {Name: "Region", Value: value(`"EU"`)}}}
+	_, err := boldbi.New().Issue(context.Background(), request(t, srv.URL+"/bi", params, 0))
+	pt.CheckError(t, err, pt.Want{}, embedSecret)
+	want := `"dashboardparameters":[{"name":"CustomerId","value":[1001,1002,12345678901234567890],"operator":"NOT IN"},` +
+		`{"name":"Ratio","value":0.5},{"name":"Active","value":false},{"name":"Region","value":"EU"}]`
+	if !strings.Contains(sent, want) {
+		t.Errorf("sent %s\nwant it to hold %s", sent, want)
 	}
 }

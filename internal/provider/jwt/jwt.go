@@ -6,8 +6,9 @@
 // Tableau connected apps (direct trust): algorithm HS256, signingKeySecretRef
 // the connected app's secret value, keyID the secret ID, headers
 // {"iss": "<client ID>"}, issuer the client ID, audience "tableau",
-// maxLifetime 10m, and in the request subject the Tableau username and claims
-// {"scp": ["tableau:views:embed"]}.
+// maxLifetime 9m (Tableau rejects an exp more than 10 minutes ahead of its
+// clock; the minute spare absorbs clock skew), and in the request subject the
+// Tableau username and claims {"scp": ["tableau:views:embed"]}.
 //
 // Metabase static embedding: algorithm HS256, signingKeySecretRef the
 // embedding secret key, and in the request claims
@@ -30,6 +31,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -56,8 +59,8 @@ var methods = map[string]jwt.SigningMethod{
 	"ES256": jwt.SigningMethodES256,
 }
 
-// Provider is the signed-JWT implementation of provider.Provider and
-// provider.ConfigValidator.
+// Provider is the signed-JWT implementation of provider.Provider,
+// provider.ConfigValidator and provider.ConfigWarner.
 type Provider struct{}
 
 // New returns the signed-JWT provider.
@@ -77,6 +80,31 @@ func (p *Provider) Validate(ctx context.Context, config *v1alpha1.EmbedProviderS
 	}
 	_, _, err := signer(ctx, config.JWT, creds)
 	return err
+}
+
+// ConfigWarnings implements provider.ConfigWarner: an HMAC key that ends in
+// whitespace is most likely a Secret made from a file with a trailing
+// newline. The key is still used byte for byte, since whitespace may be part
+// of a real shared secret, but the warning says so, naming only the Secret
+// and key: the vendor would otherwise just reject every signature.
+func (p *Provider) ConfigWarnings(ctx context.Context, config *v1alpha1.EmbedProviderSpec, creds provider.CredentialReader) []string {
+	if config.JWT == nil {
+		return nil
+	}
+	if _, isHMAC := methods[config.JWT.Algorithm].(*jwt.SigningMethodHMAC); !isHMAC {
+		return nil
+	}
+	ref := config.JWT.SigningKeySecretRef
+	raw, err := creds.Read(ctx, ref)
+	if last, _ := utf8.DecodeLastRune(raw); err != nil || !unicode.IsSpace(last) {
+		return nil
+	}
+	name := ref.Name
+	if ref.Namespace != "" {
+		name = ref.Namespace + "/" + ref.Name
+	}
+	return []string{fmt.Sprintf("the HMAC key in Secret %s, key %s, ends in whitespace (a trailing newline?), which is used as part of the key; "+
+		"recreate the Secret without it (e.g. --from-literal) unless it is meant", name, ref.Key)}
 }
 
 // Issue implements provider.Provider.

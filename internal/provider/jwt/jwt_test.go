@@ -303,7 +303,7 @@ func TestSample(t *testing.T) {
 	providertest.CheckError(t, err, providertest.Want{}, hmacSecret)
 	claims, header := verify(t, tok.Value, "HS256", []byte(hmacSecret))
 	if header["kid"] != prov.JWT.KeyID || header["iss"] != prov.JWT.Issuer || claims["aud"] != "tableau" || claims["sub"] != "alice@example.com" ||
-		claims["scp"] == nil || !tok.ExpiresAt.Equal(providertest.Epoch.Add(10*time.Minute)) {
+		claims["scp"] == nil || !tok.ExpiresAt.Equal(providertest.Epoch.Add(9*time.Minute)) {
 		t.Errorf("header %v claims %v expires %v", header, claims, tok.ExpiresAt)
 	}
 }
@@ -312,14 +312,14 @@ func TestSample(t *testing.T) {
 func TestPresets(t *testing.T) {
 	t.Run("Tableau connected app", func(t *testing.T) {
 		cfg := v1alpha1.JWTProvider{KeyID: "secret-id", Issuer: "client-id", Audience: "tableau",
-			Headers: map[string]string{"iss": "client-id"}, MaxLifetime: &metav1.Duration{Duration: 10 * time.Minute}}
+			Headers: map[string]string{"iss": "client-id"}, MaxLifetime: &metav1.Duration{Duration: 9 * time.Minute}}
 		tok, err := jwtprovider.New().Issue(context.Background(), request(t, "HS256", "hmac", cfg,
 			v1alpha1.JWTParams{Subject: "alice@example.com", Claims: raw(`{"scp":["tableau:views:embed"]}`)}))
 		providertest.CheckError(t, err, providertest.Want{})
 		claims, header := verify(t, tok.Value, "HS256", []byte(hmacSecret))
 		scp, _ := claims["scp"].([]any)
 		if header["kid"] != "secret-id" || header["iss"] != "client-id" || claims["aud"] != "tableau" || len(scp) != 1 || scp[0] != "tableau:views:embed" ||
-			!tok.ExpiresAt.Equal(providertest.Epoch.Add(10*time.Minute)) {
+			!tok.ExpiresAt.Equal(providertest.Epoch.Add(9*time.Minute)) {
 			t.Errorf("header %v claims %v expires %v", header, claims, tok.ExpiresAt)
 		}
 	})
@@ -356,4 +356,55 @@ func FuzzBuildClaims(f *testing.F) {
 			t.Fatalf("reserved claims overridden: %v", got)
 		}
 	})
+}
+
+// TestConfigWarnings checks the warning for an HMAC key ending in
+// whitespace, and that such a key is still used byte for byte.
+func TestConfigWarnings(t *testing.T) {
+	const secret = "tableau-secret-value"
+	creds := providertest.Creds{
+		"k/newline": secret + "\n", "k/crlf": secret + "\r\n", "k/space": secret + " ", "k/clean": secret,
+		"k/accent": secret + "à", "k/pem": keys().creds["k/ec-pkcs8"],
+	}
+	tests := []struct {
+		alg, key, namespace string
+		want                string // "" for no warning
+	}{
+		{"HS256", "newline", "", "the HMAC key in Secret k, key newline, ends in whitespace (a trailing newline?)"},
+		{"HS512", "crlf", "", "Secret k, key crlf, ends in whitespace"},
+		{"HS256", "space", "embed-system", "the HMAC key in Secret embed-system/k, key space, ends in whitespace"},
+		{"HS256", "clean", "", ""},
+		{"HS256", "accent", "", ""},
+		{"HS256", "absent", "", ""}, // Validate reports that
+		{"ES256", "pem", "", ""},    // a PEM key ends in a newline by design
+	}
+	for _, tc := range tests {
+		t.Run(tc.alg+"/"+tc.key, func(t *testing.T) {
+			ref := providertest.Ref("k/" + tc.key)
+			ref.Namespace = tc.namespace
+			config := &v1alpha1.EmbedProviderSpec{VendorConfig: v1alpha1.VendorConfig{JWT: &v1alpha1.JWTProvider{Algorithm: tc.alg, SigningKeySecretRef: ref}}}
+			got := jwtprovider.New().ConfigWarnings(context.Background(), config, creds)
+			switch {
+			case tc.want == "" && len(got) != 0, tc.want != "" && (len(got) != 1 || !strings.Contains(got[0], tc.want)):
+				t.Fatalf("warnings %q, want one holding %q", got, tc.want)
+			}
+			for _, w := range got {
+				providertest.NoLeak(t, w, secret)
+			}
+		})
+	}
+	if got := jwtprovider.New().ConfigWarnings(context.Background(), &v1alpha1.EmbedProviderSpec{}, creds); got != nil {
+		t.Errorf("warnings without spec.jwt: %q", got)
+	}
+
+	// The warning changes nothing: the key is signed with as it is.
+	req := providertest.Request(t, creds, 0)
+	req.Config.JWT, req.Params.JWT = &v1alpha1.JWTProvider{Algorithm: "HS256", SigningKeySecretRef: providertest.Ref("k/newline")}, &v1alpha1.JWTParams{}
+	tok, err := jwtprovider.New().Issue(context.Background(), req)
+	providertest.CheckError(t, err, providertest.Want{})
+	verify(t, tok.Value, "HS256", []byte(secret+"\n"))
+	if _, err := jwt.Parse(tok.Value, func(*jwt.Token) (any, error) { return []byte(secret), nil },
+		jwt.WithTimeFunc(func() time.Time { return providertest.Epoch })); err == nil {
+		t.Error("the token verifies with the trimmed key: the key was changed")
+	}
 }

@@ -9,7 +9,9 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -156,34 +158,108 @@ func expiry(out tokenResponse, now time.Time) (time.Time, error) {
 	return at, nil
 }
 
-// checkStatus classifies a non-2xx answer, telling Qlik's per-user token
-// limit apart from other refusals: it needs revocation, not new credentials.
+// checkStatus classifies a failed answer: a non-2xx one, or a 2xx one that
+// carries Qlik's errors[] (a tenant or a gateway in front of it may report a
+// refusal that way). It tells Qlik's per-user token limit apart from other
+// refusals: that needs revocation, not new credentials.
 func checkStatus(resp *provider.Response) error {
-	detail, limit := errorDetail(resp.Body)
-	if resp.Status == http.StatusForbidden && limit {
-		return provider.Permanent(v1alpha1.ReasonTokenLimitReached,
-			"qlikCloud refuses more tokens for this user (HTTP 403: %s); revoke old tokens, set revokeReplacedTokens, or wait for them to expire", detail)
+	qe, found := firstError(resp.Body)
+	detail := qe.detail()
+	if !found {
+		// Not Qlik's format (a proxy, or an OAuth-style error body).
+		detail = provider.ErrorDetail(resp.Body)
+	}
+	if resp.Status >= 200 && resp.Status < 300 {
+		if !found {
+			return nil
+		}
+		// The status the error states, if any, classifies it.
+		if qe.status == http.StatusForbidden && qe.tokenLimit() {
+			return tokenLimitError(detail)
+		}
+		return errorInSuccess(resp, qe.status, detail)
+	}
+	if resp.Status == http.StatusForbidden && qe.tokenLimit() {
+		return tokenLimitError(detail)
 	}
 	return provider.CheckStatus(resp, detail)
 }
 
-// errorDetail reads Qlik's {"errors":[{code,title,detail}]} body into one
-// short line, and whether it reports the per-user token limit.
-func errorDetail(body []byte) (detail string, tokenLimit bool) {
-	var e struct {
-		Errors []struct {
-			Code   string `json:"code"`
-			Title  string `json:"title"`
-			Detail string `json:"detail"`
-		} `json:"errors"`
+// tokenLimitError is Qlik's per-user token limit, which revoking old tokens
+// (or waiting for them to expire) lifts, unlike other refusals.
+func tokenLimitError(detail string) error {
+	return provider.Permanent(v1alpha1.ReasonTokenLimitReached,
+		"qlikCloud refuses more tokens for this user (HTTP 403: %s); revoke old tokens, set revokeReplacedTokens, or wait for them to expire", detail)
+}
+
+// errorInSuccess classifies errors[] in a 2xx answer by the status the error
+// states, or as a permanent refusal when it states none or a non-error one.
+func errorInSuccess(resp *provider.Response, status int, detail string) error {
+	msg := fmt.Sprintf("qlikCloud answered HTTP %d with an error", resp.Status)
+	if status >= 400 && status < 600 {
+		msg += fmt.Sprintf(" of status %d", status)
 	}
-	if json.Unmarshal(body, &e) != nil || len(e.Errors) == 0 {
-		return "", false
+	if detail != "" {
+		msg += ": " + detail
 	}
-	first := e.Errors[0]
-	text := strings.ToLower(first.Code + " " + first.Title + " " + first.Detail)
+	if status < 400 || status >= 600 {
+		return provider.Permanent(v1alpha1.ReasonVendorRejected, "%s", msg)
+	}
+	e := provider.Classify(provider.CheckStatus(&provider.Response{Status: status, Header: resp.Header}, ""))
+	e.Message = msg
+	return e
+}
+
+// qlikError is the first entry of Qlik's {"errors":[{code,title,detail,status}]}.
+type qlikError struct {
+	code, title, text string
+	// status is the HTTP status the error states, 0 when none.
+	status int
+}
+
+// firstError reads the first entry of a body's errors[], leniently: found is
+// true for any non-empty errors list, even one whose fields have odd types,
+// since the list alone says the call failed.
+func firstError(body []byte) (e qlikError, found bool) {
+	var list struct {
+		Errors []json.RawMessage `json:"errors"`
+	}
+	if json.Unmarshal(body, &list) != nil || len(list.Errors) == 0 {
+		return qlikError{}, false
+	}
+	var fields map[string]json.RawMessage
+	_ = json.Unmarshal(list.Errors[0], &fields) // odd entries still count, without detail
+	str := func(key string) string {
+		var s string
+		_ = json.Unmarshal(fields[key], &s)
+		return s
+	}
+	e = qlikError{code: str("code"), title: str("title"), text: str("detail")}
+	status := str("status") // Qlik sends it as a string; some APIs as a number
+	if status == "" {
+		status = string(fields["status"])
+	}
+	e.status, _ = strconv.Atoi(strings.TrimSpace(status))
+	return e, true
+}
+
+// detail joins the error's code, title and detail into one short line.
+func (e qlikError) detail() string { return provider.Detail(e.code, e.title, e.text) }
+
+// tokenLimit reports whether the error is Qlik's per-user token limit.
+func (e qlikError) tokenLimit() bool {
+	text := strings.ToLower(e.code + " " + e.title + " " + e.text)
 	for _, w := range limitWords {
-		tokenLimit = tokenLimit || strings.Contains(text, w)
+		if strings.Contains(text, w) {
+			return true
+		}
 	}
-	return provider.Detail(first.Code, first.Title, first.Detail), tokenLimit
+	return false
+}
+
+// errorDetail reads Qlik's errors[] body into one short line, and whether it
+// reports the per-user token limit.
+func errorDetail(body []byte) (detail string, tokenLimit bool) {
+	e, _ := firstError(body)
+	return e.detail(), e.tokenLimit()
 }
