@@ -34,12 +34,7 @@ var _ = Describe("Namespaced mode (--watch-namespaces)", func() {
 		ctx := context.Background()
 		watched := newFixtureWithProvider(ctx)
 		other := newFixtureWithProvider(ctx)
-		spec := watched.providerSpec()
-		spec.Qrvey.APIKeySecretRef.Namespace = watched.ns
-		cp := &v1alpha1.ClusterEmbedProvider{ObjectMeta: metav1.ObjectMeta{Name: "ns-mode-" + watched.ns},
-			Spec: v1alpha1.ClusterEmbedProviderSpec{EmbedProviderSpec: spec}}
-		Expect(k8sClient.Create(ctx, cp)).To(Succeed())
-		DeferCleanup(func() { Expect(k8sClient.Delete(ctx, cp)).To(Succeed()) })
+		cp := createClusterProvider(ctx, "ns-mode-"+watched.ns, watched.clusterSpec(), nil)
 
 		stopMgr()
 		DeferCleanup(func() { stopMgr = startManager() })
