@@ -133,7 +133,28 @@ func (r *EmbedTokenRequestReconciler) applySecret(ctx context.Context, etr *v1al
 		secret = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: etr.Namespace, Name: etr.TargetSecretName()}}
 	}
 	before := secret.DeepCopy()
+	if err := r.renderSecret(etr, secret, token, rec); err != nil {
+		return err
+	}
+	if !create && equality.Semantic.DeepEqual(before, secret) {
+		return nil
+	}
+	var err error
+	if create {
+		err = r.Create(ctx, secret)
+	} else {
+		err = r.Update(ctx, secret)
+	}
+	if err != nil {
+		return err
+	}
+	r.waitForCache(ctx, secret)
+	return nil
+}
 
+// renderSecret sets what the Secret must hold: token, the metadata recorded
+// in rec, the spec's labels and annotations, and the request as its owner.
+func (r *EmbedTokenRequestReconciler) renderSecret(etr *v1alpha1.EmbedTokenRequest, secret *corev1.Secret, token string, rec StoredToken) error {
 	secret.Type = corev1.SecretTypeOpaque
 	secret.Labels = mergeMaps(secret.Labels, etr.Spec.SecretLabels, map[string]string{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue})
 	secret.Annotations = mergeMaps(secret.Annotations, etr.Spec.SecretAnnotations, map[string]string{
@@ -152,19 +173,6 @@ func (r *EmbedTokenRequestReconciler) applySecret(ctx context.Context, etr *v1al
 	if err := controllerutil.SetControllerReference(etr, secret, r.Scheme()); err != nil {
 		return fmt.Errorf("setting owner of Secret %s: %w", secret.Name, err)
 	}
-	if !create && equality.Semantic.DeepEqual(before, secret) {
-		return nil
-	}
-	var err error
-	if create {
-		err = r.Create(ctx, secret)
-	} else {
-		err = r.Update(ctx, secret)
-	}
-	if err != nil {
-		return err
-	}
-	r.waitForCache(ctx, secret)
 	return nil
 }
 
