@@ -143,10 +143,7 @@ var _ = Describe("Vendor egress guard", func() {
 		clusterProvider := func(name, url string) {
 			spec := httpProviderSpec(url)
 			spec.HTTP.Headers[0].ValueFrom.SecretKeyRef.Namespace = f.ns
-			cp := &v1alpha1.ClusterEmbedProvider{ObjectMeta: metav1.ObjectMeta{Name: name + "-" + f.ns},
-				Spec: v1alpha1.ClusterEmbedProviderSpec{EmbedProviderSpec: spec}}
-			Expect(k8sClient.Create(ctx, cp)).To(Succeed())
-			DeferCleanup(func() { Expect(k8sClient.Delete(ctx, cp)).To(Succeed()) })
+			createClusterProvider(ctx, name+"-"+f.ns, spec, nil)
 		}
 		vendor := newScriptedVendor(http.StatusOK, tokenBody("cluster-token", time.Now().Add(time.Hour)))
 		clusterProvider("allowed", vendor.srv.URL)

@@ -8,15 +8,14 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
-	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
@@ -82,30 +81,28 @@ type EmbedTokenRequestReconciler struct {
 // stores it, and requeues for the next renewal. The status is computed and
 // patched once, on the way out.
 func (r *EmbedTokenRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	etr := &v1alpha1.EmbedTokenRequest{}
-	if err := r.Get(ctx, req.NamespacedName, etr); err != nil {
+	etr, err := r.fetch(ctx, req.NamespacedName)
+	if etr == nil {
 		r.fair.settle(req.NamespacedName)
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+		return ctrl.Result{}, err
 	}
-	if !etr.DeletionTimestamp.IsZero() {
-		r.fair.settle(req.NamespacedName)
-		return ctrl.Result{}, nil // the Secret goes with it through its owner reference
-	}
-
 	o := &outcome{now: r.Clock.Now()}
 	before := etr.DeepCopy()
-	err := r.reconcile(ctx, etr, o)
-	switch {
-	case o.deferral == nil:
-		r.fair.settle(req.NamespacedName)
-	case o.deferral.quiet:
-		return ctrl.Result{RequeueAfter: o.deferral.after}, err
+	err = r.reconcile(ctx, etr, o)
+	return r.report(ctx, before, etr, o, err)
+}
+
+// fetch reads the request; it returns nil when the request is gone or being
+// deleted (its Secret goes with it through its owner reference).
+func (r *EmbedTokenRequestReconciler) fetch(ctx context.Context, key types.NamespacedName) (*v1alpha1.EmbedTokenRequest, error) {
+	etr := &v1alpha1.EmbedTokenRequest{}
+	if err := r.Get(ctx, key, etr); err != nil {
+		return nil, client.IgnoreNotFound(err)
 	}
-	result := r.finish(etr, o)
-	if patchErr := r.patchStatus(ctx, before, etr); patchErr != nil {
-		err = errors.Join(err, patchErr)
+	if !etr.DeletionTimestamp.IsZero() {
+		return nil, nil
 	}
-	return result, err
+	return etr, nil
 }
 
 // reconcile runs the steps; each records what it learned in o.
@@ -123,23 +120,42 @@ func (r *EmbedTokenRequestReconciler) reconcile(ctx context.Context, etr *v1alph
 		o.suspended = true
 		return nil
 	case o.decision.Reason == RefreshNone:
-		if o.stored.CredentialsVersion == "" && prov != nil {
-			o.stored.CredentialsVersion = prov.credentialsVersion // record it, so a later rotation is noticed
-		}
-		if err := r.syncSecretMetadata(ctx, etr, secret, o); err != nil {
-			return err
-		}
-		r.restartTargets(ctx, etr, o) // finishes restarts a crash or the coalescing window left pending
+		return r.keep(ctx, etr, secret, prov, o)
+	case !r.mayIssue(ctx, etr, secret, prov, provErr, o):
 		return nil
 	}
+	tok, ok := r.issue(ctx, etr, prov, o)
+	if !ok {
+		return nil
+	}
+	return r.store(ctx, etr, secret, tok, prov, o)
+}
 
-	// Configuration checks cost no vendor call, so they run on every event
-	// (a provider created after its request heals at once); only the vendor
-	// call waits out the backoff.
+// keep serves a request whose stored token is good: it repairs the Secret's
+// metadata and finishes restarts a crash or the coalescing window left
+// pending.
+func (r *EmbedTokenRequestReconciler) keep(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, secret *corev1.Secret,
+	prov *resolvedProvider, o *outcome) error {
+	if o.stored.CredentialsVersion == "" && prov != nil {
+		o.stored.CredentialsVersion = prov.credentialsVersion // record it, so a later rotation is noticed
+	}
+	if err := r.syncSecretMetadata(ctx, etr, secret, o); err != nil {
+		return err
+	}
+	r.restartTargets(ctx, etr, o)
+	return nil
+}
+
+// mayIssue runs the configuration checks and then the backoff, recording in
+// o why a token may not be issued yet. The checks cost no vendor call, so
+// they run on every event (a provider created after its request heals at
+// once); only the vendor call waits out the backoff.
+func (r *EmbedTokenRequestReconciler) mayIssue(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, secret *corev1.Secret,
+	prov *resolvedProvider, provErr error, o *outcome) bool {
 	if secret == nil {
 		if err := r.checkSecretConflict(ctx, etr); err != nil {
 			o.fail(err)
-			return nil
+			return false
 		}
 	}
 	if provErr == nil {
@@ -147,37 +163,45 @@ func (r *EmbedTokenRequestReconciler) reconcile(ctx context.Context, etr *v1alph
 	}
 	if provErr != nil {
 		o.fail(provErr)
-		return nil
+		return false
 	}
 	if o.decision.At.After(o.now) {
 		o.waiting = true
-		return nil
+		return false
 	}
+	return true
+}
 
-	release, admitted := r.admit(ctx, etr, prov, o)
-	if !admitted {
-		return nil
-	}
-	log.FromContext(ctx).V(1).Info("Issuing token", "embedTokenRequest", klog.KObj(etr), "vendor", prov.vendor, "reason", o.decision.Reason,
-		"lifetime", prov.lifetime(etr))
-	o.vendor = prov.vendor
-	tok, err := func() (provider.Token, error) {
-		defer release()
-		return r.ensureToken(ctx, etr, prov, o)
-	}()
-	if err != nil {
-		o.fail(err)
-		// The classified message is the one the conditions show: it never
-		// holds a token or credential.
-		log.FromContext(ctx).Info("Issuing token failed", "embedTokenRequest", klog.KObj(etr), "vendor", prov.vendor,
-			"reason", o.err.Reason, "message", o.err.Message, "permanent", o.err.Permanent)
-		return nil
-	}
+// store writes a newly issued token, then revokes the token it replaced and
+// restarts the workloads that read it.
+func (r *EmbedTokenRequestReconciler) store(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, secret *corev1.Secret,
+	tok provider.Token, prov *resolvedProvider, o *outcome) error {
+	replaced := tokenIn(secret)
 	if err := r.writeSecret(ctx, etr, secret, tok, prov, o); err != nil || o.issued == nil {
 		return err
 	}
+	if replaced != "" && replaced != tok.Value {
+		r.revoke(ctx, etr, prov, replaced)
+	}
 	r.restartTargets(ctx, etr, o)
 	return nil
+}
+
+// report ends the reconcile: unless the vendor call still waits, the request
+// gives up its place in the fairness queues; then the status is computed
+// from o and patched once. A quiet deferral writes nothing.
+func (r *EmbedTokenRequestReconciler) report(ctx context.Context, before, etr *v1alpha1.EmbedTokenRequest, o *outcome, err error) (ctrl.Result, error) {
+	switch {
+	case o.deferral == nil:
+		r.fair.settle(client.ObjectKeyFromObject(etr))
+	case o.deferral.quiet:
+		return ctrl.Result{RequeueAfter: o.deferral.after}, err
+	}
+	result := r.finish(etr, o)
+	if patchErr := r.patchStatus(ctx, before, etr); patchErr != nil {
+		err = errors.Join(err, patchErr)
+	}
+	return result, err
 }
 
 // finish computes the status from the outcome, records events for state
@@ -210,34 +234,6 @@ func (r *EmbedTokenRequestReconciler) patchStatus(ctx context.Context, before, e
 	}
 	r.waitForCache(ctx, etr)
 	return nil
-}
-
-// recordEvents emits an Event when the request's state changes: a first
-// token (or one for a changed spec), a refresh someone asked for (annotation,
-// rotated credentials), Ready becoming TokenRefreshed (the first renewal, or
-// the first success after a failure), or a new failure reason. A routine
-// renewal while Ready is already TokenRefreshed emits nothing: the status,
-// the Secret and the metrics show it, and N tokens renewing cost N Secret
-// writes and N status writes, not N Events more.
-func (r *EmbedTokenRequestReconciler) recordEvents(etr *v1alpha1.EmbedTokenRequest, prevReady string, o *outcome) {
-	switch {
-	case o.issued != nil && o.decision.Reason == RefreshNoToken || o.issued != nil && o.decision.Reason == RefreshInputsChanged:
-		r.Recorder.Eventf(etr, nil, corev1.EventTypeNormal, v1alpha1.ReasonTokenIssued, "Issue", "Issued token %s valid until %s", o.issued.Digest(), o.issued.ExpiresAt.UTC().Format(time.RFC3339))
-	case o.issued != nil:
-		if o.decision.Reason == RefreshDue && prevReady == v1alpha1.ReasonTokenRefreshed {
-			return
-		}
-		r.Recorder.Eventf(etr, nil, corev1.EventTypeNormal, v1alpha1.ReasonTokenRefreshed, "Refresh", "Refreshed token (%s) to %s valid until %s", o.decision.Reason, o.issued.Digest(), o.issued.ExpiresAt.UTC().Format(time.RFC3339))
-	default:
-		reason := readyReason(etr)
-		if reason != prevReady && reason == v1alpha1.ReasonRolloutRestartFailed {
-			r.Recorder.Eventf(etr, nil, corev1.EventTypeWarning, reason, "RolloutRestart", "%s", readyMessage(etr))
-			return
-		}
-		if reason != prevReady && (o.err != nil || reason == v1alpha1.ReasonTokenExpired) {
-			r.Recorder.Eventf(etr, nil, corev1.EventTypeWarning, reason, "Issue", "%s", readyMessage(etr))
-		}
-	}
 }
 
 // SetupWithManager watches requests (spec or annotation changes), the Secrets

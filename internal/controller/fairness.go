@@ -1,14 +1,10 @@
 package controller
 
 import (
-	"container/list"
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -22,14 +18,7 @@ import (
 // may hold one for long: a request that must wait for its provider's rate
 // limit or for a free call slot is requeued instead of blocking a worker.
 
-// DefaultMaxVendorTimeout bounds each vendor call whatever a provider's
-// spec.timeout says (--max-vendor-timeout), so a vendor that never answers
-// holds a worker for at most this long.
-const DefaultMaxVendorTimeout = 30 * time.Second
-
 const (
-	// defaultVendorTimeout applies when a provider sets no spec.timeout.
-	defaultVendorTimeout = 10 * time.Second
 	// maxLimiterSleep is the longest a worker sleeps for its turn under a
 	// provider's rate limit; a longer wait is a requeue.
 	maxLimiterSleep = 200 * time.Millisecond
@@ -43,19 +32,6 @@ const (
 	// wakeBuffer is how many wake-ups may wait for the controller's queue.
 	wakeBuffer = 1024
 )
-
-// vendorTimeout is the bound on one vendor call: the provider's
-// spec.timeout (10s when unset), at most maxTimeout when that is positive.
-func vendorTimeout(spec *metav1.Duration, maxTimeout time.Duration) time.Duration {
-	d := defaultVendorTimeout
-	if spec != nil && spec.Duration > 0 {
-		d = spec.Duration
-	}
-	if maxTimeout > 0 {
-		d = min(d, maxTimeout)
-	}
-	return d
-}
 
 // callCaps are how many vendor calls may be in flight at once, so a
 // provider that never answers holds a bounded share of the reconcile
@@ -197,211 +173,4 @@ func slotWait(q queueState, unit float64) (after time.Duration, quiet bool) {
 		return min(d, reportWaitAfter), true
 	}
 	return d, false
-}
-
-// ticketBook holds each waiting request's reservation on its provider's rate
-// limiter. A request reserves once and is requeued for that time; requests
-// then take turns in the order they arrived, and waiting costs one requeue,
-// not one reconcile per freed token.
-type ticketBook struct {
-	mu   sync.Mutex
-	held map[types.NamespacedName]ticket
-}
-
-type ticket struct {
-	limiter     *rate.Limiter
-	reservation *rate.Reservation
-}
-
-// claim returns how long after now key's turn under l comes, reserving one
-// if key holds none for l. The ticket stays held until use or drop.
-func (b *ticketBook) claim(key types.NamespacedName, l *rate.Limiter, now time.Time) time.Duration {
-	if l.Limit() == rate.Inf {
-		return 0
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	t, ok := b.held[key]
-	if ok && t.limiter != l {
-		t.reservation.CancelAt(now) // the provider's rate limit changed
-		ok = false
-	}
-	if !ok {
-		t = ticket{limiter: l, reservation: l.ReserveN(now, 1)}
-		if !t.reservation.OK() {
-			return slotRetryBase // a burst below one; the schema forbids it
-		}
-		if b.held == nil {
-			b.held = map[types.NamespacedName]ticket{}
-		}
-		b.held[key] = t
-	}
-	return max(t.reservation.DelayFrom(now), 0)
-}
-
-// use forgets key's ticket because its call is being made.
-func (b *ticketBook) use(key types.NamespacedName) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	delete(b.held, key)
-}
-
-// drop gives key's unused ticket back to its limiter.
-func (b *ticketBook) drop(key types.NamespacedName, now time.Time) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if t, ok := b.held[key]; ok {
-		t.reservation.CancelAt(now)
-		delete(b.held, key)
-	}
-}
-
-// slotLimit caps the calls in flight under one key: a provider, a
-// namespace, or a namespace's share of a shared provider.
-type slotLimit struct {
-	key   string
-	limit int
-}
-
-// callSlots counts vendor calls in flight per key without ever blocking:
-// a request that finds a key full joins its queue and is woken (wake) when
-// a slot frees. Keys with no call in flight and no waiter are forgotten.
-type callSlots struct {
-	mu   sync.Mutex
-	keys map[string]*slotQueue
-	wake func(types.NamespacedName)
-}
-
-type slotQueue struct {
-	inFlight, limit int
-	waiting         list.List // of waiter, first come first
-	index           map[types.NamespacedName]*list.Element
-}
-
-// queueState is where a refused request stands: how many rounds of calls
-// the longest of its queues needs, and how long it has waited in them.
-type queueState struct {
-	rounds int
-	waited time.Duration
-}
-
-// waiter is one queued request and when it joined the queue.
-type waiter struct {
-	key   types.NamespacedName
-	since time.Time
-}
-
-// acquire takes a slot under every limit for who, or none: then who is
-// queued (at now, unless already) on each full key.
-func (s *callSlots) acquire(who types.NamespacedName, limits []slotLimit, now time.Time) (release func(), state queueState, ok bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var full []*slotQueue
-	for _, l := range limits {
-		q := s.queue(l.key)
-		q.limit = max(l.limit, 1)
-		if q.inFlight >= q.limit {
-			full = append(full, q)
-		}
-	}
-	if len(full) > 0 {
-		for _, q := range full {
-			e := q.index[who]
-			if e == nil {
-				e = q.waiting.PushBack(waiter{key: who, since: now})
-				q.index[who] = e
-			}
-			state.rounds = max(state.rounds, (q.waiting.Len()+q.limit-1)/q.limit)
-			state.waited = max(state.waited, now.Sub(e.Value.(waiter).since))
-		}
-		s.prune(limits)
-		return nil, state, false
-	}
-	for _, l := range limits {
-		q := s.keys[l.key]
-		q.inFlight++
-		q.remove(who)
-	}
-	var once sync.Once
-	return func() { once.Do(func() { s.release(limits) }) }, queueState{}, true
-}
-
-func (s *callSlots) release(limits []slotLimit) {
-	s.mu.Lock()
-	var wake []types.NamespacedName
-	for _, l := range limits {
-		if q := s.keys[l.key]; q != nil {
-			q.inFlight--
-			wake = append(wake, q.firstFree()...)
-		}
-	}
-	s.prune(limits)
-	s.mu.Unlock()
-	s.wakeAll(wake)
-}
-
-// forget removes who from every queue, waking the next waiter where who
-// was to take a free slot.
-func (s *callSlots) forget(who types.NamespacedName) {
-	s.mu.Lock()
-	var wake []types.NamespacedName
-	var touched []slotLimit
-	for k, q := range s.keys {
-		if q.remove(who) {
-			wake = append(wake, q.firstFree()...)
-			touched = append(touched, slotLimit{key: k})
-		}
-	}
-	s.prune(touched)
-	s.mu.Unlock()
-	s.wakeAll(wake)
-}
-
-func (s *callSlots) wakeAll(keys []types.NamespacedName) {
-	for _, k := range keys {
-		if s.wake != nil {
-			s.wake(k)
-		}
-	}
-}
-
-func (s *callSlots) queue(key string) *slotQueue {
-	if s.keys == nil {
-		s.keys = map[string]*slotQueue{}
-	}
-	q := s.keys[key]
-	if q == nil {
-		q = &slotQueue{index: map[types.NamespacedName]*list.Element{}}
-		s.keys[key] = q
-	}
-	return q
-}
-
-// prune forgets the keys among limits with no call in flight and no waiter.
-func (s *callSlots) prune(limits []slotLimit) {
-	for _, l := range limits {
-		if q := s.keys[l.key]; q != nil && q.inFlight <= 0 && q.waiting.Len() == 0 {
-			delete(s.keys, l.key)
-		}
-	}
-}
-
-// firstFree is the waiters that the free slots are for: the first
-// limit-inFlight of the queue. They stay queued until they acquire.
-func (q *slotQueue) firstFree() []types.NamespacedName {
-	var out []types.NamespacedName
-	for e := q.waiting.Front(); e != nil && len(out) < q.limit-q.inFlight; e = e.Next() {
-		out = append(out, e.Value.(waiter).key)
-	}
-	return out
-}
-
-func (q *slotQueue) remove(who types.NamespacedName) bool {
-	e := q.index[who]
-	if e == nil {
-		return false
-	}
-	q.waiting.Remove(e)
-	delete(q.index, who)
-	return true
 }

@@ -9,17 +9,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/controller"
@@ -195,20 +192,12 @@ func tokenCounts(tokens map[string]map[string]bool) map[string]int {
 // returns a function that stops it. The suite's manager must be stopped
 // meanwhile.
 func startDefaultManager() func() {
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:     scheme,
-		Metrics:    metricsserver.Options{BindAddress: "0"},
-		Cache:      controller.CacheOptions(),
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-	})
-	Expect(err).NotTo(HaveOccurred())
-	Expect(controller.Setup(mgr, controller.Options{
+	return startOperator(cfg, logr.Logger{}, 0, controller.Options{
 		Providers:               map[string]provider.Provider{v1alpha1.VendorQrvey: qrvey.New()},
 		MaxConcurrentReconciles: productionWorkers,
 		MetricsRegisterer:       prometheus.NewRegistry(),
 		AllowVendorCIDRs:        allowVendorCIDRs,
-	})).To(Succeed())
-	return runManager(mgr)
+	})
 }
 
 // deleteFixtures removes the fixtures' requests, Secrets and namespaces, so

@@ -2,12 +2,8 @@ package controller_test
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -21,86 +17,6 @@ import (
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 	"github.com/embedtokens/embed-token-operator/internal/vendorsim"
 )
-
-// scriptedVendor answers every call with a fixed status and body, for
-// answers the simulator never gives (a past or far-future expiry, an
-// oversized body, any status). It counts calls and records the headers of
-// the last one.
-type scriptedVendor struct {
-	srv   *httptest.Server
-	calls atomic.Int32
-
-	mu         sync.Mutex
-	status     int
-	body       []byte
-	lastHeader http.Header
-}
-
-func newScriptedVendor(status int, body string) *scriptedVendor {
-	v := &scriptedVendor{status: status, body: []byte(body)}
-	v.srv = httptest.NewServer(http.HandlerFunc(v.serve))
-	DeferCleanup(v.srv.Close)
-	return v
-}
-
-func (v *scriptedVendor) serve(w http.ResponseWriter, r *http.Request) {
-	v.calls.Add(1)
-	v.mu.Lock()
-	status, body := v.status, v.body
-	v.lastHeader = r.Header.Clone()
-	v.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
-}
-
-// answer changes what later calls get.
-func (v *scriptedVendor) answer(status int, body string) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	v.status, v.body = status, []byte(body)
-}
-
-func (v *scriptedVendor) callCount() int { return int(v.calls.Load()) }
-
-// tokenBody is a generic HTTP vendor's answer holding token until expiresAt.
-func tokenBody(token string, expiresAt time.Time) string {
-	b, _ := json.Marshal(map[string]string{"token": token, "expiresAt": expiresAt.UTC().Format(time.RFC3339)})
-	return string(b)
-}
-
-// httpProviderSpec is a generic HTTP provider for url that sends the
-// fixture's API key as x-api-key and reads .token and .expiresAt.
-func httpProviderSpec(url string) v1alpha1.EmbedProviderSpec {
-	return v1alpha1.EmbedProviderSpec{
-		VendorConfig: v1alpha1.VendorConfig{HTTP: &v1alpha1.HTTPProvider{
-			URL: url, TokenPath: ".token", ExpiresAtPath: ".expiresAt",
-			Headers: []v1alpha1.HTTPHeader{{Name: "x-api-key", ValueFrom: &v1alpha1.HTTPHeaderSource{
-				SecretKeyRef: v1alpha1.SecretKeySelector{Name: "qrvey-credentials", Key: "apiKey"}}}},
-		}},
-		AllowInsecureHTTP: strings.HasPrefix(url, "http://"),
-	}
-}
-
-func (f *fixture) createNamedProvider(ctx context.Context, name string, spec v1alpha1.EmbedProviderSpec) {
-	Expect(k8sClient.Create(ctx, &v1alpha1.EmbedProvider{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: name}, Spec: spec})).To(Succeed())
-}
-
-// httpRequest asks the generic HTTP provider named providerName for a token.
-func (f *fixture) httpRequest(name, providerName string, lifetime time.Duration) *v1alpha1.EmbedTokenRequest {
-	etr := f.request(name, lifetime)
-	etr.Spec.ProviderRef.Name = providerName
-	etr.Spec.VendorParams = v1alpha1.VendorParams{HTTP: &v1alpha1.HTTPParams{}}
-	return etr
-}
-
-// managedSecrets lists the Secrets the operator wrote in namespace.
-func managedSecrets(ctx context.Context, g Gomega, namespace string) []corev1.Secret {
-	var list corev1.SecretList
-	g.Expect(k8sClient.List(ctx, &list, client.InNamespace(namespace),
-		client.MatchingLabels{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue})).To(Succeed())
-	return list.Items
-}
 
 var _ = Describe("Runtime faults", func() {
 	// Each entry sets up a namespace whose request cannot get a token, and
@@ -151,8 +67,7 @@ var _ = Describe("Runtime faults", func() {
 			return f.request("fault", time.Hour), f.sim.CallCount
 		}, v1alpha1.ReasonCredentialsNotFound, `has no key "missing"`),
 		Entry("a signing key that is not PEM where the algorithm needs a private key", func(ctx context.Context, f *fixture) (*v1alpha1.EmbedTokenRequest, func() int) {
-			Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "signing"},
-				Data: map[string][]byte{"key": []byte("raw-shared-secret-not-a-pem-key")}})).To(Succeed())
+			f.createSecret(ctx, "signing", map[string][]byte{"key": []byte("raw-shared-secret-not-a-pem-key")})
 			f.createNamedProvider(ctx, "jwt", v1alpha1.EmbedProviderSpec{VendorConfig: v1alpha1.VendorConfig{JWT: &v1alpha1.JWTProvider{
 				Algorithm: "RS256", SigningKeySecretRef: v1alpha1.SecretKeySelector{Name: "signing", Key: "key"}}}})
 			etr := f.request("fault", time.Hour)

@@ -6,7 +6,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -62,10 +61,7 @@ var _ = Describe("kstatus", func() {
 
 	It("reports a request whose vendor rejects the credentials as Failed", func() {
 		f := newFixture(ctx)
-		Expect(k8sClient.Create(ctx, &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "qrvey-credentials"},
-			Data:       map[string][]byte{"apiKey": []byte("rejected-key")},
-		})).To(Succeed())
+		f.createSecret(ctx, "qrvey-credentials", map[string][]byte{"apiKey": []byte("rejected-key")})
 		f.createProvider(ctx)
 		etr := f.request("failed", time.Hour)
 		Expect(k8sClient.Create(ctx, etr)).To(Succeed())

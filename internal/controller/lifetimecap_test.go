@@ -7,9 +7,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
@@ -39,19 +37,10 @@ var _ = Describe("Provider maxLifetime", func() {
 		ctx := context.Background()
 		f := newFixture(ctx)
 		key := []byte("0123456789abcdef0123456789abcdef")
-		Expect(k8sClient.Create(ctx, &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "signing"}, Data: map[string][]byte{"key": key},
-		})).To(Succeed())
-		cp := &v1alpha1.ClusterEmbedProvider{
-			ObjectMeta: metav1.ObjectMeta{Name: "jwt-" + f.ns},
-			Spec: v1alpha1.ClusterEmbedProviderSpec{EmbedProviderSpec: v1alpha1.EmbedProviderSpec{
-				VendorConfig: v1alpha1.VendorConfig{JWT: &v1alpha1.JWTProvider{
-					Algorithm: "HS256", SigningKeySecretRef: v1alpha1.SecretKeySelector{Namespace: f.ns, Name: "signing", Key: "key"},
-				}},
-			}},
-		}
-		Expect(k8sClient.Create(ctx, cp)).To(Succeed())
-		DeferCleanup(func() { Expect(k8sClient.Delete(ctx, cp)).To(Succeed()) })
+		f.createSecret(ctx, "signing", map[string][]byte{"key": key})
+		cp := createClusterProvider(ctx, "jwt-"+f.ns, v1alpha1.EmbedProviderSpec{VendorConfig: v1alpha1.VendorConfig{JWT: &v1alpha1.JWTProvider{
+			Algorithm: "HS256", SigningKeySecretRef: v1alpha1.SecretKeySelector{Namespace: f.ns, Name: "signing", Key: "key"},
+		}}}, nil)
 		Expect(get(ctx, cp).(*v1alpha1.ClusterEmbedProvider).Spec.MaxLifetime).To(
 			Equal(&metav1.Duration{Duration: 24 * time.Hour}), "the API server defaults maxLifetime")
 
@@ -74,10 +63,7 @@ var _ = Describe("Provider maxLifetime", func() {
 				"(lifetime capped to 24h by provider "+cp.Name+"'s maxLifetime; the request asks for 87600h)"))))
 
 		By("lowering maxLifetime re-issues the token with the new cap")
-		get(ctx, cp)
-		patch := client.MergeFrom(cp.DeepCopy())
-		cp.Spec.MaxLifetime = &metav1.Duration{Duration: time.Hour}
-		Expect(k8sClient.Patch(ctx, cp, patch)).To(Succeed())
+		patchObject(ctx, cp, func(cp *v1alpha1.ClusterEmbedProvider) { cp.Spec.MaxLifetime = &metav1.Duration{Duration: time.Hour} })
 		second := waitForToken(ctx, etr, provider.Digest(token))
 		Expect(jwtExpiry(second, key)).To(BeTemporally("~", time.Now().Add(time.Hour), 10*time.Second))
 		Eventually(readyCondition(ctx, etr)).Should(HaveField("Message",

@@ -13,11 +13,8 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
@@ -34,12 +31,7 @@ var _ = Describe("Namespaced mode (--watch-namespaces)", func() {
 		ctx := context.Background()
 		watched := newFixtureWithProvider(ctx)
 		other := newFixtureWithProvider(ctx)
-		spec := watched.providerSpec()
-		spec.Qrvey.APIKeySecretRef.Namespace = watched.ns
-		cp := &v1alpha1.ClusterEmbedProvider{ObjectMeta: metav1.ObjectMeta{Name: "ns-mode-" + watched.ns},
-			Spec: v1alpha1.ClusterEmbedProviderSpec{EmbedProviderSpec: spec}}
-		Expect(k8sClient.Create(ctx, cp)).To(Succeed())
-		DeferCleanup(func() { Expect(k8sClient.Delete(ctx, cp)).To(Succeed()) })
+		cp := createClusterProvider(ctx, "ns-mode-"+watched.ns, watched.clusterSpec(), nil)
 
 		stopMgr()
 		DeferCleanup(func() { stopMgr = startManager() })
@@ -98,22 +90,13 @@ func startNamespacedManager(restCfg *rest.Config, namespaces ...string) func() {
 // own identity, logger and watched namespaces (all when none), and returns a
 // function that stops it. The suite's manager must be stopped meanwhile.
 func startManagerWith(restCfg *rest.Config, logger logr.Logger, namespaces ...string) func() {
-	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
-		Scheme:  scheme,
-		Logger:  logger,
-		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache:   controller.CacheOptions(namespaces...),
-		// Without namespace-scoped watches the identity's lists are
-		// forbidden: fail fast instead of waiting two minutes.
-		Controller: config.Controller{SkipNameValidation: ptr.To(true), CacheSyncTimeout: 15 * time.Second},
-	})
-	Expect(err).NotTo(HaveOccurred())
-	Expect(controller.Setup(mgr, controller.Options{
+	// Without namespace-scoped watches the identity's lists are forbidden:
+	// the cache sync fails fast instead of waiting two minutes.
+	return startOperator(restCfg, logger, 15*time.Second, controller.Options{
 		Providers:         registry.All(),
 		WatchNamespaces:   namespaces,
 		MetricsRegisterer: prometheus.NewRegistry(),
 		AllowVendorCIDRs:  allowVendorCIDRs,
 		VendorResolver:    testDNS.Resolver(),
-	})).To(Succeed())
-	return runManager(mgr)
+	})
 }

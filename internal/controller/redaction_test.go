@@ -16,7 +16,6 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/onsi/gomega/gbytes"
 	"go.uber.org/zap/zapcore"
-	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -107,8 +106,7 @@ var _ = Describe("Credentials a vendor echoes", Ordered, func() {
 	It("reach no condition, Event or log line in any encoding", func() {
 		ctx := context.Background()
 		f := newFixture(ctx)
-		Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "echo-creds"},
-			StringData: map[string]string{"secret": echoSecret}})).To(Succeed())
+		f.createSecret(ctx, "echo-creds", map[string][]byte{"secret": []byte(echoSecret)})
 		ref := v1alpha1.SecretKeySelector{Name: "echo-creds", Key: "secret"}
 		vendor := newEchoVendor()
 

@@ -6,7 +6,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -19,29 +18,12 @@ const (
 	tenantMessage = "spec.qrvey.clientID must equal the namespace's tenant label"
 )
 
-// labelNamespace sets labels on the fixture's namespace.
-func (f *fixture) labelNamespace(ctx context.Context, labels map[string]string) {
-	ns := &corev1.Namespace{}
-	Expect(k8sClient.Get(ctx, client.ObjectKey{Name: f.ns}, ns)).To(Succeed())
-	for k, v := range labels {
-		ns.Labels[k] = v
-	}
-	Expect(k8sClient.Update(ctx, ns)).To(Succeed())
-}
-
 // sharedQrveyProvider creates a ClusterEmbedProvider with f's credentials
 // and the given rules, removed when the spec ends.
 func (f *fixture) sharedQrveyProvider(ctx context.Context, rules ...v1alpha1.RequestValidation) *v1alpha1.ClusterEmbedProvider {
-	spec := f.providerSpec()
-	spec.Qrvey.APIKeySecretRef.Namespace = f.ns
+	spec := f.clusterSpec()
 	spec.RequestValidations = rules
-	cp := &v1alpha1.ClusterEmbedProvider{
-		ObjectMeta: metav1.ObjectMeta{Name: "policy-" + f.ns},
-		Spec:       v1alpha1.ClusterEmbedProviderSpec{EmbedProviderSpec: spec},
-	}
-	Expect(k8sClient.Create(ctx, cp)).To(Succeed())
-	DeferCleanup(func() { Expect(k8sClient.Delete(ctx, cp)).To(Succeed()) })
-	return cp
+	return createClusterProvider(ctx, "policy-"+f.ns, spec, nil)
 }
 
 // tenantRequest asks the shared provider for a token for clientID.
@@ -86,10 +68,7 @@ var _ = Describe("Request policy (requestValidations)", func() {
 		Expect(managedSecrets(ctx, Default, f.ns)).To(HaveLen(1), "only the admitted request has a Secret")
 
 		By("asking for its own tenant heals the request")
-		get(ctx, other)
-		patch := client.MergeFrom(other.DeepCopy())
-		other.Spec.Qrvey.ClientID = "a"
-		Expect(k8sClient.Patch(ctx, other, patch)).To(Succeed())
+		patchObject(ctx, other, func(etr *v1alpha1.EmbedTokenRequest) { etr.Spec.Qrvey.ClientID = "a" })
 		waitForToken(ctx, other, "")
 		Expect(stalledCondition(ctx, other)(Default)).To(BeNil())
 	})
@@ -133,10 +112,7 @@ var _ = Describe("Request policy (requestValidations)", func() {
 		Consistently(f.sim.CallCount).Should(BeZero())
 
 		By("fixing the rule heals the provider and its request")
-		get(ctx, cp)
-		patch := client.MergeFrom(cp.DeepCopy())
-		cp.Spec.RequestValidations[0].Expression = tenantRule
-		Expect(k8sClient.Patch(ctx, cp, patch)).To(Succeed())
+		patchObject(ctx, cp, func(cp *v1alpha1.ClusterEmbedProvider) { cp.Spec.RequestValidations[0].Expression = tenantRule })
 		waitForToken(ctx, etr, "")
 	})
 

@@ -68,14 +68,8 @@ func restartedFor(ctx context.Context, etr *v1alpha1.EmbedTokenRequest) func() s
 }
 
 var _ = Describe("rolloutRestartTargets", func() {
-	var (
-		ctx context.Context
-		f   *fixture
-	)
-	BeforeEach(func() {
-		ctx = context.Background()
-		f = newFixtureWithProvider(ctx)
-	})
+	ctx := context.Background()
+	f := eachFixtureWithProvider()
 
 	DescribeTable("restarts the workload once for each new token",
 		func(kind string) {

@@ -2,9 +2,6 @@ package controller
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"time"
@@ -60,52 +57,12 @@ func storedToken(s *corev1.Secret) (StoredToken, string) {
 	}, provider.Digest(tok)
 }
 
-// policyInput gathers what Decide needs. A failed vendor call delays the
-// next attempt while it is newer than the stored token and the spec has not
-// changed since.
-func (r *EmbedTokenRequestReconciler) policyInput(etr *v1alpha1.EmbedTokenRequest, o *outcome, prov *resolvedProvider) PolicyInput {
-	in := PolicyInput{
-		Stored:         o.stored,
-		InputHash:      inputHash(etr, prov.lifetime(etr)),
-		RefreshRequest: etr.Annotations[v1alpha1.RefreshAnnotation],
-		Renew:          renewPolicy(etr),
-		Seed:           string(etr.UID),
+// tokenIn is the token a Secret holds, or "" when there is no Secret.
+func tokenIn(secret *corev1.Secret) string {
+	if secret == nil {
+		return ""
 	}
-	if prov != nil {
-		in.CredentialsVersion = prov.credentialsVersion
-	}
-	st := etr.Status
-	if st.FailedAttempts > 0 && st.RenewAt != nil && st.LastFailureTime != nil && st.LastFailure != nil && vendorFailureReasons[st.LastFailure.Reason] &&
-		st.ObservedGeneration == etr.Generation && st.LastFailureTime.Time.After(o.stored.IssuedAt) {
-		in.RetryAt = st.RenewAt.Time
-	}
-	return in
-}
-
-func renewPolicy(etr *v1alpha1.EmbedTokenRequest) RenewPolicy {
-	var p RenewPolicy
-	if etr.Spec.RenewBefore != nil {
-		p.RenewBefore = etr.Spec.RenewBefore.Duration
-	}
-	if etr.Spec.RenewBeforePercentage != nil {
-		p.RenewBeforePercentage = *etr.Spec.RenewBeforePercentage
-	}
-	return p
-}
-
-// inputHash fingerprints what a token is issued for: the provider, the
-// vendor parameters and the lifetime asked of the vendor (the request's,
-// capped by the provider's maxLifetime), so a spec change or a lower
-// maxLifetime that shortens the lifetime re-mints. Renewal settings, Secret
-// metadata and suspend are left out: changing them must not re-mint.
-func inputHash(etr *v1alpha1.EmbedTokenRequest, lifetime time.Duration) string {
-	b, _ := json.Marshal(struct {
-		Kind, Name string
-		Params     v1alpha1.VendorParams
-		Lifetime   time.Duration
-	}{etr.ProviderKind(), etr.Spec.ProviderRef.Name, etr.Spec.VendorParams, lifetime})
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:8])
+	return string(secret.Data[v1alpha1.SecretTokenKey])
 }
 
 // checkSecretConflict looks, uncached, for a Secret with the target name that
@@ -131,16 +88,13 @@ func secretConflict(etr *v1alpha1.EmbedTokenRequest) error {
 }
 
 // writeSecret stores a newly issued token, creating the Secret or updating it
-// in place so pods that mount it see the new token without a restart.
+// in place so pods that mount it see the new token without a restart. It
+// records the stored token in o; o.issued stays nil when it was not stored.
 func (r *EmbedTokenRequestReconciler) writeSecret(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, secret *corev1.Secret, tok provider.Token, prov *resolvedProvider, o *outcome) error {
 	rec := StoredToken{
 		Present: true, IssuedAt: tok.IssuedAt.UTC().Truncate(time.Second), ExpiresAt: tok.ExpiresAt.UTC().Truncate(time.Second),
 		InputHash: inputHash(etr, prov.lifetime(etr)), RefreshHandled: etr.Annotations[v1alpha1.RefreshAnnotation],
 		CredentialsVersion: prov.credentialsVersion,
-	}
-	var replaced string
-	if secret != nil {
-		replaced = string(secret.Data[v1alpha1.SecretTokenKey])
 	}
 	if err := r.applySecret(ctx, etr, secret, tok.Value, rec); err != nil {
 		if apierrors.IsAlreadyExists(err) {
@@ -158,32 +112,7 @@ func (r *EmbedTokenRequestReconciler) writeSecret(ctx context.Context, etr *v1al
 	o.storedAt = r.Clock.Now()
 	log.FromContext(ctx).Info("Stored token", "embedTokenRequest", klog.KObj(etr), "secret", etr.TargetSecretName(),
 		"vendor", o.vendor, "digest", tok.Digest(), "expiresAt", rec.ExpiresAt, "renewAt", o.renewAt)
-	if replaced != "" && replaced != tok.Value {
-		r.revoke(ctx, etr, prov, replaced)
-	}
 	return nil
-}
-
-// revoke asks the vendor to revoke a replaced token, for vendors that
-// support it (the vendor's config decides whether to). The new token is
-// already stored, so a failure is only logged, without the token or any
-// credential the call read.
-func (r *EmbedTokenRequestReconciler) revoke(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, prov *resolvedProvider, token string) {
-	revoker, ok := prov.impl.(provider.Revoker)
-	if !ok {
-		return
-	}
-	creds := provider.RecordCredentials(prov.creds)
-	httpClient, err := r.httpClient(ctx, prov)
-	if err == nil {
-		err = revoker.Revoke(ctx, provider.Request{Config: prov.spec, Params: &etr.Spec.VendorParams, Credentials: creds,
-			HTTPClient: httpClient, Now: r.Clock.Now()}, token)
-		err = creds.Redact(err, token)
-	}
-	if err != nil {
-		log.FromContext(ctx).Error(err, "Revoking the replaced token failed", "embedTokenRequest", klog.KObj(etr),
-			"vendor", prov.vendor, "digest", provider.Digest(token))
-	}
 }
 
 // syncSecretMetadata repairs the Secret's labels, annotations and expiry key
@@ -204,7 +133,28 @@ func (r *EmbedTokenRequestReconciler) applySecret(ctx context.Context, etr *v1al
 		secret = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: etr.Namespace, Name: etr.TargetSecretName()}}
 	}
 	before := secret.DeepCopy()
+	if err := r.renderSecret(etr, secret, token, rec); err != nil {
+		return err
+	}
+	if !create && equality.Semantic.DeepEqual(before, secret) {
+		return nil
+	}
+	var err error
+	if create {
+		err = r.Create(ctx, secret)
+	} else {
+		err = r.Update(ctx, secret)
+	}
+	if err != nil {
+		return err
+	}
+	r.waitForCache(ctx, secret)
+	return nil
+}
 
+// renderSecret sets what the Secret must hold: token, the metadata recorded
+// in rec, the spec's labels and annotations, and the request as its owner.
+func (r *EmbedTokenRequestReconciler) renderSecret(etr *v1alpha1.EmbedTokenRequest, secret *corev1.Secret, token string, rec StoredToken) error {
 	secret.Type = corev1.SecretTypeOpaque
 	secret.Labels = mergeMaps(secret.Labels, etr.Spec.SecretLabels, map[string]string{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue})
 	secret.Annotations = mergeMaps(secret.Annotations, etr.Spec.SecretAnnotations, map[string]string{
@@ -223,19 +173,6 @@ func (r *EmbedTokenRequestReconciler) applySecret(ctx context.Context, etr *v1al
 	if err := controllerutil.SetControllerReference(etr, secret, r.Scheme()); err != nil {
 		return fmt.Errorf("setting owner of Secret %s: %w", secret.Name, err)
 	}
-	if !create && equality.Semantic.DeepEqual(before, secret) {
-		return nil
-	}
-	var err error
-	if create {
-		err = r.Create(ctx, secret)
-	} else {
-		err = r.Update(ctx, secret)
-	}
-	if err != nil {
-		return err
-	}
-	r.waitForCache(ctx, secret)
 	return nil
 }
 

@@ -89,10 +89,9 @@ var _ = Describe("Secrets never leak", Ordered, func() {
 		Eventually(readyCondition(ctx, h)).Should(And(
 			HaveField("Reason", v1alpha1.ReasonVendorRejected), HaveField("Message", ContainSubstring("[redacted]"))))
 		v.answer(http.StatusOK, "<html>"+scriptedToken+"</html>")
-		get(ctx, h)
-		patch := client.MergeFrom(h.DeepCopy())
-		h.Spec.Lifetime = &metav1.Duration{Duration: 5 * time.Second} // a spec change retries at once, despite the backoff
-		Expect(k8sClient.Patch(ctx, h, patch)).To(Succeed())
+		patchObject(ctx, h, func(h *v1alpha1.EmbedTokenRequest) {
+			h.Spec.Lifetime = &metav1.Duration{Duration: 5 * time.Second} // a spec change retries at once, despite the backoff
+		})
 		Eventually(readyCondition(ctx, h)).Should(HaveField("Reason", v1alpha1.ReasonInvalidResponse))
 
 		By("collecting what the operator wrote outside the Secrets")
@@ -154,15 +153,8 @@ var _ = Describe("Namespace isolation", func() {
 	It("never lets a ClusterEmbedProvider be used from a namespace its selector does not admit, even after the request is created", func() {
 		ctx := context.Background()
 		f := newFixtureWithProvider(ctx)
-		spec := f.providerSpec()
-		spec.Qrvey.APIKeySecretRef.Namespace = f.ns
-		cp := &v1alpha1.ClusterEmbedProvider{
-			ObjectMeta: metav1.ObjectMeta{Name: "iso-" + f.ns},
-			Spec: v1alpha1.ClusterEmbedProviderSpec{EmbedProviderSpec: spec,
-				NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"embed-iso": f.ns}}},
-		}
-		Expect(k8sClient.Create(ctx, cp)).To(Succeed())
-		DeferCleanup(func() { Expect(k8sClient.Delete(ctx, cp)).To(Succeed()) })
+		cp := createClusterProvider(ctx, "iso-"+f.ns, f.clusterSpec(),
+			&metav1.LabelSelector{MatchLabels: map[string]string{"embed-iso": f.ns}})
 
 		tenant := newFixture(ctx)
 		etr := tenant.request("shared", time.Hour)
@@ -172,24 +164,18 @@ var _ = Describe("Namespace isolation", func() {
 		Consistently(f.sim.CallCount).Should(BeZero())
 
 		By("admitting the namespace by label heals the request without touching it")
-		ns := &corev1.Namespace{}
-		Expect(k8sClient.Get(ctx, client.ObjectKey{Name: tenant.ns}, ns)).To(Succeed())
-		ns.Labels["embed-iso"] = f.ns
-		Expect(k8sClient.Update(ctx, ns)).To(Succeed())
-		get(ctx, etr)
-		patch := client.MergeFrom(etr.DeepCopy())
-		etr.Annotations = map[string]string{v1alpha1.RefreshAnnotation: "admitted"}
-		Expect(k8sClient.Patch(ctx, etr, patch)).To(Succeed())
+		tenant.labelNamespace(ctx, map[string]string{"embed-iso": f.ns})
+		patchObject(ctx, etr, func(etr *v1alpha1.EmbedTokenRequest) {
+			etr.Annotations = map[string]string{v1alpha1.RefreshAnnotation: "admitted"}
+		})
 		waitForToken(ctx, etr, "")
 
 		By("and removing the label stops further issuing while the token is kept")
+		ns := &corev1.Namespace{}
 		Expect(k8sClient.Get(ctx, client.ObjectKey{Name: tenant.ns}, ns)).To(Succeed())
 		delete(ns.Labels, "embed-iso")
 		Expect(k8sClient.Update(ctx, ns)).To(Succeed())
-		get(ctx, etr)
-		patch = client.MergeFrom(etr.DeepCopy())
-		etr.Annotations[v1alpha1.RefreshAnnotation] = "revoked"
-		Expect(k8sClient.Patch(ctx, etr, patch)).To(Succeed())
+		patchObject(ctx, etr, func(etr *v1alpha1.EmbedTokenRequest) { etr.Annotations[v1alpha1.RefreshAnnotation] = "revoked" })
 		Eventually(readyCondition(ctx, etr)).Should(HaveField("Reason", v1alpha1.ReasonNamespaceNotAllowed))
 		Consistently(f.sim.CallCount).Should(Equal(1))
 	})
@@ -224,13 +210,10 @@ var _ = Describe("TLS to vendors", func() {
 			HaveField("Message", ContainSubstring("caBundleSecretRef"))))
 		Expect(managedSecrets(ctx, Default, f.ns)).To(BeEmpty())
 
-		Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "vendor-ca"},
-			Data: map[string][]byte{"ca.crt": caPEM}})).To(Succeed())
-		p := &v1alpha1.EmbedProvider{}
-		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: f.ns, Name: "tls"}, p)).To(Succeed())
-		patch := client.MergeFrom(p.DeepCopy())
-		p.Spec.CABundleSecretRef = &v1alpha1.SecretKeySelector{Name: "vendor-ca", Key: "ca.crt"}
-		Expect(k8sClient.Patch(ctx, p, patch)).To(Succeed())
+		f.createSecret(ctx, "vendor-ca", map[string][]byte{"ca.crt": caPEM})
+		patchObject(ctx, &v1alpha1.EmbedProvider{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "tls"}}, func(p *v1alpha1.EmbedProvider) {
+			p.Spec.CABundleSecretRef = &v1alpha1.SecretKeySelector{Name: "vendor-ca", Key: "ca.crt"}
+		})
 
 		Expect(waitForToken(ctx, etr, "")).To(Equal("tls-token"))
 		Expect(readyCondition(ctx, etr)(Default)).To(HaveField("Status", metav1.ConditionTrue))

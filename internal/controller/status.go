@@ -87,7 +87,15 @@ func setStatus(etr *v1alpha1.EmbedTokenRequest, o *outcome) {
 	st := &etr.Status
 	st.ObservedGeneration = etr.Generation
 	st.SecretName = etr.TargetSecretName()
+	valid := setToken(etr, o)
+	setSchedule(etr, o)
+	setConditions(etr, o, valid)
+}
 
+// setToken records the token the Secret holds after this reconcile and
+// reports whether it is valid.
+func setToken(etr *v1alpha1.EmbedTokenRequest, o *outcome) bool {
+	st := &etr.Status
 	valid := o.stored.Present && o.now.Before(o.stored.ExpiresAt)
 	switch {
 	case o.issued != nil:
@@ -105,7 +113,13 @@ func setStatus(etr *v1alpha1.EmbedTokenRequest, o *outcome) {
 	if o.restartedFor != "" {
 		st.RestartedForDigest = o.restartedFor
 	}
+	return valid
+}
 
+// setSchedule records a failure and sets renewAt: the next renewal, or the
+// retry after the failure's backoff.
+func setSchedule(etr *v1alpha1.EmbedTokenRequest, o *outcome) {
+	st := &etr.Status
 	switch {
 	case o.suspended:
 		st.RenewAt = nil
@@ -122,14 +136,12 @@ func setStatus(etr *v1alpha1.EmbedTokenRequest, o *outcome) {
 		st.FailedAttempts = 0
 		st.RenewAt = timePtr(o.decision.At)
 	}
-
-	setConditions(etr, o, valid)
 }
 
+// setConditions sets Ready, and Reconciling or Stalled when the request is
+// not served.
 func setConditions(etr *v1alpha1.EmbedTokenRequest, o *outcome, valid bool) {
 	st := &etr.Status
-	ready := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse}
-	reconciling, stalled := "", ""
 	failure := o.err
 	if failure == nil && (o.waiting || o.deferral != nil && st.FailedAttempts > 0) {
 		// Backing off: the conditions written at the failure still hold,
@@ -140,55 +152,87 @@ func setConditions(etr *v1alpha1.EmbedTokenRequest, o *outcome, valid bool) {
 		}
 		failure = &provider.Error{Reason: st.LastFailure.Reason, Message: st.LastFailure.Message}
 	}
+	ready := readyFor(etr, o, valid, failure)
+	reconciling, stalled := problemReasons(ready.Reason, failure, valid, o.suspended)
+	setOptionalCondition(etr, v1alpha1.ConditionReconciling, reconciling, ready.Message)
+	setOptionalCondition(etr, v1alpha1.ConditionStalled, stalled, ready.Message)
+	ready.ObservedGeneration = etr.Generation
+	meta.SetStatusCondition(&st.Conditions, ready)
+}
 
+// readyFor is the Ready condition for the outcome; failure is this
+// attempt's, or the last one's while backing off.
+func readyFor(etr *v1alpha1.EmbedTokenRequest, o *outcome, valid bool, failure *provider.Error) metav1.Condition {
+	st := &etr.Status
+	ready := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse}
 	switch {
 	case o.suspended && valid:
 		ready.Status, ready.Reason = metav1.ConditionTrue, v1alpha1.ReasonSuspended
 		ready.Message = "Refresh is suspended; the current token " + validUntil(st)
 	case o.suspended:
 		ready.Reason, ready.Message = v1alpha1.ReasonSuspended, "Refresh is suspended and there is no valid token"
-	case failure != nil && valid:
-		// The stored token still works: Ready stays True, and says why
-		// refreshing it failed.
-		ready.Status, ready.Reason = metav1.ConditionTrue, failure.Reason
-		ready.Message = fmt.Sprintf("Refresh failed: %s; the current token %s; retrying at %s", failure.Message, validUntil(st), formatTime(st.RenewAt))
-	case failure != nil && o.stored.Present:
-		ready.Reason = v1alpha1.ReasonTokenExpired
-		ready.Message = fmt.Sprintf("The token expired at %s and refreshing it failed: %s; retrying at %s", formatTime(st.ExpiresAt), failure.Message, formatTime(st.RenewAt))
 	case failure != nil:
-		ready.Reason = failure.Reason
-		ready.Message = fmt.Sprintf("Issuing failed: %s; retrying at %s", failure.Message, formatTime(st.RenewAt))
-	case valid && o.restartErr != nil:
-		ready.Status, ready.Reason = metav1.ConditionTrue, v1alpha1.ReasonRolloutRestartFailed
-		ready.Message = fmt.Sprintf("The token %s, but %v; retrying", validUntil(st), o.restartErr) + noteSuffix(o.lifetimeNote)
+		setFailedReady(&ready, st, o, valid, failure)
 	case valid:
-		ready.Status, ready.Reason = metav1.ConditionTrue, v1alpha1.ReasonTokenIssued
-		if o.issued != nil && o.decision.Reason != RefreshNoToken && o.decision.Reason != RefreshInputsChanged ||
-			o.issued == nil && readyReason(etr) == v1alpha1.ReasonTokenRefreshed {
-			ready.Reason = v1alpha1.ReasonTokenRefreshed
-		}
-		ready.Message = "The token " + validUntil(st) + "; it renews at " + formatTime(st.RenewAt) + noteSuffix(o.lifetimeNote)
-		if o.deferral != nil {
-			ready.Message = "The token " + validUntil(st) + "; renewing it is " + o.deferral.message + noteSuffix(o.lifetimeNote)
-		}
+		setValidReady(&ready, etr, o)
 	case o.deferral != nil:
 		ready.Reason, ready.Message = v1alpha1.ReasonIssuing, "Issuing a token: "+o.deferral.message
 	default:
 		ready.Reason, ready.Message = v1alpha1.ReasonIssuing, "Issuing a token"
 	}
+	return ready
+}
 
+// setFailedReady says why issuing or refreshing failed. While the stored
+// token still works, Ready stays True and says why refreshing it failed.
+func setFailedReady(ready *metav1.Condition, st *v1alpha1.EmbedTokenRequestStatus, o *outcome, valid bool, failure *provider.Error) {
+	switch {
+	case valid:
+		ready.Status, ready.Reason = metav1.ConditionTrue, failure.Reason
+		ready.Message = fmt.Sprintf("Refresh failed: %s; the current token %s; retrying at %s", failure.Message, validUntil(st), formatTime(st.RenewAt))
+	case o.stored.Present:
+		ready.Reason = v1alpha1.ReasonTokenExpired
+		ready.Message = fmt.Sprintf("The token expired at %s and refreshing it failed: %s; retrying at %s", formatTime(st.ExpiresAt), failure.Message, formatTime(st.RenewAt))
+	default:
+		ready.Reason = failure.Reason
+		ready.Message = fmt.Sprintf("Issuing failed: %s; retrying at %s", failure.Message, formatTime(st.RenewAt))
+	}
+}
+
+// setValidReady reports a valid token: issued or refreshed, when it renews
+// or what its renewal waits for, and a restart that failed.
+func setValidReady(ready *metav1.Condition, etr *v1alpha1.EmbedTokenRequest, o *outcome) {
+	st := &etr.Status
+	ready.Status = metav1.ConditionTrue
+	if o.restartErr != nil {
+		ready.Reason = v1alpha1.ReasonRolloutRestartFailed
+		ready.Message = fmt.Sprintf("The token %s, but %v; retrying", validUntil(st), o.restartErr) + noteSuffix(o.lifetimeNote)
+		return
+	}
+	ready.Reason = v1alpha1.ReasonTokenIssued
+	if o.issued != nil && o.decision.Reason != RefreshNoToken && o.decision.Reason != RefreshInputsChanged ||
+		o.issued == nil && readyReason(etr) == v1alpha1.ReasonTokenRefreshed {
+		ready.Reason = v1alpha1.ReasonTokenRefreshed
+	}
+	ready.Message = "The token " + validUntil(st) + "; it renews at " + formatTime(st.RenewAt) + noteSuffix(o.lifetimeNote)
+	if o.deferral != nil {
+		ready.Message = "The token " + validUntil(st) + "; renewing it is " + o.deferral.message + noteSuffix(o.lifetimeNote)
+	}
+}
+
+// problemReasons are the reasons of the Reconciling and Stalled conditions,
+// "" for one that does not apply: a failure that needs a person stalls, the
+// rest reconcile while there is no valid token.
+func problemReasons(ready string, failure *provider.Error, valid, suspended bool) (reconciling, stalled string) {
 	switch {
 	case failure != nil && stalledReasons[failure.Reason]:
 		stalled = failure.Reason
 	case failure != nil && !valid:
 		reconciling = failure.Reason
-	case !valid && !o.suspended:
-		reconciling = ready.Reason
+	case !valid && !suspended:
+		reconciling = ready
 	}
-	setOptionalCondition(etr, v1alpha1.ConditionReconciling, reconciling, ready.Message)
-	setOptionalCondition(etr, v1alpha1.ConditionStalled, stalled, ready.Message)
-	ready.ObservedGeneration = etr.Generation
-	meta.SetStatusCondition(&st.Conditions, ready)
+	return reconciling, stalled
 }
 
 // setOptionalCondition sets an abnormal-true condition (kstatus style) when

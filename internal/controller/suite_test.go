@@ -89,21 +89,29 @@ func startManager() context.CancelFunc {
 // startManagerWithLogger is startManager with the manager's own logger (the
 // suite's when zero), so a spec can capture everything the operator logs.
 func startManagerWithLogger(logger logr.Logger) context.CancelFunc {
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:     scheme,
-		Logger:     logger,
-		Metrics:    metricsserver.Options{BindAddress: "0"},
-		Cache:      controller.CacheOptions(),
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-	})
-	Expect(err).NotTo(HaveOccurred())
-	Expect(controller.Setup(mgr, controller.Options{
+	return startOperator(cfg, logger, 0, controller.Options{
 		Providers:               registry.All(),
 		MaxConcurrentReconciles: 4,
 		CredentialCheckInterval: time.Second,
 		AllowVendorCIDRs:        allowVendorCIDRs,
 		VendorResolver:          testDNS.Resolver(),
-	})).To(Succeed())
+	})
+}
+
+// startOperator runs a manager on restCfg, wired as cmd/main.go wires it
+// with opts (its cache watching opts.WatchNamespaces), and returns a
+// function that stops it. A zero logger is the suite's, a zero syncTimeout
+// controller-runtime's default.
+func startOperator(restCfg *rest.Config, logger logr.Logger, syncTimeout time.Duration, opts controller.Options) context.CancelFunc {
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
+		Scheme:     scheme,
+		Logger:     logger,
+		Metrics:    metricsserver.Options{BindAddress: "0"},
+		Cache:      controller.CacheOptions(opts.WatchNamespaces...),
+		Controller: config.Controller{SkipNameValidation: ptr.To(true), CacheSyncTimeout: syncTimeout},
+	})
+	Expect(err).NotTo(HaveOccurred())
+	Expect(controller.Setup(mgr, opts)).To(Succeed())
 	return runManager(mgr)
 }
 

@@ -1,23 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
-	"path/filepath"
 	"runtime"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
@@ -227,118 +219,6 @@ func trimNL(b []byte) []byte {
 	return b
 }
 
-// measure runs f and returns what it cost: API requests, vendor calls and
-// manager CPU.
-func measure(ctx context.Context, cp *harness.ControlPlane, sim *vendorsim.Server, m *harness.Manager, f func() error) (phase, error) {
-	var p phase
-	before, err := harness.ScrapeRequestCounts(ctx, cp.Config)
-	if err != nil {
-		return p, err
-	}
-	calls, issued := sim.CallCount(), sim.IssuedCount()
-	st0, err := harness.ReadProcStats(m.PID())
-	if err != nil {
-		return p, err
-	}
-	start := time.Now()
-	if err := f(); err != nil {
-		return p, err
-	}
-	p.Duration = time.Since(start)
-	after, err := harness.ScrapeRequestCounts(ctx, cp.Config)
-	if err != nil {
-		return p, err
-	}
-	st1, err := harness.ReadProcStats(m.PID())
-	if err != nil {
-		return p, err
-	}
-	p.Requests = after.Sub(before)
-	p.Writes = p.Requests.Writes("")
-	p.WritesByKey = map[string]float64{}
-	for _, k := range p.Requests.Keys() {
-		if k.IsWrite() {
-			p.WritesByKey[k.String()] = p.Requests[k]
-		}
-	}
-	p.VendorCalls, p.Issued = sim.CallCount()-calls, sim.IssuedCount()-issued
-	p.CPU = st1.CPU - st0.CPU
-	return p, nil
-}
-
-// startManager runs the manager with the benchmark's client settings and a
-// pprof endpoint, and waits until its controllers run.
-func startManager(ctx context.Context, cfg config, bin, kubeconfig string, res *results) (*harness.Manager, string, error) {
-	pprofAddr, err := freeAddr()
-	if err != nil {
-		return nil, "", err
-	}
-	if res.metricsAddr, err = freeAddr(); err != nil {
-		return nil, "", err
-	}
-	res.ManagerLog = filepath.Join(cfg.OutDir, "manager.log")
-	_ = os.Remove(res.ManagerLog)
-	var env []string
-	if cfg.ManagerMemLimit != "" {
-		env = append(env, "GOMEMLIMIT="+cfg.ManagerMemLimit)
-	}
-	m, err := harness.StartManagerWithEnv(bin, kubeconfig, res.ManagerLog, env,
-		"--metrics-bind-address="+res.metricsAddr, "--metrics-secure=false", "--health-probe-bind-address=0", "--pprof-bind-address="+pprofAddr,
-		fmt.Sprintf("--kube-api-qps=%g", cfg.QPS), fmt.Sprintf("--kube-api-burst=%d", cfg.Burst),
-		fmt.Sprintf("--max-concurrent-reconciles=%d", cfg.Concurrency),
-		harness.AllowSimulator)
-	if err != nil {
-		return nil, "", err
-	}
-	wait, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	if err := m.WaitLog(wait, "Starting workers"); err != nil {
-		_ = m.Kill()
-		return nil, "", err
-	}
-	return m, pprofAddr, nil
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-// captureProfile fetches a CPU profile of cfg.Profile from the manager's
-// pprof endpoint in the background; the channel closes when it is saved.
-func captureProfile(ctx context.Context, cfg config, addr string, res *results) <-chan struct{} {
-	done := make(chan struct{})
-	if cfg.Profile <= 0 {
-		close(done)
-		return done
-	}
-	res.ProfilePath = filepath.Join(cfg.OutDir, "manager-cpu.pprof")
-	go func() {
-		defer close(done)
-		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(cfg.Profile.Seconds()))
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench: CPU profile:", err)
-			return
-		}
-		defer resp.Body.Close()
-		f, err := os.Create(res.ProfilePath)
-		if err == nil {
-			_, err = io.Copy(f, resp.Body)
-			err = errors.Join(err, f.Close())
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench: CPU profile:", err)
-		}
-	}()
-	return done
-}
-
 // createUnrelated fills the cluster with Secrets the operator must ignore,
 // each about the size of a typical TLS Secret.
 func createUnrelated(ctx context.Context, c client.Client, n int) error {
@@ -356,98 +236,4 @@ func createUnrelated(ctx context.Context, c client.Client, n int) error {
 			Data: map[string][]byte{"tls.crt": payload},
 		})
 	})
-}
-
-// watcher follows the benchmark's requests and Secrets through an informer
-// cache in the benchmark process.
-type watcher struct{ cache cache.Cache }
-
-func newWatcher(ctx context.Context, cp *harness.ControlPlane) (*watcher, error) {
-	c, err := cache.New(cp.Config, cache.Options{
-		Scheme:            harness.Scheme,
-		DefaultNamespaces: map[string]cache.Config{benchNS: {}},
-		ByObject: map[client.Object]cache.ByObject{&corev1.Secret{}: {
-			Label: labels.SelectorFromSet(labels.Set{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue})}},
-	})
-	if err != nil {
-		return nil, err
-	}
-	go func() { _ = c.Start(ctx) }()
-	// Register both informers before anything is created.
-	if _, err := c.GetInformer(ctx, &v1alpha1.EmbedTokenRequest{}); err != nil {
-		return nil, err
-	}
-	if _, err := c.GetInformer(ctx, &corev1.Secret{}); err != nil {
-		return nil, err
-	}
-	if !c.WaitForCacheSync(ctx) {
-		return nil, errors.New("benchmark cache did not sync")
-	}
-	return &watcher{cache: c}, nil
-}
-
-func (w *watcher) readyCount() int {
-	var list v1alpha1.EmbedTokenRequestList
-	if err := w.cache.List(context.Background(), &list, client.UnsafeDisableDeepCopy); err != nil {
-		return -1
-	}
-	n := 0
-	for i := range list.Items {
-		if harness.IsReady(&list.Items[i]) {
-			n++
-		}
-	}
-	return n
-}
-
-// refreshedCount counts Secrets whose token answers the refresh annotation value.
-func (w *watcher) refreshedCount(value string) int {
-	var list corev1.SecretList
-	if err := w.cache.List(context.Background(), &list, client.UnsafeDisableDeepCopy); err != nil {
-		return -1
-	}
-	n := 0
-	for i := range list.Items {
-		if list.Items[i].Annotations[v1alpha1.RefreshHandledAnnotation] == value {
-			n++
-		}
-	}
-	return n
-}
-
-func (w *watcher) waitFor(ctx context.Context, done func() bool) error {
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for !done() {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-	}
-	return nil
-}
-
-// scrape fetches the manager's metrics once and counts the per-request
-// series, which the operator computes from its cache at scrape time.
-func scrape(ctx context.Context, addr string) (time.Duration, int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
-	if err != nil {
-		return 0, 0, err
-	}
-	start := time.Now()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	took := time.Since(start)
-	if err != nil {
-		return 0, 0, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return 0, 0, fmt.Errorf("scraping metrics: HTTP %d", resp.StatusCode)
-	}
-	return took, bytes.Count(body, []byte("\nembedtoken_ready{")), nil
 }

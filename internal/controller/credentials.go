@@ -1,0 +1,78 @@
+package controller
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/provider"
+)
+
+// credentialReader reads credential Secrets uncached, only from namespaces
+// the provider may read: its own for an EmbedProvider, the one named in each
+// reference for a ClusterEmbedProvider.
+type credentialReader struct {
+	reader        client.Reader
+	namespace     string
+	clusterScoped bool
+}
+
+// Read implements provider.CredentialReader.
+func (c credentialReader) Read(ctx context.Context, ref v1alpha1.SecretKeySelector) ([]byte, error) {
+	ns, err := c.namespaceFor(ref)
+	if err != nil {
+		return nil, err
+	}
+	secret := &corev1.Secret{}
+	if err := c.reader.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, provider.Transient(v1alpha1.ReasonCredentialsNotFound, "credential Secret %s/%s not found", ns, ref.Name)
+		}
+		return nil, provider.Transient(v1alpha1.ReasonCredentialsNotFound, "reading credential Secret %s/%s: %v", ns, ref.Name, apierrors.ReasonForError(err))
+	}
+	v, ok := secret.Data[ref.Key]
+	if !ok || len(v) == 0 {
+		return nil, provider.Transient(v1alpha1.ReasonCredentialsNotFound, "credential Secret %s/%s has no key %q", ns, ref.Name, ref.Key)
+	}
+	return v, nil
+}
+
+// version fingerprints the resource versions of the Secrets behind refs,
+// reading only their metadata, so a rotation is noticed without exposing or
+// hashing the credentials themselves.
+func (c credentialReader) version(ctx context.Context, refs []v1alpha1.SecretKeySelector) (string, error) {
+	h := sha256.New()
+	for _, ref := range refs {
+		ns, err := c.namespaceFor(ref)
+		if err != nil {
+			return "", err
+		}
+		meta := &metav1.PartialObjectMetadata{}
+		meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+		if err := c.reader.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, meta); err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s/%s/%s@%s;", ns, ref.Name, meta.UID, meta.ResourceVersion)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8]), nil
+}
+
+func (c credentialReader) namespaceFor(ref v1alpha1.SecretKeySelector) (string, error) {
+	switch {
+	case c.clusterScoped && ref.Namespace == "":
+		return "", provider.Permanent(v1alpha1.ReasonProviderInvalid, "secret reference %s of a ClusterEmbedProvider must set namespace", ref.Name)
+	case c.clusterScoped:
+		return ref.Namespace, nil
+	case ref.Namespace != "" && ref.Namespace != c.namespace:
+		return "", provider.Permanent(v1alpha1.ReasonProviderInvalid,
+			"an EmbedProvider may only read Secrets in its own namespace %s, not %s", c.namespace, ref.Namespace)
+	}
+	return c.namespace, nil
+}

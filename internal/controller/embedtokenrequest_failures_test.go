@@ -1,0 +1,160 @@
+package controller_test
+
+import (
+	"context"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/provider"
+	"github.com/embedtokens/embed-token-operator/internal/vendorsim"
+)
+
+// What a request reports when it cannot be served, and how it heals.
+var _ = Describe("EmbedTokenRequest", func() {
+	ctx := context.Background()
+	f := eachFixtureWithProvider()
+
+	It("leaves a Secret it does not own untouched and reports SecretConflict", func() {
+		foreign := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "taken", Labels: map[string]string{"owner": "someone"}},
+			Data:       map[string][]byte{"token": []byte("not-ours")},
+		}
+		Expect(k8sClient.Create(ctx, foreign)).To(Succeed())
+		before := get(ctx, foreign.DeepCopy()).(*corev1.Secret)
+
+		etr := f.request("conflict", time.Hour)
+		etr.Spec.SecretName = "taken"
+		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+
+		Eventually(readyCondition(ctx, etr)).Should(And(
+			haveReason(metav1.ConditionFalse, v1alpha1.ReasonSecretConflict),
+			HaveField("Message", ContainSubstring(f.ns+"/taken"))))
+		cur := get(ctx, etr).(*v1alpha1.EmbedTokenRequest)
+		Expect(meta.IsStatusConditionTrue(cur.Status.Conditions, v1alpha1.ConditionStalled)).To(BeTrue())
+		Expect(f.sim.CallCount()).To(Equal(0), "no vendor call is spent on a request that cannot store its token")
+		after := get(ctx, foreign.DeepCopy()).(*corev1.Secret)
+		Expect(after.ResourceVersion).To(Equal(before.ResourceVersion))
+		Expect(after.Data).To(Equal(before.Data))
+		Expect(after.Labels).To(Equal(before.Labels))
+		Expect(after.OwnerReferences).To(BeEmpty())
+	})
+
+	It("reports a second request for the same Secret name as a conflict and keeps the first working", func() {
+		first := f.request("first", time.Hour)
+		first.Spec.SecretName = "shared"
+		Expect(k8sClient.Create(ctx, first)).To(Succeed())
+		token := waitForToken(ctx, first, "")
+
+		second := f.request("second", time.Hour)
+		second.Spec.SecretName = "shared"
+		Expect(k8sClient.Create(ctx, second)).To(Succeed())
+		Eventually(readyCondition(ctx, second)).Should(haveReason(metav1.ConditionFalse, v1alpha1.ReasonSecretConflict))
+		Expect(string(secretOf(ctx, first)(Default).Data[v1alpha1.SecretTokenKey])).To(Equal(token))
+		Expect(readyCondition(ctx, first)(Default)).To(HaveField("Status", metav1.ConditionTrue))
+	})
+
+	It("reports missing credentials and recovers when they appear", func() {
+		g := newFixture(ctx)
+		g.createProvider(ctx)
+		etr := g.request("nocreds", time.Hour)
+		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+
+		Eventually(readyCondition(ctx, etr)).Should(And(
+			haveReason(metav1.ConditionFalse, v1alpha1.ReasonCredentialsNotFound),
+			HaveField("Message", ContainSubstring(g.ns+"/qrvey-credentials"))))
+		Expect(g.sim.CallCount()).To(BeZero())
+		Eventually(func(gm Gomega) {
+			p := &v1alpha1.EmbedProvider{}
+			gm.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: g.ns, Name: "qrvey"}, p)).To(Succeed())
+			gm.Expect(meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionReady)).To(
+				HaveValue(haveReason(metav1.ConditionFalse, v1alpha1.ReasonCredentialsNotFound)))
+		}).Should(Succeed())
+
+		g.createCredentials(ctx)
+		waitForToken(ctx, etr, "")
+		Expect(readyCondition(ctx, etr)(Default)).To(haveReason(metav1.ConditionTrue, v1alpha1.ReasonTokenIssued))
+	})
+
+	It("backs off on vendor errors, keeps the last token and recovers", func() {
+		etr := f.request("outage", 12*time.Second)
+		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+		token := waitForToken(ctx, etr, "")
+		f.sim.SetFault(vendorsim.Fault{Status: 500})
+
+		Eventually(func(g Gomega) {
+			cur := get(ctx, etr.DeepCopy()).(*v1alpha1.EmbedTokenRequest)
+			g.Expect(cur.Status.FailedAttempts).To(BeNumerically(">=", 2))
+			c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionReady)
+			g.Expect(c.Reason).To(Equal(v1alpha1.ReasonVendorUnavailable))
+			g.Expect(c.Message).To(ContainSubstring("HTTP 500"))
+			g.Expect(c.Message).NotTo(ContainSubstring(token))
+			g.Expect(cur.Status.LastFailure).To(HaveValue(And(HaveField("Reason", v1alpha1.ReasonVendorUnavailable),
+				HaveField("Message", ContainSubstring("HTTP 500")))))
+		}).Should(Succeed())
+		Expect(string(secretOf(ctx, etr)(Default).Data[v1alpha1.SecretTokenKey])).To(Equal(token), "the last valid token is kept")
+		Expect(f.callsFor("outage")()).To(BeNumerically("<=", 6), "retries back off instead of looping")
+
+		f.sim.ClearFault()
+		waitForToken(ctx, etr, provider.Digest(token))
+		cur := get(ctx, etr).(*v1alpha1.EmbedTokenRequest)
+		Expect(cur.Status.FailedAttempts).To(BeZero())
+		Expect(readyCondition(ctx, etr)(Default)).To(HaveField("Status", metav1.ConditionTrue))
+	})
+
+	It("reports a token that expired during an outage and recovers without help", func() {
+		etr := f.request("expired", 3*time.Second)
+		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+		token := waitForToken(ctx, etr, "")
+		f.sim.SetFault(vendorsim.Fault{Status: 503, RetryAfter: time.Second})
+
+		Eventually(readyCondition(ctx, etr)).Should(And(haveReason(metav1.ConditionFalse, v1alpha1.ReasonTokenExpired),
+			HaveField("Message", ContainSubstring("HTTP 503")), HaveField("Message", ContainSubstring("refreshing it failed"))))
+		Expect(string(secretOf(ctx, etr)(Default).Data[v1alpha1.SecretTokenKey])).To(Equal(token))
+		Eventually(func() []string { return eventReasons(ctx, etr) }).Should(ContainElement(v1alpha1.ReasonTokenExpired))
+
+		f.sim.ClearFault()
+		waitForToken(ctx, etr, provider.Digest(token))
+		Eventually(readyCondition(ctx, etr)).Should(HaveField("Status", metav1.ConditionTrue))
+	})
+
+	It("stalls on rejected credentials without retrying quickly", func() {
+		g := newFixture(ctx)
+		g.createSecret(ctx, "qrvey-credentials", map[string][]byte{"apiKey": []byte("wrong-key")})
+		g.createProvider(ctx)
+		etr := g.request("denied", time.Hour)
+		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+
+		Eventually(readyCondition(ctx, etr)).Should(haveReason(metav1.ConditionFalse, v1alpha1.ReasonVendorUnauthorized))
+		cur := get(ctx, etr).(*v1alpha1.EmbedTokenRequest)
+		Expect(meta.IsStatusConditionTrue(cur.Status.Conditions, v1alpha1.ConditionStalled)).To(BeTrue())
+		Expect(cur.Status.RenewAt.Time).To(BeTemporally(">", time.Now().Add(time.Minute)))
+		Expect(readyMessageOf(cur)).NotTo(ContainSubstring("wrong-key"))
+		Consistently(g.callsFor("denied")).Should(Equal(1))
+	})
+
+	It("reports a request whose block does not match its provider's vendor", func() {
+		etr := f.request("mismatch", time.Hour)
+		f.createNamedProvider(ctx, "other", v1alpha1.EmbedProviderSpec{VendorConfig: v1alpha1.VendorConfig{HTTP: &v1alpha1.HTTPProvider{
+			URL: "https://vendor.example.com/token", TokenPath: ".token", ExpiresInPath: ".expires_in"}}})
+		etr.Spec.ProviderRef.Name = "other"
+		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+		Eventually(readyCondition(ctx, etr)).Should(haveReason(metav1.ConditionFalse, v1alpha1.ReasonVendorMismatch))
+	})
+
+	It("reports a missing provider and recovers when it is created", func() {
+		etr := f.request("noprov", time.Hour)
+		etr.Spec.ProviderRef.Name = "later"
+		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+		Eventually(readyCondition(ctx, etr)).Should(haveReason(metav1.ConditionFalse, v1alpha1.ReasonProviderNotFound))
+
+		f.createNamedProvider(ctx, "later", f.providerSpec())
+		waitForToken(ctx, etr, "")
+	})
+})
