@@ -48,6 +48,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	qlikMaxTokens := fs.Int("qlik-max-tokens-per-user", 0, "refuse a Qlik Cloud user more live tokens than this (0: no limit)")
 	oauth2ID := fs.String("oauth2-client-id", "", `client_id the OAuth2 endpoint accepts (default $VENDORSIM_OAUTH2_CLIENT_ID, else "`+vendorsim.DefaultOAuth2ClientID+`")`)
 	oauth2Secret := fs.String("oauth2-client-secret", "", `client_secret the OAuth2 endpoint accepts (default $VENDORSIM_OAUTH2_CLIENT_SECRET, else "`+vendorsim.DefaultOAuth2ClientSecret+`")`)
+	powerBITenant := fs.String("powerbi-tenant-id", "", `tenant the simulated Microsoft Entra ID serves for Power BI (default $VENDORSIM_POWERBI_TENANT_ID, else "`+vendorsim.DefaultPowerBITenantID+`")`)
+	powerBIID := fs.String("powerbi-client-id", "", `client_id the simulated Entra ID accepts for Power BI (default $VENDORSIM_POWERBI_CLIENT_ID, else "`+vendorsim.DefaultPowerBIClientID+`")`)
+	powerBISecret := fs.String("powerbi-client-secret", "", `client_secret the simulated Entra ID accepts for Power BI (default $VENDORSIM_POWERBI_CLIENT_SECRET, else "`+vendorsim.DefaultPowerBIClientSecret+`")`)
+	powerBILifetime := fs.Duration("powerbi-access-token-lifetime", vendorsim.PowerBIAccessTokenLifetime, "lifetime of the simulated Entra ID access tokens, which also bounds Power BI embed tokens")
 	oauth2JWT := fs.Bool("oauth2-jwt-access-tokens", false, "answer OAuth2 with JWT access tokens and no expires_in, so clients must read the exp claim")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("parse flags: %w", err)
@@ -65,6 +69,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	envDefault(getenv, "VENDORSIM_QLIK_CLIENT_SECRET", qlikSecret)
 	envDefault(getenv, "VENDORSIM_OAUTH2_CLIENT_ID", oauth2ID)
 	envDefault(getenv, "VENDORSIM_OAUTH2_CLIENT_SECRET", oauth2Secret)
+	envDefault(getenv, "VENDORSIM_POWERBI_TENANT_ID", powerBITenant)
+	envDefault(getenv, "VENDORSIM_POWERBI_CLIENT_ID", powerBIID)
+	envDefault(getenv, "VENDORSIM_POWERBI_CLIENT_SECRET", powerBISecret)
 
 	logger := log.New(stderr, "", log.LstdFlags)
 	sim := vendorsim.New(vendorsim.Options{
@@ -79,6 +86,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		OAuth2ClientID:        *oauth2ID,
 		OAuth2ClientSecret:    *oauth2Secret,
 		OAuth2JWTAccessTokens: *oauth2JWT,
+
+		PowerBITenantID:            *powerBITenant,
+		PowerBIClientID:            *powerBIID,
+		PowerBIClientSecret:        *powerBISecret,
+		PowerBIAccessTokenLifetime: *powerBILifetime,
 	})
 	if err := sim.StartOn(*listen); err != nil {
 		return fmt.Errorf("start: %w", err)
@@ -89,6 +101,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	logger.Printf("OAuth2 token endpoint at %s%s", sim.URL(), vendorsim.OAuth2TokenPath)
 	logger.Printf("Bold BI server URL %s%s (authorize at %s)", sim.URL(), vendorsim.BoldBIServerPath, vendorsim.BoldBIAuthorizePath("<site>"))
 	logger.Printf("ThoughtSpot token endpoint at %s%s", sim.URL(), vendorsim.ThoughtSpotTokenPath)
+	logger.Printf("Power BI authority and API URL %s (Entra ID token at %s, GenerateToken at %s)", sim.URL(), vendorsim.PowerBIEntraTokenPath("<tenant>"), vendorsim.PowerBIGenerateTokenPath)
 
 	<-ctx.Done()
 	logger.Printf("Shutting down vendor simulator")

@@ -14,8 +14,10 @@ import (
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 )
 
-// Provider issues embed tokens for one vendor. Implementations are stateless
-// and safe for concurrent use; everything a call needs is in the Request.
+// Provider issues embed tokens for one vendor. Implementations are safe for
+// concurrent use and keep no per-request state; everything a call needs is
+// in the Request (a vendor may cache what all calls of one provider share,
+// as Power BI does its access tokens).
 type Provider interface {
 	// Issue asks the vendor (or signs locally) for a new token. Errors must
 	// never contain the token or a credential; wrap them with Permanent or

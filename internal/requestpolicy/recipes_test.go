@@ -93,6 +93,18 @@ func TestDocumentedRules(t *testing.T) {
 	httpVars := func(vars map[string]string) v1alpha1.VendorParams {
 		return v1alpha1.VendorParams{HTTP: &v1alpha1.HTTPParams{Variables: vars}}
 	}
+	powerBI := func(edit func(*v1alpha1.PowerBIParams)) v1alpha1.VendorParams {
+		p := &v1alpha1.PowerBIParams{
+			Reports:    []v1alpha1.PowerBIReport{{ID: "5b218778-e7a5-4d73-8187-f10824047715"}},
+			Datasets:   []v1alpha1.PowerBIDataset{{ID: "cfafbeb1-8037-4d0c-896e-a46fb27ff229"}},
+			Identities: []v1alpha1.PowerBIIdentity{{Username: "alice@acme.com", Roles: []string{"Customer"}, Datasets: []string{"cfafbeb1-8037-4d0c-896e-a46fb27ff229"}}},
+		}
+		if edit != nil {
+			edit(p)
+		}
+		return v1alpha1.VendorParams{PowerBI: p}
+	}
+	yes := true
 	tests := []struct {
 		provider string
 		params   v1alpha1.VendorParams
@@ -128,6 +140,20 @@ func TestDocumentedRules(t *testing.T) {
 		{"thoughtspot-shared", httpVars(map[string]string{"username": "alice", "orgID": "8"}), false},
 		{"thoughtspot-shared", httpVars(map[string]string{"username": "alice\"}", "orgID": "7"}), false},
 		{"thoughtspot-shared", httpVars(map[string]string{"username": "alice", "orgID": "7", "extra": "x"}), false},
+		{"powerbi-shared", powerBI(nil), true},
+		{"powerbi-shared", powerBI(func(p *v1alpha1.PowerBIParams) { p.Identities[0].CustomData = "acme" }), true},
+		{"powerbi-shared", powerBI(func(p *v1alpha1.PowerBIParams) { p.Identities[0].Username = "bob@globex.com" }), false},
+		{"powerbi-shared", powerBI(func(p *v1alpha1.PowerBIParams) { p.Identities[0].Username = "alice@evil.acme.com" }), false},
+		{"powerbi-shared", powerBI(func(p *v1alpha1.PowerBIParams) { p.Identities[0].CustomData = "globex" }), false},
+		{"powerbi-shared", powerBI(func(p *v1alpha1.PowerBIParams) { p.Identities = nil }), false},
+		{"powerbi-shared", powerBI(func(p *v1alpha1.PowerBIParams) { p.Identities[0].Roles = []string{"Admin"} }), false},
+		{"powerbi-shared", powerBI(func(p *v1alpha1.PowerBIParams) { p.Identities[0].Roles = append(p.Identities[0].Roles, "Admin") }), false},
+		{"powerbi-shared", powerBI(func(p *v1alpha1.PowerBIParams) { p.Identities[0].Roles = nil }), false},
+		{"powerbi-shared", powerBI(func(p *v1alpha1.PowerBIParams) { p.Reports[0].AllowEdit = &yes }), false},
+		{"powerbi-shared", powerBI(func(p *v1alpha1.PowerBIParams) { p.Datasets[0].XMLAPermissions = "ReadOnly" }), false},
+		{"powerbi-shared", powerBI(func(p *v1alpha1.PowerBIParams) {
+			p.TargetWorkspaces = []v1alpha1.PowerBIWorkspace{{ID: "f089354e-8366-4e18-aea3-4cb4a3a50b48"}}
+		}), false},
 	}
 	seen := map[string]bool{}
 	for _, tt := range tests {

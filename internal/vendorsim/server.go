@@ -66,6 +66,13 @@ type Options struct {
 	// OAuth2JWTAccessTokens makes the OAuth2 endpoint issue JWTs and omit
 	// expires_in, so clients must read the token's exp claim.
 	OAuth2JWTAccessTokens bool
+	// PowerBITenantID, PowerBIClientID and PowerBIClientSecret are the only
+	// tenant and service principal the simulated Entra ID accepts. Empty
+	// means DefaultPowerBITenantID/ClientID/ClientSecret.
+	PowerBITenantID, PowerBIClientID, PowerBIClientSecret string
+	// PowerBIAccessTokenLifetime is the lifetime of simulated Entra ID
+	// access tokens; zero means PowerBIAccessTokenLifetime.
+	PowerBIAccessTokenLifetime time.Duration
 }
 
 // Server simulates vendor token endpoints and records every call so tests can
@@ -177,6 +184,8 @@ func New(opts Options) *Server {
 		oauth2Endpoint(s, opts),
 		boldBIEndpoint(s, opts),
 		thoughtSpotEndpoint(s, opts),
+		powerBIEntraEndpoint(s, opts),
+		powerBIGenerateEndpoint(s),
 	} {
 		handle := s.serveVendor(e)
 		mux.HandleFunc(e.path, handle)

@@ -10,13 +10,16 @@ import (
 	"github.com/embedtokens/embed-token-operator/internal/provider/httpprovider"
 	jwtprovider "github.com/embedtokens/embed-token-operator/internal/provider/jwt"
 	"github.com/embedtokens/embed-token-operator/internal/provider/oauth2"
+	"github.com/embedtokens/embed-token-operator/internal/provider/powerbi"
 	"github.com/embedtokens/embed-token-operator/internal/provider/qlikcloud"
 	"github.com/embedtokens/embed-token-operator/internal/provider/qrvey"
 )
 
 // All returns a new provider for every vendor, keyed by vendor name (the
 // v1alpha1.Vendor* constants), as controller.Options.Providers wants it.
-// Providers are stateless, so callers may share or modify the map freely.
+// Providers keep no per-request state, so callers may share or modify the
+// map freely; a provider that caches (Power BI's access tokens) is built
+// here once per call of All, so each manager has its own cache.
 func All() map[string]provider.Provider {
 	return map[string]provider.Provider{
 		v1alpha1.VendorQrvey:     qrvey.New(),
@@ -25,5 +28,6 @@ func All() map[string]provider.Provider {
 		v1alpha1.VendorJWT:       jwtprovider.New(),
 		v1alpha1.VendorOAuth2:    oauth2.New(),
 		v1alpha1.VendorHTTP:      httpprovider.New(),
+		v1alpha1.VendorPowerBI:   powerbi.New(),
 	}
 }
