@@ -48,6 +48,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	qlikMaxTokens := fs.Int("qlik-max-tokens-per-user", 0, "refuse a Qlik Cloud user more live tokens than this (0: no limit)")
 	oauth2ID := fs.String("oauth2-client-id", "", `client_id the OAuth2 endpoint accepts (default $VENDORSIM_OAUTH2_CLIENT_ID, else "`+vendorsim.DefaultOAuth2ClientID+`")`)
 	oauth2Secret := fs.String("oauth2-client-secret", "", `client_secret the OAuth2 endpoint accepts (default $VENDORSIM_OAUTH2_CLIENT_SECRET, else "`+vendorsim.DefaultOAuth2ClientSecret+`")`)
+	domoID := fs.String("domo-client-id", "", `API client_id the Domo token endpoint accepts (default $VENDORSIM_DOMO_CLIENT_ID, else "`+vendorsim.DefaultDomoClientID+`")`)
+	domoSecret := fs.String("domo-client-secret", "", `API client secret the Domo token endpoint accepts (default $VENDORSIM_DOMO_CLIENT_SECRET, else "`+vendorsim.DefaultDomoClientSecret+`")`)
 	oauth2JWT := fs.Bool("oauth2-jwt-access-tokens", false, "answer OAuth2 with JWT access tokens and no expires_in, so clients must read the exp claim")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("parse flags: %w", err)
@@ -65,6 +67,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	envDefault(getenv, "VENDORSIM_QLIK_CLIENT_SECRET", qlikSecret)
 	envDefault(getenv, "VENDORSIM_OAUTH2_CLIENT_ID", oauth2ID)
 	envDefault(getenv, "VENDORSIM_OAUTH2_CLIENT_SECRET", oauth2Secret)
+	envDefault(getenv, "VENDORSIM_DOMO_CLIENT_ID", domoID)
+	envDefault(getenv, "VENDORSIM_DOMO_CLIENT_SECRET", domoSecret)
 
 	logger := log.New(stderr, "", log.LstdFlags)
 	sim := vendorsim.New(vendorsim.Options{
@@ -79,6 +83,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		OAuth2ClientID:        *oauth2ID,
 		OAuth2ClientSecret:    *oauth2Secret,
 		OAuth2JWTAccessTokens: *oauth2JWT,
+		DomoClientID:          *domoID,
+		DomoClientSecret:      *domoSecret,
 	})
 	if err := sim.StartOn(*listen); err != nil {
 		return fmt.Errorf("start: %w", err)
@@ -89,6 +95,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	logger.Printf("OAuth2 token endpoint at %s%s", sim.URL(), vendorsim.OAuth2TokenPath)
 	logger.Printf("Bold BI server URL %s%s (authorize at %s)", sim.URL(), vendorsim.BoldBIServerPath, vendorsim.BoldBIAuthorizePath("<site>"))
 	logger.Printf("ThoughtSpot token endpoint at %s%s", sim.URL(), vendorsim.ThoughtSpotTokenPath)
+	logger.Printf("Domo access tokens at GET %s%s, embed tokens at %s%s", sim.URL(), vendorsim.DomoTokenPath, sim.URL(), vendorsim.DomoEmbedAuthPath)
 
 	<-ctx.Done()
 	logger.Printf("Shutting down vendor simulator")

@@ -66,6 +66,9 @@ type Options struct {
 	// OAuth2JWTAccessTokens makes the OAuth2 endpoint issue JWTs and omit
 	// expires_in, so clients must read the token's exp claim.
 	OAuth2JWTAccessTokens bool
+	// DomoClientID and DomoClientSecret are the only API client the Domo
+	// token endpoint accepts. Empty means DefaultDomoClientID/Secret.
+	DomoClientID, DomoClientSecret string
 }
 
 // Server simulates vendor token endpoints and records every call so tests can
@@ -141,6 +144,12 @@ type endpoint struct {
 	emptyToken any
 	// formBodies accepts application/x-www-form-urlencoded bodies too.
 	formBodies bool
+	// queryBody reads the URL's query as the body, for GET endpoints.
+	queryBody bool
+	// methodRoute mounts the endpoint for its method only, so it can share
+	// its path with another vendor's endpoint (Domo's GET /oauth/token beside
+	// Qlik Cloud's POST); other methods then reach the other endpoint.
+	methodRoute bool
 	// errorBody renders an error in the vendor's own shape.
 	errorBody func(status int, msg string) any
 	// issue validates the request and issues a token; body is the request
@@ -171,8 +180,14 @@ func New(opts Options) *Server {
 		oauth2Endpoint(s, opts),
 		boldBIEndpoint(s, opts),
 		thoughtSpotEndpoint(s, opts),
+		domoTokenEndpoint(s, opts),
+		domoEmbedEndpoint(s),
 	} {
-		mux.HandleFunc(e.path, s.serveVendor(e))
+		pattern := e.path
+		if e.methodRoute {
+			pattern = e.method + " " + e.path
+		}
+		mux.HandleFunc(pattern, s.serveVendor(e))
 		if !slices.Contains(s.vendors, e.vendor) {
 			s.vendors = append(s.vendors, e.vendor)
 		}
@@ -184,8 +199,8 @@ func New(opts Options) *Server {
 
 // Vendors lists the vendors the simulator serves, by the name its call log
 // gives them: the operator's vendor name (qrvey, qlikCloud, boldBI, oauth2)
-// where the vendor has its own block, else the product's (thoughtspot, which
-// the generic http block reaches). Tests check it against the vendors the
+// where the vendor has its own block, else the product's (thoughtspot and domo,
+// which the generic http block reaches). Tests check it against the vendors the
 // operator supports.
 func (s *Server) Vendors() []string { return slices.Clone(s.vendors) }
 
@@ -319,6 +334,9 @@ func (s *Server) serveVendor(e endpoint) http.HandlerFunc {
 		body, decodeErr := decodeObject(raw)
 		if e.formBodies && isFormBody(r) {
 			body, decodeErr = decodeForm(raw)
+		}
+		if e.queryBody {
+			body, decodeErr = decodeForm([]byte(r.URL.RawQuery))
 		}
 		if readErr != nil {
 			decodeErr = fmt.Errorf("read body: %w", readErr)
