@@ -16,7 +16,8 @@ import (
 
 // All returns a new provider for every vendor, keyed by vendor name (the
 // v1alpha1.Vendor* constants), as controller.Options.Providers wants it.
-// Providers are stateless, so callers may share or modify the map freely.
+// Each call returns new providers, with empty caches; callers may share or
+// modify the map freely.
 func All() map[string]provider.Provider {
 	return map[string]provider.Provider{
 		v1alpha1.VendorQrvey:     qrvey.New(),
