@@ -14,8 +14,10 @@ import (
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 )
 
-// Provider issues embed tokens for one vendor. Implementations are stateless
-// and safe for concurrent use; everything a call needs is in the Request.
+// Provider issues embed tokens for one vendor. Implementations are safe for
+// concurrent use and everything a call needs is in the Request; the only
+// state one may keep is a cache that never changes a call's result (the
+// http vendor's auth-step access tokens).
 type Provider interface {
 	// Issue asks the vendor (or signs locally) for a new token. Errors must
 	// never contain the token or a credential; wrap them with Permanent or
