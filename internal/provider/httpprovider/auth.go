@@ -108,8 +108,7 @@ func compileLogin(l *v1alpha1.HTTPAuthLogin) (*compiled, error) {
 	if err != nil {
 		return nil, err
 	}
-	fields, _ := checkBody(l.Body, field+".body") // compile parsed it already
-	if fields[fieldVars] || fields[fieldLifetime] || fields[fieldAuth] {
+	if c.fields[fieldVars] || c.fields[fieldLifetime] || c.fields[fieldAuth] {
 		return nil, provider.Permanent(v1alpha1.ReasonProviderInvalid,
 			"%s.body may only read Secrets, not .Vars, .LifetimeSeconds or .Auth: its token is shared by every request of the provider", field)
 	}

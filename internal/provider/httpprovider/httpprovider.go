@@ -192,6 +192,8 @@ type compiled struct {
 	field                             string // spec.http or spec.http.auth.login
 	method                            string
 	token, expiresIn, expiresAt, succ *Path
+	// fields are the TemplateData fields the body template reads.
+	fields map[string]bool
 	// auth is the first step of a chained flow; nil without spec.http.auth.
 	auth *authStep
 	// fallback applies when the answer states no expiry.
@@ -224,15 +226,15 @@ func compile(spec *v1alpha1.HTTPProvider, field string) (*compiled, error) {
 	if spec.SuccessValue != "" && spec.SuccessPath == "" {
 		return invalid("successValue needs successPath")
 	}
-	fields, err := checkBody(spec.Body, field+".body")
-	if err != nil {
+	var err error
+	if c.fields, err = checkBody(spec.Body, field+".body"); err != nil {
 		return nil, err
 	}
 	if spec.Auth != nil {
-		if c.auth, err = compileAuth(spec, fields[fieldAuth]); err != nil {
+		if c.auth, err = compileAuth(spec, c.fields[fieldAuth]); err != nil {
 			return nil, err
 		}
-	} else if fields[fieldAuth] {
+	} else if c.fields[fieldAuth] {
 		return invalid("the body uses .Auth but spec.http.auth is not set")
 	}
 	return c, nil
