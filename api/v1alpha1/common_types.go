@@ -16,7 +16,10 @@ limitations under the License.
 
 package v1alpha1
 
-import apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+import (
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
 
 // SecretKeySelector points at one key of a Secret holding a credential, so
 // that credentials live in Secrets (with their own RBAC) and never in the
@@ -59,3 +62,25 @@ type NameValue struct {
 	// +optional
 	Operator string `json:"operator,omitempty"`
 }
+
+// ExpiryFallback is how a provider learns a token's expiry when the vendor's
+// answer does not state one: RFC 6749 only recommends expires_in, and some
+// vendors answer with nothing but the token. The http, oauth2 and http auth
+// blocks share it; each documents when it applies.
+// +kubebuilder:validation:XValidation:rule="has(self.fromJWT) != has(self.duration)",message="exactly one of fromJWT and duration must be set"
+type ExpiryFallback struct {
+	// FromJWT reads the exp claim of the token.
+	// +optional
+	FromJWT *bool `json:"fromJWT,omitempty"`
+	// Duration is a fixed lifetime counted from the call.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	Duration *metav1.Duration `json:"duration,omitempty"`
+}
+
+// HTTPExpiry is the name ExpiryFallback had when only the http block used
+// it; it remains so Go code written against that name keeps compiling.
+//
+// Deprecated: use ExpiryFallback.
+type HTTPExpiry = ExpiryFallback

@@ -20,8 +20,6 @@ package v1alpha1
 // declaratively. Its provider block and request block join the unions in
 // vendors.go.
 
-import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 // VendorHTTP names the generic HTTP block of a provider and of a request. It
 // equals the block's JSON name, as every Vendor* constant does.
 const VendorHTTP = "http"
@@ -83,7 +81,13 @@ type HTTPProvider struct {
 
 	// Expiry is the fallback when the response carries no expiry.
 	// +optional
-	Expiry *HTTPExpiry `json:"expiry,omitempty"`
+	Expiry *ExpiryFallback `json:"expiry,omitempty"`
+
+	// Auth is a first call whose access token this request carries, for
+	// vendors that issue embed tokens only to an authenticated client. Its
+	// token is shared by every request of the provider until it expires.
+	// +optional
+	Auth *HTTPAuth `json:"auth,omitempty"`
 }
 
 // HTTPHeader is one header of a generic HTTP provider's request.
@@ -106,23 +110,134 @@ type HTTPHeaderSource struct {
 	SecretKeyRef SecretKeySelector `json:"secretKeyRef"`
 }
 
-// HTTPExpiry is how a generic HTTP provider learns a token's expiry when the
-// response does not say.
-// +kubebuilder:validation:XValidation:rule="has(self.fromJWT) != has(self.duration)",message="exactly one of fromJWT and duration must be set"
-type HTTPExpiry struct {
-	// FromJWT reads the exp claim of the token.
-	// +optional
-	FromJWT *bool `json:"fromJWT,omitempty"`
-	// Duration is a fixed lifetime counted from the call.
-	// +optional
-	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
-	Duration *metav1.Duration `json:"duration,omitempty"`
-}
-
 // HTTPParams are the variables of a generic HTTP provider's body template.
 type HTTPParams struct {
 	// Variables available to the body template as .Vars.
 	// +optional
 	Variables map[string]string `json:"variables,omitempty"`
+}
+
+// HTTPAuth is the first step of a chained token flow: one call that returns
+// an access token, which the main request then carries in a header or its
+// body. The token is cached per provider until shortly before it expires,
+// so many embed tokens cost one auth call.
+// +kubebuilder:validation:XValidation:rule="has(self.clientCredentials) != has(self.login)",message="exactly one of clientCredentials and login must be set"
+type HTTPAuth struct {
+	// ClientCredentials obtains the access token with an OAuth 2.0
+	// client_credentials grant.
+	// +optional
+	ClientCredentials *HTTPAuthClientCredentials `json:"clientCredentials,omitempty"`
+
+	// Login obtains the access token with a request described like the
+	// main one: url, method, headers, body template and paths.
+	// +optional
+	Login *HTTPAuthLogin `json:"login,omitempty"`
+
+	// Header sends the access token in a header of the main request. The
+	// body template can also print it as {{ .Auth.AccessToken }}; one of
+	// the two must use it.
+	// +optional
+	Header *HTTPAuthHeader `json:"header,omitempty"`
+}
+
+// HTTPAuthHeader is the header of the main request that carries the auth
+// step's access token.
+type HTTPAuthHeader struct {
+	// Name of the header.
+	// +optional
+	// +kubebuilder:default=Authorization
+	// +kubebuilder:validation:MaxLength=256
+	Name string `json:"name,omitempty"`
+	// Prefix is written before the token, e.g. "Bearer " (with its space).
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Prefix string `json:"prefix,omitempty"`
+}
+
+// HTTPAuthClientCredentials is an OAuth 2.0 client_credentials call (RFC
+// 6749 section 4.4). The token's expiry is the answer's expires_in, else
+// the token's JWT exp claim, else expiry.duration.
+// +kubebuilder:validation:XValidation:rule="!(has(self.method) && self.method == 'GET' && has(self.clientAuthMethod) && self.clientAuthMethod == 'client_secret_post')",message="method GET sends the parameters in the URL, so it needs clientAuthMethod client_secret_basic"
+// +kubebuilder:validation:XValidation:rule="!has(self.expiry) || !has(self.expiry.fromJWT) || self.expiry.fromJWT",message="expiry.fromJWT false is not supported: a JWT's exp claim is always read when expires_in is absent"
+type HTTPAuthClientCredentials struct {
+	// TokenURL of the authorization server.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && self.matches('^https?://[^/]+')",message="tokenURL must be an absolute http(s) URL"
+	TokenURL string `json:"tokenURL"`
+
+	// Method of the token request. POST sends the parameters as a form
+	// body, as RFC 6749 asks; GET sends them in the URL's query, for
+	// vendors such as Domo that want it.
+	// +optional
+	// +kubebuilder:default=POST
+	// +kubebuilder:validation:Enum=GET;POST
+	Method string `json:"method,omitempty"`
+
+	// ClientID of the OAuth client.
+	// +kubebuilder:validation:MinLength=1
+	ClientID string `json:"clientID"`
+
+	// ClientSecretSecretRef is the Secret key holding the client secret.
+	ClientSecretSecretRef SecretKeySelector `json:"clientSecretSecretRef"`
+
+	// ClientAuthMethod says how the client authenticates: HTTP Basic, or
+	// client_id and client_secret in the form body (POST only).
+	// +optional
+	// +kubebuilder:default=client_secret_basic
+	// +kubebuilder:validation:Enum=client_secret_basic;client_secret_post
+	ClientAuthMethod string `json:"clientAuthMethod,omitempty"`
+
+	// Scopes requested, sent space-separated.
+	// +optional
+	Scopes []string `json:"scopes,omitempty"`
+
+	// Audience requested, for servers that support it.
+	// +optional
+	Audience string `json:"audience,omitempty"`
+
+	// Expiry is the lifetime of access tokens whose answer has no
+	// expires_in and which are not JWTs with an exp claim.
+	// +optional
+	Expiry *ExpiryFallback `json:"expiry,omitempty"`
+}
+
+// HTTPAuthLogin is a login request whose JSON answer holds an access token.
+// Its body template sees no request variables: its token is shared by every
+// request of the provider. The token's expiry is the value at
+// expiresInPath, else the token's JWT exp claim, else expiry.duration.
+// +kubebuilder:validation:XValidation:rule="!has(self.expiry) || !has(self.expiry.fromJWT) || self.expiry.fromJWT",message="expiry.fromJWT false is not supported: a JWT's exp claim is always read when expiresInPath has no value"
+type HTTPAuthLogin struct {
+	// URL of the login endpoint.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && self.matches('^https?://[^/]+')",message="url must be an absolute http(s) URL"
+	URL string `json:"url"`
+
+	// Method of the request.
+	// +optional
+	// +kubebuilder:default=POST
+	// +kubebuilder:validation:Enum=GET;POST;PUT
+	Method string `json:"method,omitempty"`
+
+	// Headers sent with the request; values may come from Secrets.
+	// +optional
+	Headers []HTTPHeader `json:"headers,omitempty"`
+
+	// Body is a Go template rendered with the function secret "name" "key"
+	// only, bounded like spec.http.body. Values are JSON-escaped.
+	// +optional
+	// +kubebuilder:validation:MaxLength=16384
+	Body string `json:"body,omitempty"`
+
+	// TokenPath locates the access token in the JSON response.
+	// +kubebuilder:validation:MinLength=1
+	TokenPath string `json:"tokenPath"`
+
+	// ExpiresInPath locates the token's lifetime in seconds in the response.
+	// +optional
+	ExpiresInPath string `json:"expiresInPath,omitempty"`
+
+	// Expiry is the lifetime of access tokens whose answer has no value at
+	// expiresInPath and which are not JWTs with an exp claim.
+	// +optional
+	Expiry *ExpiryFallback `json:"expiry,omitempty"`
 }

@@ -26,7 +26,10 @@ import apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1
 // equals the block's JSON name, as every Vendor* constant does.
 const VendorOAuth2 = "oauth2"
 
-// OAuth2Provider is a client of an RFC 6749 token endpoint.
+// OAuth2Provider is a client of an RFC 6749 token endpoint. A token's
+// expiry is the answer's expires_in, else the access token's JWT exp claim,
+// else expiry.duration; with none of them the call fails.
+// +kubebuilder:validation:XValidation:rule="!has(self.expiry) || !has(self.expiry.fromJWT) || self.expiry.fromJWT",message="expiry.fromJWT false is not supported: a JWT's exp claim is always read when expires_in is absent"
 type OAuth2Provider struct {
 	// TokenURL of the authorization server.
 	// +kubebuilder:validation:MaxLength=2048
@@ -69,6 +72,12 @@ type OAuth2Provider struct {
 	// values are only allowed with the json body encoding.
 	// +optional
 	ExtraParameters *apiextensionsv1.JSON `json:"extraParameters,omitempty"`
+
+	// Expiry is the lifetime of access tokens whose answer has no
+	// expires_in (RFC 6749 only recommends it) and which are not JWTs with
+	// an exp claim. fromJWT: true states the default.
+	// +optional
+	Expiry *ExpiryFallback `json:"expiry,omitempty"`
 }
 
 // OAuth2Params refine the provider's token request.

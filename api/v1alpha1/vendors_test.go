@@ -136,9 +136,9 @@ func TestAdmissionRulesNameEveryVendor(t *testing.T) {
 			}
 		}
 		block := provider.Properties[v]
-		for field, prop := range block.Properties {
-			if hasRule(prop, "isURL(self)") && !strings.Contains(https, "self."+v+"."+field+".startsWith('https://')") {
-				t.Errorf("%s.%s is a URL but the https rule does not check it", v, field)
+		for _, path := range urlPaths(block, "self."+v) {
+			if !strings.Contains(https, path+".startsWith('https://')") {
+				t.Errorf("%s is a URL but the https rule does not check it", path)
 			}
 		}
 		for _, path := range secretRefPaths(block, "self."+v) {
@@ -180,6 +180,19 @@ func ruleWith(t *testing.T, s apiextensionsv1.JSONSchemaProps, text string) stri
 
 func hasRule(s apiextensionsv1.JSONSchemaProps, text string) bool {
 	return slices.ContainsFunc(s.XValidations, func(r apiextensionsv1.ValidationRule) bool { return strings.Contains(r.Rule, text) })
+}
+
+// urlPaths is the path of every URL field below s, at any depth outside
+// lists, as the https rule must name it: "self.http.auth.login.url".
+func urlPaths(s apiextensionsv1.JSONSchemaProps, path string) []string {
+	var out []string
+	for name, prop := range s.Properties {
+		if hasRule(prop, "isURL(self)") {
+			out = append(out, path+"."+name)
+		}
+		out = append(out, urlPaths(prop, path+"."+name)...)
+	}
+	return out
 }
 
 // secretRefPaths is how the namespace rule must reach each Secret reference

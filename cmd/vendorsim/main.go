@@ -52,6 +52,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	powerBIID := fs.String("powerbi-client-id", "", `client_id the simulated Entra ID accepts for Power BI (default $VENDORSIM_POWERBI_CLIENT_ID, else "`+vendorsim.DefaultPowerBIClientID+`")`)
 	powerBISecret := fs.String("powerbi-client-secret", "", `client_secret the simulated Entra ID accepts for Power BI (default $VENDORSIM_POWERBI_CLIENT_SECRET, else "`+vendorsim.DefaultPowerBIClientSecret+`")`)
 	powerBILifetime := fs.Duration("powerbi-access-token-lifetime", vendorsim.PowerBIAccessTokenLifetime, "lifetime of the simulated Entra ID access tokens, which also bounds Power BI embed tokens")
+	domoID := fs.String("domo-client-id", "", `API client_id the Domo token endpoint accepts (default $VENDORSIM_DOMO_CLIENT_ID, else "`+vendorsim.DefaultDomoClientID+`")`)
+	domoSecret := fs.String("domo-client-secret", "", `API client secret the Domo token endpoint accepts (default $VENDORSIM_DOMO_CLIENT_SECRET, else "`+vendorsim.DefaultDomoClientSecret+`")`)
 	oauth2JWT := fs.Bool("oauth2-jwt-access-tokens", false, "answer OAuth2 with JWT access tokens and no expires_in, so clients must read the exp claim")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("parse flags: %w", err)
@@ -72,6 +74,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	envDefault(getenv, "VENDORSIM_POWERBI_TENANT_ID", powerBITenant)
 	envDefault(getenv, "VENDORSIM_POWERBI_CLIENT_ID", powerBIID)
 	envDefault(getenv, "VENDORSIM_POWERBI_CLIENT_SECRET", powerBISecret)
+	envDefault(getenv, "VENDORSIM_DOMO_CLIENT_ID", domoID)
+	envDefault(getenv, "VENDORSIM_DOMO_CLIENT_SECRET", domoSecret)
 
 	logger := log.New(stderr, "", log.LstdFlags)
 	sim := vendorsim.New(vendorsim.Options{
@@ -91,6 +95,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		PowerBIClientID:            *powerBIID,
 		PowerBIClientSecret:        *powerBISecret,
 		PowerBIAccessTokenLifetime: *powerBILifetime,
+		DomoClientID:               *domoID,
+		DomoClientSecret:           *domoSecret,
 	})
 	if err := sim.StartOn(*listen); err != nil {
 		return fmt.Errorf("start: %w", err)
@@ -102,6 +108,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	logger.Printf("Bold BI server URL %s%s (authorize at %s)", sim.URL(), vendorsim.BoldBIServerPath, vendorsim.BoldBIAuthorizePath("<site>"))
 	logger.Printf("ThoughtSpot token endpoint at %s%s", sim.URL(), vendorsim.ThoughtSpotTokenPath)
 	logger.Printf("Power BI authority and API URL %s (Entra ID token at %s, GenerateToken at %s)", sim.URL(), vendorsim.PowerBIEntraTokenPath("<tenant>"), vendorsim.PowerBIGenerateTokenPath)
+	logger.Printf("Domo access tokens at GET %s%s, embed tokens at %s%s", sim.URL(), vendorsim.DomoTokenPath, sim.URL(), vendorsim.DomoEmbedAuthPath)
 
 	<-ctx.Done()
 	logger.Printf("Shutting down vendor simulator")

@@ -73,6 +73,9 @@ type Options struct {
 	// PowerBIAccessTokenLifetime is the lifetime of simulated Entra ID
 	// access tokens; zero means PowerBIAccessTokenLifetime.
 	PowerBIAccessTokenLifetime time.Duration
+	// DomoClientID and DomoClientSecret are the only API client the Domo
+	// token endpoint accepts. Empty means DefaultDomoClientID/Secret.
+	DomoClientID, DomoClientSecret string
 }
 
 // Server simulates vendor token endpoints and records every call so tests can
@@ -153,6 +156,12 @@ type endpoint struct {
 	exactPaths []string
 	// formBodies accepts application/x-www-form-urlencoded bodies too.
 	formBodies bool
+	// queryBody reads the URL's query as the body, for GET endpoints.
+	queryBody bool
+	// methodRoute mounts the endpoint for its method only, so it can share
+	// its path with another vendor's endpoint (Domo's GET /oauth/token beside
+	// Qlik Cloud's POST); other methods then reach the other endpoint.
+	methodRoute bool
 	// errorBody renders an error in the vendor's own shape.
 	errorBody func(status int, msg string) any
 	// issue validates the request and issues a token; body is the request
@@ -186,9 +195,15 @@ func New(opts Options) *Server {
 		thoughtSpotEndpoint(s, opts),
 		powerBIEntraEndpoint(s, opts),
 		powerBIGenerateEndpoint(s),
+		domoTokenEndpoint(s, opts),
+		domoEmbedEndpoint(s),
 	} {
 		handle := s.serveVendor(e)
-		mux.HandleFunc(e.path, handle)
+		pattern := e.path
+		if e.methodRoute {
+			pattern = e.method + " " + e.path
+		}
+		mux.HandleFunc(pattern, handle)
 		for _, p := range e.exactPaths {
 			exact[p] = handle
 		}
@@ -209,8 +224,8 @@ func New(opts Options) *Server {
 
 // Vendors lists the vendors the simulator serves, by the name its call log
 // gives them: the operator's vendor name (qrvey, qlikCloud, boldBI, oauth2)
-// where the vendor has its own block, else the product's (thoughtspot, which
-// the generic http block reaches). Tests check it against the vendors the
+// where the vendor has its own block, else the product's (thoughtspot and domo,
+// which the generic http block reaches). Tests check it against the vendors the
 // operator supports.
 func (s *Server) Vendors() []string { return slices.Clone(s.vendors) }
 
@@ -344,6 +359,9 @@ func (s *Server) serveVendor(e endpoint) http.HandlerFunc {
 		body, decodeErr := decodeObject(raw)
 		if e.formBodies && isFormBody(r) {
 			body, decodeErr = decodeForm(raw)
+		}
+		if e.queryBody {
+			body, decodeErr = decodeForm([]byte(r.URL.RawQuery))
 		}
 		if readErr != nil {
 			decodeErr = fmt.Errorf("read body: %w", readErr)

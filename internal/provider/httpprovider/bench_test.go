@@ -155,7 +155,7 @@ func BenchmarkParseResponse(b *testing.B) {
 		{"expires_in", v1alpha1.HTTPProvider{TokenPath: ".data.token", ExpiresInPath: ".data.expires_in",
 			SuccessPath: ".success", SuccessValue: "true"}},
 		{"expires_at_rfc3339", v1alpha1.HTTPProvider{TokenPath: ".data.token", ExpiresAtPath: ".data.expiresAt"}},
-		{"from_jwt", v1alpha1.HTTPProvider{TokenPath: ".data.jwt", Expiry: &v1alpha1.HTTPExpiry{FromJWT: ptr.To(true)}}},
+		{"from_jwt", v1alpha1.HTTPProvider{TokenPath: ".data.jwt", Expiry: &v1alpha1.ExpiryFallback{FromJWT: ptr.To(true)}}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			spec := tc.spec

@@ -10,7 +10,7 @@ import (
 // ParseResponse exposes the response reader to fuzz tests: it compiles spec
 // and reads body as a 2xx answer at now.
 func ParseResponse(spec *v1alpha1.HTTPProvider, body []byte, now time.Time) (provider.Token, error) {
-	c, err := compile(spec)
+	c, err := compile(spec, "spec.http")
 	if err != nil {
 		return provider.Token{}, err
 	}

@@ -2,8 +2,10 @@
 // one HTTP call with a JSON answer, described declaratively in spec.http: a
 // body template, headers, and paths to the token and its expiry. It covers
 // vendors without a dedicated package (ThoughtSpot, say) with no code change.
-// docs/vendors/http.md describes the path syntax, template functions and
-// expiry rules.
+// An optional auth step (auth.go) first obtains an access token, cached per
+// provider, for vendors that issue embed tokens only to an authenticated
+// client. docs/vendors/http.md describes the path syntax, template
+// functions, expiry rules and the auth step.
 package httpprovider
 
 import (
@@ -30,10 +32,14 @@ import (
 var headerNameRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 // Provider is the generic HTTP implementation of provider.Provider and
-// provider.ConfigValidator.
-type Provider struct{}
+// provider.ConfigValidator. Its only state is the cache of auth-step access
+// tokens, so many embed tokens cost one auth call; the zero value is ready
+// to use, and a Provider must not be copied.
+type Provider struct {
+	auth authCache
+}
 
-// New returns the generic HTTP provider.
+// New returns the generic HTTP provider with an empty auth token cache.
 func New() *Provider { return &Provider{} }
 
 // Validate implements provider.ConfigValidator: it parses the body template
@@ -43,7 +49,7 @@ func (p *Provider) Validate(ctx context.Context, config *v1alpha1.EmbedProviderS
 	if config.HTTP == nil {
 		return nil
 	}
-	if _, err := compile(config.HTTP); err != nil {
+	if _, err := compile(config.HTTP, "spec.http"); err != nil {
 		return err
 	}
 	for _, ref := range p.SecretRefs(config) {
@@ -55,11 +61,16 @@ func (p *Provider) Validate(ctx context.Context, config *v1alpha1.EmbedProviderS
 }
 
 // SecretRefs implements provider.Provider: every Secret key the provider
-// reads, header valueFrom references and the body template's secret calls.
+// reads, header valueFrom references, the auth step's client secret and the
+// secret calls of the body templates.
 func (p *Provider) SecretRefs(config *v1alpha1.EmbedProviderSpec) []v1alpha1.SecretKeySelector {
 	refs := provider.SecretRefsIn(config.HTTP)
 	if config.HTTP != nil {
 		body, _ := BodySecretRefs(config.HTTP.Body) // a bad template is Validate's to report
+		refs = append(refs, body...)
+	}
+	if config.HTTP != nil && config.HTTP.Auth != nil && config.HTTP.Auth.Login != nil {
+		body, _ := BodySecretRefs(config.HTTP.Auth.Login.Body)
 		refs = append(refs, body...)
 	}
 	return refs
@@ -71,45 +82,58 @@ func (p *Provider) Issue(ctx context.Context, req provider.Request) (provider.To
 	if cfg == nil || params == nil {
 		return provider.Token{}, provider.Permanent(v1alpha1.ReasonVendorMismatch, "http provider needs spec.http on both provider and request")
 	}
-	c, err := compile(cfg)
+	c, err := compile(cfg, "spec.http")
 	if err != nil {
 		return provider.Token{}, err
 	}
-	var secrets []string // every credential read, redacted from any error
+	var secrets []string // every credential and auth token, redacted from any error
+	keep := func(s ...string) { secrets = append(secrets, s...) }
 	read := func(ref v1alpha1.SecretKeySelector) (string, error) {
 		v, err := req.Credentials.Read(ctx, ref)
 		if err != nil {
 			return "", err
 		}
 		s := strings.TrimSpace(string(v))
-		secrets = append(secrets, s)
+		keep(s)
 		return s, nil
 	}
-	tok, err := c.issue(ctx, req, params, read)
+	data := TemplateData{Vars: params.Variables, LifetimeSeconds: int64(math.Ceil(req.Lifetime.Seconds()))}
+	var tok provider.Token
+	if c.auth == nil {
+		tok, _, err = c.issue(ctx, req, data, read)
+	} else {
+		tok, err = p.issueChained(ctx, c, req, data, read, keep)
+	}
 	return tok, provider.Redact(err, secrets...)
 }
 
-// issue sends one request and reads the answer; Issue redacts its errors.
-func (c *compiled) issue(ctx context.Context, req provider.Request, params *v1alpha1.HTTPParams, read SecretFunc) (provider.Token, error) {
-	httpReq, err := c.request(req, params, read)
+// issue sends one request and reads the answer, returning the HTTP status
+// too (0 without an answer); Issue redacts its errors.
+func (c *compiled) issue(ctx context.Context, req provider.Request, data TemplateData, read SecretFunc) (provider.Token, int, error) {
+	httpReq, err := c.request(data, read)
 	if err != nil {
-		return provider.Token{}, err
+		return provider.Token{}, 0, err
 	}
-	resp, err := provider.Do(ctx, req.HTTPClient, httpReq)
+	return c.send(ctx, req.HTTPClient, httpReq, req.Now)
+}
+
+// send sends a built request and reads the answer.
+func (c *compiled) send(ctx context.Context, client *http.Client, httpReq *http.Request, now time.Time) (provider.Token, int, error) {
+	resp, err := provider.Do(ctx, client, httpReq)
 	if err != nil {
-		return provider.Token{}, err
+		return provider.Token{}, 0, err
 	}
 	if err := provider.CheckStatus(resp, provider.ErrorDetail(resp.Body)); err != nil {
-		return provider.Token{}, err
+		return provider.Token{}, resp.Status, err
 	}
-	return c.parseResponse(resp.Body, req.Now)
+	tok, err := c.parseResponse(resp.Body, now)
+	return tok, resp.Status, err
 }
 
 // request builds the HTTP request: rendered body, then default headers,
-// then the configured ones, which win.
-func (c *compiled) request(req provider.Request, params *v1alpha1.HTTPParams, read SecretFunc) (*http.Request, error) {
-	data := TemplateData{Vars: params.Variables, LifetimeSeconds: int64(math.Ceil(req.Lifetime.Seconds()))}
-	body, err := RenderBody(c.spec.Body, data, read)
+// then the configured ones, which win, then the auth step's token.
+func (c *compiled) request(data TemplateData, read SecretFunc) (*http.Request, error) {
+	body, err := renderBody(c.spec.Body, c.field+".body", data, read)
 	if err != nil {
 		return nil, err
 	}
@@ -117,9 +141,12 @@ func (c *compiled) request(req provider.Request, params *v1alpha1.HTTPParams, re
 	if err != nil {
 		return nil, err
 	}
+	if c.auth != nil && c.auth.header != "" {
+		header.Set(c.auth.header, c.auth.prefix+data.Auth.AccessToken)
+	}
 	if len(body) > 0 && strings.Contains(header.Get("Content-Type"), "json") && !json.Valid(body) {
 		return nil, provider.Permanent(v1alpha1.ReasonInvalidRequest,
-			"spec.http.body rendered to invalid JSON; quote string values (\"{{ .Vars.x }}\") or use the json function")
+			"%s.body rendered to invalid JSON; quote string values (\"{{ .Vars.x }}\") or use the json function", c.field)
 	}
 	var r io.Reader
 	if len(body) > 0 {
@@ -127,7 +154,7 @@ func (c *compiled) request(req provider.Request, params *v1alpha1.HTTPParams, re
 	}
 	httpReq, err := http.NewRequest(c.method, c.spec.URL, r)
 	if err != nil {
-		return nil, provider.Permanent(v1alpha1.ReasonProviderInvalid, "invalid spec.http url")
+		return nil, provider.Permanent(v1alpha1.ReasonProviderInvalid, "invalid %s.url", c.field)
 	}
 	httpReq.Header = header
 	return httpReq, nil
@@ -158,21 +185,30 @@ func (c *compiled) headers(read SecretFunc, hasBody bool) (http.Header, error) {
 }
 
 // compiled is an HTTPProvider spec whose paths are parsed and whose rules are
-// checked, ready to build requests and read answers.
+// checked, ready to build requests and read answers. An auth step's login
+// request is compiled the same way, with field naming it in messages.
 type compiled struct {
 	spec                              *v1alpha1.HTTPProvider
+	field                             string // spec.http or spec.http.auth.login
 	method                            string
 	token, expiresIn, expiresAt, succ *Path
+	// fields are the TemplateData fields the body template reads.
+	fields map[string]bool
+	// auth is the first step of a chained flow; nil without spec.http.auth.
+	auth *authStep
+	// fallback applies when the answer states no expiry.
+	fallback func(token string, now time.Time) (time.Time, error)
 }
 
 // compile checks an HTTPProvider spec beyond the CRD schema and parses its
-// paths and body template. Errors are permanent ProviderInvalid.
-func compile(spec *v1alpha1.HTTPProvider) (*compiled, error) {
-	c := &compiled{spec: spec, method: cmp.Or(spec.Method, http.MethodPost)}
+// paths, body template and auth step. Errors are permanent ProviderInvalid.
+func compile(spec *v1alpha1.HTTPProvider, field string) (*compiled, error) {
+	c := &compiled{spec: spec, field: field, method: cmp.Or(spec.Method, http.MethodPost)}
+	c.fallback = c.specFallback
 	invalid := func(format string, args ...any) (*compiled, error) {
-		return nil, provider.Permanent(v1alpha1.ReasonProviderInvalid, "spec.http: "+format, args...)
+		return nil, provider.Permanent(v1alpha1.ReasonProviderInvalid, field+": "+format, args...)
 	}
-	if u, err := url.Parse(spec.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if !validURL(spec.URL) {
 		return invalid("url must be an absolute http(s) URL")
 	}
 	if c.method != http.MethodGet && c.method != http.MethodPost && c.method != http.MethodPut {
@@ -190,10 +226,24 @@ func compile(spec *v1alpha1.HTTPProvider) (*compiled, error) {
 	if spec.SuccessValue != "" && spec.SuccessPath == "" {
 		return invalid("successValue needs successPath")
 	}
-	if err := checkBody(spec.Body); err != nil {
+	var err error
+	if c.fields, err = checkBody(spec.Body, field+".body"); err != nil {
 		return nil, err
 	}
+	if spec.Auth != nil {
+		if c.auth, err = compileAuth(spec, c.fields[fieldAuth]); err != nil {
+			return nil, err
+		}
+	} else if c.fields[fieldAuth] {
+		return invalid("the body uses .Auth but spec.http.auth is not set")
+	}
 	return c, nil
+}
+
+// validURL reports whether s is an absolute http(s) URL.
+func validURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
 // checkHeaders checks header names and sources; values may be secret, so
@@ -335,8 +385,8 @@ func (c *compiled) expiry(doc any, token string, now time.Time) (time.Time, erro
 	return c.fallback(token, now)
 }
 
-// fallback applies spec.http.expiry when the response states no expiry.
-func (c *compiled) fallback(token string, now time.Time) (time.Time, error) {
+// specFallback applies spec.http.expiry when the response states no expiry.
+func (c *compiled) specFallback(token string, now time.Time) (time.Time, error) {
 	e := c.spec.Expiry
 	switch {
 	case e != nil && e.FromJWT != nil && *e.FromJWT:

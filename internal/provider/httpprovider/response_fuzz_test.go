@@ -19,9 +19,9 @@ var responseSpecs = []*v1alpha1.HTTPProvider{
 	{URL: "https://v.example.com", TokenPath: ".data.token", ExpiresInPath: ".data.expires_in"},
 	{URL: "https://v.example.com", TokenPath: ".token", ExpiresAtPath: ".expiresAt"},
 	{URL: "https://v.example.com", TokenPath: ".token", ExpiresAtPath: ".expiresAt", ExpiresAtFormat: "EpochMilliseconds"},
-	{URL: "https://v.example.com", TokenPath: `["access token"]`, Expiry: &v1alpha1.HTTPExpiry{FromJWT: ptr.To(true)}},
+	{URL: "https://v.example.com", TokenPath: `["access token"]`, Expiry: &v1alpha1.ExpiryFallback{FromJWT: ptr.To(true)}},
 	{URL: "https://v.example.com", TokenPath: ".list[1]", SuccessPath: ".ok", SuccessValue: "true",
-		Expiry: &v1alpha1.HTTPExpiry{Duration: &metav1.Duration{Duration: time.Hour}}},
+		Expiry: &v1alpha1.ExpiryFallback{Duration: &metav1.Duration{Duration: time.Hour}}},
 }
 
 // FuzzParseResponse feeds bodies holding pt.Marker (standing for the token)

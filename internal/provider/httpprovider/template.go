@@ -28,7 +28,23 @@ type TemplateData struct {
 	// LifetimeSeconds is the requested token lifetime in whole seconds, for
 	// vendors that take a validity in the request body.
 	LifetimeSeconds int64
+	// Auth is the result of spec.http.auth, as {{ .Auth.AccessToken }}, for
+	// vendors that want the access token in the body; nil without auth.
+	Auth *AuthData
 }
+
+// AuthData is what the body template sees of the auth step.
+type AuthData struct {
+	// AccessToken is the auth step's token, cached per provider.
+	AccessToken string
+}
+
+// Field names of TemplateData, which checkFields looks for.
+const (
+	fieldVars     = "Vars"
+	fieldLifetime = "LifetimeSeconds"
+	fieldAuth     = "Auth"
+)
 
 // SecretFunc reads one Secret key for the template's secret function.
 type SecretFunc func(ref v1alpha1.SecretKeySelector) (string, error)
@@ -66,19 +82,20 @@ func funcs(b *budget, secret func(name, key string) (string, error)) template.Fu
 // every output. Without range, define, template or block every action runs
 // at most once, and every function result is charged to the render's budget,
 // so rendering is bounded in memory and time whatever the template does.
-func parseBody(src string, b *budget, secret func(name, key string) (string, error)) (*template.Template, error) {
+// field names the template in messages (spec.http.body, say).
+func parseBody(src, field string, b *budget, secret func(name, key string) (string, error)) (*template.Template, error) {
 	t, err := template.New("body").Option("missingkey=error").Funcs(funcs(b, secret)).Parse(src)
 	if err != nil {
-		return nil, provider.Permanent(v1alpha1.ReasonProviderInvalid, "spec.http.body is not a valid template: %s", trimTemplateErr(err))
+		return nil, provider.Permanent(v1alpha1.ReasonProviderInvalid, "%s is not a valid template: %s", field, trimTemplateErr(err))
 	}
 	if len(t.Templates()) > 1 {
-		return nil, provider.Permanent(v1alpha1.ReasonProviderInvalid, "spec.http.body must not define templates")
+		return nil, provider.Permanent(v1alpha1.ReasonProviderInvalid, "%s must not define templates", field)
 	}
 	if t.Tree == nil { // an empty body
 		return t, nil
 	}
 	if err := check(t.Tree.Root); err != nil {
-		return nil, provider.Permanent(v1alpha1.ReasonProviderInvalid, "spec.http.body: %v", err)
+		return nil, provider.Permanent(v1alpha1.ReasonProviderInvalid, "%s: %v", field, err)
 	}
 	walk(t.Tree.Root, func(n parse.Node) {
 		if a, ok := n.(*parse.ActionNode); ok && len(a.Pipe.Decl) == 0 {
@@ -140,16 +157,32 @@ func checkCommand(c *parse.CommandNode) error {
 // noSecret stands in for the secret function when a template is only parsed.
 func noSecret(string, string) (string, error) { return "", nil }
 
-// checkBody parses a body template without rendering it, for validation.
-func checkBody(src string) error {
-	_, err := parseBody(src, newBudget(), noSecret)
-	return err
+// checkBody parses a body template without rendering it, for validation,
+// and returns the fields of TemplateData it reads: a name printed as .Name
+// or $.Name anywhere (inside a with too, so it may over-report).
+func checkBody(src, field string) (map[string]bool, error) {
+	t, err := parseBody(src, field, newBudget(), noSecret)
+	if err != nil || t.Tree == nil {
+		return nil, err
+	}
+	fields := map[string]bool{}
+	walk(t.Tree.Root, func(n parse.Node) {
+		switch n := n.(type) {
+		case *parse.FieldNode:
+			fields[n.Ident[0]] = true
+		case *parse.VariableNode:
+			if n.Ident[0] == "$" && len(n.Ident) > 1 {
+				fields[n.Ident[1]] = true
+			}
+		}
+	})
+	return fields, nil
 }
 
 // BodySecretRefs lists the Secret keys a body template reads, so the
 // provider's Ready condition can report a missing one before any request.
 func BodySecretRefs(src string) ([]v1alpha1.SecretKeySelector, error) {
-	t, err := parseBody(src, newBudget(), noSecret)
+	t, err := parseBody(src, "spec.http.body", newBudget(), noSecret)
 	if err != nil || t.Tree == nil {
 		return nil, err
 	}
@@ -170,10 +203,15 @@ func BodySecretRefs(src string) ([]v1alpha1.SecretKeySelector, error) {
 // values never appear in errors: a failed secret read returns that read's
 // own error, and other messages have the values read so far redacted.
 func RenderBody(src string, data TemplateData, secret SecretFunc) ([]byte, error) {
+	return renderBody(src, "spec.http.body", data, secret)
+}
+
+// renderBody is RenderBody for the template named field.
+func renderBody(src, field string, data TemplateData, secret SecretFunc) ([]byte, error) {
 	var readErr error
 	read := map[v1alpha1.SecretKeySelector]string{}
 	b := newBudget()
-	t, err := parseBody(src, b, func(name, key string) (string, error) {
+	t, err := parseBody(src, field, b, func(name, key string) (string, error) {
 		ref, err := secretRef(name, key)
 		if v, ok := read[ref]; ok && err == nil {
 			return v, nil
@@ -203,7 +241,7 @@ func RenderBody(src string, data TemplateData, secret SecretFunc) ([]byte, error
 			return nil, readErr
 		}
 		return nil, provider.Redact(provider.Permanent(v1alpha1.ReasonInvalidRequest,
-			"spec.http.body cannot be rendered with the request's variables: %s", trimTemplateErr(err)), slices.Collect(maps.Values(read))...)
+			"%s cannot be rendered with the request's variables: %s", field, trimTemplateErr(err)), slices.Collect(maps.Values(read))...)
 	}
 	return out.Bytes(), nil
 }

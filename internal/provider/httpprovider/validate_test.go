@@ -46,7 +46,7 @@ func TestValidate(t *testing.T) {
 		{"no expiry source", func(s *v1alpha1.HTTPProvider) { s.ExpiresInPath = "" }, creds,
 			pt.Want{Reason: v1alpha1.ReasonProviderInvalid, Permanent: true, Message: "expiry is unknown"}},
 		{"fromJWT false is no source", func(s *v1alpha1.HTTPProvider) {
-			s.ExpiresInPath, s.Expiry = "", &v1alpha1.HTTPExpiry{FromJWT: ptr.To(false)}
+			s.ExpiresInPath, s.Expiry = "", &v1alpha1.ExpiryFallback{FromJWT: ptr.To(false)}
 		}, creds, pt.Want{Reason: v1alpha1.ReasonProviderInvalid, Permanent: true}},
 		{"both expiry paths", func(s *v1alpha1.HTTPProvider) { s.ExpiresAtPath = ".at" }, creds,
 			pt.Want{Reason: v1alpha1.ReasonProviderInvalid, Permanent: true, Message: "mutually exclusive"}},
@@ -57,7 +57,7 @@ func TestValidate(t *testing.T) {
 		}, creds,
 			pt.Want{Reason: v1alpha1.ReasonProviderInvalid, Permanent: true, Message: "Julian"}},
 		{"zero duration", func(s *v1alpha1.HTTPProvider) {
-			s.ExpiresInPath, s.Expiry = "", &v1alpha1.HTTPExpiry{Duration: &metav1.Duration{}}
+			s.ExpiresInPath, s.Expiry = "", &v1alpha1.ExpiryFallback{Duration: &metav1.Duration{}}
 		}, creds, pt.Want{Reason: v1alpha1.ReasonProviderInvalid, Permanent: true, Message: "positive"}},
 		{"successValue alone", func(s *v1alpha1.HTTPProvider) { s.SuccessValue = "true" }, creds,
 			pt.Want{Reason: v1alpha1.ReasonProviderInvalid, Permanent: true, Message: "needs successPath"}},

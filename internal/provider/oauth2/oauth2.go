@@ -68,16 +68,13 @@ func (p *Provider) Issue(ctx context.Context, req provider.Request) (provider.To
 	if cfg == nil || params == nil {
 		return provider.Token{}, provider.Permanent(v1alpha1.ReasonVendorMismatch, "oauth2 provider needs spec.oauth2 on both provider and request")
 	}
-	values, err := tokenParams(cfg, params)
-	if err != nil {
-		return provider.Token{}, err
-	}
 	raw, err := req.Credentials.Read(ctx, cfg.ClientSecretSecretRef)
 	if err != nil {
 		return provider.Token{}, err
 	}
 	secret := strings.TrimSpace(string(raw))
-	httpReq, err := newRequest(cfg, values, secret)
+	call := Call{Config: cfg, Params: params, Field: "spec.oauth2"}
+	httpReq, err := call.NewRequest(secret)
 	if err != nil {
 		return provider.Token{}, err
 	}
@@ -85,8 +82,43 @@ func (p *Provider) Issue(ctx context.Context, req provider.Request) (provider.To
 	if err != nil {
 		return provider.Token{}, err
 	}
-	tok, err := parseToken(resp, req.Now)
+	tok, err := call.ParseResponse(resp, req.Now)
 	return tok, provider.Redact(err, append([]string{secret}, provider.BasicCredentials(cfg.ClientID, secret)...)...)
+}
+
+// Call is one token request of an OAuth client: the oauth2 vendor's, and
+// the http vendor's client-credentials auth step, which shares its wire
+// format, errors and expiry rules.
+type Call struct {
+	// Config is the client and its parameters; the secret is passed apart.
+	Config *v1alpha1.OAuth2Provider
+	// Params refine Config's; nil means none.
+	Params *v1alpha1.OAuth2Params
+	// Method is POST (the default, as RFC 6749 asks) or GET, which sends
+	// the parameters in the URL's query for vendors that want that (Domo).
+	Method string
+	// Field names Config in messages, e.g. "spec.oauth2".
+	Field string
+}
+
+// NewRequest builds the token request, authenticating with secret.
+func (c Call) NewRequest(secret string) (*http.Request, error) {
+	params := c.Params
+	if params == nil {
+		params = &v1alpha1.OAuth2Params{}
+	}
+	values, err := tokenParams(c.Config, params)
+	if err != nil {
+		return nil, err
+	}
+	return newRequest(c.Config, cmp.Or(c.Method, http.MethodPost), values, secret)
+}
+
+// ParseResponse reads the token endpoint's answer. It is pure so it can be
+// fuzzed; its errors never quote the body beyond the RFC 6749 error code
+// and description.
+func (c Call) ParseResponse(resp *provider.Response, now time.Time) (provider.Token, error) {
+	return parseToken(resp, now, c.Config.Expiry, cmp.Or(c.Field, "spec.oauth2"))
 }
 
 // tokenParams merges the request's parameters over the provider's and adds
@@ -118,25 +150,72 @@ func tokenParams(cfg *v1alpha1.OAuth2Provider, p *v1alpha1.OAuth2Params) (map[st
 }
 
 // newRequest encodes values and authenticates the client as configured.
-func newRequest(cfg *v1alpha1.OAuth2Provider, values map[string]any, secret string) (*http.Request, error) {
+// POST sends the values as the body; GET sends them in the URL's query,
+// where a client secret must never go, so GET needs Basic authentication.
+func newRequest(cfg *v1alpha1.OAuth2Provider, method string, values map[string]any, secret string) (*http.Request, error) {
 	basic := cmp.Or(cfg.ClientAuthMethod, AuthBasic) == AuthBasic
 	if !basic {
+		if method == http.MethodGet {
+			return nil, provider.Permanent(v1alpha1.ReasonProviderInvalid, "method GET would send the client secret in the URL; use clientAuthMethod %s", AuthBasic)
+		}
 		values["client_id"], values["client_secret"] = cfg.ClientID, secret
 	}
-	body, contentType, err := encode(values, cmp.Or(cfg.BodyEncoding, EncodingForm))
+	var httpReq *http.Request
+	var err error
+	switch method {
+	case http.MethodGet:
+		httpReq, err = getRequest(cfg.TokenURL, values)
+	case http.MethodPost:
+		httpReq, err = postRequest(cfg.TokenURL, values, cmp.Or(cfg.BodyEncoding, EncodingForm))
+	default:
+		return nil, provider.Permanent(v1alpha1.ReasonProviderInvalid, "token request method must be GET or POST, not %q", method)
+	}
 	if err != nil {
 		return nil, err
 	}
-	httpReq, err := http.NewRequest(http.MethodPost, cfg.TokenURL, bytes.NewReader(body))
-	if err != nil {
-		return nil, provider.Permanent(v1alpha1.ReasonProviderInvalid, "invalid oauth2 tokenURL")
-	}
-	httpReq.Header.Set("Content-Type", contentType)
 	httpReq.Header.Set("Accept", "application/json")
 	if basic {
 		// RFC 6749 section 2.3.1: both parts are form-encoded before Basic.
 		creds := url.QueryEscape(cfg.ClientID) + ":" + url.QueryEscape(secret)
 		httpReq.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(creds)))
+	}
+	return httpReq, nil
+}
+
+// postRequest sends values as a form or JSON body.
+func postRequest(tokenURL string, values map[string]any, encoding string) (*http.Request, error) {
+	body, contentType, err := encode(values, encoding)
+	if err != nil {
+		return nil, err
+	}
+	httpReq, err := http.NewRequest(http.MethodPost, tokenURL, bytes.NewReader(body))
+	if err != nil {
+		return nil, provider.Permanent(v1alpha1.ReasonProviderInvalid, "invalid oauth2 tokenURL")
+	}
+	httpReq.Header.Set("Content-Type", contentType)
+	return httpReq, nil
+}
+
+// getRequest adds values to the token URL's query. Spaces are written as
+// %20, not +, since the vendors that want GET document it so.
+func getRequest(tokenURL string, values map[string]any) (*http.Request, error) {
+	u, err := url.Parse(tokenURL)
+	if err != nil || u.Host == "" {
+		return nil, provider.Permanent(v1alpha1.ReasonProviderInvalid, "invalid oauth2 tokenURL")
+	}
+	form, err := formValues(values)
+	if err != nil {
+		return nil, err
+	}
+	query := u.Query()
+	for k, v := range form {
+		query[k] = v
+	}
+	// Encode escapes a literal + as %2B, so every + left is a space.
+	u.RawQuery = strings.ReplaceAll(query.Encode(), "+", "%20")
+	httpReq, err := http.NewRequest(http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, provider.Permanent(v1alpha1.ReasonProviderInvalid, "invalid oauth2 tokenURL")
 	}
 	return httpReq, nil
 }
@@ -151,6 +230,15 @@ func encode(values map[string]any, encoding string) (body []byte, contentType st
 		}
 		return body, "application/json", nil
 	}
+	form, err := formValues(values)
+	if err != nil {
+		return nil, "", err
+	}
+	return []byte(form.Encode()), "application/x-www-form-urlencoded", nil
+}
+
+// formValues turns values into form fields; a form carries only scalars.
+func formValues(values map[string]any) (url.Values, error) {
 	form := url.Values{}
 	for _, k := range slices.Sorted(maps.Keys(values)) {
 		switch v := values[k].(type) {
@@ -161,11 +249,11 @@ func encode(values map[string]any, encoding string) (body []byte, contentType st
 		case bool:
 			form.Set(k, strconv.FormatBool(v))
 		default:
-			return nil, "", provider.Permanent(v1alpha1.ReasonInvalidRequest,
+			return nil, provider.Permanent(v1alpha1.ReasonInvalidRequest,
 				"extra parameter %q is an object or array, which only bodyEncoding json can send", k)
 		}
 	}
-	return []byte(form.Encode()), "application/x-www-form-urlencoded", nil
+	return form, nil
 }
 
 // tokenResponse is an RFC 6749 section 5.1 answer, or a section 5.2 error.
@@ -178,9 +266,8 @@ type tokenResponse struct {
 }
 
 // parseToken turns a token endpoint's answer into a Token, or a classified
-// error. It is pure so it can be fuzzed; its errors never quote the body
-// beyond the RFC 6749 error code and description.
-func parseToken(resp *provider.Response, now time.Time) (provider.Token, error) {
+// error; fallback and field are the configuration's expiry block and name.
+func parseToken(resp *provider.Response, now time.Time, fallback *v1alpha1.ExpiryFallback, field string) (provider.Token, error) {
 	var out tokenResponse
 	decodeErr := provider.DecodeJSON(resp.Body, &out)
 	detail := provider.Detail(out.Error, out.ErrorDescription)
@@ -196,11 +283,34 @@ func parseToken(resp *provider.Response, now time.Time) (provider.Token, error) 
 	case out.AccessToken == "":
 		return provider.Token{}, provider.Transient(v1alpha1.ReasonInvalidResponse, "oauth2 response has no access_token")
 	}
-	exp, err := provider.ExpiresInOrJWT(now, out.ExpiresIn, out.AccessToken)
+	exp, err := expiresAt(now, out.ExpiresIn, out.AccessToken, fallback, field)
 	if err != nil {
 		return provider.Token{}, err
 	}
 	return provider.Token{Value: out.AccessToken, Type: out.TokenType, IssuedAt: now, ExpiresAt: exp}, nil
+}
+
+// expiresAt is when a token issued at now expires: after expires_in when
+// the answer has one, else at the token's JWT exp claim, else after the
+// configured fallback duration. RFC 6749 only recommends expires_in, so an
+// answer without it is valid; with no fallback either, the error names the
+// field that would fix it.
+func expiresAt(now time.Time, expiresIn json.RawMessage, token string, fallback *v1alpha1.ExpiryFallback, field string) (time.Time, error) {
+	d, ok, err := provider.ExpiresIn(expiresIn)
+	switch {
+	case err != nil:
+		return time.Time{}, err
+	case ok:
+		return now.Add(d), nil
+	}
+	if exp, ok := provider.JWTExpiry(token); ok {
+		return exp, nil
+	}
+	if fallback != nil && fallback.Duration != nil && fallback.Duration.Duration > 0 {
+		return now.Add(fallback.Duration.Duration), nil
+	}
+	return time.Time{}, provider.Transient(v1alpha1.ReasonInvalidResponse,
+		"vendor response has no expires_in and the access token is not a JWT with an exp claim, so its expiry is unknown; set %s.expiry.duration to the lifetime the vendor gives its tokens", field)
 }
 
 // checkStatus classifies a non-2xx answer, letting the RFC 6749 error code

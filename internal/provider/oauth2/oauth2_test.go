@@ -3,12 +3,17 @@ package oauth2_test
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/url"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
@@ -189,23 +194,69 @@ func TestMismatch(t *testing.T) {
 	providertest.CheckError(t, err, providertest.Want{Reason: v1alpha1.ReasonVendorMismatch, Permanent: true})
 }
 
-func TestParseTokenJWTExpiry(t *testing.T) {
+// TestExpiry covers every way an answer's expiry is learnt: expires_in, the
+// token's JWT exp claim, spec.oauth2.expiry, and none of them.
+func TestExpiry(t *testing.T) {
 	exp := providertest.Epoch.Add(5 * time.Minute)
 	token := jwtWithExp(t, exp)
-	for _, body := range []string{
-		`{"access_token":"` + token + `"}`,
-		`{"access_token":"` + token + `","expires_in":null}`,
-	} {
-		tok, err := oauth2.ParseToken(&provider.Response{Status: 200, Body: []byte(body)}, providertest.Epoch)
-		if err != nil || !tok.ExpiresAt.Equal(exp) {
-			t.Errorf("%s: %v, %v", body, tok, err)
-		}
+	noExp := jwtWithoutExp(t)
+	fifteen := &v1alpha1.ExpiryFallback{Duration: &metav1.Duration{Duration: 15 * time.Minute}}
+	fromJWT := &v1alpha1.ExpiryFallback{FromJWT: ptr.To(true)}
+	unknown := providertest.Want{Reason: v1alpha1.ReasonInvalidResponse, Message: "set spec.oauth2.expiry.duration"}
+	tests := []struct {
+		name     string
+		body     string
+		fallback *v1alpha1.ExpiryFallback
+		want     time.Time
+		err      providertest.Want
+	}{
+		{"expires_in", `{"access_token":"opaque","expires_in":60}`, nil, providertest.Epoch.Add(time.Minute), providertest.Want{}},
+		{"expires_in wins over exp", `{"access_token":"` + token + `","expires_in":60}`, nil, providertest.Epoch.Add(time.Minute), providertest.Want{}},
+		{"expires_in wins over the fallback", `{"access_token":"opaque","expires_in":"60"}`, fifteen, providertest.Epoch.Add(time.Minute), providertest.Want{}},
+		{"JWT exp", `{"access_token":"` + token + `"}`, nil, exp, providertest.Want{}},
+		{"JWT exp, expires_in null", `{"access_token":"` + token + `","expires_in":null}`, nil, exp, providertest.Want{}},
+		{"JWT exp wins over the fallback", `{"access_token":"` + token + `"}`, fifteen, exp, providertest.Want{}},
+		{"fromJWT stated", `{"access_token":"` + token + `"}`, fromJWT, exp, providertest.Want{}},
+		{"opaque token, duration", `{"access_token":"opaque"}`, fifteen, providertest.Epoch.Add(15 * time.Minute), providertest.Want{}},
+		{"JWT without exp, duration", `{"access_token":"` + noExp + `"}`, fifteen, providertest.Epoch.Add(15 * time.Minute), providertest.Want{}},
+		{"opaque token, no fallback", `{"access_token":"opaque"}`, nil, time.Time{}, unknown},
+		{"opaque token, fromJWT", `{"access_token":"opaque"}`, fromJWT, time.Time{}, unknown},
+		{"JWT without exp, no fallback", `{"access_token":"` + noExp + `"}`, nil, time.Time{}, unknown},
+		{"bad expires_in does not fall back", `{"access_token":"opaque","expires_in":"soon"}`, fifteen, time.Time{},
+			providertest.Want{Reason: v1alpha1.ReasonInvalidResponse, Message: "expires_in"}},
 	}
-	// expires_in wins over the token's own claim.
-	tok, err := oauth2.ParseToken(&provider.Response{Status: 200, Body: []byte(`{"access_token":"` + token + `","expires_in":60}`)}, providertest.Epoch)
-	if err != nil || !tok.ExpiresAt.Equal(providertest.Epoch.Add(time.Minute)) {
-		t.Errorf("expires_in and exp: %v, %v", tok, err)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			call := oauth2.Call{Config: &v1alpha1.OAuth2Provider{Expiry: tc.fallback}, Field: "spec.oauth2"}
+			tok, err := call.ParseResponse(&provider.Response{Status: 200, Body: []byte(tc.body)}, providertest.Epoch)
+			providertest.CheckError(t, err, tc.err, "opaque", token, noExp)
+			if err == nil && !tok.ExpiresAt.Equal(tc.want) {
+				t.Errorf("expiry = %v, want %v", tok.ExpiresAt, tc.want)
+			}
+		})
 	}
+}
+
+// TestExpiryFallbackAgainstServer runs the provider against a server that
+// answers without expires_in, as RFC 6749 allows, with spec.oauth2.expiry set.
+func TestExpiryFallbackAgainstServer(t *testing.T) {
+	url := providertest.Serve(t, 200, `{"access_token":"opaque-tok","token_type":"Bearer"}`)
+	req := providertest.Request(t, creds, 0)
+	req.Config.OAuth2 = &v1alpha1.OAuth2Provider{TokenURL: url, ClientID: clientID, ClientSecretSecretRef: providertest.Ref("oauth/secret"),
+		Expiry: &v1alpha1.ExpiryFallback{Duration: &metav1.Duration{Duration: 10 * time.Minute}}}
+	req.Params.OAuth2 = &v1alpha1.OAuth2Params{}
+	tok, err := oauth2.New().Issue(context.Background(), req)
+	providertest.CheckError(t, err, providertest.Want{}, secret)
+	providertest.CheckWindow(t, tok, 10*time.Minute)
+}
+
+// jwtWithoutExp is a JWT that states no expiry.
+func jwtWithoutExp(t *testing.T) string {
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "x"}).SignedString([]byte("k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func FuzzParseToken(f *testing.F) {
@@ -227,7 +278,7 @@ func FuzzParseToken(f *testing.F) {
 		f.Add(seed.status, []byte(seed.prefix), []byte(seed.suffix))
 	}
 	providertest.FuzzParser(f, func(resp *provider.Response) (provider.Token, error) {
-		return oauth2.ParseToken(resp, providertest.Epoch)
+		return oauth2.Call{Config: &v1alpha1.OAuth2Provider{}}.ParseResponse(resp, providertest.Epoch)
 	}, func(body []byte) string {
 		var e struct {
 			Error       string `json:"error"`
@@ -236,4 +287,30 @@ func FuzzParseToken(f *testing.F) {
 		_ = json.Unmarshal(body, &e) // fills what the parser fills, even on type errors
 		return e.Error + " " + e.Description
 	})
+}
+
+// TestCallGet checks the GET form of a token request, which the http
+// vendor's auth step offers for vendors such as Domo: parameters in the
+// query with spaces as %20, the client in HTTP Basic and nowhere else.
+func TestCallGet(t *testing.T) {
+	cfg := &v1alpha1.OAuth2Provider{TokenURL: "https://auth.example.com/oauth/token?tenant=a+b", ClientID: clientID,
+		Scopes: []string{"data", "dashboard"}}
+	httpReq, err := oauth2.Call{Config: cfg, Method: http.MethodGet}.NewRequest(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, pass, ok := httpReq.BasicAuth()
+	if httpReq.Method != http.MethodGet || httpReq.Body != nil || !ok || user != url.QueryEscape(clientID) || pass != url.QueryEscape(secret) {
+		t.Errorf("request = %s, body %v, basic %q %q %v", httpReq.Method, httpReq.Body, user, pass, ok)
+	}
+	if got, want := httpReq.URL.RawQuery, "grant_type=client_credentials&scope=data%20dashboard&tenant=a%20b"; got != want {
+		t.Errorf("query = %s, want %s", got, want)
+	}
+	if strings.Contains(httpReq.URL.String(), url.QueryEscape(secret)) {
+		t.Errorf("the URL carries the secret: %s", httpReq.URL)
+	}
+
+	cfg.ClientAuthMethod = oauth2.AuthPost
+	_, err = oauth2.Call{Config: cfg, Method: http.MethodGet}.NewRequest(secret)
+	providertest.CheckError(t, err, providertest.Want{Reason: v1alpha1.ReasonProviderInvalid, Permanent: true, Message: "client_secret_basic"}, secret)
 }

@@ -17,9 +17,9 @@ import (
 
 // All returns a new provider for every vendor, keyed by vendor name (the
 // v1alpha1.Vendor* constants), as controller.Options.Providers wants it.
-// Providers keep no per-request state, so callers may share or modify the
-// map freely; a provider that caches (Power BI's access tokens) is built
-// here once per call of All, so each manager has its own cache.
+// Each call returns new providers, with empty caches (Power BI's and the
+// http auth step's access tokens), so each manager has its own; callers may
+// share or modify the map freely.
 func All() map[string]provider.Provider {
 	return map[string]provider.Provider{
 		v1alpha1.VendorQrvey:     qrvey.New(),

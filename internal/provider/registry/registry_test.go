@@ -26,7 +26,7 @@ const root = "../../.."
 // for, and why. Keep it tiny: every vendor that calls a server is simulated.
 var notSimulated = map[string]string{
 	v1alpha1.VendorJWT:  "signs tokens locally: there is no server to simulate",
-	v1alpha1.VendorHTTP: "generic: its samples call the simulated products' own endpoints (thoughtspot, qrvey, boldBI)",
+	v1alpha1.VendorHTTP: "generic: its samples call the simulated products' own endpoints (thoughtspot, qrvey, boldBI, domo)",
 }
 
 // TestEveryVendorIsComplete fails when a vendor of the API (a block of the
