@@ -14,8 +14,11 @@ import (
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 )
 
-// Provider issues embed tokens for one vendor. Implementations are stateless
-// and safe for concurrent use; everything a call needs is in the Request.
+// Provider issues embed tokens for one vendor. Implementations are safe for
+// concurrent use and everything a call needs is in the Request; the only
+// state one may keep is a cache of what a call derived from credentials
+// (Superset's login), keyed so that another provider or a rotated
+// credential never hits it.
 type Provider interface {
 	// Issue asks the vendor (or signs locally) for a new token. Errors must
 	// never contain the token or a credential; wrap them with Permanent or

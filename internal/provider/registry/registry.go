@@ -12,11 +12,13 @@ import (
 	"github.com/embedtokens/embed-token-operator/internal/provider/oauth2"
 	"github.com/embedtokens/embed-token-operator/internal/provider/qlikcloud"
 	"github.com/embedtokens/embed-token-operator/internal/provider/qrvey"
+	"github.com/embedtokens/embed-token-operator/internal/provider/superset"
 )
 
 // All returns a new provider for every vendor, keyed by vendor name (the
 // v1alpha1.Vendor* constants), as controller.Options.Providers wants it.
-// Providers are stateless, so callers may share or modify the map freely.
+// Providers are safe for concurrent use (the few that cache a login keep it
+// per provider object), so callers may share or modify the map freely.
 func All() map[string]provider.Provider {
 	return map[string]provider.Provider{
 		v1alpha1.VendorQrvey:     qrvey.New(),
@@ -25,5 +27,6 @@ func All() map[string]provider.Provider {
 		v1alpha1.VendorJWT:       jwtprovider.New(),
 		v1alpha1.VendorOAuth2:    oauth2.New(),
 		v1alpha1.VendorHTTP:      httpprovider.New(),
+		v1alpha1.VendorSuperset:  superset.New(),
 	}
 }
