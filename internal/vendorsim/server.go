@@ -66,6 +66,8 @@ type Options struct {
 	// OAuth2JWTAccessTokens makes the OAuth2 endpoint issue JWTs and omit
 	// expires_in, so clients must read the token's exp claim.
 	OAuth2JWTAccessTokens bool
+	// Superset configures the simulated Apache Superset.
+	Superset SupersetOptions
 }
 
 // Server simulates vendor token endpoints and records every call so tests can
@@ -81,6 +83,8 @@ type Server struct {
 	issued int
 	tokens map[string]tokenRecord
 	fault  *Fault
+	// superset is the Superset routes' shared state (logins, sessions).
+	superset supersetState
 
 	lifeMu    sync.Mutex
 	srv       *http.Server
@@ -154,6 +158,7 @@ type reply struct {
 	body   any
 	token  string
 	ttl    time.Duration
+	header http.Header // added to the answer's headers, e.g. Set-Cookie
 }
 
 // New builds a Server with every vendor endpoint mounted; call Start, StartOn
@@ -171,6 +176,9 @@ func New(opts Options) *Server {
 		oauth2Endpoint(s, opts),
 		boldBIEndpoint(s, opts),
 		thoughtSpotEndpoint(s, opts),
+		supersetLoginEndpoint(s, opts),
+		supersetCSRFEndpoint(s),
+		supersetGuestEndpoint(s, opts),
 	} {
 		mux.HandleFunc(e.path, s.serveVendor(e))
 		if !slices.Contains(s.vendors, e.vendor) {
@@ -183,10 +191,10 @@ func New(opts Options) *Server {
 }
 
 // Vendors lists the vendors the simulator serves, by the name its call log
-// gives them: the operator's vendor name (qrvey, qlikCloud, boldBI, oauth2)
-// where the vendor has its own block, else the product's (thoughtspot, which
-// the generic http block reaches). Tests check it against the vendors the
-// operator supports.
+// gives them: the operator's vendor name (qrvey, qlikCloud, boldBI, oauth2,
+// superset) where the vendor has its own block, else the product's
+// (thoughtspot, which the generic http block reaches). Tests check it
+// against the vendors the operator supports.
 func (s *Server) Vendors() []string { return slices.Clone(s.vendors) }
 
 // Handler returns the simulator's handler so callers can serve it themselves,
@@ -379,6 +387,9 @@ func (s *Server) answer(w http.ResponseWriter, rec *callRecord, rep reply) {
 	if err := json.NewEncoder(&buf).Encode(rep.body); err != nil {
 		http.Error(w, "encode response", http.StatusInternalServerError)
 		return
+	}
+	for k, v := range rep.header {
+		w.Header()[k] = v
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(rep.status)
