@@ -239,3 +239,21 @@ func FuzzParseGuest(f *testing.F) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// TestSample runs the documented sample, unchanged but for the host.
+func TestSample(t *testing.T) {
+	spec, reqSpec := pt.Sample(t, "embedtokens_v1alpha1_embedprovider_superset.yaml")
+	w := newWire(t, vendorsim.Options{Superset: vendorsim.SupersetOptions{Username: spec.Superset.Username}})
+	spec.Superset.URL = pt.Rebase(t, spec.Superset.URL, w.url)
+	req := pt.Request(t, pt.Creds{"superset-credentials/password": password}, 0)
+	req.Config, req.Params = &spec, &reqSpec.VendorParams
+	tok, err := superset.New().Issue(context.Background(), req)
+	pt.CheckError(t, err, pt.Want{}, password)
+	if w.sim.Validate(tok.Value) != vendorsim.ValidityValid {
+		t.Fatalf("token %v is not valid in the simulator", tok)
+	}
+	rls, _ := w.to(superset.GuestTokenPath)[0].body["rls"].([]any)
+	if len(rls) != 2 || rls[1].(map[string]any)["dataset"] != 12.0 {
+		t.Errorf("rls = %v", rls)
+	}
+}
