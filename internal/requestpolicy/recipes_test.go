@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
@@ -75,7 +76,7 @@ func TestDocumentedRules(t *testing.T) {
 	docs := documentedRules(t)
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop",
 		Labels:      map[string]string{"tenant": "acme", "thoughtspot-org": "7"},
-		Annotations: map[string]string{"embedtokens.io/email-domain": "acme.com"}}}
+		Annotations: map[string]string{"embedtokens.io/email-domain": "acme.com", "superset.embedtokens.io/d-1": "", "superset.embedtokens.io/d-2": ""}}}
 	qrveyParams := func(clientID string) v1alpha1.VendorParams {
 		return v1alpha1.VendorParams{Qrvey: &v1alpha1.QrveyParams{UserID: "alice", AppID: "app-1", ClientID: clientID}}
 	}
@@ -93,6 +94,12 @@ func TestDocumentedRules(t *testing.T) {
 	httpVars := func(vars map[string]string) v1alpha1.VendorParams {
 		return v1alpha1.VendorParams{HTTP: &v1alpha1.HTTPParams{Variables: vars}}
 	}
+	superset := func(username, dashboard string, rls ...v1alpha1.SupersetRLSRule) v1alpha1.VendorParams {
+		return v1alpha1.VendorParams{Superset: &v1alpha1.SupersetParams{User: v1alpha1.SupersetGuestUser{Username: username},
+			Resources: []v1alpha1.SupersetResource{{Type: "dashboard", ID: dashboard}}, RLS: rls}}
+	}
+	tenantRule := v1alpha1.SupersetRLSRule{Clause: "tenant_id = 'acme'"}
+	dataset := intstr.FromInt32(3)
 	tests := []struct {
 		provider string
 		params   v1alpha1.VendorParams
@@ -128,6 +135,14 @@ func TestDocumentedRules(t *testing.T) {
 		{"thoughtspot-shared", httpVars(map[string]string{"username": "alice", "orgID": "8"}), false},
 		{"thoughtspot-shared", httpVars(map[string]string{"username": "alice\"}", "orgID": "7"}), false},
 		{"thoughtspot-shared", httpVars(map[string]string{"username": "alice", "orgID": "7", "extra": "x"}), false},
+		{"superset-shared", superset("shop/alice", "d-2", tenantRule), true},
+		{"superset-shared", superset("globex/alice", "d-2", tenantRule), false},
+		{"superset-shared", superset("shop/alice", "d-3", tenantRule), false},
+		{"superset-shared", superset("shop/alice", "d-1,d-2", tenantRule), false},
+		{"superset-shared", superset("shop/alice", "d-1"), false},
+		{"superset-shared", superset("shop/alice", "d-1", v1alpha1.SupersetRLSRule{Clause: "tenant_id = 'globex'"}), false},
+		{"superset-shared", superset("shop/alice", "d-1", tenantRule, v1alpha1.SupersetRLSRule{Clause: "1=1) OR (1=1"}), false},
+		{"superset-shared", superset("shop/alice", "d-1", v1alpha1.SupersetRLSRule{Clause: tenantRule.Clause, Dataset: &dataset}), false},
 	}
 	seen := map[string]bool{}
 	for _, tt := range tests {
