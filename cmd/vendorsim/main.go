@@ -48,6 +48,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	qlikMaxTokens := fs.Int("qlik-max-tokens-per-user", 0, "refuse a Qlik Cloud user more live tokens than this (0: no limit)")
 	oauth2ID := fs.String("oauth2-client-id", "", `client_id the OAuth2 endpoint accepts (default $VENDORSIM_OAUTH2_CLIENT_ID, else "`+vendorsim.DefaultOAuth2ClientID+`")`)
 	oauth2Secret := fs.String("oauth2-client-secret", "", `client_secret the OAuth2 endpoint accepts (default $VENDORSIM_OAUTH2_CLIENT_SECRET, else "`+vendorsim.DefaultOAuth2ClientSecret+`")`)
+	supersetUser := fs.String("superset-username", "", `login the Superset endpoints accept (default $VENDORSIM_SUPERSET_USERNAME, else "`+vendorsim.DefaultSupersetUsername+`")`)
+	supersetPassword := fs.String("superset-password", "", `password of that login (default $VENDORSIM_SUPERSET_PASSWORD, else "`+vendorsim.DefaultSupersetPassword+`")`)
+	supersetGuestTTL := fs.Duration("superset-guest-token-lifetime", vendorsim.DefaultSupersetGuestTokenLifetime, "lifetime of Superset guest tokens (Superset's GUEST_TOKEN_JWT_EXP_SECONDS)")
 	oauth2JWT := fs.Bool("oauth2-jwt-access-tokens", false, "answer OAuth2 with JWT access tokens and no expires_in, so clients must read the exp claim")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("parse flags: %w", err)
@@ -65,6 +68,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	envDefault(getenv, "VENDORSIM_QLIK_CLIENT_SECRET", qlikSecret)
 	envDefault(getenv, "VENDORSIM_OAUTH2_CLIENT_ID", oauth2ID)
 	envDefault(getenv, "VENDORSIM_OAUTH2_CLIENT_SECRET", oauth2Secret)
+	envDefault(getenv, "VENDORSIM_SUPERSET_USERNAME", supersetUser)
+	envDefault(getenv, "VENDORSIM_SUPERSET_PASSWORD", supersetPassword)
+	if *supersetGuestTTL <= 0 {
+		return fmt.Errorf("--superset-guest-token-lifetime must be positive, not %s", *supersetGuestTTL)
+	}
 
 	logger := log.New(stderr, "", log.LstdFlags)
 	sim := vendorsim.New(vendorsim.Options{
@@ -79,6 +87,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		OAuth2ClientID:        *oauth2ID,
 		OAuth2ClientSecret:    *oauth2Secret,
 		OAuth2JWTAccessTokens: *oauth2JWT,
+		Superset: vendorsim.SupersetOptions{Username: *supersetUser, Password: *supersetPassword,
+			GuestTokenLifetime: *supersetGuestTTL},
 	})
 	if err := sim.StartOn(*listen); err != nil {
 		return fmt.Errorf("start: %w", err)
@@ -89,6 +99,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	logger.Printf("OAuth2 token endpoint at %s%s", sim.URL(), vendorsim.OAuth2TokenPath)
 	logger.Printf("Bold BI server URL %s%s (authorize at %s)", sim.URL(), vendorsim.BoldBIServerPath, vendorsim.BoldBIAuthorizePath("<site>"))
 	logger.Printf("ThoughtSpot token endpoint at %s%s", sim.URL(), vendorsim.ThoughtSpotTokenPath)
+	logger.Printf("Superset URL %s (guest tokens at %s)", sim.URL(), vendorsim.SupersetGuestTokenPath)
 
 	<-ctx.Done()
 	logger.Printf("Shutting down vendor simulator")
