@@ -16,8 +16,6 @@ limitations under the License.
 
 package v1alpha1
 
-import "k8s.io/apimachinery/pkg/util/intstr"
-
 // This file is the whole API of one vendor, Apache Superset: guest tokens
 // for embedded dashboards, granted by a Superset user that logs in through
 // Superset's security API. Its provider block and request block join the
@@ -111,9 +109,8 @@ type SupersetRLSRule struct {
 	// +kubebuilder:validation:MaxLength=4096
 	Clause string `json:"clause"`
 	// Dataset is the numeric ID of the only dataset the clause applies to;
-	// without it the clause applies to every dataset. A string must be
-	// digits: it is sent as a number.
+	// without it the clause applies to every dataset.
 	// +optional
-	// +kubebuilder:validation:XValidation:rule="type(self) == string ? self.matches('^[1-9][0-9]{0,17}$') : self >= 1",message="dataset must be a positive dataset ID"
-	Dataset *intstr.IntOrString `json:"dataset,omitempty"`
+	// +kubebuilder:validation:Minimum=1
+	Dataset *int64 `json:"dataset,omitempty"`
 }

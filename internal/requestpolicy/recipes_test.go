@@ -14,7 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
@@ -99,7 +98,7 @@ func TestDocumentedRules(t *testing.T) {
 			Resources: []v1alpha1.SupersetResource{{Type: "dashboard", ID: dashboard}}, RLS: rls}}
 	}
 	tenantRule := v1alpha1.SupersetRLSRule{Clause: "tenant_id = 'acme'"}
-	dataset := intstr.FromInt32(3)
+	dataset := int64(3)
 	tests := []struct {
 		provider string
 		params   v1alpha1.VendorParams

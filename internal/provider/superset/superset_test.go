@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/util/intstr"
-
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 	"github.com/embedtokens/embed-token-operator/internal/provider/superset"
@@ -22,8 +20,8 @@ import (
 func TestWireFormat(t *testing.T) {
 	w := newWire(t, vendorsim.Options{})
 	p := params()
-	p.RLS = append(p.RLS, v1alpha1.SupersetRLSRule{Clause: "region = 'EU'", Dataset: ptrTo(intstr.FromString("42"))},
-		v1alpha1.SupersetRLSRule{Clause: "year > 2020", Dataset: ptrTo(intstr.FromInt32(7))})
+	p.RLS = append(p.RLS, v1alpha1.SupersetRLSRule{Clause: "region = 'EU'", Dataset: ptrTo[int64](42)},
+		v1alpha1.SupersetRLSRule{Clause: "year > 2020", Dataset: ptrTo[int64](7)})
 	tok, err := superset.New().Issue(context.Background(), request(t, w.url, p))
 	pt.CheckError(t, err, pt.Want{}, password)
 
@@ -126,7 +124,7 @@ func TestIssueErrors(t *testing.T) {
 			want: pt.Want{Reason: v1alpha1.ReasonInvalidRequest, Permanent: true, Message: "resources"}},
 		{name: "chart resource", edit: func(r *provider.Request) { r.Params.Superset.Resources[0].Type = "chart" },
 			want: pt.Want{Reason: v1alpha1.ReasonInvalidRequest, Permanent: true, Message: "resources[0]"}},
-		{name: "dataset not a number", edit: func(r *provider.Request) { r.Params.Superset.RLS[0].Dataset = ptrTo(intstr.FromString("sales")) },
+		{name: "dataset not positive", edit: func(r *provider.Request) { r.Params.Superset.RLS[0].Dataset = ptrTo[int64](0) },
 			want: pt.Want{Reason: v1alpha1.ReasonInvalidRequest, Permanent: true, Message: "rls[0].dataset"}},
 		{name: "no username", edit: func(r *provider.Request) { r.Params.Superset.User.Username = "" },
 			want: pt.Want{Reason: v1alpha1.ReasonInvalidRequest, Permanent: true, Message: "username"}},

@@ -3,15 +3,11 @@ package superset
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
-
-	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
@@ -89,11 +85,10 @@ func guestBody(p *v1alpha1.SupersetParams) ([]byte, error) {
 		}
 		rule := rlsRule{Clause: r.Clause}
 		if r.Dataset != nil {
-			id, err := datasetID(*r.Dataset)
-			if err != nil {
-				return nil, provider.Permanent(v1alpha1.ReasonInvalidRequest, "spec.superset.rls[%d].dataset %v", i, err)
+			if *r.Dataset < 1 {
+				return nil, provider.Permanent(v1alpha1.ReasonInvalidRequest, "spec.superset.rls[%d].dataset must be a positive dataset ID", i)
 			}
-			rule.Dataset = &id
+			rule.Dataset = r.Dataset
 		}
 		b.RLS = append(b.RLS, rule)
 	}
@@ -102,22 +97,6 @@ func guestBody(p *v1alpha1.SupersetParams) ([]byte, error) {
 		return nil, provider.Permanent(v1alpha1.ReasonInvalidRequest, "superset guest token request cannot be encoded")
 	}
 	return out, nil
-}
-
-// datasetID reads a dataset given as a number or a string of digits: Superset
-// wants a number.
-func datasetID(v intstr.IntOrString) (int64, error) {
-	if v.Type == intstr.Int {
-		if v.IntVal < 1 {
-			return 0, fmt.Errorf("must be a positive dataset ID")
-		}
-		return int64(v.IntVal), nil
-	}
-	id, err := strconv.ParseInt(v.StrVal, 10, 64)
-	if err != nil || id < 1 || strings.TrimSpace(v.StrVal) != v.StrVal {
-		return 0, fmt.Errorf("must be a positive dataset ID")
-	}
-	return id, nil
 }
 
 func bodyReader(body []byte) io.Reader {
