@@ -210,10 +210,10 @@ func TestSecretRefs(t *testing.T) {
 
 func TestErrorDetail(t *testing.T) {
 	for body, want := range map[string]string{
-		`{"message":"Not authorized"}`:                                   "Not authorized",
-		`{"message":{"user":{"username":["Not a valid string."]}}}`:      "user.username: Not a valid string.",
-		`{"errors":[{"message":""},{"message":"second"}]}`:               "second",
-		`{"msg":"Token has expired"}`:                                    "Token has expired",
+		`{"message":"Not authorized"}`:                                    "Not authorized",
+		`{"message":{"user":{"username":["Not a valid string."]}}}`:       "user.username: Not a valid string.",
+		`{"errors":[{"message":""},{"message":"second"}]}`:                "second",
+		`{"msg":"Token has expired"}`:                                     "Token has expired",
 		`{"message":{"a":["1"],"b":["2"],"c":["3"],"d":["4"],"e":["5"]}}`: "a: 1; b: 2; c: 3; d: 4",
 		`<html>`:                  "",
 		`{"message":42}`:          "",
