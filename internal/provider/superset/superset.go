@@ -31,6 +31,11 @@ const (
 	DefaultResourceType = "dashboard"
 )
 
+// minSecretCookie is the shortest cookie value redacted from messages: a
+// session is long, while redacting a short value (a language, a flag) would
+// cut it out of every word that holds it.
+const minSecretCookie = 8
+
 // maxCachedLogins bounds the login cache: one entry per provider object, so
 // a cluster with more Superset providers than this logs in more often but
 // never holds more.
@@ -132,7 +137,9 @@ func (f *flow) guest(ctx context.Context, access string, body []byte) (provider.
 	csrf, cookies, err := parseCSRF(resp)
 	f.secrets = append(f.secrets, csrf)
 	for _, c := range cookies {
-		f.secrets = append(f.secrets, c.Value)
+		if len(c.Value) >= minSecretCookie {
+			f.secrets = append(f.secrets, c.Value)
+		}
 	}
 	if err != nil {
 		return provider.Token{}, err
