@@ -187,7 +187,7 @@ func TestVendorAnswers(t *testing.T) {
 		{"no cookie is still tried", map[string]answer{superset.LoginPath: loginOK, superset.CSRFPath: {status: 200, body: `{"result":"c"}`},
 			superset.GuestTokenPath: {status: 200, body: `{"token":"` + guestToken + `"}`}}, pt.Want{}},
 		{"a short cookie value is not redacted", map[string]answer{superset.LoginPath: loginOK,
-			superset.CSRFPath: {status: 200, body: `{"result":"csrf-value-123"}`, header: http.Header{"Set-Cookie": {"session=sess-value-456", "lang=en"}}},
+			superset.CSRFPath:       {status: 200, body: `{"result":"csrf-value-123"}`, header: http.Header{"Set-Cookie": {"session=sess-value-456", "lang=en"}}},
 			superset.GuestTokenPath: {status: 400, body: `{"message":"embedding is not enabled"}`}},
 			pt.Want{Reason: v1alpha1.ReasonVendorRejected, Permanent: true, Message: "HTTP 400: embedding is not enabled"}},
 		{"login answer with msg", map[string]answer{superset.LoginPath: {status: 401, body: `{"msg":"Bad credentials"}`}},
