@@ -54,6 +54,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	powerBILifetime := fs.Duration("powerbi-access-token-lifetime", vendorsim.PowerBIAccessTokenLifetime, "lifetime of the simulated Entra ID access tokens, which also bounds Power BI embed tokens")
 	domoID := fs.String("domo-client-id", "", `API client_id the Domo token endpoint accepts (default $VENDORSIM_DOMO_CLIENT_ID, else "`+vendorsim.DefaultDomoClientID+`")`)
 	domoSecret := fs.String("domo-client-secret", "", `API client secret the Domo token endpoint accepts (default $VENDORSIM_DOMO_CLIENT_SECRET, else "`+vendorsim.DefaultDomoClientSecret+`")`)
+	supersetUser := fs.String("superset-username", "", `login the Superset endpoints accept (default $VENDORSIM_SUPERSET_USERNAME, else "`+vendorsim.DefaultSupersetUsername+`")`)
+	supersetPassword := fs.String("superset-password", "", `password of that login (default $VENDORSIM_SUPERSET_PASSWORD, else "`+vendorsim.DefaultSupersetPassword+`")`)
+	supersetGuestTTL := fs.Duration("superset-guest-token-lifetime", vendorsim.DefaultSupersetGuestTokenLifetime, "lifetime of Superset guest tokens (Superset's GUEST_TOKEN_JWT_EXP_SECONDS)")
 	oauth2JWT := fs.Bool("oauth2-jwt-access-tokens", false, "answer OAuth2 with JWT access tokens and no expires_in, so clients must read the exp claim")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("parse flags: %w", err)
@@ -76,6 +79,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	envDefault(getenv, "VENDORSIM_POWERBI_CLIENT_SECRET", powerBISecret)
 	envDefault(getenv, "VENDORSIM_DOMO_CLIENT_ID", domoID)
 	envDefault(getenv, "VENDORSIM_DOMO_CLIENT_SECRET", domoSecret)
+	envDefault(getenv, "VENDORSIM_SUPERSET_USERNAME", supersetUser)
+	envDefault(getenv, "VENDORSIM_SUPERSET_PASSWORD", supersetPassword)
+	if *supersetGuestTTL <= 0 {
+		return fmt.Errorf("--superset-guest-token-lifetime must be positive, not %s", *supersetGuestTTL)
+	}
 
 	logger := log.New(stderr, "", log.LstdFlags)
 	sim := vendorsim.New(vendorsim.Options{
@@ -97,6 +105,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		PowerBIAccessTokenLifetime: *powerBILifetime,
 		DomoClientID:               *domoID,
 		DomoClientSecret:           *domoSecret,
+		Superset: vendorsim.SupersetOptions{Username: *supersetUser, Password: *supersetPassword,
+			GuestTokenLifetime: *supersetGuestTTL},
 	})
 	if err := sim.StartOn(*listen); err != nil {
 		return fmt.Errorf("start: %w", err)
@@ -109,6 +119,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	logger.Printf("ThoughtSpot token endpoint at %s%s", sim.URL(), vendorsim.ThoughtSpotTokenPath)
 	logger.Printf("Power BI authority and API URL %s (Entra ID token at %s, GenerateToken at %s)", sim.URL(), vendorsim.PowerBIEntraTokenPath("<tenant>"), vendorsim.PowerBIGenerateTokenPath)
 	logger.Printf("Domo access tokens at GET %s%s, embed tokens at %s%s", sim.URL(), vendorsim.DomoTokenPath, sim.URL(), vendorsim.DomoEmbedAuthPath)
+	logger.Printf("Superset URL %s (guest tokens at %s)", sim.URL(), vendorsim.SupersetGuestTokenPath)
 
 	<-ctx.Done()
 	logger.Printf("Shutting down vendor simulator")

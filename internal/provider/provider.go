@@ -16,9 +16,10 @@ import (
 
 // Provider issues embed tokens for one vendor. Implementations are safe for
 // concurrent use and keep no per-request state; everything a call needs is
-// in the Request (a vendor may cache what all calls of one provider share,
-// as Power BI does its access tokens and the http vendor its auth-step
-// tokens, provided the cache never changes a call's result).
+// in the Request. A vendor may cache what all calls of one provider share
+// (Power BI's access tokens, Superset's login, the http auth step's token),
+// keyed so that another provider or a rotated credential never hits it and
+// the cache never changes a call's result.
 type Provider interface {
 	// Issue asks the vendor (or signs locally) for a new token. Errors must
 	// never contain the token or a credential; wrap them with Permanent or

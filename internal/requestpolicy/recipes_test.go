@@ -75,7 +75,7 @@ func TestDocumentedRules(t *testing.T) {
 	docs := documentedRules(t)
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop",
 		Labels:      map[string]string{"tenant": "acme", "thoughtspot-org": "7"},
-		Annotations: map[string]string{"embedtokens.io/email-domain": "acme.com"}}}
+		Annotations: map[string]string{"embedtokens.io/email-domain": "acme.com", "superset.embedtokens.io/d-1": "", "superset.embedtokens.io/d-2": ""}}}
 	qrveyParams := func(clientID string) v1alpha1.VendorParams {
 		return v1alpha1.VendorParams{Qrvey: &v1alpha1.QrveyParams{UserID: "alice", AppID: "app-1", ClientID: clientID}}
 	}
@@ -105,6 +105,12 @@ func TestDocumentedRules(t *testing.T) {
 		return v1alpha1.VendorParams{PowerBI: p}
 	}
 	yes := true
+	superset := func(username, dashboard string, rls ...v1alpha1.SupersetRLSRule) v1alpha1.VendorParams {
+		return v1alpha1.VendorParams{Superset: &v1alpha1.SupersetParams{User: v1alpha1.SupersetGuestUser{Username: username},
+			Resources: []v1alpha1.SupersetResource{{Type: "dashboard", ID: dashboard}}, RLS: rls}}
+	}
+	tenantRule := v1alpha1.SupersetRLSRule{Clause: "tenant_id = 'acme'"}
+	dataset := int64(3)
 	tests := []struct {
 		provider string
 		params   v1alpha1.VendorParams
@@ -154,6 +160,14 @@ func TestDocumentedRules(t *testing.T) {
 		{"powerbi-shared", powerBI(func(p *v1alpha1.PowerBIParams) {
 			p.TargetWorkspaces = []v1alpha1.PowerBIWorkspace{{ID: "f089354e-8366-4e18-aea3-4cb4a3a50b48"}}
 		}), false},
+		{"superset-shared", superset("shop/alice", "d-2", tenantRule), true},
+		{"superset-shared", superset("globex/alice", "d-2", tenantRule), false},
+		{"superset-shared", superset("shop/alice", "d-3", tenantRule), false},
+		{"superset-shared", superset("shop/alice", "d-1,d-2", tenantRule), false},
+		{"superset-shared", superset("shop/alice", "d-1"), false},
+		{"superset-shared", superset("shop/alice", "d-1", v1alpha1.SupersetRLSRule{Clause: "tenant_id = 'globex'"}), false},
+		{"superset-shared", superset("shop/alice", "d-1", tenantRule, v1alpha1.SupersetRLSRule{Clause: "1=1) OR (1=1"}), false},
+		{"superset-shared", superset("shop/alice", "d-1", v1alpha1.SupersetRLSRule{Clause: tenantRule.Clause, Dataset: &dataset}), false},
 	}
 	seen := map[string]bool{}
 	for _, tt := range tests {

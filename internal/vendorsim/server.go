@@ -76,6 +76,8 @@ type Options struct {
 	// DomoClientID and DomoClientSecret are the only API client the Domo
 	// token endpoint accepts. Empty means DefaultDomoClientID/Secret.
 	DomoClientID, DomoClientSecret string
+	// Superset configures the simulated Apache Superset.
+	Superset SupersetOptions
 }
 
 // Server simulates vendor token endpoints and records every call so tests can
@@ -91,6 +93,8 @@ type Server struct {
 	issued int
 	tokens map[string]tokenRecord
 	fault  *Fault
+	// superset is the Superset routes' shared state (logins, sessions).
+	superset supersetState
 
 	lifeMu    sync.Mutex
 	srv       *http.Server
@@ -175,6 +179,7 @@ type reply struct {
 	body   any
 	token  string
 	ttl    time.Duration
+	header http.Header // added to the answer's headers, e.g. Set-Cookie
 }
 
 // New builds a Server with every vendor endpoint mounted; call Start, StartOn
@@ -197,6 +202,9 @@ func New(opts Options) *Server {
 		powerBIGenerateEndpoint(s),
 		domoTokenEndpoint(s, opts),
 		domoEmbedEndpoint(s),
+		supersetLoginEndpoint(s, opts),
+		supersetCSRFEndpoint(s),
+		supersetGuestEndpoint(s, opts),
 	} {
 		handle := s.serveVendor(e)
 		pattern := e.path
@@ -223,10 +231,10 @@ func New(opts Options) *Server {
 }
 
 // Vendors lists the vendors the simulator serves, by the name its call log
-// gives them: the operator's vendor name (qrvey, qlikCloud, boldBI, oauth2)
-// where the vendor has its own block, else the product's (thoughtspot and domo,
-// which the generic http block reaches). Tests check it against the vendors the
-// operator supports.
+// gives them: the operator's vendor name (qrvey, qlikCloud, boldBI, oauth2,
+// powerBI, superset) where the vendor has its own block, else the product's
+// (thoughtspot and domo, which the generic http block reaches). Tests check
+// it against the vendors the operator supports.
 func (s *Server) Vendors() []string { return slices.Clone(s.vendors) }
 
 // Handler returns the simulator's handler so callers can serve it themselves,
@@ -425,6 +433,9 @@ func (s *Server) answer(w http.ResponseWriter, rec *callRecord, rep reply) {
 	if err := json.NewEncoder(&buf).Encode(rep.body); err != nil {
 		http.Error(w, "encode response", http.StatusInternalServerError)
 		return
+	}
+	for k, v := range rep.header {
+		w.Header()[k] = v
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(rep.status)

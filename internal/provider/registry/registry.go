@@ -13,13 +13,14 @@ import (
 	"github.com/embedtokens/embed-token-operator/internal/provider/powerbi"
 	"github.com/embedtokens/embed-token-operator/internal/provider/qlikcloud"
 	"github.com/embedtokens/embed-token-operator/internal/provider/qrvey"
+	"github.com/embedtokens/embed-token-operator/internal/provider/superset"
 )
 
 // All returns a new provider for every vendor, keyed by vendor name (the
 // v1alpha1.Vendor* constants), as controller.Options.Providers wants it.
-// Each call returns new providers, with empty caches (Power BI's and the
-// http auth step's access tokens), so each manager has its own; callers may
-// share or modify the map freely.
+// Each call returns new providers, with empty caches (Power BI's, Superset's
+// and the http auth step's access tokens), so each manager has its own;
+// callers may share or modify the map freely.
 func All() map[string]provider.Provider {
 	return map[string]provider.Provider{
 		v1alpha1.VendorQrvey:     qrvey.New(),
@@ -29,5 +30,6 @@ func All() map[string]provider.Provider {
 		v1alpha1.VendorOAuth2:    oauth2.New(),
 		v1alpha1.VendorHTTP:      httpprovider.New(),
 		v1alpha1.VendorPowerBI:   powerbi.New(),
+		v1alpha1.VendorSuperset:  superset.New(),
 	}
 }

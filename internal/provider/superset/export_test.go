@@ -1,0 +1,19 @@
+package superset
+
+import (
+	"time"
+
+	"github.com/embedtokens/embed-token-operator/internal/provider"
+)
+
+// The pure parsers, exported to the external test package for fuzzing.
+var ErrorDetail = errorDetail
+
+// ParseGuest is the guest token call's answer handling: its status, then
+// its body.
+func ParseGuest(resp *provider.Response, now time.Time) (provider.Token, error) {
+	if err := provider.CheckStatus(resp, errorDetail(resp.Body)); err != nil {
+		return provider.Token{}, err
+	}
+	return parseGuest(resp, now)
+}
