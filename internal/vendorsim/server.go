@@ -31,55 +31,6 @@ import (
 // maxBodyBytes bounds request bodies so a misbehaving client cannot exhaust memory.
 const maxBodyBytes = 1 << 20
 
-// Options configures a Server; the zero value is usable.
-type Options struct {
-	// Clock decides token expiry and call timestamps, so tests can move time
-	// with a fake clock instead of sleeping. Nil means the real clock.
-	// Fault delays always use real time, because they model network latency.
-	Clock clock.PassiveClock
-	// QrveyAPIKey is the only x-api-key the Qrvey endpoint accepts.
-	// Empty means DefaultQrveyAPIKey.
-	QrveyAPIKey string
-	// BoldBIEmbedSecret is the only embedsecret the Bold BI endpoint accepts.
-	// Empty means DefaultBoldBIEmbedSecret.
-	BoldBIEmbedSecret string
-	// BoldBIOmitExpiresIn makes Bold BI answer without Data.expires_in, so
-	// clients must read the access token's exp claim.
-	BoldBIOmitExpiresIn bool
-	// ThoughtSpotSecretKey is the only secret_key the ThoughtSpot endpoint
-	// accepts. Empty means DefaultThoughtSpotSecretKey.
-	ThoughtSpotSecretKey string
-	// QlikClientID and QlikClientSecret are the only OAuth client the Qlik
-	// Cloud endpoints accept. Empty means DefaultQlikClientID/Secret.
-	QlikClientID, QlikClientSecret string
-	// QlikExpiresAt makes Qlik answer expires_at (RFC 3339) instead of
-	// expires_in, the other form the real tenants use.
-	QlikExpiresAt bool
-	// QlikMaxTokensPerUser, when positive, refuses a user more live tokens
-	// than this, as Qlik does; revoking one frees a slot.
-	QlikMaxTokensPerUser int
-	// OAuth2ClientID and OAuth2ClientSecret are the only client the OAuth2
-	// endpoint accepts. Empty means DefaultOAuth2ClientID/Secret.
-	OAuth2ClientID, OAuth2ClientSecret string
-	// OAuth2AllowedScopes, when set, are the only scopes the OAuth2 endpoint grants.
-	OAuth2AllowedScopes []string
-	// OAuth2JWTAccessTokens makes the OAuth2 endpoint issue JWTs and omit
-	// expires_in, so clients must read the token's exp claim.
-	OAuth2JWTAccessTokens bool
-	// PowerBITenantID, PowerBIClientID and PowerBIClientSecret are the only
-	// tenant and service principal the simulated Entra ID accepts. Empty
-	// means DefaultPowerBITenantID/ClientID/ClientSecret.
-	PowerBITenantID, PowerBIClientID, PowerBIClientSecret string
-	// PowerBIAccessTokenLifetime is the lifetime of simulated Entra ID
-	// access tokens; zero means PowerBIAccessTokenLifetime.
-	PowerBIAccessTokenLifetime time.Duration
-	// DomoClientID and DomoClientSecret are the only API client the Domo
-	// token endpoint accepts. Empty means DefaultDomoClientID/Secret.
-	DomoClientID, DomoClientSecret string
-	// Superset configures the simulated Apache Superset.
-	Superset SupersetOptions
-}
-
 // Server simulates vendor token endpoints and records every call so tests can
 // assert how the operator talked to the vendor. All methods are safe for
 // concurrent use.
