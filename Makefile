@@ -80,13 +80,7 @@ FUZZTIME ?= 10s
 
 .PHONY: fuzz
 fuzz: ## Run every Go fuzz target for FUZZTIME (default 10s) each; failing inputs are saved under testdata/fuzz.
-	@dirs="$$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u)"; \
-	for dir in $$dirs; do \
-	  for target in $$(go test -list '^Fuzz' "$$dir" | grep '^Fuzz'); do \
-	    echo "==> $$dir $$target ($(FUZZTIME))"; \
-	    go test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) "$$dir" || exit 1; \
-	  done; \
-	done
+	@FUZZTIME=$(FUZZTIME) bash hack/fuzz.sh
 
 .PHONY: test-chaos
 test-chaos: ## Process-level fault tests: manager SIGKILLed while issuing, API server restarted, leader killed (~5 min).
