@@ -212,15 +212,17 @@ chart-sync: manifests ## Copy CRDs, manager RBAC rules, admission policy, Promet
 	cp config/prometheus/prometheusrule.yaml config/prometheus/grafana-dashboard.json $(CHART_DIR)/files/prometheus/
 
 .PHONY: helm-lint
-helm-lint: chart-sync $(HELM) ## helm lint and helm template the chart, cluster-wide (default values) and namespaced.
+helm-lint: chart-sync $(HELM) ## helm lint and helm template the chart, cluster-wide (default values), namespaced, with monitoring and sharded.
 	go vet -tags helm ./test/install/
 	$(HELM) lint --strict $(CHART_DIR)
 	$(HELM) lint --strict $(CHART_DIR) -f $(CHART_DIR)/ci/namespaced-values.yaml
 	$(HELM) lint --strict $(CHART_DIR) -f $(CHART_DIR)/ci/monitoring-values.yaml
+	$(HELM) lint --strict $(CHART_DIR) -f $(CHART_DIR)/ci/sharded-values.yaml
 	mkdir -p bin/chart
 	$(HELM) template eto $(CHART_DIR) --kube-version $(HELM_KUBE_VERSION) --namespace embed-token-operator > bin/chart/default.yaml
 	$(HELM) template eto $(CHART_DIR) --kube-version $(HELM_KUBE_VERSION) --namespace team-a -f $(CHART_DIR)/ci/namespaced-values.yaml > bin/chart/namespaced.yaml
 	$(HELM) template eto $(CHART_DIR) --kube-version $(HELM_KUBE_VERSION) --namespace monitoring -f $(CHART_DIR)/ci/monitoring-values.yaml > bin/chart/monitoring.yaml
+	$(HELM) template eto $(CHART_DIR) --kube-version $(HELM_KUBE_VERSION) --namespace embed-token-operator -f $(CHART_DIR)/ci/sharded-values.yaml > bin/chart/sharded.yaml
 	RENDERED_CHART_DIR=$(CURDIR)/bin/chart KUBEBUILDER_ASSETS="$$(bash hack/envtest-assets.sh)" \
 	  go test -tags helm ./test/install/ -run 'TestHelmChart' -count=1 -v
 

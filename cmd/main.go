@@ -29,12 +29,15 @@ func main() {
 		enableHTTP2                      bool
 		qps                              float64
 		burst, concurrency               int
+		leaderElectionID                 string
 		credentialCheck, vendorTimeout   time.Duration
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
 	flag.BoolVar(&enableLeaderElect, "leader-elect", false, "Enable leader election, so only one replica reconciles at a time.")
+	flag.StringVar(&leaderElectionID, "leader-election-id", "embed-token-operator.embedtokens.io",
+		"Name of the leader-election Lease; each shard (--watch-label-selector) needs its own.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS with authentication and authorization.")
 	flag.BoolVar(&enableHTTP2, "enable-http2", false, "Enable HTTP/2 for the metrics server (off by default: CVE-2023-44487).")
 	flag.Float64Var(&qps, "kube-api-qps", 50, "Queries per second to the Kubernetes API server.")
@@ -48,6 +51,10 @@ func main() {
 	var watchNamespaces namespaceList
 	flag.Var(&watchNamespaces, "watch-namespaces", "Comma-separated namespaces to watch (namespaced mode: needs Roles "+
 		"there only, ClusterEmbedProviders are not served). Empty: the whole cluster.")
+	var shard labelSelector
+	flag.Var(&shard, "watch-label-selector", "Label selector of the EmbedTokenRequests (and their Secrets) this instance "+
+		"serves, to split a cluster's requests across instances: '!embedtokens.io/shard' for the default shard, "+
+		"'embedtokens.io/shard=b' for shard b. Empty: every request.")
 	var allowVendorCIDRs cidrList
 	flag.Var(&allowVendorCIDRs, "allow-vendor-cidrs", "Comma-separated CIDRs every provider's vendor calls may reach "+
 		"although the egress guard refuses them (loopback, link-local, and private ranges for EmbedProviders), "+
@@ -63,6 +70,9 @@ func main() {
 	if vendorTimeout <= 0 {
 		setupLog.Error(nil, "Invalid --max-vendor-timeout: it must be positive", "maxVendorTimeout", vendorTimeout)
 		os.Exit(1)
+	}
+	if sel := shard.selector(); sel != nil {
+		setupLog.Info("Serving only the EmbedTokenRequests this selector matches", "watchLabelSelector", sel.String())
 	}
 	if len(allowVendorCIDRs) > 0 {
 		setupLog.Info("Vendor calls may reach these ranges although the egress guard refuses them", "allowVendorCIDRs", allowVendorCIDRs.String())
@@ -88,8 +98,8 @@ func main() {
 		Metrics:                metricsOpts,
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         enableLeaderElect,
-		LeaderElectionID:       "embed-token-operator.embedtokens.io",
-		Cache:                  controller.CacheOptions(watchNamespaces...),
+		LeaderElectionID:       leaderElectionID,
+		Cache:                  controller.CacheOptions(shard.selector(), watchNamespaces...),
 	}
 	rtFlags.apply(&mgrOpts)
 	mgr, err := ctrl.NewManager(restConfig, mgrOpts)
@@ -101,6 +111,7 @@ func main() {
 	if err := controller.Setup(mgr, controller.Options{
 		Providers: registry.All(), MaxConcurrentReconciles: concurrency, CredentialCheckInterval: credentialCheck,
 		MaxVendorTimeout: vendorTimeout, WatchNamespaces: watchNamespaces, AllowVendorCIDRs: allowVendorCIDRs,
+		WatchLabelSelector: shard.selector(),
 	}); err != nil {
 		setupLog.Error(err, "Unable to set up controllers")
 		os.Exit(1)

@@ -56,6 +56,12 @@ const (
 	ManagedByLabel = "app.kubernetes.io/managed-by"
 	// ManagedByValue is the value of ManagedByLabel on operator-written Secrets.
 	ManagedByValue = "embed-token-operator"
+	// ShardLabel on an EmbedTokenRequest assigns it to the operator
+	// instance whose --watch-label-selector selects that value (none: the
+	// default shard, `!embedtokens.io/shard`), so one cluster's requests
+	// can be split across several instances. The operator copies it onto the
+	// request's Secret, so the Secret is in the same instance's cache.
+	ShardLabel = "embedtokens.io/shard"
 )
 
 // ProviderRef names the EmbedProvider or ClusterEmbedProvider to use.

@@ -67,7 +67,7 @@ func run(ctx context.Context, dir, simAddr string, lifetime time.Duration) error
 	}
 	defer sim.Close()
 
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: harness.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, Cache: controller.CacheOptions()})
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: harness.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, Cache: controller.CacheOptions(nil)})
 	if err != nil {
 		return err
 	}

@@ -152,7 +152,7 @@ func (r *EmbedTokenRequestReconciler) keep(ctx context.Context, etr *v1alpha1.Em
 // once); only the vendor call waits out the backoff.
 func (r *EmbedTokenRequestReconciler) mayIssue(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, secret *corev1.Secret,
 	prov *resolvedProvider, provErr error, o *outcome) bool {
-	if secret == nil {
+	if secret == nil && !o.secretAbsent {
 		if err := r.checkSecretConflict(ctx, etr); err != nil {
 			o.fail(err)
 			return false
@@ -246,7 +246,7 @@ func (r *EmbedTokenRequestReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.clients.maxTimeout = r.MaxVendorTimeout
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.EmbedTokenRequest{}, builder.WithPredicates(
-			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, shardLabelChanged))).
 		Owns(&corev1.Secret{}).
 		WatchesRawSource(source.Channel(r.fair.wakeups, &handler.EnqueueRequestForObject{})).
 		Watches(&v1alpha1.EmbedProvider{}, handler.EnqueueRequestsFromMapFunc(r.requestsForProvider),

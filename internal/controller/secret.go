@@ -26,9 +26,10 @@ func (r *EmbedTokenRequestReconciler) loadSecret(ctx context.Context, etr *v1alp
 	secret := &corev1.Secret{}
 	err := r.Get(ctx, client.ObjectKey{Namespace: etr.Namespace, Name: etr.TargetSecretName()}, secret)
 	if apierrors.IsNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
+		if secret, err = r.uncachedSecret(ctx, etr, o); secret == nil || err != nil {
+			return nil, err // uncachedSecret adopts a Secret the cache misses (another shard's label)
+		}
+	} else if err != nil {
 		return nil, fmt.Errorf("reading Secret %s: %w", etr.TargetSecretName(), err)
 	}
 	if !metav1.IsControlledBy(secret, etr) {
@@ -157,6 +158,7 @@ func (r *EmbedTokenRequestReconciler) applySecret(ctx context.Context, etr *v1al
 func (r *EmbedTokenRequestReconciler) renderSecret(etr *v1alpha1.EmbedTokenRequest, secret *corev1.Secret, token string, rec StoredToken) error {
 	secret.Type = corev1.SecretTypeOpaque
 	secret.Labels = mergeMaps(secret.Labels, etr.Spec.SecretLabels, map[string]string{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue})
+	setShardLabel(secret, etr)
 	secret.Annotations = mergeMaps(secret.Annotations, etr.Spec.SecretAnnotations, map[string]string{
 		v1alpha1.IssuedAtAnnotation:       rec.IssuedAt.UTC().Format(time.RFC3339),
 		v1alpha1.ExpiresAtAnnotation:      rec.ExpiresAt.UTC().Format(time.RFC3339),

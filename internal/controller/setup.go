@@ -26,16 +26,24 @@ import (
 // writes. Credential Secrets are read directly, so thousands of unrelated
 // Secrets in the cluster cost no memory. Cached objects drop their
 // managedFields, which the operator never reads and which are often the
-// largest part of a small object's metadata. Given watchNamespaces (the
-// --watch-namespaces flag), every watch and list is restricted to those
-// namespaces, so the operator needs Roles there and no cluster-wide rights.
-func CacheOptions(watchNamespaces ...string) cache.Options {
+// largest part of a small object's metadata. A non-nil shard selector (the
+// --watch-label-selector flag) limits EmbedTokenRequests and their Secrets
+// to one shard's, so several instances split a cluster's requests. Given
+// watchNamespaces (the --watch-namespaces flag), every watch and list is
+// restricted to those namespaces, so the operator needs Roles there and no
+// cluster-wide rights.
+func CacheOptions(shard labels.Selector, watchNamespaces ...string) cache.Options {
+	secrets := labels.SelectorFromSet(labels.Set{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue})
 	opts := cache.Options{
-		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue})},
-		},
+		ByObject:         map[client.Object]cache.ByObject{},
 		DefaultTransform: cache.TransformStripManagedFields(),
 	}
+	if shard != nil && !shard.Empty() {
+		reqs, _ := shard.Requirements()
+		secrets = secrets.Add(reqs...)
+		opts.ByObject[&v1alpha1.EmbedTokenRequest{}] = cache.ByObject{Label: shard}
+	}
+	opts.ByObject[&corev1.Secret{}] = cache.ByObject{Label: secrets}
 	if len(watchNamespaces) > 0 {
 		opts.DefaultNamespaces = make(map[string]cache.Config, len(watchNamespaces))
 		for _, ns := range watchNamespaces {
@@ -64,9 +72,16 @@ type Options struct {
 	MetricsRegisterer prometheus.Registerer
 	// WatchNamespaces, when set, runs the operator in namespaced mode for
 	// teams without cluster-wide rights: the manager's cache must be built
-	// with CacheOptions(WatchNamespaces...), ClusterEmbedProviders are not
-	// watched, and a request that references one is reported, not served.
+	// with CacheOptions(WatchLabelSelector, WatchNamespaces...),
+	// ClusterEmbedProviders are not watched, and a request that references
+	// one is reported, not served.
 	WatchNamespaces []string
+	// WatchLabelSelector (--watch-label-selector), when set, is the shard
+	// this instance serves: the manager's cache must be built with
+	// CacheOptions(WatchLabelSelector, ...). Requests outside it are left to
+	// other instances; one relabelled into it adopts its Secret from the
+	// shard it left.
+	WatchLabelSelector labels.Selector
 	// AllowVendorCIDRs (--allow-vendor-cidrs) are ranges every provider's
 	// vendor calls may reach although the egress guard would refuse them: a
 	// simulator on loopback, an in-cluster vendor for EmbedProviders.

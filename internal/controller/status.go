@@ -23,6 +23,9 @@ type outcome struct {
 	vendor    string
 	suspended bool
 	waiting   bool // a failed attempt is backing off
+	// secretAbsent says an uncached read found no Secret, so no other
+	// owner's Secret can be in the way.
+	secretAbsent bool
 	// lifetimeNote says the provider's maxLifetime shortened the lifetime
 	// asked for; it is added to the Ready message of a valid token.
 	lifetimeNote string

@@ -107,7 +107,7 @@ func startOperator(restCfg *rest.Config, logger logr.Logger, syncTimeout time.Du
 		Scheme:     scheme,
 		Logger:     logger,
 		Metrics:    metricsserver.Options{BindAddress: "0"},
-		Cache:      controller.CacheOptions(opts.WatchNamespaces...),
+		Cache:      controller.CacheOptions(opts.WatchLabelSelector, opts.WatchNamespaces...),
 		Controller: config.Controller{SkipNameValidation: ptr.To(true), CacheSyncTimeout: syncTimeout},
 	})
 	Expect(err).NotTo(HaveOccurred())

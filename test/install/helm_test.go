@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 )
 
 // TestHelmChart applies the chart as `make helm-lint` rendered it (into
@@ -85,6 +86,26 @@ func TestHelmChart(t *testing.T) {
 		}
 	})
 
+	t.Run("sharded", func(t *testing.T) {
+		objs := readManifests(t, filepath.Join(dir, "sharded.yaml"))
+		checkShards(t, objs, map[string][]string{
+			"eto-embed-token-operator":   {"--watch-label-selector=!embedtokens.io/shard"},
+			"eto-embed-token-operator-b": {"--watch-label-selector=embedtokens.io/shard=b", "--leader-election-id=b-embed-token-operator.embedtokens.io"},
+			"eto-embed-token-operator-c": {"--watch-label-selector=embedtokens.io/shard=c", "--leader-election-id=c-embed-token-operator.embedtokens.io"},
+		})
+		if n := countKinds(objs)["Service"]; n != 3 {
+			t.Errorf("%d metrics Services, want one per shard (3)", n)
+		}
+		var deployments []*unstructured.Unstructured
+		for _, u := range objs {
+			if u.GetKind() == "Deployment" || u.GetKind() == "Service" {
+				deployments = append(deployments, u)
+			}
+		}
+		ensureNamespaces(ctx, t, c, deployments)
+		applyAll(ctx, t, c, deployments)
+	})
+
 	t.Run("monitoring", func(t *testing.T) {
 		objs := readManifests(t, filepath.Join(dir, "monitoring.yaml"))
 		kinds := countKinds(objs)
@@ -124,5 +145,42 @@ func checkRule(t *testing.T, u *unstructured.Unstructured) {
 	}
 	if !slices.Contains(alerts, "EmbedTokenRefreshFailing") || !slices.Contains(alerts, "EmbedTokenExpired") {
 		t.Errorf("alerts %v", alerts)
+	}
+}
+
+// checkShards checks that each shard's Deployment (by name) passes its
+// flags, that no Deployment's selector matches another's pods, and that the
+// Deployments are exactly the ones wanted.
+func checkShards(t *testing.T, objs []*unstructured.Unstructured, want map[string][]string) {
+	t.Helper()
+	selectors, podLabels := map[string]map[string]string{}, map[string]map[string]string{}
+	for _, u := range objs {
+		if u.GetKind() != "Deployment" {
+			continue
+		}
+		flags, ok := want[u.GetName()]
+		if !ok {
+			t.Errorf("unexpected Deployment %s", u.GetName())
+			continue
+		}
+		containers, _, _ := unstructured.NestedSlice(u.Object, "spec", "template", "spec", "containers")
+		args, _, _ := unstructured.NestedStringSlice(containers[0].(map[string]any), "args")
+		for _, f := range flags {
+			if !slices.Contains(args, f) {
+				t.Errorf("Deployment %s lacks %s: %v", u.GetName(), f, args)
+			}
+		}
+		selectors[u.GetName()], _, _ = unstructured.NestedStringMap(u.Object, "spec", "selector", "matchLabels")
+		podLabels[u.GetName()], _, _ = unstructured.NestedStringMap(u.Object, "spec", "template", "metadata", "labels")
+	}
+	if len(selectors) != len(want) {
+		t.Errorf("%d Deployments, want %d", len(selectors), len(want))
+	}
+	for name, sel := range selectors {
+		for other, pl := range podLabels {
+			if matches := labels.SelectorFromSet(sel).Matches(labels.Set(pl)); matches != (name == other) {
+				t.Errorf("Deployment %s's selector %v matches the pods of %s: %v", name, sel, other, matches)
+			}
+		}
 	}
 }

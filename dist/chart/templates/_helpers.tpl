@@ -27,6 +27,29 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 control-plane: controller-manager
 {{- end -}}
 
+{{/* A shard's name: the release's full name, plus the shard's when given
+(dict "root" . "shard" name). */}}
+{{- define "eto.shardName" -}}
+{{- if .shard -}}
+{{- printf "%s-%s" (include "eto.fullname" .root) .shard | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- include "eto.fullname" .root -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Labels that select one shard's pods (dict "root" . "shard" name): the
+default shard's are eto.selectorLabels; another shard's carry its name and
+no control-plane label, so no two Deployments select the same pods. */}}
+{{- define "eto.podSelectorLabels" -}}
+{{- if .shard -}}
+app.kubernetes.io/name: {{ include "eto.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+embedtokens.io/shard: {{ .shard | quote }}
+{{- else -}}
+{{ include "eto.selectorLabels" .root }}
+{{- end -}}
+{{- end -}}
+
 {{/* The manager's service account. */}}
 {{- define "eto.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}

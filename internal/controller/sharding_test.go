@@ -1,0 +1,121 @@
+package controller_test
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/controller"
+	"github.com/embedtokens/embed-token-operator/internal/provider/registry"
+	"github.com/embedtokens/embed-token-operator/test/harness"
+)
+
+// Two instances split the requests by the shard label, as the Helm chart
+// deploys them: the default shard (`!embedtokens.io/shard`) and shard b.
+// The suite's unsharded manager is stopped meanwhile, so every vendor call
+// counted here is one of the shards'.
+var _ = Describe("Sharding (--watch-label-selector)", func() {
+	It("issues each request once, in its own shard, moves relabelled requests without a new token, and survives the other shard's loss", func() {
+		ctx := context.Background()
+		f := newFixtureWithProvider(ctx)
+		stopMgr()
+		DeferCleanup(func() { stopMgr = startManager() })
+		DeferCleanup(func() { deleteFixtures(ctx, f) })
+
+		inShard := func(name, shard string, lifetime time.Duration) *v1alpha1.EmbedTokenRequest {
+			etr := f.request(name, lifetime)
+			if shard != "" {
+				etr.Labels = map[string]string{v1alpha1.ShardLabel: shard}
+			}
+			Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+			return etr
+		}
+		defaults := []*v1alpha1.EmbedTokenRequest{inShard("a-1", "", time.Hour), inShard("a-2", "", time.Hour), inShard("a-short", "", 15*time.Second)}
+		bs := []*v1alpha1.EmbedTokenRequest{inShard("b-1", "b", time.Hour), inShard("b-2", "b", time.Hour), inShard("b-short", "b", 15*time.Second)}
+
+		By("shard b alone serving only its own requests")
+		stopB := startShard("embedtokens.io/shard=b")
+		DeferCleanup(stopB)
+		for _, etr := range bs {
+			waitForToken(ctx, etr, "")
+			Eventually(secretOf(ctx, etr)).Should(HaveField("Labels", HaveKeyWithValue(v1alpha1.ShardLabel, "b")))
+		}
+		Consistently(func(g Gomega) {
+			for _, etr := range defaults {
+				g.Expect(f.callsFor(etr.Name)()).To(BeZero())
+				g.Expect(get(ctx, etr.DeepCopy()).(*v1alpha1.EmbedTokenRequest).Status.Conditions).To(BeEmpty())
+			}
+		}).Should(Succeed(), "requests outside shard b are not served by it")
+
+		By("the default shard serving the unlabelled ones")
+		stopDefault := startShard("!embedtokens.io/shard")
+		DeferCleanup(stopDefault)
+		for _, etr := range defaults {
+			waitForToken(ctx, etr, "")
+			Expect(secretOf(ctx, etr)(Default).Labels).NotTo(HaveKey(v1alpha1.ShardLabel))
+		}
+		Consistently(func(g Gomega) {
+			for _, etr := range []*v1alpha1.EmbedTokenRequest{defaults[0], defaults[1], bs[0], bs[1]} {
+				g.Expect(f.callsFor(etr.Name)()).To(Equal(1), "%s is issued once, by one shard", etr.Name)
+			}
+		}).Should(Succeed())
+
+		By("relabelling a-1 into shard b and b-1 out of it, keeping their tokens")
+		moved := map[*v1alpha1.EmbedTokenRequest]string{defaults[0]: "b", bs[0]: ""}
+		digests := map[string]string{}
+		for etr, to := range moved {
+			digests[etr.Name] = harness.TokenOf(secretOf(ctx, etr)(Default)).Digest()
+			patchObject(ctx, etr.DeepCopy(), func(cur *v1alpha1.EmbedTokenRequest) {
+				if to == "" {
+					delete(cur.Labels, v1alpha1.ShardLabel)
+				} else {
+					cur.Labels = map[string]string{v1alpha1.ShardLabel: to}
+				}
+			})
+		}
+		Eventually(func(g Gomega) {
+			g.Expect(secretOf(ctx, defaults[0])(g).Labels).To(HaveKeyWithValue(v1alpha1.ShardLabel, "b"))
+			g.Expect(secretOf(ctx, bs[0])(g).Labels).NotTo(HaveKey(v1alpha1.ShardLabel))
+		}).Should(Succeed(), "the shard a request moved to adopts its Secret")
+		Consistently(func(g Gomega) {
+			for etr := range moved {
+				g.Expect(harness.TokenOf(secretOf(ctx, etr)(g)).Digest()).To(Equal(digests[etr.Name]))
+				g.Expect(f.callsFor(etr.Name)()).To(Equal(1), "moving %s costs no vendor call", etr.Name)
+			}
+		}).Should(Succeed())
+
+		By("stopping shard b: the default shard keeps renewing, nobody renews b-short")
+		shortA, shortB := defaults[2], bs[2]
+		stopB()
+		bCalls, aCalls := f.callsFor(shortB.Name)(), f.callsFor(shortA.Name)()
+		Eventually(f.callsFor(shortA.Name), 40*time.Second).Should(BeNumerically(">=", aCalls+2),
+			"a-short is renewed twice while shard b is down")
+		Expect(f.callsFor(shortB.Name)()).To(Equal(bCalls), "no other shard takes over b-short")
+	})
+})
+
+// startShard runs a manager serving the requests selector matches, with a
+// cache built as cmd/main.go builds it from --watch-label-selector, and
+// returns a function that stops it (once, however often it is called).
+func startShard(selector string) func() {
+	sel, err := labels.Parse(selector)
+	Expect(err).NotTo(HaveOccurred())
+	stop := startOperator(cfg, logr.Logger{}, 0, controller.Options{
+		Providers:               registry.All(),
+		MaxConcurrentReconciles: 4,
+		CredentialCheckInterval: time.Second,
+		MetricsRegisterer:       prometheus.NewRegistry(),
+		AllowVendorCIDRs:        allowVendorCIDRs,
+		VendorResolver:          testDNS.Resolver(),
+		WatchLabelSelector:      sel,
+	})
+	var once sync.Once
+	return func() { once.Do(stop) }
+}
