@@ -23,6 +23,11 @@ type outcome struct {
 	vendor    string
 	suspended bool
 	waiting   bool // a failed attempt is backing off
+	// foreignSecret: the cache holds a Secret with the target name that
+	// another request owns.
+	foreignSecret bool
+	// replaced is the token the Secret held before this reconcile's write.
+	replaced string
 	// lifetimeNote says the provider's maxLifetime shortened the lifetime
 	// asked for; it is added to the Ready message of a valid token.
 	lifetimeNote string
