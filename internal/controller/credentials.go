@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
@@ -17,11 +18,16 @@ import (
 
 // credentialReader reads credential Secrets uncached, only from namespaces
 // the provider may read: its own for an EmbedProvider, the one named in each
-// reference for a ClusterEmbedProvider.
+// reference for a ClusterEmbedProvider. With a cache, it serves values read
+// for the same provider object, generation and credentialsVersion (stamp).
 type credentialReader struct {
 	reader        client.Reader
 	namespace     string
 	clusterScoped bool
+
+	cache *credentialCache
+	uid   types.UID
+	stamp string
 }
 
 // Read implements provider.CredentialReader.
@@ -30,6 +36,18 @@ func (c credentialReader) Read(ctx context.Context, ref v1alpha1.SecretKeySelect
 	if err != nil {
 		return nil, err
 	}
+	if v, ok := c.cache.get(c.uid, c.stamp, ref); ok {
+		return v, nil
+	}
+	v, err := c.read(ctx, ns, ref)
+	if err == nil {
+		c.cache.put(c.uid, c.stamp, ref, v)
+	}
+	return v, err
+}
+
+// read reads ref's key from the Secret in ns.
+func (c credentialReader) read(ctx context.Context, ns string, ref v1alpha1.SecretKeySelector) ([]byte, error) {
 	secret := &corev1.Secret{}
 	if err := c.reader.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, secret); err != nil {
 		if apierrors.IsNotFound(err) {

@@ -3,9 +3,11 @@ package controller
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
@@ -81,5 +83,74 @@ func TestCredentialReaderStaysInItsNamespaces(t *testing.T) {
 				t.Fatalf("reads = %v, want one by Read and one by version", rec.reads)
 			}
 		})
+	}
+}
+
+// failingReader fails every read.
+type failingReader struct{ recordingReader }
+
+func (r *failingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	_ = r.recordingReader.Get(ctx, key, obj, opts...)
+	return errors.New("unavailable")
+}
+
+// TestCredentialCache checks when a credential is read again: never while
+// the provider's UID, generation and credentialsVersion stay the same; once
+// after any of them changes; on every attempt while reads fail or before
+// the provider reports a credentialsVersion.
+func TestCredentialCache(t *testing.T) {
+	ref := v1alpha1.SecretKeySelector{Name: "creds", Key: "key"}
+	cache := newCredentialCache()
+	rec := &recordingReader{}
+	reader := func(uid string, generation int64, version string) credentialReader {
+		return credentialReader{reader: rec, namespace: "team-a", cache: cache, uid: types.UID(uid), stamp: credentialStamp(generation, version)}
+	}
+	steps := []struct {
+		name      string
+		reader    credentialReader
+		wantReads int // total so far
+	}{
+		{"first read", reader("p1", 1, "v1"), 1},
+		{"same provider, generation and version", reader("p1", 1, "v1"), 1},
+		{"credentials rotated (credentialsVersion changed)", reader("p1", 1, "v2"), 2},
+		{"served again at the new version", reader("p1", 1, "v2"), 2},
+		{"spec changed (generation)", reader("p1", 2, "v2"), 3},
+		{"another provider object", reader("p2", 2, "v2"), 4},
+		{"no credentialsVersion yet: never cached", reader("p3", 1, ""), 5},
+		{"no credentialsVersion yet, again", reader("p3", 1, ""), 6},
+		{"no cache at all", credentialReader{reader: rec, namespace: "team-a"}, 7},
+	}
+	for _, s := range steps {
+		v, err := s.reader.Read(context.Background(), ref)
+		if err != nil || string(v) != "value" {
+			t.Fatalf("%s: Read = %q, %v", s.name, v, err)
+		}
+		if len(rec.reads) != s.wantReads {
+			t.Fatalf("%s: %d reads so far, want %d", s.name, len(rec.reads), s.wantReads)
+		}
+	}
+
+	failing := &failingReader{}
+	r := credentialReader{reader: failing, namespace: "team-a", cache: cache, uid: "p4", stamp: credentialStamp(1, "v1")}
+	for i := range 2 {
+		if _, err := r.Read(context.Background(), ref); err == nil {
+			t.Fatal("a failed read returned no error")
+		}
+		if len(failing.reads) != i+1 {
+			t.Fatalf("a failed read was cached: %d reads after %d attempts", len(failing.reads), i+1)
+		}
+	}
+}
+
+// TestCredentialCacheIsBounded checks the cache never holds more than
+// maxCachedProviders providers.
+func TestCredentialCacheIsBounded(t *testing.T) {
+	c := newCredentialCache()
+	ref := v1alpha1.SecretKeySelector{Name: "creds", Key: "key"}
+	for i := range 2*maxCachedProviders + 1 {
+		c.put(types.UID(fmt.Sprint(i)), "1/v", ref, []byte("x"))
+		if len(c.entries) > maxCachedProviders {
+			t.Fatalf("%d providers cached, the bound is %d", len(c.entries), maxCachedProviders)
+		}
 	}
 }

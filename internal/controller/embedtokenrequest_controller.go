@@ -54,6 +54,10 @@ type EmbedTokenRequestReconciler struct {
 	// operator may not read cluster-scoped objects, so ClusterEmbedProviders
 	// are neither watched nor read.
 	WatchNamespaces []string
+	// Sharded is set when --watch-label-selector limits this instance to one
+	// shard: its cache then misses the Secret of a request moved in from
+	// another shard, which is looked up uncached and adopted.
+	Sharded bool
 	// Policies holds each provider's compiled requestValidations, shared
 	// with the provider reconcilers; nil compiles them on every use.
 	Policies *requestpolicy.Cache
@@ -65,8 +69,9 @@ type EmbedTokenRequestReconciler struct {
 	// nil.
 	VendorResolver *net.Resolver
 
-	clients httpClients
-	fair    *fairness
+	clients   httpClients
+	fair      *fairness
+	credCache *credentialCache
 }
 
 // +kubebuilder:rbac:groups=embedtokens.io,resources=embedtokenrequests,verbs=get;list;watch
@@ -153,7 +158,7 @@ func (r *EmbedTokenRequestReconciler) keep(ctx context.Context, etr *v1alpha1.Em
 func (r *EmbedTokenRequestReconciler) mayIssue(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, secret *corev1.Secret,
 	prov *resolvedProvider, provErr error, o *outcome) bool {
 	if secret == nil && !o.secretAbsent {
-		if err := r.checkSecretConflict(ctx, etr); err != nil {
+		if err := r.checkSecretConflict(ctx, etr, o); err != nil {
 			o.fail(err)
 			return false
 		}
@@ -176,11 +181,11 @@ func (r *EmbedTokenRequestReconciler) mayIssue(ctx context.Context, etr *v1alpha
 // restarts the workloads that read it.
 func (r *EmbedTokenRequestReconciler) store(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, secret *corev1.Secret,
 	tok provider.Token, prov *resolvedProvider, o *outcome) error {
-	replaced := tokenIn(secret)
+	o.replaced = tokenIn(secret)
 	if err := r.writeSecret(ctx, etr, secret, tok, prov, o); err != nil || o.issued == nil {
 		return err
 	}
-	if replaced != "" && replaced != tok.Value {
+	if replaced := o.replaced; replaced != "" && replaced != tok.Value {
 		r.revoke(ctx, etr, prov, replaced)
 	}
 	r.restartTargets(ctx, etr, o)
@@ -243,6 +248,7 @@ func (r *EmbedTokenRequestReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return err
 	}
 	r.fair = newFairness(max(r.MaxConcurrentReconciles, 1))
+	r.credCache = newCredentialCache()
 	r.clients.maxTimeout = r.MaxVendorTimeout
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.EmbedTokenRequest{}, builder.WithPredicates(

@@ -38,12 +38,43 @@ var _ = Describe("EmbedTokenRequest", func() {
 			HaveField("Message", ContainSubstring(f.ns+"/taken"))))
 		cur := get(ctx, etr).(*v1alpha1.EmbedTokenRequest)
 		Expect(meta.IsStatusConditionTrue(cur.Status.Conditions, v1alpha1.ConditionStalled)).To(BeTrue())
-		Expect(f.sim.CallCount()).To(Equal(0), "no vendor call is spent on a request that cannot store its token")
+		// The create's AlreadyExists finds the foreign Secret, so the first
+		// attempt may have spent a vendor call; no later one does.
+		calls := f.sim.CallCount()
+		Expect(calls).To(BeNumerically("<=", 1), "a conflict costs at most one vendor call")
+		patchObject(ctx, etr, func(etr *v1alpha1.EmbedTokenRequest) { etr.Spec.SecretLabels = map[string]string{"again": "yes"} })
+		Eventually(func(g Gomega) {
+			cur := get(ctx, etr).(*v1alpha1.EmbedTokenRequest)
+			g.Expect(cur.Status.ObservedGeneration).To(Equal(cur.Generation))
+			g.Expect(readyReasonOf(cur)).To(Equal(v1alpha1.ReasonSecretConflict))
+		}).Should(Succeed())
+		Expect(f.sim.CallCount()).To(Equal(calls), "a request already in conflict spends no further vendor call")
 		after := get(ctx, foreign.DeepCopy()).(*corev1.Secret)
 		Expect(after.ResourceVersion).To(Equal(before.ResourceVersion))
 		Expect(after.Data).To(Equal(before.Data))
 		Expect(after.Labels).To(Equal(before.Labels))
 		Expect(after.OwnerReferences).To(BeEmpty())
+	})
+
+	It("adopts a Secret it owns that its cache does not hold, updating it in place", func() {
+		etr := f.request("adopt", time.Hour)
+		etr.Spec.Suspend = true
+		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+		etr = get(ctx, etr).(*v1alpha1.EmbedTokenRequest)
+		// Owned by the request but without the managed-by label, so the
+		// manager's cache never shows it: only the create finds it.
+		own := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: etr.TargetSecretName(),
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(etr, v1alpha1.GroupVersion.WithKind("EmbedTokenRequest"))}},
+			Data: map[string][]byte{v1alpha1.SecretTokenKey: []byte("left-by-an-earlier-attempt")}}
+		Expect(k8sClient.Create(ctx, own)).To(Succeed())
+
+		patchObject(ctx, etr, func(etr *v1alpha1.EmbedTokenRequest) { etr.Spec.Suspend = false })
+		token := waitForToken(ctx, etr, "")
+		Expect(token).NotTo(Equal("left-by-an-earlier-attempt"))
+		Expect(f.sim.CallCount()).To(Equal(1))
+		stored := secretOf(ctx, etr)(Default)
+		Expect(stored.UID).To(Equal(get(ctx, own.DeepCopy()).GetUID()), "updated in place, not recreated")
+		Expect(stored.Labels).To(HaveKeyWithValue(v1alpha1.ManagedByLabel, v1alpha1.ManagedByValue))
 	})
 
 	It("reports a second request for the same Secret name as a conflict and keeps the first working", func() {

@@ -53,13 +53,22 @@ func (r *EmbedTokenRequestReconciler) getProvider(ctx context.Context, etr *v1al
 			return nil, providerGetError(err, "ClusterEmbedProvider "+ref.Name)
 		}
 		return newResolvedProvider(cp, &cp.Spec.EmbedProviderSpec, &cp.Status,
-			credentialReader{reader: r.APIReader, clusterScoped: true}, cp.Spec.NamespaceSelector), nil
+			r.credentialReader(cp, &cp.Status, credentialReader{clusterScoped: true}), cp.Spec.NamespaceSelector), nil
 	}
 	p := &v1alpha1.EmbedProvider{}
 	if err := r.Get(ctx, client.ObjectKey{Namespace: etr.Namespace, Name: ref.Name}, p); err != nil {
 		return nil, providerGetError(err, "EmbedProvider "+etr.Namespace+"/"+ref.Name)
 	}
-	return newResolvedProvider(p, &p.Spec, &p.Status, credentialReader{reader: r.APIReader, namespace: p.Namespace}, nil), nil
+	return newResolvedProvider(p, &p.Spec, &p.Status, r.credentialReader(p, &p.Status, credentialReader{namespace: p.Namespace}), nil), nil
+}
+
+// credentialReader completes c for the provider obj: uncached reads, served
+// from the credential cache while the provider's generation and
+// credentialsVersion stay the same.
+func (r *EmbedTokenRequestReconciler) credentialReader(obj client.Object, status *v1alpha1.EmbedProviderStatus, c credentialReader) credentialReader {
+	c.reader, c.cache, c.uid = r.APIReader, r.credCache, obj.GetUID()
+	c.stamp = credentialStamp(obj.GetGeneration(), status.CredentialsVersion)
+	return c
 }
 
 func newResolvedProvider(obj client.Object, spec *v1alpha1.EmbedProviderSpec, status *v1alpha1.EmbedProviderStatus,

@@ -26,6 +26,9 @@ func (r *EmbedTokenRequestReconciler) loadSecret(ctx context.Context, etr *v1alp
 	secret := &corev1.Secret{}
 	err := r.Get(ctx, client.ObjectKey{Namespace: etr.Namespace, Name: etr.TargetSecretName()}, secret)
 	if apierrors.IsNotFound(err) {
+		if !r.Sharded {
+			return nil, nil // a Secret in the way is found by the create's AlreadyExists
+		}
 		if secret, err = r.uncachedSecret(ctx, etr, o); secret == nil || err != nil {
 			return nil, err // uncachedSecret adopts a Secret the cache misses (another shard's label)
 		}
@@ -33,7 +36,8 @@ func (r *EmbedTokenRequestReconciler) loadSecret(ctx context.Context, etr *v1alp
 		return nil, fmt.Errorf("reading Secret %s: %w", etr.TargetSecretName(), err)
 	}
 	if !metav1.IsControlledBy(secret, etr) {
-		return nil, nil // labelled as ours but owned by another request: checkSecretConflict reports it
+		o.foreignSecret = true // labelled as ours but owned by another request
+		return nil, nil
 	}
 	o.stored, o.digest = storedToken(secret)
 	return secret, nil
@@ -66,28 +70,6 @@ func tokenIn(secret *corev1.Secret) string {
 	return string(secret.Data[v1alpha1.SecretTokenKey])
 }
 
-// checkSecretConflict looks, uncached, for a Secret with the target name that
-// this request does not own, before any vendor call is spent.
-func (r *EmbedTokenRequestReconciler) checkSecretConflict(ctx context.Context, etr *v1alpha1.EmbedTokenRequest) error {
-	existing := &metav1.PartialObjectMetadata{}
-	existing.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: etr.Namespace, Name: etr.TargetSecretName()}, existing)
-	switch {
-	case apierrors.IsNotFound(err):
-		return nil
-	case err != nil:
-		return provider.Transient(v1alpha1.ReasonVendorUnavailable, "reading Secret %s: %v", etr.TargetSecretName(), err)
-	case metav1.IsControlledBy(existing, etr):
-		return nil // ours, but not yet in the cache
-	}
-	return secretConflict(etr)
-}
-
-func secretConflict(etr *v1alpha1.EmbedTokenRequest) error {
-	return provider.Permanent(v1alpha1.ReasonSecretConflict,
-		"Secret %s/%s exists and is not owned by this EmbedTokenRequest; it was left untouched", etr.Namespace, etr.TargetSecretName())
-}
-
 // writeSecret stores a newly issued token, creating the Secret or updating it
 // in place so pods that mount it see the new token without a restart. It
 // records the stored token in o; o.issued stays nil when it was not stored.
@@ -97,11 +79,17 @@ func (r *EmbedTokenRequestReconciler) writeSecret(ctx context.Context, etr *v1al
 		InputHash: inputHash(etr, prov.lifetime(etr)), RefreshHandled: etr.Annotations[v1alpha1.RefreshAnnotation],
 		CredentialsVersion: prov.credentialsVersion,
 	}
-	if err := r.applySecret(ctx, etr, secret, tok.Value, rec); err != nil {
-		if apierrors.IsAlreadyExists(err) {
-			o.fail(secretConflict(etr)) // lost a race with another writer
+	err := r.applySecret(ctx, etr, secret, tok.Value, rec)
+	if secret == nil && apierrors.IsAlreadyExists(err) {
+		if secret, err = r.createConflict(ctx, etr, tok, prov, o); secret == nil && err == nil {
 			return nil
 		}
+		if err == nil {
+			o.replaced = tokenIn(secret)
+			err = r.applySecret(ctx, etr, secret, tok.Value, rec)
+		}
+	}
+	if err != nil {
 		// The token is lost with this attempt; count it as a failure so the
 		// retry backs off instead of calling the vendor in a tight loop.
 		o.fail(provider.Transient(v1alpha1.ReasonVendorUnavailable, "storing the token in Secret %s failed: %v", etr.TargetSecretName(), apierrors.ReasonForError(err)))

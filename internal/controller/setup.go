@@ -115,6 +115,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		MaxVendorTimeout:        cmp.Or(opts.MaxVendorTimeout, DefaultMaxVendorTimeout),
 		Metrics:                 m,
 		WatchNamespaces:         opts.WatchNamespaces,
+		Sharded:                 opts.WatchLabelSelector != nil && !opts.WatchLabelSelector.Empty(),
 		Policies:                policies,
 		Egress:                  egress.NewPolicy(opts.AllowVendorCIDRs...),
 		VendorResolver:          opts.VendorResolver,

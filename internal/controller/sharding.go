@@ -22,7 +22,9 @@ import (
 // is returned, so its stored token is kept rather than re-issued and the
 // next write gives it this shard's labels. Only the metadata of a Secret
 // owned by someone else is read; checkSecretConflict reports it. When there
-// is no Secret at all, o.secretAbsent saves that check a second read.
+// is no Secret at all, o.secretAbsent saves that check a second read. It
+// runs only in a sharded instance; an unsharded one caches every managed
+// Secret and leaves any other in the way to the create's AlreadyExists.
 func (r *EmbedTokenRequestReconciler) uncachedSecret(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, o *outcome) (*corev1.Secret, error) {
 	key := client.ObjectKey{Namespace: etr.Namespace, Name: etr.TargetSecretName()}
 	meta := &metav1.PartialObjectMetadata{}
@@ -35,6 +37,7 @@ func (r *EmbedTokenRequestReconciler) uncachedSecret(ctx context.Context, etr *v
 	case err != nil:
 		return nil, fmt.Errorf("reading Secret %s: %w", key.Name, err)
 	case !metav1.IsControlledBy(meta, etr):
+		o.foreignSecret = true // reported before any vendor call
 		return nil, nil
 	}
 	secret := &corev1.Secret{}

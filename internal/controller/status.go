@@ -26,6 +26,11 @@ type outcome struct {
 	// secretAbsent says an uncached read found no Secret, so no other
 	// owner's Secret can be in the way.
 	secretAbsent bool
+	// foreignSecret: the cache holds a Secret with the target name that
+	// another request owns.
+	foreignSecret bool
+	// replaced is the token the Secret held before this reconcile's write.
+	replaced string
 	// lifetimeNote says the provider's maxLifetime shortened the lifetime
 	// asked for; it is added to the Ready message of a valid token.
 	lifetimeNote string

@@ -61,6 +61,7 @@ func printTable(w io.Writer, cfg config, r results) {
 	row("vendor calls per issued token", perToken(float64(r.Issue.VendorCalls), r.Issue.Issued))
 	row("API writes per issued token (operator's)", perToken(ownWrites(r.Issue), r.Issue.Issued))
 	row("  of which", breakdown(r.Issue, r.Issue.Issued))
+	row("API reads (GET) per issued token", perToken(gets(r.Issue), r.Issue.Issued))
 	row("refresh wave (annotate all → all Secrets refreshed)", r.Wave.Duration.Round(1e7).String())
 	row("wave: vendor calls per token", perToken(float64(r.Wave.VendorCalls), r.Wave.Issued))
 	row("wave: API writes per token (operator's)", perToken(ownWrites(r.Wave), r.Wave.Issued))
@@ -95,4 +96,16 @@ func breakdown(p phase, tokens int) string {
 		s += k.String() + " " + perToken(p.Requests[k], tokens)
 	}
 	return s
+}
+
+// gets counts single-object reads (GET), which only the operator makes: the
+// benchmark reads through its informers (LIST and WATCH).
+func gets(p phase) float64 {
+	n := 0.0
+	for k, v := range p.Requests {
+		if k.Verb == "GET" {
+			n += v
+		}
+	}
+	return n
 }

@@ -1,0 +1,81 @@
+package controller
+
+import (
+	"strconv"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+)
+
+// maxCachedProviders bounds the credential cache; past it the cache starts
+// over, which costs one read per credential and nothing else.
+const maxCachedProviders = 4096
+
+// credentialCache keeps the credential values each provider's vendor calls
+// read, so a token costs no Secret read. An entry belongs to one provider
+// object (UID) at one generation and one status.credentialsVersion: the
+// provider reconciler re-reads the Secrets' resource versions every
+// --credential-check-interval and changes credentialsVersion on a rotation,
+// so a rotated credential is used by new vendor calls within one interval.
+// Only successful reads are kept: a missing credential is read again on
+// every attempt.
+type credentialCache struct {
+	mu      sync.Mutex
+	entries map[types.UID]credentialEntry
+}
+
+// credentialEntry holds one provider's values at one stamp
+// (generation/credentialsVersion).
+type credentialEntry struct {
+	stamp  string
+	values map[v1alpha1.SecretKeySelector][]byte
+}
+
+func newCredentialCache() *credentialCache {
+	return &credentialCache{entries: map[types.UID]credentialEntry{}}
+}
+
+// credentialStamp is what must not change for a cached value to be served;
+// "" (the provider has no credentialsVersion yet) disables caching.
+func credentialStamp(generation int64, credentialsVersion string) string {
+	if credentialsVersion == "" {
+		return ""
+	}
+	return strconv.FormatInt(generation, 10) + "/" + credentialsVersion
+}
+
+// get returns the cached value of ref for the provider uid at stamp.
+func (c *credentialCache) get(uid types.UID, stamp string, ref v1alpha1.SecretKeySelector) ([]byte, bool) {
+	if c == nil || stamp == "" {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[uid]
+	if !ok || e.stamp != stamp {
+		return nil, false
+	}
+	v, ok := e.values[ref]
+	return v, ok
+}
+
+// put records a value read for the provider uid at stamp, dropping what the
+// provider's entry held for an older stamp.
+func (c *credentialCache) put(uid types.UID, stamp string, ref v1alpha1.SecretKeySelector, value []byte) {
+	if c == nil || stamp == "" {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[uid]
+	if !ok || e.stamp != stamp {
+		if !ok && len(c.entries) >= maxCachedProviders {
+			c.entries = map[types.UID]credentialEntry{}
+		}
+		e = credentialEntry{stamp: stamp, values: map[v1alpha1.SecretKeySelector][]byte{}}
+		c.entries[uid] = e
+	}
+	e.values[ref] = value
+}
