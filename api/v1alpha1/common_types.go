@@ -78,9 +78,3 @@ type ExpiryFallback struct {
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
 	Duration *metav1.Duration `json:"duration,omitempty"`
 }
-
-// HTTPExpiry is the name ExpiryFallback had when only the http block used
-// it; it remains so Go code written against that name keeps compiling.
-//
-// Deprecated: use ExpiryFallback.
-type HTTPExpiry = ExpiryFallback

@@ -129,7 +129,7 @@ var _ = Describe("Admission validation", func() {
 		}, "exactly one of value and valueFrom must be set"),
 		Entry("with an HTTP expiry that sets fromJWT and duration", func(s *v1alpha1.EmbedProviderSpec) {
 			s.Qrvey, s.HTTP = nil, httpProvider(func(h *v1alpha1.HTTPProvider) {
-				h.Expiry = &v1alpha1.HTTPExpiry{FromJWT: ptr.To(true), Duration: &metav1.Duration{Duration: time.Hour}}
+				h.Expiry = &v1alpha1.ExpiryFallback{FromJWT: ptr.To(true), Duration: &metav1.Duration{Duration: time.Hour}}
 			})
 		}, "exactly one of fromJWT and duration must be set"),
 		Entry("with an unknown HTTP method", func(s *v1alpha1.EmbedProviderSpec) {
