@@ -40,7 +40,7 @@ type metadataService struct {
 func newMetadataService() *metadataService {
 	l, err := net.Listen("tcp", "127.0.0.2:0")
 	if err != nil {
-		Skip("cannot listen on 127.0.0.2: " + err.Error())
+		Fail("cannot listen on 127.0.0.2 (all of 127.0.0.0/8 is loopback on Linux): " + err.Error())
 	}
 	m := &metadataService{port: strconv.Itoa(l.Addr().(*net.TCPAddr).Port)}
 	m.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {

@@ -23,7 +23,7 @@ const metadataAnswer = "AccessKeyId=ASIAFAKE SecretAccessKey=node-credential"
 func TestNewHTTPClientEgressGuard(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.2:0")
 	if err != nil {
-		t.Skipf("cannot listen on 127.0.0.2: %v", err)
+		t.Fatalf("cannot listen on 127.0.0.2 (all of 127.0.0.0/8 is loopback on Linux): %v", err)
 	}
 	var metadataConns atomic.Int32
 	metadata := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {

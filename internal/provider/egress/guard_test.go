@@ -30,7 +30,7 @@ func startCounting(t *testing.T, addr string) *countingServer {
 	t.Helper()
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		t.Skipf("cannot listen on %s: %v", addr, err)
+		t.Fatalf("cannot listen on %s (all of 127.0.0.0/8 is loopback on Linux): %v", addr, err)
 	}
 	s := &countingServer{}
 	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
