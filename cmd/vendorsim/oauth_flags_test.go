@@ -1,9 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"context"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -17,24 +14,7 @@ import (
 func TestQlikAndOAuth2Credentials(t *testing.T) {
 	env := map[string]string{"VENDORSIM_QLIK_CLIENT_SECRET": "qlik-env-secret", "VENDORSIM_OAUTH2_CLIENT_ID": "oauth-env-id"}
 	args := []string{"--listen", "127.0.0.1:0", "--qlik-client-id", "qlik-flag-id", "--oauth2-client-secret", "oauth-flag-secret", "--qlik-max-tokens-per-user", "1"}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		err := run(ctx, args, func(k string) string { return env[k] }, pw)
-		pw.Close()
-		done <- err
-	}()
-	logs := bufio.NewReader(pr)
-	first, err := logs.ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, base, _ := strings.Cut(first, "listening on ")
-	base = strings.TrimSpace(base)
-	rest := make(chan string, 1)
-	go func() { b, _ := io.ReadAll(logs); rest <- string(b) }()
+	base, stop := startRun(t, args, env)
 
 	qlik := `{"client_id":"qlik-flag-id","client_secret":"qlik-env-secret","grant_type":"urn:qlik:oauth:user-impersonation","user_lookup":{"field":"subject","value":"a"}}`
 	for i, want := range []int{200, 403} {
@@ -57,11 +37,7 @@ func TestQlikAndOAuth2Credentials(t *testing.T) {
 		t.Errorf("OAuth2: %d", resp.StatusCode)
 	}
 
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("run: %v", err)
-	}
-	all := first + <-rest
+	all := stop()
 	if strings.Contains(all, "qlik-env-secret") || strings.Contains(all, "oauth-flag-secret") || !strings.Contains(all, vendorsim.OAuth2TokenPath) {
 		t.Errorf("logs: %s", all)
 	}

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -19,24 +16,7 @@ import (
 func TestPowerBICredentials(t *testing.T) {
 	env := map[string]string{"VENDORSIM_POWERBI_CLIENT_SECRET": "pbi-env-secret", "VENDORSIM_POWERBI_TENANT_ID": "env-tenant"}
 	args := []string{"--listen", "127.0.0.1:0", "--powerbi-client-id", "pbi-flag-id", "--powerbi-access-token-lifetime", "10m"}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		err := run(ctx, args, func(k string) string { return env[k] }, pw)
-		pw.Close()
-		done <- err
-	}()
-	logs := bufio.NewReader(pr)
-	first, err := logs.ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, base, _ := strings.Cut(first, "listening on ")
-	base = strings.TrimSpace(base)
-	rest := make(chan string, 1)
-	go func() { b, _ := io.ReadAll(logs); rest <- string(b) }()
+	base, stop := startRun(t, args, env)
 
 	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {"pbi-flag-id"}, "client_secret": {"pbi-env-secret"}, "scope": {vendorsim.PowerBIScope}}
 	resp, err := http.PostForm(base+vendorsim.PowerBIEntraTokenPath("env-tenant"), form)
@@ -52,11 +32,7 @@ func TestPowerBICredentials(t *testing.T) {
 		t.Errorf("Entra ID: %d, expires_in %d", resp.StatusCode, out.ExpiresIn)
 	}
 
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("run: %v", err)
-	}
-	all := first + <-rest
+	all := stop()
 	if strings.Contains(all, "pbi-env-secret") || !strings.Contains(all, vendorsim.PowerBIGenerateTokenPath) {
 		t.Errorf("logs: %s", all)
 	}

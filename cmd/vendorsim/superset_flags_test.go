@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -36,24 +35,8 @@ func TestSupersetGuestTokenLifetimeMustBePositive(t *testing.T) {
 // TestSupersetLoginFromEnv logs in with the user the flag names and the
 // password the environment gives.
 func TestSupersetLoginFromEnv(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	pr, pw := io.Pipe()
-	getenv := func(k string) string { return map[string]string{"VENDORSIM_SUPERSET_PASSWORD": "env-pass"}[k] }
-	done := make(chan error, 1)
-	go func() {
-		err := run(ctx, []string{"--listen=127.0.0.1:0", "--superset-username=granter"}, getenv, pw)
-		pw.Close()
-		done <- err
-	}()
-	logs := bufio.NewReader(pr)
-	first, err := logs.ReadString('\n')
-	_, url, ok := strings.Cut(first, "Vendor simulator listening on ")
-	if err != nil || !ok {
-		t.Fatalf("first log line = %q (%v)", first, err)
-	}
-	go func() { _, _ = io.Copy(io.Discard, logs) }()
-	url = strings.TrimSpace(url)
+	url, stop := startRun(t, []string{"--listen=127.0.0.1:0", "--superset-username=granter"},
+		map[string]string{"VENDORSIM_SUPERSET_PASSWORD": "env-pass"})
 	for password, want := range map[string]int{"env-pass": 200, vendorsim.DefaultSupersetPassword: 401} {
 		resp, err := http.Post(url+vendorsim.SupersetLoginPath, "application/json",
 			strings.NewReader(`{"username":"granter","password":"`+password+`","provider":"db","refresh":true}`))
@@ -65,8 +48,5 @@ func TestSupersetLoginFromEnv(t *testing.T) {
 			t.Errorf("login with %q: status %d, want %d", password, resp.StatusCode, want)
 		}
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("run: %v", err)
-	}
+	stop()
 }
