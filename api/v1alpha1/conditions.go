@@ -111,4 +111,10 @@ const (
 	// patch it); its pods may still read the previous token from their
 	// environment. Retried with backoff.
 	ReasonRolloutRestartFailed = "RolloutRestartFailed"
+
+	// ReasonPropagationFailed: the token is stored and valid, but it could
+	// not be pushed into the pods spec.propagation selects (e.g. the
+	// operator may not list or patch them); they see it at the kubelet's
+	// next sync of the pod instead. Retried.
+	ReasonPropagationFailed = "PropagationFailed"
 )

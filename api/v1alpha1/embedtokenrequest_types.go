@@ -25,6 +25,12 @@ const (
 	// when the operator last restarted it (RFC 3339 with nanoseconds).
 	RestartedAtAnnotation = "embedtokens.io/restartedAt"
 
+	// TokenDigestAnnotation on a pod selected by spec.propagation is the
+	// digest (status.tokenDigest) of the last token the operator pushed into
+	// it. Changing a pod's annotations makes the kubelet sync the pod at once,
+	// and that sync rewrites its Secret volumes.
+	TokenDigestAnnotation = "embedtokens.io/tokenDigest"
+
 	// RefreshAnnotation on an EmbedTokenRequest: setting it to a new value
 	// asks for exactly one new token, like cert-manager's renew or Flux's
 	// reconcile.fluxcd.io/requestedAt.
@@ -144,6 +150,28 @@ type EmbedTokenRequestSpec struct {
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=16
 	RolloutRestartTargets []RolloutRestartTarget `json:"rolloutRestartTargets,omitempty"`
+
+	// Propagation pushes each new token into the running pods that mount
+	// the Secret within about a second. Without it they see the new token
+	// when the kubelet next syncs the pod, up to about 90 seconds later
+	// (docs/benchmarks.md), which is why the default renewal margin is at
+	// least two minutes.
+	// +optional
+	Propagation *Propagation `json:"propagation,omitempty"`
+}
+
+// Propagation names the pods that mount a request's Secret. After each new
+// token is written the operator sets the annotation embedtokens.io/tokenDigest
+// on each of them; the kubelet reacts to the pod change by syncing the pod,
+// which rewrites its Secret volumes with the new token. Pods that mount the
+// Secret with subPath, or read it from environment variables, never see a
+// new token in place (use rolloutRestartTargets for those).
+type Propagation struct {
+	// PodSelector selects pods in the request's namespace. Of those, the
+	// operator annotates only running pods whose volumes (secret or
+	// projected) name the request's Secret, at most 50 per token; the rest
+	// see the token at their next kubelet sync.
+	PodSelector metav1.LabelSelector `json:"podSelector"`
 }
 
 // RolloutRestartTarget names a workload to restart when the token changes.
@@ -217,6 +245,11 @@ type EmbedTokenRequestStatus struct {
 	// each target at most once, across operator restarts too.
 	// +optional
 	RestartedForDigest string `json:"restartedForDigest,omitempty"`
+
+	// PropagatedForDigest is the digest of the token that was pushed into
+	// every pod spec.propagation selects, so each new token is pushed once.
+	// +optional
+	PropagatedForDigest string `json:"propagatedForDigest,omitempty"`
 }
 
 // Failure is one failed attempt to issue a token. Like the conditions, it

@@ -148,6 +148,7 @@ func (r *EmbedTokenRequestReconciler) keep(ctx context.Context, etr *v1alpha1.Em
 		return err
 	}
 	r.restartTargets(ctx, etr, o)
+	r.propagate(ctx, etr, o)
 	return nil
 }
 
@@ -189,6 +190,7 @@ func (r *EmbedTokenRequestReconciler) store(ctx context.Context, etr *v1alpha1.E
 		r.revoke(ctx, etr, prov, replaced)
 	}
 	r.restartTargets(ctx, etr, o)
+	r.propagate(ctx, etr, o)
 	return nil
 }
 
@@ -218,7 +220,7 @@ func (r *EmbedTokenRequestReconciler) finish(etr *v1alpha1.EmbedTokenRequest, o 
 	if o.deferral != nil {
 		return ctrl.Result{RequeueAfter: o.deferral.after}
 	}
-	next := o.restartAt
+	next := o.followUpAt
 	if etr.Status.RenewAt != nil && (next.IsZero() || etr.Status.RenewAt.Time.Before(next)) {
 		next = etr.Status.RenewAt.Time
 	}

@@ -19,19 +19,19 @@ func (r *EmbedTokenRequestReconciler) recordEvents(etr *v1alpha1.EmbedTokenReque
 	switch {
 	case o.issued != nil && o.decision.Reason == RefreshNoToken || o.issued != nil && o.decision.Reason == RefreshInputsChanged:
 		r.Recorder.Eventf(etr, nil, corev1.EventTypeNormal, v1alpha1.ReasonTokenIssued, "Issue", "Issued token %s valid until %s", o.issued.Digest(), o.issued.ExpiresAt.UTC().Format(time.RFC3339))
-	case o.issued != nil:
-		if o.decision.Reason == RefreshDue && prevReady == v1alpha1.ReasonTokenRefreshed {
-			return
-		}
+	case o.issued != nil && (o.decision.Reason != RefreshDue || prevReady != v1alpha1.ReasonTokenRefreshed):
 		r.Recorder.Eventf(etr, nil, corev1.EventTypeNormal, v1alpha1.ReasonTokenRefreshed, "Refresh", "Refreshed token (%s) to %s valid until %s", o.decision.Reason, o.issued.Digest(), o.issued.ExpiresAt.UTC().Format(time.RFC3339))
-	default:
-		reason := readyReason(etr)
-		if reason != prevReady && reason == v1alpha1.ReasonRolloutRestartFailed {
-			r.Recorder.Eventf(etr, nil, corev1.EventTypeWarning, reason, "RolloutRestart", "%s", readyMessage(etr))
-			return
-		}
-		if reason != prevReady && (o.err != nil || reason == v1alpha1.ReasonTokenExpired) {
-			r.Recorder.Eventf(etr, nil, corev1.EventTypeWarning, reason, "Issue", "%s", readyMessage(etr))
-		}
+	}
+	reason := readyReason(etr)
+	if reason == prevReady {
+		return
+	}
+	switch {
+	case reason == v1alpha1.ReasonRolloutRestartFailed:
+		r.Recorder.Eventf(etr, nil, corev1.EventTypeWarning, reason, "RolloutRestart", "%s", readyMessage(etr))
+	case reason == v1alpha1.ReasonPropagationFailed:
+		r.Recorder.Eventf(etr, nil, corev1.EventTypeWarning, reason, "Propagate", "%s", readyMessage(etr))
+	case o.issued == nil && (o.err != nil || reason == v1alpha1.ReasonTokenExpired):
+		r.Recorder.Eventf(etr, nil, corev1.EventTypeWarning, reason, "Issue", "%s", readyMessage(etr))
 	}
 }

@@ -45,11 +45,11 @@ func (r *EmbedTokenRequestReconciler) restartTargets(ctx context.Context, etr *v
 		switch {
 		case err != nil:
 			o.restartErr = fmt.Errorf("restarting %s %s: %w", t.Kind, t.Name, err)
-			o.restartAt = o.now.Add(restartRetryInterval)
+			o.retryAt(o.now.Add(restartRetryInterval))
 			log.FromContext(ctx).Error(err, "Rollout restart failed", "embedTokenRequest", klog.KObj(etr), "kind", t.Kind, "name", t.Name)
 			return
 		case wait > 0:
-			o.restartAt = o.now.Add(wait)
+			o.retryAt(o.now.Add(wait))
 			return
 		}
 	}

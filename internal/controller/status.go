@@ -38,10 +38,21 @@ type outcome struct {
 	// limit or a free call slot.
 	deferral *deferral
 
-	storedAt     time.Time // when this reconcile wrote a new token
-	restartedFor string    // digest whose rollout restarts completed
-	restartAt    time.Time // when to retry restarts held back to coalesce them
-	restartErr   error
+	storedAt      time.Time // when this reconcile wrote a new token
+	restartedFor  string    // digest whose rollout restarts completed
+	restartErr    error
+	propagatedFor string // digest pushed into every pod spec.propagation selects
+	propagateErr  error
+	// followUpAt is when to look again for restarts held back to coalesce
+	// them, or for a failed restart or push.
+	followUpAt time.Time
+}
+
+// retryAt asks for a reconcile at t at the latest.
+func (o *outcome) retryAt(t time.Time) {
+	if o.followUpAt.IsZero() || t.Before(o.followUpAt) {
+		o.followUpAt = t
+	}
 }
 
 // currentDigest is the digest of the token the Secret holds after this
@@ -120,6 +131,9 @@ func setToken(etr *v1alpha1.EmbedTokenRequest, o *outcome) bool {
 	}
 	if o.restartedFor != "" {
 		st.RestartedForDigest = o.restartedFor
+	}
+	if o.propagatedFor != "" {
+		st.PropagatedForDigest = o.propagatedFor
 	}
 	return valid
 }
@@ -215,6 +229,11 @@ func setValidReady(ready *metav1.Condition, etr *v1alpha1.EmbedTokenRequest, o *
 	if o.restartErr != nil {
 		ready.Reason = v1alpha1.ReasonRolloutRestartFailed
 		ready.Message = fmt.Sprintf("The token %s, but %v; retrying", validUntil(st), o.restartErr) + noteSuffix(o.lifetimeNote)
+		return
+	}
+	if o.propagateErr != nil {
+		ready.Reason = v1alpha1.ReasonPropagationFailed
+		ready.Message = fmt.Sprintf("The token %s, but %v; pods see it at their next kubelet sync; retrying", validUntil(st), o.propagateErr) + noteSuffix(o.lifetimeNote)
 		return
 	}
 	ready.Reason = v1alpha1.ReasonTokenIssued

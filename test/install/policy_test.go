@@ -198,6 +198,7 @@ func checkGuardrails(ctx context.Context, t *testing.T, admin client.Client, cfg
 		denied("changing the image of "+describe(w)+" along with a restart", msgTemplate, op.Patch(ctx, obj, patch))
 	}
 
+	checkPodGuardrails(ctx, t, admin, op, denied, allowed)
 	checkGuardrailsBeyondRBAC(ctx, t, admin, op, user, token, dep, denied, allowed)
 }
 
@@ -211,6 +212,8 @@ func checkGuardrailsBeyondRBAC(ctx context.Context, t *testing.T, admin, op clie
 	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: guardNamespace, Name: "too-much"}, Rules: []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"delete"}},
 		{APIGroups: []string{"apps"}, Resources: []string{"deployments", "deployments/scale", "deployments/status"},
+			Verbs: []string{"get", "create", "delete", "update", "patch"}},
+		{APIGroups: []string{""}, Resources: []string{"pods", "pods/status", "pods/eviction"},
 			Verbs: []string{"get", "create", "delete", "update", "patch"}},
 	}}
 	sa := strings.Split(user, ":")
@@ -239,6 +242,7 @@ func checkGuardrailsBeyondRBAC(ctx context.Context, t *testing.T, admin, op clie
 	}
 	scale.Spec.Replicas = 7
 	denied("scaling a Deployment", msgSubresource, op.SubResource("scale").Update(ctx, dep.DeepCopy(), client.WithSubResourceBody(scale)))
+	checkPodGuardrailsBeyondRBAC(ctx, t, admin, op, denied)
 }
 
 // checkTypeChecking type-checks policy against the served schemas of the
