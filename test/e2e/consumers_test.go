@@ -60,8 +60,9 @@ func recordWritten(ctx SpecContext, name string, written map[string]time.Time) {
 	}
 }
 
-// propagation is, for each refreshed token, the time from its storage in the
-// Secret to the first reading of it in the pod: the kubelet's delay.
+// propagation is, for each token that replaced another while the reader ran,
+// the time from when written says it was stored in the Secret to the
+// reader's first reading of it.
 func propagation(lines []logLine, written map[string]time.Time) []time.Duration {
 	var out []time.Duration
 	seen := map[string]bool{}
@@ -72,7 +73,7 @@ func propagation(lines []logLine, written map[string]time.Time) []time.Duration 
 		}
 		seen[d] = true
 		if at, ok := written[d]; ok && i > 0 { // the first token was there before the pod
-			out = append(out, l.Time.Sub(at).Round(time.Second))
+			out = append(out, l.Time.Sub(at).Round(100*time.Millisecond))
 		}
 	}
 	return out

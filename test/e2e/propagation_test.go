@@ -126,14 +126,14 @@ var _ = Describe("Propagation on a real node", func() {
 		}).WithContext(ctx).WithTimeout(pushedRenewals*pushedLifetime/2+3*time.Minute).WithPolling(5*time.Second).
 			Should(BeNumerically(">", pushedRenewals), "the first token and %d renewals", pushedRenewals)
 
-		delays := propagationPrecise(lines, watcher.written())
+		delays := propagation(lines, watcher.written())
 		Expect(len(delays)).To(BeNumerically(">=", pushedRenewals-1), "renewals the reader saw arrive")
 		p95 := percentile(delays, 95)
 		plainLines, err := podLogLines(plain, "reader")
 		Expect(err).NotTo(HaveOccurred())
 		summary := fmt.Sprintf("pushed reader: %d readings, least remaining %s, Secret-to-pod %v (p95 %s); "+
 			"unselected reader on the same Secret: Secret-to-pod %v, %d of %d readings expired or refused",
-			len(lines), least, delays, p95, propagationPrecise(plainLines, watcher.written()), badReadings(plainLines), len(plainLines))
+			len(lines), least, delays, p95, propagation(plainLines, watcher.written()), badReadings(plainLines), len(plainLines))
 		AddReportEntry("propagation", summary)
 		GinkgoWriter.Println("Propagation:", summary)
 		Expect(p95).To(BeNumerically("<=", pushedP95))
@@ -157,23 +157,4 @@ func badReadings(lines []logLine) int {
 		}
 	}
 	return n
-}
-
-// propagationPrecise is, for each token that replaced another while the
-// reader ran, the time from the token's first sighting in the Secret to the
-// reader's first reading of it.
-func propagationPrecise(lines []logLine, written map[string]time.Time) []time.Duration {
-	var out []time.Duration
-	seen := map[string]bool{}
-	for i, l := range lines {
-		d := l.Fields["digest"]
-		if seen[d] {
-			continue
-		}
-		seen[d] = true
-		if at, ok := written[d]; ok && i > 0 {
-			out = append(out, l.Time.Sub(at).Round(100*time.Millisecond))
-		}
-	}
-	return out
 }
