@@ -46,7 +46,7 @@ const (
 	// kubeletPropagation is how late a mounted Secret's new content may
 	// reach a running pod: the kubelet re-syncs each pod every
 	// syncFrequency (1m) with up to 50% jitter (pod_workers.go), so up to
-	// 90 s. Observed here: 10-82 s.
+	// 90 s. Measured here: 1-88 s (docs/benchmarks.md, Tokens in pods).
 	kubeletPropagation = 90 * time.Second
 	// mountedLifetime is the shortest lifetime whose default renewal margin
 	// (2m) outruns kubeletPropagation; a 3m token's margin is only 90 s.
