@@ -23,9 +23,15 @@ type config struct {
 	QPS                float64
 	Burst, Concurrency int
 	Steady, Profile    time.Duration
-	OutDir             string
-	SkipFloor          bool
-	ManagerMemLimit    string
+	// APIProfile is how long kube-apiserver and etcd are CPU-profiled from
+	// the start of issuing (0: not at all).
+	APIProfile      time.Duration
+	OutDir          string
+	SkipFloor       bool
+	ManagerMemLimit string
+	// Precreate creates the N requests before the manager starts, untimed,
+	// and times manager start → all Ready instead of apply → all Ready.
+	Precreate bool
 }
 
 // phase is what one phase cost.
@@ -37,20 +43,29 @@ type phase struct {
 	Writes      float64
 	// WritesByKey is Requests' write verbs, rendered for results.json.
 	WritesByKey map[string]float64
+	// RequestsByKey is every verb's count, benchmark client's included.
+	RequestsByKey map[string]float64
 	CPU         time.Duration
 }
 
 // results are everything the table and docs/benchmarks.md report.
 type results struct {
-	Machine                 string
-	IdleRSS, ReadyRSS       uint64
-	PeakRSS, SteadyRSS      uint64
-	SteadyRSSAnon           uint64
-	Issue, Wave, Steady     phase
-	Floor, FloorWithApply   time.Duration
-	ManagerCPU              time.Duration
-	UnrelatedCreate         time.Duration
-	ProfilePath, ManagerLog string
+	Machine             string
+	IdleRSS, ReadyRSS   uint64
+	PeakRSS, SteadyRSS  uint64
+	SteadyRSSAnon       uint64
+	Issue, Wave, Steady phase
+	// Floor and FloorWithApply use the manager's QPS and burst; the
+	// Unthrottled ones no client-side rate limit.
+	Floor, FloorWithApply                       time.Duration
+	FloorUnthrottled, FloorWithApplyUnthrottled time.Duration
+	// ManagerStartup is, with Precreate, how long the manager took from
+	// process start until its workers ran (part of Issue).
+	ManagerStartup                        time.Duration
+	APIServerProfilePath, EtcdProfilePath string
+	ManagerCPU                            time.Duration
+	UnrelatedCreate                       time.Duration
+	ProfilePath, ManagerLog               string
 	// Scrape is how long one scrape of the metrics endpoint took, and
 	// ScrapedRequests how many embedtoken_ready series it returned.
 	Scrape          time.Duration
@@ -59,7 +74,7 @@ type results struct {
 }
 
 const (
-	benchNS, floorNS, floorApplyNS, unrelatedNS = "bench", "floor", "floor-apply", "unrelated"
+	benchNS, unrelatedNS = "bench", "unrelated"
 	// Long-lived tokens: nothing renews by itself during the run, so the
 	// steady state and the refresh wave are measured cleanly.
 	benchLifetime = 4 * time.Hour
@@ -93,7 +108,7 @@ func run(ctx context.Context, cfg config) (res results, err error) {
 		return res, err
 	}
 	step("starting kube-apiserver and etcd")
-	cp, err := harness.StartControlPlane(work, root, nil)
+	cp, err := harness.StartControlPlane(work, root, nil, "enable-pprof=true")
 	if err != nil {
 		return res, err
 	}
@@ -120,25 +135,10 @@ func run(ctx context.Context, cfg config) (res results, err error) {
 	if err != nil {
 		return res, err
 	}
-	m, pprofAddr, err := startManager(ctx, cfg, bin, cp.Kubeconfig, &res)
-	if err != nil {
-		return res, err
+	m, profileDone, err := issue(ctx, cfg, cp, sim, watch, fx, bin, &res)
+	if m != nil {
+		defer m.Kill() //nolint:errcheck // already dead on the normal path
 	}
-	defer m.Kill() //nolint:errcheck // already dead on the normal path
-	if st, err := harness.ReadProcStats(m.PID()); err == nil {
-		res.IdleRSS = st.RSS
-	}
-
-	step(fmt.Sprintf("applying %d EmbedTokenRequests and waiting until all are Ready", cfg.N))
-	profileDone := captureProfile(ctx, cfg, pprofAddr, &res)
-	res.Issue, err = measure(ctx, cp, sim, m, func() error {
-		if err := harness.CreateParallel(ctx, cfg.N, clientWorkers, func(ctx context.Context, i int) error {
-			return cp.Client.Create(ctx, fx.Request(requestName(i), benchLifetime))
-		}); err != nil {
-			return err
-		}
-		return watch.waitFor(ctx, func() bool { return watch.readyCount() == cfg.N })
-	})
 	if err != nil {
 		return res, err
 	}
@@ -147,7 +147,7 @@ func run(ctx context.Context, cfg config) (res results, err error) {
 	}
 
 	step(fmt.Sprintf("watching the steady state for %s", cfg.Steady))
-	res.Steady, err = measure(ctx, cp, sim, m, func() error {
+	res.Steady, err = measure(ctx, cp, sim, func() int { return m.PID() }, func() error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -167,7 +167,7 @@ func run(ctx context.Context, cfg config) (res results, err error) {
 	}
 
 	step("refresh wave: annotating every request and waiting until every Secret answered")
-	res.Wave, err = measure(ctx, cp, sim, m, func() error {
+	res.Wave, err = measure(ctx, cp, sim, func() int { return m.PID() }, func() error {
 		if err := harness.CreateParallel(ctx, cfg.N, clientWorkers, func(ctx context.Context, i int) error {
 			patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:"wave-1"}}}`, v1alpha1.RefreshAnnotation)
 			etr := &v1alpha1.EmbedTokenRequest{ObjectMeta: metav1.ObjectMeta{Namespace: benchNS, Name: requestName(i)}}
@@ -190,12 +190,7 @@ func run(ctx context.Context, cfg config) (res results, err error) {
 		return res, err
 	}
 	if !cfg.SkipFloor {
-		step("floor: a plain client creating N Secrets and N status updates at the same QPS")
-		if res.Floor, err = floor(ctx, cp, cfg); err != nil {
-			return res, err
-		}
-		step("floor with the apply: the same, with the N requests created inside the timed window")
-		if res.FloorWithApply, err = floorWithApply(ctx, cp, cfg); err != nil {
+		if err := floors(ctx, cp, cfg, &res); err != nil {
 			return res, err
 		}
 	}
