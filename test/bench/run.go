@@ -45,7 +45,7 @@ type phase struct {
 	WritesByKey map[string]float64
 	// RequestsByKey is every verb's count, benchmark client's included.
 	RequestsByKey map[string]float64
-	CPU         time.Duration
+	CPU           time.Duration
 }
 
 // results are everything the table and docs/benchmarks.md report.
