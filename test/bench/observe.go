@@ -24,6 +24,10 @@ func measure(ctx context.Context, cp *harness.ControlPlane, sim *vendorsim.Serve
 	if err != nil {
 		return p, err
 	}
+	secondsBefore, err := harness.ScrapeRequestSeconds(ctx, cp.Config)
+	if err != nil {
+		return p, err
+	}
 	calls, issued := sim.CallCount(), sim.IssuedCount()
 	var st0 harness.ProcStats
 	if pid() != 0 {
@@ -40,6 +44,11 @@ func measure(ctx context.Context, cp *harness.ControlPlane, sim *vendorsim.Serve
 	if err != nil {
 		return p, err
 	}
+	secondsAfter, err := harness.ScrapeRequestSeconds(ctx, cp.Config)
+	if err != nil {
+		return p, err
+	}
+	p.Seconds = secondsAfter.Sub(secondsBefore)
 	st1, err := harness.ReadProcStats(pid())
 	if err != nil {
 		return p, err

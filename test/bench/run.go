@@ -40,7 +40,9 @@ type phase struct {
 	VendorCalls int
 	Issued      int
 	Requests    harness.RequestCounts `json:"-"`
-	Writes      float64
+	// Seconds is the API server's time serving each verb and resource.
+	Seconds harness.RequestCounts `json:"-"`
+	Writes  float64
 	// WritesByKey is Requests' write verbs, rendered for results.json.
 	WritesByKey map[string]float64
 	// RequestsByKey is every verb's count, benchmark client's included.

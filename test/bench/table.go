@@ -62,6 +62,7 @@ func printTable(w io.Writer, cfg config, r results) {
 	row("  of which", breakdown(r.Issue, r.Issue.Issued))
 	row("API reads (GET) per issued token", perToken(gets(r.Issue), r.Issue.Issued))
 	row("all API requests per issued token (benchmark client's too)", allRequests(r.Issue, r.Issue.Issued))
+	row("API server time per request, mean (ms)", latencies(r.Issue))
 	row("refresh wave (annotate all → all Secrets refreshed)", r.Wave.Duration.Round(1e7).String())
 	row("wave: vendor calls per token", perToken(float64(r.Wave.VendorCalls), r.Wave.Issued))
 	row("wave: API writes per token (operator's)", perToken(ownWrites(r.Wave), r.Wave.Issued))
@@ -159,6 +160,22 @@ func allRequests(p phase, tokens int) string {
 			s += ", "
 		}
 		s += k.String() + " " + perToken(p.Requests[k], tokens)
+	}
+	return s
+}
+
+// latencies lists the API server's mean time serving each request type that
+// moved in p (WATCH and leases left out).
+func latencies(p phase) string {
+	s := ""
+	for _, k := range p.Requests.Keys() {
+		if k.Resource == "leases" || k.Verb == "WATCH" || p.Requests[k] < 10 {
+			continue
+		}
+		if s != "" {
+			s += ", "
+		}
+		s += fmt.Sprintf("%s %.1f", k, 1000*p.Seconds[k]/p.Requests[k])
 	}
 	return s
 }
