@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -15,8 +16,8 @@ import (
 
 const (
 	// cacheSyncTimeout bounds how long a request's reconciles wait for the
-	// cache to show our own writes. If someone else writes the object
-	// meanwhile, the wait ends at the timeout.
+	// cache to show our own writes, for an object deleted meanwhile or an
+	// API server whose resourceVersions are not comparable.
 	cacheSyncTimeout = 5 * time.Second
 	// cacheSyncRetry is how soon a reconcile that found the cache behind our
 	// writes looks again. A Secret write's watch event enqueues the request
@@ -94,6 +95,18 @@ func (e *writeExpectations) forget(key types.NamespacedName) {
 	delete(e.m, key)
 }
 
+// atLeast reports whether the cached resourceVersion is the written one or a
+// later write's (someone else's change after ours must not make us wait for
+// the timeout). An API server whose versions are not comparable integers
+// only matches the written one exactly.
+func atLeast(cached, written string) bool {
+	c, err := resourceversion.CompareResourceVersion(cached, written)
+	if err != nil {
+		return cached == written
+	}
+	return c >= 0
+}
+
 // cacheBehind reports whether the cache does not yet show this operator's
 // last writes of etr (as read from the cache) and its Secret. It reads the
 // cache only while a write is expected, which costs no API request.
@@ -103,13 +116,13 @@ func (r *EmbedTokenRequestReconciler) cacheBehind(ctx context.Context, etr *v1al
 	if !ok {
 		return false
 	}
-	if exp.request != "" && exp.request != etr.ResourceVersion {
+	if exp.request != "" && !atLeast(etr.ResourceVersion, exp.request) {
 		return true
 	}
 	if exp.secret != "" {
 		secret := &corev1.Secret{}
 		err := r.Get(ctx, client.ObjectKey{Namespace: etr.Namespace, Name: etr.TargetSecretName()}, secret)
-		if err != nil || secret.ResourceVersion != exp.secret {
+		if err != nil || !atLeast(secret.ResourceVersion, exp.secret) {
 			return true
 		}
 	}
