@@ -21,6 +21,7 @@ func startManager(ctx context.Context, cfg config, bin, kubeconfig string, res *
 	if err != nil {
 		return nil, "", err
 	}
+	res.pprofAddr = pprofAddr
 	if res.metricsAddr, err = freeAddr(); err != nil {
 		return nil, "", err
 	}

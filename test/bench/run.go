@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"time"
 
@@ -73,6 +75,10 @@ type results struct {
 	Scrape          time.Duration
 	ScrapedRequests int
 	metricsAddr     string
+	pprofAddr       string
+	// HeapProfilePath is the manager's heap after a GC at the end of the
+	// steady state.
+	HeapProfilePath string
 }
 
 const (
@@ -163,6 +169,10 @@ func run(ctx context.Context, cfg config) (res results, err error) {
 	if st, err := harness.ReadProcStats(m.PID()); err == nil {
 		res.SteadyRSS, res.SteadyRSSAnon = st.RSS, st.RSSAnon
 	}
+	res.HeapProfilePath = filepath.Join(cfg.OutDir, "manager-heap.pprof")
+	saveProfile(res.HeapProfilePath, func() (io.ReadCloser, error) {
+		return httpGet(ctx, "http://"+res.pprofAddr+"/debug/pprof/heap?gc=1")
+	})
 	step("scraping the manager's metrics once")
 	if res.Scrape, res.ScrapedRequests, err = scrape(ctx, res.metricsAddr); err != nil {
 		return res, err
