@@ -36,9 +36,15 @@ const (
 // in the reconcile that wrote, it holds no worker while the watch events
 // travel.
 type writeExpectations struct {
-	mu sync.Mutex
-	m  map[types.NamespacedName]expectation
+	mu     sync.Mutex
+	m      map[types.NamespacedName]expectation
+	writes int // since the last sweep
 }
+
+// sweepEvery is how many writes pass between sweeps of timed-out
+// expectations: a request whose last write no reconcile followed keeps its
+// entry until then.
+const sweepEvery = 1024
 
 // expectation is what the cache must show for one request; "" is no
 // expectation for that object.
@@ -62,8 +68,17 @@ func (e *writeExpectations) wrote(key types.NamespacedName, obj client.Object) {
 	} else {
 		exp.request = obj.GetResourceVersion()
 	}
-	exp.until = time.Now().Add(cacheSyncTimeout)
+	now := time.Now()
+	exp.until = now.Add(cacheSyncTimeout)
 	e.m[key] = exp
+	if e.writes++; e.writes >= sweepEvery {
+		e.writes = 0
+		for k, v := range e.m {
+			if now.After(v.until) {
+				delete(e.m, k)
+			}
+		}
+	}
 }
 
 // pending returns the request's expectation, dropping one that timed out.
