@@ -54,9 +54,11 @@ type phase struct {
 
 // results are everything the table and docs/benchmarks.md report.
 type results struct {
-	Machine             string
-	IdleRSS, ReadyRSS   uint64
-	PeakRSS, SteadyRSS  uint64
+	Machine            string
+	IdleRSS, ReadyRSS  uint64
+	PeakRSS, SteadyRSS uint64
+	// IssuePeakRSS is VmHWM when all are Ready, before the wave.
+	IssuePeakRSS        uint64
 	SteadyRSSAnon       uint64
 	Issue, Wave, Steady phase
 	// Floor and FloorWithApply use the manager's QPS and burst; the
@@ -151,7 +153,7 @@ func run(ctx context.Context, cfg config) (res results, err error) {
 		return res, err
 	}
 	if st, err := harness.ReadProcStats(m.PID()); err == nil {
-		res.ReadyRSS = st.RSS
+		res.ReadyRSS, res.IssuePeakRSS = st.RSS, st.PeakRSS
 	}
 
 	step(fmt.Sprintf("watching the steady state for %s", cfg.Steady))

@@ -69,7 +69,7 @@ func printTable(w io.Writer, cfg config, r results) {
 	row("steady state: API writes per minute", perMinute(ownWrites(r.Steady), r.Steady))
 	row("steady state: vendor calls per minute", perMinute(float64(r.Steady.VendorCalls), r.Steady))
 	row("manager RSS idle / after issue / steady (MiB)", fmt.Sprintf("%.1f / %.1f / %.1f", float64(r.IdleRSS)/mib, float64(r.ReadyRSS)/mib, float64(r.SteadyRSS)/mib))
-	row("manager peak RSS, VmHWM (MiB)", fmt.Sprintf("%.1f", float64(r.PeakRSS)/mib))
+	row("manager peak RSS, VmHWM: until all Ready / whole run (MiB)", fmt.Sprintf("%.1f / %.1f", float64(r.IssuePeakRSS)/mib, float64(r.PeakRSS)/mib))
 	row("manager steady RSS without the binary's pages, RssAnon (MiB)", fmt.Sprintf("%.1f", float64(r.SteadyRSSAnon)/mib))
 	row("manager CPU: issue / steady / wave / total (s)", fmt.Sprintf("%.1f / %.1f / %.1f / %.1f",
 		r.Issue.CPU.Seconds(), r.Steady.CPU.Seconds(), r.Wave.CPU.Seconds(), r.ManagerCPU.Seconds()))
