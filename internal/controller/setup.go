@@ -105,10 +105,14 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
 	policies := requestpolicy.NewCache()
+	recorder, err := newEventWriter(mgr, "embed-token-operator")
+	if err != nil {
+		return err
+	}
 	if err := (&EmbedTokenRequestReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
-		Recorder:                mgr.GetEventRecorder("embed-token-operator"),
+		Recorder:                recorder,
 		Clock:                   opts.Clock,
 		Providers:               opts.Providers,
 		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
