@@ -105,14 +105,10 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
 	policies := requestpolicy.NewCache()
-	recorder, err := newEventWriter(mgr, "embed-token-operator")
-	if err != nil {
-		return err
-	}
 	if err := (&EmbedTokenRequestReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
-		Recorder:                recorder,
+		Recorder:                mgr.GetEventRecorder("embed-token-operator"),
 		Clock:                   opts.Clock,
 		Providers:               opts.Providers,
 		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
