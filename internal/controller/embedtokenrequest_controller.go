@@ -72,6 +72,7 @@ type EmbedTokenRequestReconciler struct {
 	clients   httpClients
 	fair      *fairness
 	credCache *credentialCache
+	expect    *writeExpectations
 }
 
 // +kubebuilder:rbac:groups=embedtokens.io,resources=embedtokenrequests,verbs=get;list;watch
@@ -89,7 +90,13 @@ func (r *EmbedTokenRequestReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	etr, err := r.fetch(ctx, req.NamespacedName)
 	if etr == nil {
 		r.fair.settle(req.NamespacedName)
+		if err == nil {
+			r.expect.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, err
+	}
+	if r.cacheBehind(ctx, etr) {
+		return ctrl.Result{RequeueAfter: cacheSyncRetry}, nil
 	}
 	o := &outcome{now: r.Clock.Now()}
 	before := etr.DeepCopy()
@@ -239,7 +246,7 @@ func (r *EmbedTokenRequestReconciler) patchStatus(ctx context.Context, before, e
 	if err := r.Status().Patch(ctx, etr, client.MergeFrom(before)); err != nil {
 		return client.IgnoreNotFound(err)
 	}
-	r.waitForCache(ctx, etr)
+	r.expect.wrote(client.ObjectKeyFromObject(etr), etr)
 	return nil
 }
 
@@ -251,6 +258,7 @@ func (r *EmbedTokenRequestReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	r.fair = newFairness(max(r.MaxConcurrentReconciles, 1))
 	r.credCache = newCredentialCache()
+	r.expect = newWriteExpectations()
 	r.clients.maxTimeout = r.MaxVendorTimeout
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.EmbedTokenRequest{}, builder.WithPredicates(

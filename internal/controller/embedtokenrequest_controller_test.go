@@ -62,7 +62,6 @@ var _ = Describe("EmbedTokenRequest", func() {
 		Expect(readyCondition(ctx, etr)(Default)).To(haveReason(metav1.ConditionTrue, v1alpha1.ReasonTokenIssued))
 		Expect(meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReconciling)).To(BeNil())
 		Expect(meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionStalled)).To(BeNil())
-		Eventually(func() []string { return eventReasons(ctx, etr) }).Should(ContainElement(v1alpha1.ReasonTokenIssued))
 
 		By("sending the Qrvey wire format")
 		calls := f.sim.Calls()
@@ -70,13 +69,21 @@ var _ = Describe("EmbedTokenRequest", func() {
 		Expect(calls[0].Body).To(HaveKeyWithValue("appid", "app-1"))
 		Expect(calls[0].Body).To(HaveKeyWithValue("expiresIn", "60m"))
 
-		By("making no vendor calls and no API writes while the token is fresh")
+		By("making no vendor calls, no API writes and no Events while the token is fresh: Ready records the first token")
 		secretRV, etrRV := s.ResourceVersion, etr.ResourceVersion
 		Consistently(func(g Gomega) {
 			g.Expect(f.sim.CallCount()).To(Equal(1))
 			g.Expect(secretOf(ctx, etr)(g).ResourceVersion).To(Equal(secretRV))
 			g.Expect(get(ctx, etr.DeepCopy()).GetResourceVersion()).To(Equal(etrRV))
+			g.Expect(eventReasons(ctx, etr)).To(BeEmpty())
 		}).Should(Succeed())
+
+		By("emitting TokenIssued for a token issued because the spec changed")
+		patchObject(ctx, etr, func(etr *v1alpha1.EmbedTokenRequest) {
+			etr.Spec.Lifetime = &metav1.Duration{Duration: 2 * time.Hour}
+		})
+		waitForToken(ctx, etr, provider.Digest(token))
+		Eventually(func() []string { return eventReasons(ctx, etr) }).Should(ConsistOf(v1alpha1.ReasonTokenIssued))
 	})
 
 	It("refreshes in place before expiry, once per token", func() {

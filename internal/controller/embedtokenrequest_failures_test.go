@@ -111,6 +111,8 @@ var _ = Describe("EmbedTokenRequest", func() {
 		g.createCredentials(ctx)
 		waitForToken(ctx, etr, "")
 		Expect(readyCondition(ctx, etr)(Default)).To(haveReason(metav1.ConditionTrue, v1alpha1.ReasonTokenIssued))
+		By("emitting TokenIssued: a first token that ends a failure changes the state")
+		Eventually(func() []string { return eventReasons(ctx, etr) }).Should(ContainElement(v1alpha1.ReasonTokenIssued))
 	})
 
 	It("backs off on vendor errors, keeps the last token and recovers", func() {

@@ -8,15 +8,21 @@ import (
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 )
 
-// recordEvents emits an Event when the request's state changes: a first
-// token (or one for a changed spec), a refresh someone asked for (annotation,
-// rotated credentials), Ready becoming TokenRefreshed (the first renewal, or
-// the first success after a failure), or a new failure reason. A routine
-// renewal while Ready is already TokenRefreshed emits nothing: the status,
-// the Secret and the metrics show it, and N tokens renewing cost N Secret
-// writes and N status writes, not N Events more.
+// recordEvents emits an Event when the request's state changes: a token for
+// a changed spec, a first token that ends a failure, a refresh someone asked
+// for (annotation, rotated credentials), Ready becoming TokenRefreshed (the
+// first renewal, or the first success after a failure), or a new failure
+// reason. A new request's first token emits none: Ready=True TokenIssued
+// (with its lastTransitionTime) records it, and an Event was a third of the
+// API writes of a first token and about a sixth of the time N new requests
+// took to become Ready (docs/benchmarks.md). A routine renewal while Ready is
+// already TokenRefreshed emits nothing either: the status, the Secret and
+// the metrics show it, and N tokens renewing cost N Secret writes and N
+// status writes, not N Events more.
 func (r *EmbedTokenRequestReconciler) recordEvents(etr *v1alpha1.EmbedTokenRequest, prevReady string, o *outcome) {
 	switch {
+	case o.issued != nil && o.decision.Reason == RefreshNoToken && !failedBefore(prevReady):
+		return
 	case o.issued != nil && o.decision.Reason == RefreshNoToken || o.issued != nil && o.decision.Reason == RefreshInputsChanged:
 		r.Recorder.Eventf(etr, nil, corev1.EventTypeNormal, v1alpha1.ReasonTokenIssued, "Issue", "Issued token %s valid until %s", o.issued.Digest(), o.issued.ExpiresAt.UTC().Format(time.RFC3339))
 	case o.issued != nil && (o.decision.Reason != RefreshDue || prevReady != v1alpha1.ReasonTokenRefreshed):
@@ -34,4 +40,14 @@ func (r *EmbedTokenRequestReconciler) recordEvents(etr *v1alpha1.EmbedTokenReque
 	case o.issued == nil && (o.err != nil || reason == v1alpha1.ReasonTokenExpired):
 		r.Recorder.Eventf(etr, nil, corev1.EventTypeWarning, reason, "Issue", "%s", readyMessage(etr))
 	}
+}
+
+// failedBefore reports whether the previous Ready reason was a failure: not
+// unset, Issuing, or a valid token's.
+func failedBefore(prevReady string) bool {
+	switch prevReady {
+	case "", v1alpha1.ReasonIssuing, v1alpha1.ReasonTokenIssued, v1alpha1.ReasonTokenRefreshed, v1alpha1.ReasonSuspended:
+		return false
+	}
+	return true
 }

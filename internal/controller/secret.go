@@ -137,7 +137,7 @@ func (r *EmbedTokenRequestReconciler) applySecret(ctx context.Context, etr *v1al
 	if err != nil {
 		return err
 	}
-	r.waitForCache(ctx, secret)
+	r.expect.wrote(client.ObjectKeyFromObject(etr), secret)
 	return nil
 }
 

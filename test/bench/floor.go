@@ -18,13 +18,15 @@ import (
 	"github.com/embedtokens/embed-token-operator/test/harness"
 )
 
-// floor times the unavoidable API work of issuing N tokens with the
-// operator's client settings: N Secret creates and N status writes, with as
-// many workers as the operator has reconcilers and no vendor calls or reads.
-// The requests it writes status to are created first, untimed.
-func floor(ctx context.Context, cp *harness.ControlPlane, cfg config) (time.Duration, error) {
-	fx := harness.QrveyFixture{Namespace: floorNS, Provider: "none", SimURL: "http://127.0.0.1:1"}
-	if err := cp.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: floorNS}}); err != nil {
+// floor times the unavoidable API work of issuing N tokens: N Secret creates
+// and N status writes, with as many workers as the operator has reconcilers
+// and no vendor calls or reads, in namespace ns. With limited it uses the
+// manager's QPS and burst; without, no client-side rate limit at all (the
+// unthrottled floor). The requests it writes status to are created first,
+// untimed.
+func floor(ctx context.Context, cp *harness.ControlPlane, cfg config, ns string, limited bool) (time.Duration, error) {
+	fx := harness.QrveyFixture{Namespace: ns, Provider: "none", SimURL: "http://127.0.0.1:1"}
+	if err := cp.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		return 0, err
 	}
 	if err := harness.CreateParallel(ctx, cfg.N, clientWorkers, func(ctx context.Context, i int) error {
@@ -32,29 +34,30 @@ func floor(ctx context.Context, cp *harness.ControlPlane, cfg config) (time.Dura
 	}); err != nil {
 		return 0, err
 	}
-	c, err := limitedClient(cp, cfg)
+	c, err := floorClient(cp, cfg, limited)
 	if err != nil {
 		return 0, err
 	}
 	start := time.Now()
 	err = harness.CreateParallel(ctx, cfg.N, cfg.Concurrency, func(ctx context.Context, i int) error {
-		return issueLikeTheOperator(ctx, c, floorNS, requestName(i))
+		return issueLikeTheOperator(ctx, c, ns, requestName(i))
 	})
 	return time.Since(start), err
 }
 
 // floorWithApply is floor with the requests applied inside the timed window,
 // as the operator's "apply N requests → all Ready" is: the benchmark client
-// creates the N requests while a client with the operator's settings writes
-// each one's Secret and status as soon as it exists. On a machine where the
-// API server is the bottleneck, creating the requests (CEL validation
-// included) is a large share of the work, and this is the floor that pays it.
-func floorWithApply(ctx context.Context, cp *harness.ControlPlane, cfg config) (time.Duration, error) {
-	fx := harness.QrveyFixture{Namespace: floorApplyNS, Provider: "none", SimURL: "http://127.0.0.1:1"}
-	if err := cp.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: floorApplyNS}}); err != nil {
+// creates the N requests while the floor client (limited or not, as in
+// floor) writes each one's Secret and status as soon as it exists. On a
+// machine where the API server is the bottleneck, creating the requests (CEL
+// validation included) is a large share of the work, and this is the floor
+// that pays it.
+func floorWithApply(ctx context.Context, cp *harness.ControlPlane, cfg config, ns string, limited bool) (time.Duration, error) {
+	fx := harness.QrveyFixture{Namespace: ns, Provider: "none", SimURL: "http://127.0.0.1:1"}
+	if err := cp.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		return 0, err
 	}
-	c, err := limitedClient(cp, cfg)
+	c, err := floorClient(cp, cfg, limited)
 	if err != nil {
 		return 0, err
 	}
@@ -82,17 +85,22 @@ func floorWithApply(ctx context.Context, cp *harness.ControlPlane, cfg config) (
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		return issueLikeTheOperator(ctx, c, floorApplyNS, requestName(i))
+		return issueLikeTheOperator(ctx, c, ns, requestName(i))
 	})
 	wg.Wait()
 	return time.Since(start), errors.Join(applyErr, err)
 }
 
-// limitedClient is a client with the manager's QPS and burst.
-func limitedClient(cp *harness.ControlPlane, cfg config) (client.Client, error) {
-	limited := rest.CopyConfig(cp.Config)
-	limited.QPS, limited.Burst = float32(cfg.QPS), cfg.Burst
-	return client.New(limited, client.Options{Scheme: harness.Scheme})
+// floorClient is a client of its own (its own connections) with the
+// manager's QPS and burst when limited, and with no client-side rate limiter
+// otherwise.
+func floorClient(cp *harness.ControlPlane, cfg config, limited bool) (client.Client, error) {
+	rc := rest.CopyConfig(cp.Config)
+	rc.QPS, rc.Burst, rc.RateLimiter = -1, 0, nil
+	if limited {
+		rc.QPS, rc.Burst = float32(cfg.QPS), cfg.Burst
+	}
+	return client.New(rc, client.Options{Scheme: harness.Scheme})
 }
 
 // issueLikeTheOperator writes what the operator writes for one new token:

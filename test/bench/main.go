@@ -3,8 +3,8 @@
 // assets) and the vendor simulator. It applies N EmbedTokenRequests, waits
 // until all are Ready, and reports time, vendor calls and API writes per
 // token, the manager's memory and CPU, a full refresh wave, the steady state
-// between refreshes, and a floor: a plain client doing the unavoidable writes
-// at the same client QPS. Run it with `make bench N=1000`; docs/benchmarks.md
+// between refreshes, and floors: a plain client doing only the unavoidable
+// writes, with no client rate limit and at the manager's client QPS. Run it with `make bench N=1000`; docs/benchmarks.md
 // has the results and how to read them.
 package main
 
@@ -33,6 +33,8 @@ func main() {
 	flag.IntVar(&cfg.Concurrency, "concurrency", 10, "The manager's --max-concurrent-reconciles, also the floor's workers.")
 	flag.DurationVar(&cfg.Steady, "steady", time.Minute, "How long to watch the steady state between refreshes.")
 	flag.DurationVar(&cfg.Profile, "cpu-profile", 0, "Capture a CPU profile of the manager for this long from the start of issuing (0: none).")
+	flag.DurationVar(&cfg.APIProfile, "api-profile", 0, "Capture CPU profiles of kube-apiserver and etcd for this long from the start of issuing (0: none).")
+	flag.BoolVar(&cfg.Precreate, "precreate", false, "Create the N requests before the manager starts (untimed) and time manager start → all Ready.")
 	flag.StringVar(&cfg.OutDir, "out", "", "Directory for results.json, the CPU profile and the manager log (default: a temp dir).")
 	flag.BoolVar(&cfg.SkipFloor, "skip-floor", false, "Skip the floor measurement.")
 	flag.StringVar(&cfg.ManagerMemLimit, "manager-gomemlimit", "", "GOMEMLIMIT for the manager alone, as a container memory limit sets it (e.g. 135MiB); empty: the Go default.")

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -22,6 +21,7 @@ func startManager(ctx context.Context, cfg config, bin, kubeconfig string, res *
 	if err != nil {
 		return nil, "", err
 	}
+	res.pprofAddr = pprofAddr
 	if res.metricsAddr, err = freeAddr(); err != nil {
 		return nil, "", err
 	}
@@ -55,37 +55,6 @@ func freeAddr() (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
-}
-
-// captureProfile fetches a CPU profile of cfg.Profile from the manager's
-// pprof endpoint in the background; the channel closes when it is saved.
-func captureProfile(ctx context.Context, cfg config, addr string, res *results) <-chan struct{} {
-	done := make(chan struct{})
-	if cfg.Profile <= 0 {
-		close(done)
-		return done
-	}
-	res.ProfilePath = filepath.Join(cfg.OutDir, "manager-cpu.pprof")
-	go func() {
-		defer close(done)
-		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(cfg.Profile.Seconds()))
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench: CPU profile:", err)
-			return
-		}
-		defer resp.Body.Close()
-		f, err := os.Create(res.ProfilePath)
-		if err == nil {
-			_, err = io.Copy(f, resp.Body)
-			err = errors.Join(err, f.Close())
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench: CPU profile:", err)
-		}
-	}()
-	return done
 }
 
 // scrape fetches the manager's metrics once and counts the per-request

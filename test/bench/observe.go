@@ -17,16 +17,23 @@ import (
 
 // measure runs f and returns what it cost: API requests, vendor calls and
 // manager CPU.
-func measure(ctx context.Context, cp *harness.ControlPlane, sim *vendorsim.Server, m *harness.Manager, f func() error) (phase, error) {
+// pid is the manager's process id, 0 while it is not running.
+func measure(ctx context.Context, cp *harness.ControlPlane, sim *vendorsim.Server, pid func() int, f func() error) (phase, error) {
 	var p phase
 	before, err := harness.ScrapeRequestCounts(ctx, cp.Config)
 	if err != nil {
 		return p, err
 	}
-	calls, issued := sim.CallCount(), sim.IssuedCount()
-	st0, err := harness.ReadProcStats(m.PID())
+	secondsBefore, err := harness.ScrapeRequestSeconds(ctx, cp.Config)
 	if err != nil {
 		return p, err
+	}
+	calls, issued := sim.CallCount(), sim.IssuedCount()
+	var st0 harness.ProcStats
+	if pid() != 0 {
+		if st0, err = harness.ReadProcStats(pid()); err != nil {
+			return p, err
+		}
 	}
 	start := time.Now()
 	if err := f(); err != nil {
@@ -37,17 +44,23 @@ func measure(ctx context.Context, cp *harness.ControlPlane, sim *vendorsim.Serve
 	if err != nil {
 		return p, err
 	}
-	st1, err := harness.ReadProcStats(m.PID())
+	secondsAfter, err := harness.ScrapeRequestSeconds(ctx, cp.Config)
+	if err != nil {
+		return p, err
+	}
+	p.Seconds = secondsAfter.Sub(secondsBefore)
+	st1, err := harness.ReadProcStats(pid())
 	if err != nil {
 		return p, err
 	}
 	p.Requests = after.Sub(before)
 	p.Writes = p.Requests.Writes("")
-	p.WritesByKey = map[string]float64{}
+	p.WritesByKey, p.RequestsByKey = map[string]float64{}, map[string]float64{}
 	for _, k := range p.Requests.Keys() {
 		if k.IsWrite() {
 			p.WritesByKey[k.String()] = p.Requests[k]
 		}
+		p.RequestsByKey[k.String()] = p.Requests[k]
 	}
 	p.VendorCalls, p.Issued = sim.CallCount()-calls, sim.IssuedCount()-issued
 	p.CPU = st1.CPU - st0.CPU

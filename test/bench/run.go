@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"time"
 
@@ -23,9 +25,15 @@ type config struct {
 	QPS                float64
 	Burst, Concurrency int
 	Steady, Profile    time.Duration
-	OutDir             string
-	SkipFloor          bool
-	ManagerMemLimit    string
+	// APIProfile is how long kube-apiserver and etcd are CPU-profiled from
+	// the start of issuing (0: not at all).
+	APIProfile      time.Duration
+	OutDir          string
+	SkipFloor       bool
+	ManagerMemLimit string
+	// Precreate creates the N requests before the manager starts, untimed,
+	// and times manager start → all Ready instead of apply → all Ready.
+	Precreate bool
 }
 
 // phase is what one phase cost.
@@ -34,32 +42,49 @@ type phase struct {
 	VendorCalls int
 	Issued      int
 	Requests    harness.RequestCounts `json:"-"`
-	Writes      float64
+	// Seconds is the API server's time serving each verb and resource.
+	Seconds harness.RequestCounts `json:"-"`
+	Writes  float64
 	// WritesByKey is Requests' write verbs, rendered for results.json.
 	WritesByKey map[string]float64
-	CPU         time.Duration
+	// RequestsByKey is every verb's count, benchmark client's included.
+	RequestsByKey map[string]float64
+	CPU           time.Duration
 }
 
 // results are everything the table and docs/benchmarks.md report.
 type results struct {
-	Machine                 string
-	IdleRSS, ReadyRSS       uint64
-	PeakRSS, SteadyRSS      uint64
-	SteadyRSSAnon           uint64
-	Issue, Wave, Steady     phase
-	Floor, FloorWithApply   time.Duration
-	ManagerCPU              time.Duration
-	UnrelatedCreate         time.Duration
-	ProfilePath, ManagerLog string
+	Machine            string
+	IdleRSS, ReadyRSS  uint64
+	PeakRSS, SteadyRSS uint64
+	// IssuePeakRSS is VmHWM when all are Ready, before the wave.
+	IssuePeakRSS        uint64
+	SteadyRSSAnon       uint64
+	Issue, Wave, Steady phase
+	// Floor and FloorWithApply use the manager's QPS and burst; the
+	// Unthrottled ones no client-side rate limit.
+	Floor, FloorWithApply                       time.Duration
+	FloorUnthrottled, FloorWithApplyUnthrottled time.Duration
+	// ManagerStartup is, with Precreate, how long the manager took from
+	// process start until its workers ran (part of Issue).
+	ManagerStartup                        time.Duration
+	APIServerProfilePath, EtcdProfilePath string
+	ManagerCPU                            time.Duration
+	UnrelatedCreate                       time.Duration
+	ProfilePath, ManagerLog               string
 	// Scrape is how long one scrape of the metrics endpoint took, and
 	// ScrapedRequests how many embedtoken_ready series it returned.
 	Scrape          time.Duration
 	ScrapedRequests int
 	metricsAddr     string
+	pprofAddr       string
+	// HeapProfilePath is the manager's heap after a GC at the end of the
+	// steady state.
+	HeapProfilePath string
 }
 
 const (
-	benchNS, floorNS, floorApplyNS, unrelatedNS = "bench", "floor", "floor-apply", "unrelated"
+	benchNS, unrelatedNS = "bench", "unrelated"
 	// Long-lived tokens: nothing renews by itself during the run, so the
 	// steady state and the refresh wave are measured cleanly.
 	benchLifetime = 4 * time.Hour
@@ -93,7 +118,7 @@ func run(ctx context.Context, cfg config) (res results, err error) {
 		return res, err
 	}
 	step("starting kube-apiserver and etcd")
-	cp, err := harness.StartControlPlane(work, root, nil)
+	cp, err := harness.StartControlPlane(work, root, nil, "enable-pprof=true")
 	if err != nil {
 		return res, err
 	}
@@ -120,34 +145,19 @@ func run(ctx context.Context, cfg config) (res results, err error) {
 	if err != nil {
 		return res, err
 	}
-	m, pprofAddr, err := startManager(ctx, cfg, bin, cp.Kubeconfig, &res)
-	if err != nil {
-		return res, err
+	m, profileDone, err := issue(ctx, cfg, cp, sim, watch, fx, bin, &res)
+	if m != nil {
+		defer m.Kill() //nolint:errcheck // already dead on the normal path
 	}
-	defer m.Kill() //nolint:errcheck // already dead on the normal path
-	if st, err := harness.ReadProcStats(m.PID()); err == nil {
-		res.IdleRSS = st.RSS
-	}
-
-	step(fmt.Sprintf("applying %d EmbedTokenRequests and waiting until all are Ready", cfg.N))
-	profileDone := captureProfile(ctx, cfg, pprofAddr, &res)
-	res.Issue, err = measure(ctx, cp, sim, m, func() error {
-		if err := harness.CreateParallel(ctx, cfg.N, clientWorkers, func(ctx context.Context, i int) error {
-			return cp.Client.Create(ctx, fx.Request(requestName(i), benchLifetime))
-		}); err != nil {
-			return err
-		}
-		return watch.waitFor(ctx, func() bool { return watch.readyCount() == cfg.N })
-	})
 	if err != nil {
 		return res, err
 	}
 	if st, err := harness.ReadProcStats(m.PID()); err == nil {
-		res.ReadyRSS = st.RSS
+		res.ReadyRSS, res.IssuePeakRSS = st.RSS, st.PeakRSS
 	}
 
 	step(fmt.Sprintf("watching the steady state for %s", cfg.Steady))
-	res.Steady, err = measure(ctx, cp, sim, m, func() error {
+	res.Steady, err = measure(ctx, cp, sim, func() int { return m.PID() }, func() error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -161,13 +171,17 @@ func run(ctx context.Context, cfg config) (res results, err error) {
 	if st, err := harness.ReadProcStats(m.PID()); err == nil {
 		res.SteadyRSS, res.SteadyRSSAnon = st.RSS, st.RSSAnon
 	}
+	res.HeapProfilePath = filepath.Join(cfg.OutDir, "manager-heap.pprof")
+	saveProfile(res.HeapProfilePath, func() (io.ReadCloser, error) {
+		return httpGet(ctx, "http://"+res.pprofAddr+"/debug/pprof/heap?gc=1")
+	})
 	step("scraping the manager's metrics once")
 	if res.Scrape, res.ScrapedRequests, err = scrape(ctx, res.metricsAddr); err != nil {
 		return res, err
 	}
 
 	step("refresh wave: annotating every request and waiting until every Secret answered")
-	res.Wave, err = measure(ctx, cp, sim, m, func() error {
+	res.Wave, err = measure(ctx, cp, sim, func() int { return m.PID() }, func() error {
 		if err := harness.CreateParallel(ctx, cfg.N, clientWorkers, func(ctx context.Context, i int) error {
 			patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:"wave-1"}}}`, v1alpha1.RefreshAnnotation)
 			etr := &v1alpha1.EmbedTokenRequest{ObjectMeta: metav1.ObjectMeta{Namespace: benchNS, Name: requestName(i)}}
@@ -190,12 +204,7 @@ func run(ctx context.Context, cfg config) (res results, err error) {
 		return res, err
 	}
 	if !cfg.SkipFloor {
-		step("floor: a plain client creating N Secrets and N status updates at the same QPS")
-		if res.Floor, err = floor(ctx, cp, cfg); err != nil {
-			return res, err
-		}
-		step("floor with the apply: the same, with the N requests created inside the timed window")
-		if res.FloorWithApply, err = floorWithApply(ctx, cp, cfg); err != nil {
+		if err := floors(ctx, cp, cfg, &res); err != nil {
 			return res, err
 		}
 	}

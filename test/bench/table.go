@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/embedtokens/embed-token-operator/test/harness"
 )
@@ -49,26 +51,25 @@ func printTable(w io.Writer, cfg config, r results) {
 		cfg.N, cfg.Unrelated, cfg.QPS, cfg.Burst, cfg.Concurrency, cmp.Or(cfg.ManagerMemLimit, "unset"), r.Machine)
 	row("metric", "value")
 	row("---", "---")
-	row("apply N requests → all Ready", r.Issue.Duration.Round(1e7).String())
-	if r.Floor > 0 {
-		row("floor: N Secret creates + N status writes, same QPS", r.Floor.Round(1e7).String())
-		row("ratio operator / floor", fmt.Sprintf("%.2f", r.Issue.Duration.Seconds()/r.Floor.Seconds()))
+	issueRow := "apply N requests → all Ready"
+	if cfg.Precreate {
+		issueRow = fmt.Sprintf("N requests exist; manager start → all Ready (startup %s)", r.ManagerStartup.Round(1e7))
 	}
-	if r.FloorWithApply > 0 {
-		row("floor with the apply: N request creates in the window too", r.FloorWithApply.Round(1e7).String())
-		row("ratio operator / floor with the apply", fmt.Sprintf("%.2f", r.Issue.Duration.Seconds()/r.FloorWithApply.Seconds()))
-	}
+	row(issueRow, r.Issue.Duration.Round(1e7).String())
+	floorRows(row, cfg, r)
 	row("vendor calls per issued token", perToken(float64(r.Issue.VendorCalls), r.Issue.Issued))
 	row("API writes per issued token (operator's)", perToken(ownWrites(r.Issue), r.Issue.Issued))
 	row("  of which", breakdown(r.Issue, r.Issue.Issued))
 	row("API reads (GET) per issued token", perToken(gets(r.Issue), r.Issue.Issued))
+	row("all API requests per issued token (benchmark client's too)", allRequests(r.Issue, r.Issue.Issued))
+	row("API server time per request, mean (ms)", latencies(r.Issue))
 	row("refresh wave (annotate all → all Secrets refreshed)", r.Wave.Duration.Round(1e7).String())
 	row("wave: vendor calls per token", perToken(float64(r.Wave.VendorCalls), r.Wave.Issued))
 	row("wave: API writes per token (operator's)", perToken(ownWrites(r.Wave), r.Wave.Issued))
 	row("steady state: API writes per minute", perMinute(ownWrites(r.Steady), r.Steady))
 	row("steady state: vendor calls per minute", perMinute(float64(r.Steady.VendorCalls), r.Steady))
 	row("manager RSS idle / after issue / steady (MiB)", fmt.Sprintf("%.1f / %.1f / %.1f", float64(r.IdleRSS)/mib, float64(r.ReadyRSS)/mib, float64(r.SteadyRSS)/mib))
-	row("manager peak RSS, VmHWM (MiB)", fmt.Sprintf("%.1f", float64(r.PeakRSS)/mib))
+	row("manager peak RSS, VmHWM: until all Ready / whole run (MiB)", fmt.Sprintf("%.1f / %.1f", float64(r.IssuePeakRSS)/mib, float64(r.PeakRSS)/mib))
 	row("manager steady RSS without the binary's pages, RssAnon (MiB)", fmt.Sprintf("%.1f", float64(r.SteadyRSSAnon)/mib))
 	row("manager CPU: issue / steady / wave / total (s)", fmt.Sprintf("%.1f / %.1f / %.1f / %.1f",
 		r.Issue.CPU.Seconds(), r.Steady.CPU.Seconds(), r.Wave.CPU.Seconds(), r.ManagerCPU.Seconds()))
@@ -77,9 +78,12 @@ func printTable(w io.Writer, cfg config, r results) {
 		row("creating the unrelated Secrets took", r.UnrelatedCreate.Round(1e7).String())
 	}
 	_ = tw.Flush()
-	if r.ProfilePath != "" {
-		fmt.Fprintf(w, "\nCPU profile: %s (go tool pprof -top %s)\n", r.ProfilePath, r.ProfilePath)
+	for _, p := range []string{r.ProfilePath, r.APIServerProfilePath, r.EtcdProfilePath} {
+		if p != "" {
+			fmt.Fprintf(w, "\nCPU profile: %s (go tool pprof -top %s)", p, p)
+		}
 	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "manager log: %s\n", r.ManagerLog)
 }
 
@@ -108,4 +112,70 @@ func gets(p phase) float64 {
 		}
 	}
 	return n
+}
+
+// floorRows prints each floor and the operator's time over it; the floor
+// that is like-for-like with the run (requests created inside the window or
+// not) comes first.
+func floorRows(row func(k, v string), cfg config, r results) {
+	if r.FloorUnthrottled == 0 {
+		return
+	}
+	ratio := func(f time.Duration) string { return fmt.Sprintf("%.2f", r.Issue.Duration.Seconds()/f.Seconds()) }
+	type floorRow struct {
+		name string
+		d    time.Duration
+	}
+	pre := []floorRow{
+		{"floor, no rate limit: N Secret creates + N status patches", r.FloorUnthrottled},
+		{"floor at the manager's QPS", r.Floor},
+	}
+	apply := []floorRow{
+		{"floor with the apply, no rate limit: N request creates in the window too", r.FloorWithApplyUnthrottled},
+		{"floor with the apply at the manager's QPS", r.FloorWithApply},
+	}
+	rows := append(apply, pre...)
+	if cfg.Precreate {
+		rows = append(pre, apply...)
+	}
+	for i, f := range rows {
+		row(f.name, f.d.Round(1e7).String())
+		label := "ratio operator / " + f.name[:strings.Index(f.name+":", ":")]
+		if i == 0 {
+			label = "**" + label + "** (like-for-like)"
+		}
+		row(label, ratio(f.d))
+	}
+}
+
+// allRequests lists every request per token by verb and resource, the
+// benchmark client's and the informers' included, leases left out.
+func allRequests(p phase, tokens int) string {
+	s := ""
+	for _, k := range p.Requests.Keys() {
+		if k.Resource == "leases" || p.Requests[k] < float64(tokens)/100 {
+			continue
+		}
+		if s != "" {
+			s += ", "
+		}
+		s += k.String() + " " + perToken(p.Requests[k], tokens)
+	}
+	return s
+}
+
+// latencies lists the API server's mean time serving each request type that
+// moved in p (WATCH and leases left out).
+func latencies(p phase) string {
+	s := ""
+	for _, k := range p.Requests.Keys() {
+		if k.Resource == "leases" || k.Verb == "WATCH" || p.Requests[k] < 10 {
+			continue
+		}
+		if s != "" {
+			s += ", "
+		}
+		s += fmt.Sprintf("%s %.1f", k, 1000*p.Seconds[k]/p.Requests[k])
+	}
+	return s
 }

@@ -86,12 +86,32 @@ func ScrapeRequestCounts(ctx context.Context, cfg *rest.Config) (RequestCounts, 
 	return parseRequestCounts(string(raw))
 }
 
+// ScrapeRequestSeconds reads apiserver_request_duration_seconds_sum: the
+// time the API server spent serving each verb and resource (long-running
+// WATCHes excluded by the API server itself).
+func ScrapeRequestSeconds(ctx context.Context, cfg *rest.Config) (RequestCounts, error) {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("creating a clientset: %w", err)
+	}
+	raw, err := cs.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("scraping the API server's /metrics: %w", err)
+	}
+	return parseSamples(string(raw), "apiserver_request_duration_seconds_sum{")
+}
+
 var labelRE = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"`)
 
 // parseRequestCounts reads the apiserver_request_total samples of a
 // Prometheus text exposition.
 func parseRequestCounts(text string) (RequestCounts, error) {
-	const name = "apiserver_request_total{"
+	return parseSamples(text, "apiserver_request_total{")
+}
+
+// parseSamples sums the samples of one metric (name ends in "{") by verb,
+// resource and subresource.
+func parseSamples(text, name string) (RequestCounts, error) {
 	out := RequestCounts{}
 	sc := bufio.NewScanner(strings.NewReader(text))
 	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)

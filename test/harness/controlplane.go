@@ -55,8 +55,10 @@ type ControlPlane struct {
 
 // StartControlPlane starts the API server and etcd from KUBEBUILDER_ASSETS,
 // keeping certificates and the kubeconfig under dir. repoRoot locates
-// config/crd/bases. extraArgs are added to kube-apiserver's flags.
-func StartControlPlane(dir, repoRoot string, extraArgs map[string]string) (*ControlPlane, error) {
+// config/crd/bases. extraArgs are added to kube-apiserver's flags and
+// etcdArgs (name=value pairs without the dashes, e.g. "enable-pprof=true")
+// to etcd's.
+func StartControlPlane(dir, repoRoot string, extraArgs map[string]string, etcdArgs ...string) (*ControlPlane, error) {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		return nil, errors.New("KUBEBUILDER_ASSETS is not set: run with KUBEBUILDER_ASSETS=$(bash hack/envtest-assets.sh)")
 	}
@@ -73,6 +75,14 @@ func StartControlPlane(dir, repoRoot string, extraArgs map[string]string) (*Cont
 	}
 	env := Environment(repoRoot)
 	env.ControlPlane.APIServer = api
+	if len(etcdArgs) > 0 {
+		etcd := &envtest.Etcd{}
+		for _, a := range etcdArgs {
+			k, v, _ := strings.Cut(a, "=")
+			etcd.Configure().Set(k, v)
+		}
+		env.ControlPlane.Etcd = etcd
+	}
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, fmt.Errorf("starting kube-apiserver and etcd: %w", err)
@@ -98,6 +108,15 @@ func (cp *ControlPlane) init(dir string) error {
 		return fmt.Errorf("creating the admin client: %w", err)
 	}
 	return nil
+}
+
+// EtcdURL is etcd's client address (plain HTTP on 127.0.0.1), where a
+// control plane started with "enable-pprof=true" serves /debug/pprof.
+func (cp *ControlPlane) EtcdURL() string {
+	if cp.env.ControlPlane.Etcd == nil || cp.env.ControlPlane.Etcd.URL == nil {
+		return ""
+	}
+	return cp.env.ControlPlane.Etcd.URL.String()
 }
 
 // apiServerStopTimeout bounds kube-apiserver's graceful shutdown.
