@@ -22,7 +22,7 @@ import (
 func (r *EmbedTokenRequestReconciler) recordEvents(etr *v1alpha1.EmbedTokenRequest, prevReady string, o *outcome) {
 	switch {
 	case o.issued != nil && o.decision.Reason == RefreshNoToken && !failedBefore(prevReady):
-		return
+		// A new request's first token: its Ready condition records it.
 	case o.issued != nil && o.decision.Reason == RefreshNoToken || o.issued != nil && o.decision.Reason == RefreshInputsChanged:
 		r.Recorder.Eventf(etr, nil, corev1.EventTypeNormal, v1alpha1.ReasonTokenIssued, "Issue", "Issued token %s valid until %s", o.issued.Digest(), o.issued.ExpiresAt.UTC().Format(time.RFC3339))
 	case o.issued != nil && (o.decision.Reason != RefreshDue || prevReady != v1alpha1.ReasonTokenRefreshed):
