@@ -41,7 +41,10 @@ func ExpiresIn(raw json.RawMessage) (d time.Duration, ok bool, err error) {
 	if json.Unmarshal(num, &secs) != nil || !(secs > 0) || secs > maxExpiresIn.Seconds() {
 		return 0, true, Transient(v1alpha1.ReasonInvalidResponse, "vendor response has an expires_in that is not a positive number of seconds")
 	}
-	return time.Duration(secs * float64(time.Second)), true, nil
+	if d = time.Duration(secs * float64(time.Second)); d <= 0 { // below a nanosecond
+		return 0, true, Transient(v1alpha1.ReasonInvalidResponse, "vendor response has an expires_in that is not a positive number of seconds")
+	}
+	return d, true, nil
 }
 
 // JWTExpiry reads the exp claim of a JWT without verifying its signature. It
