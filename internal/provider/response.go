@@ -38,10 +38,8 @@ func ExpiresIn(raw json.RawMessage) (d time.Duration, ok bool, err error) {
 		num = []byte(strings.TrimSpace(s))
 	}
 	var secs float64
-	if json.Unmarshal(num, &secs) != nil || !(secs > 0) || secs > maxExpiresIn.Seconds() {
-		return 0, true, Transient(v1alpha1.ReasonInvalidResponse, "vendor response has an expires_in that is not a positive number of seconds")
-	}
-	if d = time.Duration(secs * float64(time.Second)); d <= 0 { // below a nanosecond
+	valid := json.Unmarshal(num, &secs) == nil && secs > 0 && secs <= maxExpiresIn.Seconds()
+	if d = time.Duration(secs * float64(time.Second)); !valid || d <= 0 { // d is 0 below a nanosecond
 		return 0, true, Transient(v1alpha1.ReasonInvalidResponse, "vendor response has an expires_in that is not a positive number of seconds")
 	}
 	return d, true, nil
