@@ -89,17 +89,19 @@ func printTable(w io.Writer, cfg config, r results) {
 
 // breakdown lists the operator's writes per token by verb and resource.
 func breakdown(p phase, tokens int) string {
-	s := ""
+	return perTokenList(p, tokens, func(k harness.RequestKey) bool { return k.IsWrite() && !notOperators(k) })
+}
+
+// perTokenList lists the request types keep selects, each with its count per
+// token.
+func perTokenList(p phase, tokens int, keep func(harness.RequestKey) bool) string {
+	var parts []string
 	for _, k := range p.Requests.Keys() {
-		if !k.IsWrite() || notOperators(k) {
-			continue
+		if keep(k) {
+			parts = append(parts, k.String()+" "+perToken(p.Requests[k], tokens))
 		}
-		if s != "" {
-			s += ", "
-		}
-		s += k.String() + " " + perToken(p.Requests[k], tokens)
 	}
-	return s
+	return strings.Join(parts, ", ")
 }
 
 // gets counts single-object reads (GET), which only the operator makes: the
@@ -151,17 +153,9 @@ func floorRows(row func(k, v string), cfg config, r results) {
 // allRequests lists every request per token by verb and resource, the
 // benchmark client's and the informers' included, leases left out.
 func allRequests(p phase, tokens int) string {
-	s := ""
-	for _, k := range p.Requests.Keys() {
-		if k.Resource == "leases" || p.Requests[k] < float64(tokens)/100 {
-			continue
-		}
-		if s != "" {
-			s += ", "
-		}
-		s += k.String() + " " + perToken(p.Requests[k], tokens)
-	}
-	return s
+	return perTokenList(p, tokens, func(k harness.RequestKey) bool {
+		return k.Resource != "leases" && p.Requests[k] >= float64(tokens)/100
+	})
 }
 
 // latencies lists the API server's mean time serving each request type that

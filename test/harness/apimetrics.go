@@ -75,30 +75,35 @@ func (c RequestCounts) Keys() []RequestKey {
 // ScrapeRequestCounts reads apiserver_request_total from the API server's
 // /metrics with an admin configuration.
 func ScrapeRequestCounts(ctx context.Context, cfg *rest.Config) (RequestCounts, error) {
-	cs, err := kubernetes.NewForConfig(cfg)
+	raw, err := scrapeMetrics(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("creating a clientset: %w", err)
+		return nil, err
 	}
-	raw, err := cs.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("scraping the API server's /metrics: %w", err)
-	}
-	return parseRequestCounts(string(raw))
+	return parseRequestCounts(raw)
 }
 
 // ScrapeRequestSeconds reads apiserver_request_duration_seconds_sum: the
 // time the API server spent serving each verb and resource (long-running
 // WATCHes excluded by the API server itself).
 func ScrapeRequestSeconds(ctx context.Context, cfg *rest.Config) (RequestCounts, error) {
+	raw, err := scrapeMetrics(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return parseSamples(raw, "apiserver_request_duration_seconds_sum{")
+}
+
+// scrapeMetrics returns the API server's /metrics text.
+func scrapeMetrics(ctx context.Context, cfg *rest.Config) (string, error) {
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("creating a clientset: %w", err)
+		return "", fmt.Errorf("creating a clientset: %w", err)
 	}
 	raw, err := cs.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("scraping the API server's /metrics: %w", err)
+		return "", fmt.Errorf("scraping the API server's /metrics: %w", err)
 	}
-	return parseSamples(string(raw), "apiserver_request_duration_seconds_sum{")
+	return string(raw), nil
 }
 
 var labelRE = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"`)
