@@ -93,15 +93,17 @@ const (
 	clientWorkers = 16
 )
 
+// outDir returns the directory for the run's files: dir, created if
+// missing, or a new temporary directory when dir is empty.
+func outDir(dir string) (string, error) {
+	if dir == "" {
+		return os.MkdirTemp("", "embedtoken-bench-")
+	}
+	return dir, os.MkdirAll(dir, 0o755)
+}
+
+// run measures; cfg.OutDir must exist (outDir).
 func run(ctx context.Context, cfg config) (res results, err error) {
-	if cfg.OutDir == "" {
-		if cfg.OutDir, err = os.MkdirTemp("", "embedtoken-bench-"); err != nil {
-			return res, err
-		}
-	}
-	if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
-		return res, err
-	}
 	res.Machine = machine()
 	root, err := harness.RepoRoot()
 	if err != nil {
