@@ -50,6 +50,11 @@ const (
 	// issued for (provider, vendor parameters, lifetime), so a spec change
 	// re-issues and nothing else does.
 	InputHashAnnotation = "embedtokens.io/input-hash"
+	// SecretTokenDigestAnnotation on the written Secret is the digest
+	// (status.tokenDigest) of the token it holds. The operator caches its
+	// Secrets' metadata only, so this is how it knows which token a Secret
+	// holds without keeping every token in memory.
+	SecretTokenDigestAnnotation = "embedtokens.io/token-digest"
 	// RefreshHandledAnnotation on the written Secret is the value of
 	// RefreshAnnotation the stored token answered.
 	RefreshHandledAnnotation = "embedtokens.io/refresh-handled"

@@ -5,7 +5,6 @@ import (
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -57,17 +56,25 @@ func newWriteExpectations() *writeExpectations {
 	return &writeExpectations{m: map[types.NamespacedName]expectation{}}
 }
 
-// wrote records a write of the request (its status) or of its Secret.
+// wroteRequest records a write of the request's status, at resourceVersion
+// rv.
+func (e *writeExpectations) wroteRequest(key types.NamespacedName, rv string) {
+	e.wrote(key, func(exp *expectation) { exp.request = rv })
+}
+
+// wroteSecret records a write of the request's Secret, at resourceVersion
+// rv.
+func (e *writeExpectations) wroteSecret(key types.NamespacedName, rv string) {
+	e.wrote(key, func(exp *expectation) { exp.secret = rv })
+}
+
+// wrote records a write that set changes in the request's expectation.
 // Deadlines use the real clock: they measure watch latency, not token time.
-func (e *writeExpectations) wrote(key types.NamespacedName, obj client.Object) {
+func (e *writeExpectations) wrote(key types.NamespacedName, set func(*expectation)) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	exp := e.m[key]
-	if _, isSecret := obj.(*corev1.Secret); isSecret {
-		exp.secret = obj.GetResourceVersion()
-	} else {
-		exp.request = obj.GetResourceVersion()
-	}
+	set(&exp)
 	now := time.Now()
 	exp.until = now.Add(cacheSyncTimeout)
 	e.m[key] = exp
@@ -75,7 +82,7 @@ func (e *writeExpectations) wrote(key types.NamespacedName, obj client.Object) {
 		e.writes = 0
 		for k, v := range e.m {
 			if now.After(v.until) {
-				delete(e.m, k)
+				e.drop(k)
 			}
 		}
 	}
@@ -87,7 +94,7 @@ func (e *writeExpectations) pending(key types.NamespacedName) (expectation, bool
 	defer e.mu.Unlock()
 	exp, ok := e.m[key]
 	if ok && time.Now().After(exp.until) {
-		delete(e.m, key)
+		e.drop(key)
 		return expectation{}, false
 	}
 	return exp, ok
@@ -99,7 +106,7 @@ func (e *writeExpectations) met(key types.NamespacedName, exp expectation) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.m[key] == exp {
-		delete(e.m, key)
+		e.drop(key)
 	}
 }
 
@@ -107,7 +114,17 @@ func (e *writeExpectations) met(key types.NamespacedName, exp expectation) {
 func (e *writeExpectations) forget(key types.NamespacedName) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.drop(key)
+}
+
+// drop deletes key's expectation. A map never shrinks, so once the last
+// expectation is gone (a burst of first tokens is over) a new, empty one
+// replaces it and the burst's buckets are freed.
+func (e *writeExpectations) drop(key types.NamespacedName) {
 	delete(e.m, key)
+	if len(e.m) == 0 {
+		e.m = map[types.NamespacedName]expectation{}
+	}
 }
 
 // atLeast reports whether the cached resourceVersion is the written one or a
@@ -135,7 +152,7 @@ func (r *EmbedTokenRequestReconciler) cacheBehind(ctx context.Context, etr *v1al
 		return true
 	}
 	if exp.secret != "" {
-		secret := &corev1.Secret{}
+		secret := secretMeta()
 		err := r.Get(ctx, client.ObjectKey{Namespace: etr.Namespace, Name: etr.TargetSecretName()}, secret)
 		if err != nil || !atLeast(secret.ResourceVersion, exp.secret) {
 			return true

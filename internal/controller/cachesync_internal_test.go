@@ -3,11 +3,7 @@ package controller
 import (
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-
-	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 )
 
 // TestAtLeast proves a cached object shows our write when it is that write
@@ -41,13 +37,13 @@ func TestWriteExpectations(t *testing.T) {
 	if _, ok := e.pending(key); ok {
 		t.Fatal("an expectation before any write")
 	}
-	e.wrote(key, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{ResourceVersion: "5"}})
-	e.wrote(key, &v1alpha1.EmbedTokenRequest{ObjectMeta: metav1.ObjectMeta{ResourceVersion: "6"}})
+	e.wroteSecret(key, "5")
+	e.wroteRequest(key, "6")
 	seen, ok := e.pending(key)
 	if !ok || seen.secret != "5" || seen.request != "6" {
 		t.Fatalf("pending = %+v, %v; want secret 5, request 6", seen, ok)
 	}
-	e.wrote(key, &v1alpha1.EmbedTokenRequest{ObjectMeta: metav1.ObjectMeta{ResourceVersion: "7"}})
+	e.wroteRequest(key, "7")
 	e.met(key, seen) // a reconcile that checked before the newer write
 	if now, ok := e.pending(key); !ok || now.request != "7" {
 		t.Fatalf("the newer write's expectation was dropped: %+v, %v", now, ok)
@@ -57,7 +53,7 @@ func TestWriteExpectations(t *testing.T) {
 	if _, ok := e.pending(key); ok {
 		t.Fatal("a met expectation is still pending")
 	}
-	e.wrote(key, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{ResourceVersion: "8"}})
+	e.wroteSecret(key, "8")
 	e.forget(key)
 	if _, ok := e.pending(key); ok {
 		t.Fatal("a forgotten expectation is still pending")

@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
@@ -146,7 +147,7 @@ func (r *EmbedTokenRequestReconciler) reconcile(ctx context.Context, etr *v1alph
 // keep serves a request whose stored token is good: it repairs the Secret's
 // metadata and finishes restarts a crash or the coalescing window left
 // pending.
-func (r *EmbedTokenRequestReconciler) keep(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, secret *corev1.Secret,
+func (r *EmbedTokenRequestReconciler) keep(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, secret *metav1.PartialObjectMetadata,
 	prov *resolvedProvider, o *outcome) error {
 	if o.stored.CredentialsVersion == "" && prov != nil {
 		o.stored.CredentialsVersion = prov.credentialsVersion // record it, so a later rotation is noticed
@@ -163,7 +164,7 @@ func (r *EmbedTokenRequestReconciler) keep(ctx context.Context, etr *v1alpha1.Em
 // o why a token may not be issued yet. The checks cost no vendor call, so
 // they run on every event (a provider created after its request heals at
 // once); only the vendor call waits out the backoff.
-func (r *EmbedTokenRequestReconciler) mayIssue(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, secret *corev1.Secret,
+func (r *EmbedTokenRequestReconciler) mayIssue(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, secret *metav1.PartialObjectMetadata,
 	prov *resolvedProvider, provErr error, o *outcome) bool {
 	if secret == nil && !o.secretAbsent {
 		if err := r.checkSecretConflict(ctx, etr, o); err != nil {
@@ -187,9 +188,9 @@ func (r *EmbedTokenRequestReconciler) mayIssue(ctx context.Context, etr *v1alpha
 
 // store writes a newly issued token, then revokes the token it replaced and
 // restarts the workloads that read it.
-func (r *EmbedTokenRequestReconciler) store(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, secret *corev1.Secret,
+func (r *EmbedTokenRequestReconciler) store(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, secret *metav1.PartialObjectMetadata,
 	tok provider.Token, prov *resolvedProvider, o *outcome) error {
-	o.replaced = tokenIn(secret)
+	o.replaced = r.replacedToken(ctx, etr, secret, prov)
 	if err := r.writeSecret(ctx, etr, secret, tok, prov, o); err != nil || o.issued == nil {
 		return err
 	}
@@ -246,7 +247,7 @@ func (r *EmbedTokenRequestReconciler) patchStatus(ctx context.Context, before, e
 	if err := r.Status().Patch(ctx, etr, client.MergeFrom(before)); err != nil {
 		return client.IgnoreNotFound(err)
 	}
-	r.expect.wrote(client.ObjectKeyFromObject(etr), etr)
+	r.expect.wroteRequest(client.ObjectKeyFromObject(etr), etr.ResourceVersion)
 	return nil
 }
 
@@ -263,7 +264,7 @@ func (r *EmbedTokenRequestReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.EmbedTokenRequest{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, shardLabelChanged))).
-		Owns(&corev1.Secret{}).
+		Owns(&corev1.Secret{}, builder.OnlyMetadata).
 		WatchesRawSource(source.Channel(r.fair.wakeups, &handler.EnqueueRequestForObject{})).
 		Watches(&v1alpha1.EmbedProvider{}, handler.EnqueueRequestsFromMapFunc(r.requestsForProvider),
 			builder.WithPredicates(providerChanged))

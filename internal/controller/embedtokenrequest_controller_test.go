@@ -43,6 +43,7 @@ var _ = Describe("EmbedTokenRequest", func() {
 		Expect(s.Annotations).To(HaveKeyWithValue("note", "embed"))
 		Expect(s.Annotations).To(HaveKeyWithValue(v1alpha1.ExpiresAtAnnotation, expiresAt.UTC().Format(time.RFC3339)))
 		Expect(s.Annotations).To(HaveKey(v1alpha1.IssuedAtAnnotation))
+		Expect(s.Annotations).To(HaveKeyWithValue(v1alpha1.SecretTokenDigestAnnotation, provider.Digest(token)))
 
 		By("owning the Secret, so it is deleted with the request")
 		owner := metav1.GetControllerOf(s)
@@ -127,6 +128,29 @@ var _ = Describe("EmbedTokenRequest", func() {
 		Consistently(func(g Gomega) {
 			g.Expect(f.callsFor("restart")()).To(Equal(1))
 			g.Expect(string(secretOf(ctx, etr)(g).Data[v1alpha1.SecretTokenKey])).To(Equal(token))
+		}, 3*time.Second).Should(Succeed())
+	})
+
+	It("keeps the token of a Secret that does not record its digest, reading it once instead of minting", func() {
+		etr := f.request("legacy", time.Hour)
+		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+		token := waitForToken(ctx, etr, "")
+
+		By("removing the digest annotation while the manager is down, as a Secret written by an earlier version lacks it")
+		stopMgr()
+		s := secretOf(ctx, etr)(Default)
+		delete(s.Annotations, v1alpha1.SecretTokenDigestAnnotation)
+		Expect(k8sClient.Update(ctx, s)).To(Succeed())
+		stopMgr = startManager()
+
+		Eventually(func(g Gomega) {
+			g.Expect(secretOf(ctx, etr)(g).Annotations).To(HaveKeyWithValue(v1alpha1.SecretTokenDigestAnnotation, provider.Digest(token)))
+		}).Should(Succeed())
+		Consistently(func(g Gomega) {
+			g.Expect(f.callsFor("legacy")()).To(Equal(1))
+			cur := secretOf(ctx, etr)(g)
+			g.Expect(string(cur.Data[v1alpha1.SecretTokenKey])).To(Equal(token))
+			g.Expect(get(ctx, etr.DeepCopy()).(*v1alpha1.EmbedTokenRequest).Status.TokenDigest).To(Equal(provider.Digest(token)))
 		}, 3*time.Second).Should(Succeed())
 	})
 

@@ -19,11 +19,20 @@ import (
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 )
 
-// loadSecret reads the request's Secret from the cache (which holds only
-// managed Secrets) and records the token it stores. A Secret owned by someone
-// else is never returned.
-func (r *EmbedTokenRequestReconciler) loadSecret(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, o *outcome) (*corev1.Secret, error) {
-	secret := &corev1.Secret{}
+// secretMeta is an empty Secret metadata object, the form in which the
+// manager caches the Secrets it writes.
+func secretMeta() *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	return m
+}
+
+// loadSecret reads the metadata of the request's Secret from the cache
+// (which holds only managed Secrets, and only their metadata) and records
+// the token its annotations describe. A Secret owned by someone else is
+// never returned.
+func (r *EmbedTokenRequestReconciler) loadSecret(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, o *outcome) (*metav1.PartialObjectMetadata, error) {
+	secret := secretMeta()
 	err := r.Get(ctx, client.ObjectKey{Namespace: etr.Namespace, Name: etr.TargetSecretName()}, secret)
 	if apierrors.IsNotFound(err) {
 		if !r.Sharded {
@@ -39,27 +48,49 @@ func (r *EmbedTokenRequestReconciler) loadSecret(ctx context.Context, etr *v1alp
 		o.foreignSecret = true // labelled as ours but owned by another request
 		return nil, nil
 	}
-	o.stored, o.digest = storedToken(secret)
+	var digestKnown bool
+	o.stored, o.digest, digestKnown = storedToken(secret)
+	if !digestKnown {
+		return secret, r.readStoredDigest(ctx, etr, o)
+	}
 	return secret, nil
 }
 
-// storedToken reads what a Secret says about its token; a Secret with no
-// token or an unreadable expiry holds no usable token.
-func storedToken(s *corev1.Secret) (StoredToken, string) {
-	tok := string(s.Data[v1alpha1.SecretTokenKey])
-	expires, err1 := time.Parse(time.RFC3339, s.Annotations[v1alpha1.ExpiresAtAnnotation])
-	issued, err2 := time.Parse(time.RFC3339, s.Annotations[v1alpha1.IssuedAtAnnotation])
-	if tok == "" || err1 != nil || err2 != nil {
-		return StoredToken{}, ""
+// storedToken reads what a Secret's annotations say about its token; a
+// Secret with no token or an unreadable expiry holds no usable token.
+// digestKnown is false for a token whose digest the annotations do not
+// record (a Secret written before they did): readStoredDigest reads it.
+func storedToken(s metav1.Object) (stored StoredToken, digest string, digestKnown bool) {
+	a := s.GetAnnotations()
+	expires, err1 := time.Parse(time.RFC3339, a[v1alpha1.ExpiresAtAnnotation])
+	issued, err2 := time.Parse(time.RFC3339, a[v1alpha1.IssuedAtAnnotation])
+	if err1 != nil || err2 != nil {
+		return StoredToken{}, "", true
 	}
 	return StoredToken{
 		Present:            true,
 		IssuedAt:           issued,
 		ExpiresAt:          expires,
-		InputHash:          s.Annotations[v1alpha1.InputHashAnnotation],
-		RefreshHandled:     s.Annotations[v1alpha1.RefreshHandledAnnotation],
-		CredentialsVersion: s.Annotations[v1alpha1.CredentialsVersionAnnotation],
-	}, provider.Digest(tok)
+		InputHash:          a[v1alpha1.InputHashAnnotation],
+		RefreshHandled:     a[v1alpha1.RefreshHandledAnnotation],
+		CredentialsVersion: a[v1alpha1.CredentialsVersionAnnotation],
+	}, a[v1alpha1.SecretTokenDigestAnnotation], a[v1alpha1.SecretTokenDigestAnnotation] != ""
+}
+
+// readStoredDigest reads the token of a Secret whose annotations do not
+// record its digest, uncached, once: keep then writes the annotation. A
+// Secret without a token holds no usable token.
+func (r *EmbedTokenRequestReconciler) readStoredDigest(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, o *outcome) error {
+	secret, err := r.readSecret(ctx, etr)
+	if err != nil {
+		return client.IgnoreNotFound(fmt.Errorf("reading Secret %s: %w", etr.TargetSecretName(), err))
+	}
+	if tok := tokenIn(secret); tok != "" {
+		o.digest = provider.Digest(tok)
+	} else {
+		o.stored = StoredToken{}
+	}
+	return nil
 }
 
 // tokenIn is the token a Secret holds, or "" when there is no Secret.
@@ -70,23 +101,39 @@ func tokenIn(secret *corev1.Secret) string {
 	return string(secret.Data[v1alpha1.SecretTokenKey])
 }
 
+// replacedToken is the token a new one is about to replace, read uncached
+// because the cache holds no token values; only a vendor that can revoke
+// it needs it, so other vendors cost no read.
+func (r *EmbedTokenRequestReconciler) replacedToken(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, secret *metav1.PartialObjectMetadata, prov *resolvedProvider) string {
+	if _, ok := prov.impl.(provider.Revoker); !ok || secret == nil {
+		return ""
+	}
+	full, err := r.readSecret(ctx, etr)
+	if err != nil {
+		log.FromContext(ctx).Error(err, "Reading the token to revoke failed; it is not revoked", "embedTokenRequest", klog.KObj(etr))
+		return ""
+	}
+	return tokenIn(full)
+}
+
 // writeSecret stores a newly issued token, creating the Secret or updating it
 // in place so pods that mount it see the new token without a restart. It
 // records the stored token in o; o.issued stays nil when it was not stored.
-func (r *EmbedTokenRequestReconciler) writeSecret(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, secret *corev1.Secret, tok provider.Token, prov *resolvedProvider, o *outcome) error {
+func (r *EmbedTokenRequestReconciler) writeSecret(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, secret *metav1.PartialObjectMetadata, tok provider.Token, prov *resolvedProvider, o *outcome) error {
 	rec := StoredToken{
 		Present: true, IssuedAt: tok.IssuedAt.UTC().Truncate(time.Second), ExpiresAt: tok.ExpiresAt.UTC().Truncate(time.Second),
 		InputHash: inputHash(etr, prov.lifetime(etr)), RefreshHandled: etr.Annotations[v1alpha1.RefreshAnnotation],
 		CredentialsVersion: prov.credentialsVersion,
 	}
-	err := r.applySecret(ctx, etr, secret, tok.Value, rec)
+	err := r.putToken(ctx, etr, secret, tok.Value, rec)
 	if secret == nil && apierrors.IsAlreadyExists(err) {
-		if secret, err = r.createConflict(ctx, etr, tok, prov, o); secret == nil && err == nil {
+		var existing *corev1.Secret
+		if existing, err = r.createConflict(ctx, etr, tok, prov, o); existing == nil && err == nil {
 			return nil
 		}
 		if err == nil {
-			o.replaced = tokenIn(secret)
-			err = r.applySecret(ctx, etr, secret, tok.Value, rec)
+			o.replaced = tokenIn(existing)
+			err = r.putToken(ctx, etr, &metav1.PartialObjectMetadata{ObjectMeta: existing.ObjectMeta}, tok.Value, rec)
 		}
 	}
 	if err != nil {
@@ -104,32 +151,25 @@ func (r *EmbedTokenRequestReconciler) writeSecret(ctx context.Context, etr *v1al
 	return nil
 }
 
-// syncSecretMetadata repairs the Secret's labels, annotations and expiry key
-// when the spec's secretLabels/secretAnnotations changed or someone edited
-// them, without touching the token.
-func (r *EmbedTokenRequestReconciler) syncSecretMetadata(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, secret *corev1.Secret, o *outcome) error {
-	if secret == nil {
-		return nil
+// putToken writes the whole Secret: token, the metadata recorded in rec, the
+// spec's labels and annotations, and the request as its owner. It creates
+// the Secret when existing is nil and otherwise replaces it, conditional on
+// existing's resourceVersion.
+func (r *EmbedTokenRequestReconciler) putToken(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, existing *metav1.PartialObjectMetadata, token string, rec StoredToken) error {
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: etr.Namespace, Name: etr.TargetSecretName()}}
+	if existing != nil {
+		existing.ObjectMeta.DeepCopyInto(&secret.ObjectMeta)
 	}
-	return r.applySecret(ctx, etr, secret, string(secret.Data[v1alpha1.SecretTokenKey]), o.stored)
-}
-
-// applySecret makes the Secret hold token with the metadata recorded in rec,
-// writing only when something differs.
-func (r *EmbedTokenRequestReconciler) applySecret(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, secret *corev1.Secret, token string, rec StoredToken) error {
-	create := secret == nil
-	if create {
-		secret = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: etr.Namespace, Name: etr.TargetSecretName()}}
-	}
-	before := secret.DeepCopy()
-	if err := r.renderSecret(etr, secret, token, rec); err != nil {
+	if err := r.renderMetadata(etr, secret, rec, provider.Digest(token)); err != nil {
 		return err
 	}
-	if !create && equality.Semantic.DeepEqual(before, secret) {
-		return nil
+	secret.Type = corev1.SecretTypeOpaque
+	secret.Data = map[string][]byte{
+		v1alpha1.SecretTokenKey:     []byte(token),
+		v1alpha1.SecretExpiresAtKey: []byte(rec.ExpiresAt.UTC().Format(time.RFC3339)),
 	}
 	var err error
-	if create {
+	if existing == nil {
 		err = r.Create(ctx, secret)
 	} else {
 		err = r.Update(ctx, secret)
@@ -137,31 +177,51 @@ func (r *EmbedTokenRequestReconciler) applySecret(ctx context.Context, etr *v1al
 	if err != nil {
 		return err
 	}
-	r.expect.wrote(client.ObjectKeyFromObject(etr), secret)
+	r.expect.wroteSecret(client.ObjectKeyFromObject(etr), secret.ResourceVersion)
 	return nil
 }
 
-// renderSecret sets what the Secret must hold: token, the metadata recorded
-// in rec, the spec's labels and annotations, and the request as its owner.
-func (r *EmbedTokenRequestReconciler) renderSecret(etr *v1alpha1.EmbedTokenRequest, secret *corev1.Secret, token string, rec StoredToken) error {
-	secret.Type = corev1.SecretTypeOpaque
-	secret.Labels = mergeMaps(secret.Labels, etr.Spec.SecretLabels, map[string]string{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue})
-	setShardLabel(secret, etr)
-	secret.Annotations = mergeMaps(secret.Annotations, etr.Spec.SecretAnnotations, map[string]string{
-		v1alpha1.IssuedAtAnnotation:       rec.IssuedAt.UTC().Format(time.RFC3339),
-		v1alpha1.ExpiresAtAnnotation:      rec.ExpiresAt.UTC().Format(time.RFC3339),
-		v1alpha1.InputHashAnnotation:      rec.InputHash,
-		v1alpha1.RefreshHandledAnnotation: rec.RefreshHandled,
+// syncSecretMetadata repairs the Secret's labels, annotations and owner when
+// the spec's secretLabels/secretAnnotations changed or someone edited them,
+// with a metadata patch that leaves the token alone.
+func (r *EmbedTokenRequestReconciler) syncSecretMetadata(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, secret *metav1.PartialObjectMetadata, o *outcome) error {
+	if secret == nil {
+		return nil
+	}
+	want := secret.DeepCopy()
+	if err := r.renderMetadata(etr, want, o.stored, o.digest); err != nil {
+		return err
+	}
+	if equality.Semantic.DeepEqual(secret, want) {
+		return nil
+	}
+	if err := r.Patch(ctx, want, client.MergeFromWithOptions(secret, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("updating the metadata of Secret %s: %w", secret.Name, err)
+	}
+	r.expect.wroteSecret(client.ObjectKeyFromObject(etr), want.ResourceVersion)
+	return nil
+}
+
+// renderMetadata sets the metadata the Secret must carry: the token's
+// record rec and digest, the spec's labels and annotations, and the request
+// as its owner.
+func (r *EmbedTokenRequestReconciler) renderMetadata(etr *v1alpha1.EmbedTokenRequest, secret metav1.Object, rec StoredToken, digest string) error {
+	labels := mergeMaps(secret.GetLabels(), etr.Spec.SecretLabels, map[string]string{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue})
+	setShardLabel(labels, etr)
+	secret.SetLabels(labels)
+	annotations := mergeMaps(secret.GetAnnotations(), etr.Spec.SecretAnnotations, map[string]string{
+		v1alpha1.IssuedAtAnnotation:          rec.IssuedAt.UTC().Format(time.RFC3339),
+		v1alpha1.ExpiresAtAnnotation:         rec.ExpiresAt.UTC().Format(time.RFC3339),
+		v1alpha1.InputHashAnnotation:         rec.InputHash,
+		v1alpha1.RefreshHandledAnnotation:    rec.RefreshHandled,
+		v1alpha1.SecretTokenDigestAnnotation: digest,
 	})
 	if rec.CredentialsVersion != "" {
-		secret.Annotations[v1alpha1.CredentialsVersionAnnotation] = rec.CredentialsVersion
+		annotations[v1alpha1.CredentialsVersionAnnotation] = rec.CredentialsVersion
 	}
-	secret.Data = map[string][]byte{
-		v1alpha1.SecretTokenKey:     []byte(token),
-		v1alpha1.SecretExpiresAtKey: []byte(rec.ExpiresAt.UTC().Format(time.RFC3339)),
-	}
+	secret.SetAnnotations(annotations)
 	if err := controllerutil.SetControllerReference(etr, secret, r.Scheme()); err != nil {
-		return fmt.Errorf("setting owner of Secret %s: %w", secret.Name, err)
+		return fmt.Errorf("setting owner of Secret %s: %w", secret.GetName(), err)
 	}
 	return nil
 }

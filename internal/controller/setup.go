@@ -24,9 +24,14 @@ import (
 
 // CacheOptions limits the manager's Secret cache to Secrets this operator
 // writes. Credential Secrets are read directly, so thousands of unrelated
-// Secrets in the cluster cost no memory. Cached objects drop their
+// Secrets in the cluster cost no memory. The reconciler reads and watches
+// its Secrets as metadata only (their annotations record what it needs), so
+// no token is held in memory; a typed Secret read through the manager's
+// client would start a second, full informer, so Secret data is read
+// through the API reader instead. Cached objects drop their
 // managedFields, which the operator never reads and which are often the
-// largest part of a small object's metadata. A non-nil shard selector (the
+// largest part of a small object's metadata, and share the strings they
+// repeat (internStrings). A non-nil shard selector (the
 // --watch-label-selector flag) limits EmbedTokenRequests and their Secrets
 // to one shard's, so several instances split a cluster's requests. Given
 // watchNamespaces (the --watch-namespaces flag), every watch and list is
@@ -36,7 +41,7 @@ func CacheOptions(shard labels.Selector, watchNamespaces ...string) cache.Option
 	secrets := labels.SelectorFromSet(labels.Set{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue})
 	opts := cache.Options{
 		ByObject:         map[client.Object]cache.ByObject{},
-		DefaultTransform: cache.TransformStripManagedFields(),
+		DefaultTransform: stripAndIntern(cache.TransformStripManagedFields()),
 	}
 	if shard != nil && !shard.Empty() {
 		reqs, _ := shard.Requirements()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
@@ -16,33 +15,28 @@ import (
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 )
 
-// uncachedSecret reads the request's Secret past the cache, which misses it
-// when the Secret still carries the shard label of the instance the request
-// was moved from (or lost its managed-by label). A Secret this request owns
-// is returned, so its stored token is kept rather than re-issued and the
-// next write gives it this shard's labels. Only the metadata of a Secret
-// owned by someone else is read; checkSecretConflict reports it. When there
+// uncachedSecret reads the metadata of the request's Secret past the cache,
+// which misses it when the Secret still carries the shard label of the
+// instance the request was moved from (or lost its managed-by label). A
+// Secret this request owns is returned, so its stored token is kept rather
+// than re-issued and the next write gives it this shard's labels. A Secret
+// owned by someone else is left to checkSecretConflict to report. When there
 // is no Secret at all, o.secretAbsent saves that check a second read. It
 // runs only in a sharded instance; an unsharded one caches every managed
 // Secret and leaves any other in the way to the create's AlreadyExists.
-func (r *EmbedTokenRequestReconciler) uncachedSecret(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, o *outcome) (*corev1.Secret, error) {
+func (r *EmbedTokenRequestReconciler) uncachedSecret(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, o *outcome) (*metav1.PartialObjectMetadata, error) {
 	key := client.ObjectKey{Namespace: etr.Namespace, Name: etr.TargetSecretName()}
-	meta := &metav1.PartialObjectMetadata{}
-	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	err := r.APIReader.Get(ctx, key, meta)
+	secret := secretMeta()
+	err := r.APIReader.Get(ctx, key, secret)
 	switch {
 	case apierrors.IsNotFound(err):
 		o.secretAbsent = true
 		return nil, nil
 	case err != nil:
 		return nil, fmt.Errorf("reading Secret %s: %w", key.Name, err)
-	case !metav1.IsControlledBy(meta, etr):
+	case !metav1.IsControlledBy(secret, etr):
 		o.foreignSecret = true // reported before any vendor call
 		return nil, nil
-	}
-	secret := &corev1.Secret{}
-	if err := r.APIReader.Get(ctx, key, secret); err != nil {
-		return nil, client.IgnoreNotFound(fmt.Errorf("reading Secret %s: %w", key.Name, err))
 	}
 	if secret.Labels[v1alpha1.ShardLabel] != etr.Labels[v1alpha1.ShardLabel] {
 		log.FromContext(ctx).Info("Adopting Secret from another shard", "embedTokenRequest", klog.KObj(etr),
@@ -54,11 +48,11 @@ func (r *EmbedTokenRequestReconciler) uncachedSecret(ctx context.Context, etr *v
 // setShardLabel gives the Secret the request's shard label, or none when
 // the request has none, so the Secret is cached by the same instance as
 // its request.
-func setShardLabel(secret *corev1.Secret, etr *v1alpha1.EmbedTokenRequest) {
+func setShardLabel(labels map[string]string, etr *v1alpha1.EmbedTokenRequest) {
 	if shard, ok := etr.Labels[v1alpha1.ShardLabel]; ok {
-		secret.Labels[v1alpha1.ShardLabel] = shard
+		labels[v1alpha1.ShardLabel] = shard
 	} else {
-		delete(secret.Labels, v1alpha1.ShardLabel)
+		delete(labels, v1alpha1.ShardLabel)
 	}
 }
 
