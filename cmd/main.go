@@ -67,6 +67,7 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	setupLog := ctrl.Log.WithName("setup")
 	setMemoryLimit(setupLog)
+	setGCPercent(setupLog)
 	if vendorTimeout <= 0 {
 		setupLog.Error(nil, "Invalid --max-vendor-timeout: it must be positive", "maxVendorTimeout", vendorTimeout)
 		os.Exit(1)

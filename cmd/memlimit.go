@@ -2,6 +2,8 @@ package main
 
 import (
 	"math"
+	"os"
+	"runtime/debug"
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/go-logr/logr"
@@ -26,4 +28,22 @@ func setMemoryLimit(log logr.Logger) {
 	case limit > 0 && limit < math.MaxInt64:
 		log.Info("Go memory limit set", "bytes", limit)
 	}
+}
+
+// cacheGCPercent is the GOGC the manager runs with unless GOGC is set. Its
+// heap is almost all informer cache, which lives as long as the process, so
+// Go's default (the heap grows to twice the live heap between collections)
+// doubles the cache's memory for nothing. At 50 the heap stays within 1.5
+// times: at 10,000 requests the peak RSS while issuing fell from 126 to 107
+// MiB for 10% more of the manager's CPU (docs/benchmarks.md, "Memory").
+const cacheGCPercent = 50
+
+// setGCPercent applies cacheGCPercent unless GOGC in the environment says
+// otherwise.
+func setGCPercent(log logr.Logger) {
+	if _, set := os.LookupEnv("GOGC"); set {
+		return
+	}
+	debug.SetGCPercent(cacheGCPercent)
+	log.V(1).Info("Go GC percent set", "gogc", cacheGCPercent)
 }

@@ -131,6 +131,28 @@ var _ = Describe("EmbedTokenRequest", func() {
 		}, 3*time.Second).Should(Succeed())
 	})
 
+	It("repairs the Secret's labels and annotations in place, keeping the token and calling no vendor", func() {
+		etr := f.request("repair", time.Hour)
+		etr.Spec.SecretAnnotations = map[string]string{"note": "embed"}
+		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+		token := waitForToken(ctx, etr, "")
+
+		By("changing spec.secretLabels and removing an annotation by hand")
+		patchObject(ctx, etr, func(etr *v1alpha1.EmbedTokenRequest) { etr.Spec.SecretLabels = map[string]string{"team": "sales"} })
+		s := secretOf(ctx, etr)(Default)
+		delete(s.Annotations, "note")
+		Expect(k8sClient.Update(ctx, s)).To(Succeed())
+
+		Eventually(func(g Gomega) {
+			cur := secretOf(ctx, etr)(g)
+			g.Expect(cur.Labels).To(HaveKeyWithValue("team", "sales"))
+			g.Expect(cur.Annotations).To(HaveKeyWithValue("note", "embed"))
+			g.Expect(string(cur.Data[v1alpha1.SecretTokenKey])).To(Equal(token))
+			g.Expect(cur.Annotations).To(HaveKeyWithValue(v1alpha1.SecretTokenDigestAnnotation, provider.Digest(token)))
+		}).Should(Succeed())
+		Expect(f.callsFor("repair")()).To(Equal(1))
+	})
+
 	It("keeps the token of a Secret that does not record its digest, reading it once instead of minting", func() {
 		etr := f.request("legacy", time.Hour)
 		Expect(k8sClient.Create(ctx, etr)).To(Succeed())

@@ -183,7 +183,9 @@ func (r *EmbedTokenRequestReconciler) putToken(ctx context.Context, etr *v1alpha
 
 // syncSecretMetadata repairs the Secret's labels, annotations and owner when
 // the spec's secretLabels/secretAnnotations changed or someone edited them,
-// with a metadata patch that leaves the token alone.
+// keeping its token. The cache holds no token, so a repair reads the Secret
+// uncached and writes it whole: the operator needs no patch right on
+// Secrets. A Secret whose token is gone is left for its renewal.
 func (r *EmbedTokenRequestReconciler) syncSecretMetadata(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, secret *metav1.PartialObjectMetadata, o *outcome) error {
 	if secret == nil {
 		return nil
@@ -195,11 +197,16 @@ func (r *EmbedTokenRequestReconciler) syncSecretMetadata(ctx context.Context, et
 	if equality.Semantic.DeepEqual(secret, want) {
 		return nil
 	}
-	if err := r.Patch(ctx, want, client.MergeFromWithOptions(secret, client.MergeFromWithOptimisticLock{})); err != nil {
-		return fmt.Errorf("updating the metadata of Secret %s: %w", secret.Name, err)
+	full, err := r.readSecret(ctx, etr)
+	if err != nil {
+		return client.IgnoreNotFound(fmt.Errorf("reading Secret %s: %w", etr.TargetSecretName(), err))
 	}
-	r.expect.wroteSecret(client.ObjectKeyFromObject(etr), want.ResourceVersion)
-	return nil
+	token := tokenIn(full)
+	if token == "" || !metav1.IsControlledBy(full, etr) {
+		return nil
+	}
+	o.digest = provider.Digest(token)
+	return r.putToken(ctx, etr, &metav1.PartialObjectMetadata{ObjectMeta: full.ObjectMeta}, token, o.stored)
 }
 
 // renderMetadata sets the metadata the Secret must carry: the token's

@@ -31,6 +31,9 @@ func startManager(ctx context.Context, cfg config, bin, kubeconfig string, res *
 	if cfg.ManagerMemLimit != "" {
 		env = append(env, "GOMEMLIMIT="+cfg.ManagerMemLimit)
 	}
+	if cfg.ManagerGOGC != "" {
+		env = append(env, "GOGC="+cfg.ManagerGOGC)
+	}
 	m, err := harness.StartManagerWithEnv(bin, kubeconfig, res.ManagerLog, env,
 		"--metrics-bind-address="+res.metricsAddr, "--metrics-secure=false", "--health-probe-bind-address=0", "--pprof-bind-address="+pprofAddr,
 		fmt.Sprintf("--kube-api-qps=%g", cfg.QPS), fmt.Sprintf("--kube-api-burst=%d", cfg.Burst),

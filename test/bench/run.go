@@ -31,6 +31,7 @@ type config struct {
 	OutDir          string
 	SkipFloor       bool
 	ManagerMemLimit string
+	ManagerGOGC     string
 	// Precreate creates the N requests before the manager starts, untimed,
 	// and times manager start → all Ready instead of apply → all Ready.
 	Precreate bool

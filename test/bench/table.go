@@ -47,8 +47,8 @@ func perMinute(v float64, p phase) string {
 func printTable(w io.Writer, cfg config, r results) {
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.Debug)
 	row := func(k, v string) { fmt.Fprintf(tw, "| %s\t %s\t\n", k, v) }
-	fmt.Fprintf(w, "\nN=%d unrelated Secrets=%d qps=%g burst=%d reconcilers=%d manager GOMEMLIMIT=%s\nmachine: %s\n\n",
-		cfg.N, cfg.Unrelated, cfg.QPS, cfg.Burst, cfg.Concurrency, cmp.Or(cfg.ManagerMemLimit, "unset"), r.Machine)
+	fmt.Fprintf(w, "\nN=%d unrelated Secrets=%d qps=%g burst=%d reconcilers=%d manager GOMEMLIMIT=%s GOGC=%s\nmachine: %s\n\n",
+		cfg.N, cfg.Unrelated, cfg.QPS, cfg.Burst, cfg.Concurrency, cmp.Or(cfg.ManagerMemLimit, "unset"), cmp.Or(cfg.ManagerGOGC, "unset"), r.Machine)
 	row("metric", "value")
 	row("---", "---")
 	issueRow := "apply N requests → all Ready"
