@@ -57,7 +57,7 @@ func (r *EmbedTokenRequestReconciler) loadSecret(ctx context.Context, etr *v1alp
 }
 
 // storedToken reads what a Secret's annotations say about its token; a
-// Secret with no token or an unreadable expiry holds no usable token.
+// Secret without readable issue and expiry times holds no usable token.
 // digestKnown is false for a token whose digest the annotations do not
 // record (a Secret written before they did): readStoredDigest reads it.
 func storedToken(s metav1.Object) (stored StoredToken, digest string, digestKnown bool) {
