@@ -42,6 +42,11 @@ func CacheOptions(shard labels.Selector, watchNamespaces ...string) cache.Option
 	opts := cache.Options{
 		ByObject:         map[client.Object]cache.ByObject{},
 		DefaultTransform: stripAndIntern(cache.TransformStripManagedFields()),
+		// A read of a type no controller watches fails instead of quietly
+		// starting a cluster-wide informer: Secrets read typed (a full
+		// copy of every managed Secret beside the metadata cache), Pods,
+		// Namespaces and workloads are read through the API reader.
+		ReaderFailOnMissingInformer: true,
 	}
 	if shard != nil && !shard.Empty() {
 		reqs, _ := shard.Requirements()
