@@ -272,7 +272,10 @@ func (r *EmbedTokenRequestReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		b = b.Watches(&v1alpha1.ClusterEmbedProvider{}, handler.EnqueueRequestsFromMapFunc(r.requestsForProvider),
 			builder.WithPredicates(providerChanged))
 	}
-	return b.WithOptions(controller.Options{MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1)}).
+	return b.WithOptions(controller.Options{
+		MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1),
+		RateLimiter:             newErrorRetries(r.storedExpiry, r.Clock),
+	}).
 		Named("embedtokenrequest").
 		Complete(r)
 }

@@ -2,9 +2,16 @@ package controller_test
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/rest"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -15,6 +22,7 @@ import (
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/controller"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
+	"github.com/embedtokens/embed-token-operator/internal/provider/registry"
 	"github.com/embedtokens/embed-token-operator/internal/vendorsim"
 )
 
@@ -193,3 +201,75 @@ var _ = Describe("Vendor outages", func() {
 		Entry("garbage instead of JSON", vendorsim.Fault{Garbage: true}, time.Second),
 	)
 })
+
+var _ = Describe("API server outages", func() {
+	It("retries a refresh it could not store often enough to store it before the old token expires", func() {
+		ctx := context.Background()
+		f := newFixtureWithProvider(ctx)
+		outage := &apiOutage{namespace: f.ns}
+		stopMgr()
+		DeferCleanup(func() { stopMgr = startManager() })
+		restCfg := rest.CopyConfig(cfg)
+		restCfg.Wrap(outage.wrap)
+		DeferCleanup(startOperator(restCfg, logr.Logger{}, 0, controller.Options{
+			Providers:               registry.All(),
+			MaxConcurrentReconciles: 4,
+			MetricsRegisterer:       prometheus.NewRegistry(),
+			AllowVendorCIDRs:        allowVendorCIDRs,
+			VendorResolver:          testDNS.Resolver(),
+		}))
+
+		// The token lives 30 s and falls due 15-17.5 s before it expires
+		// (renewBefore, its jitter and whole seconds).
+		etr := f.request("outage", 30*time.Second)
+		etr.Spec.RenewBefore = &metav1.Duration{Duration: 15 * time.Second}
+		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+		token := waitForToken(ctx, etr, "")
+		expiry := get(ctx, etr).(*v1alpha1.EmbedTokenRequest).Status.ExpiresAt.Time
+
+		By("failing every write in the namespace from before the renewal until 4 s before expiry")
+		// Retries that only doubled from the renewal would fall about 5 s
+		// and 15 s after this window ends: the second is too late, and the
+		// first is still inside the window when the renewal came late.
+		outage.start()
+		time.Sleep(time.Until(expiry.Add(-4 * time.Second)))
+		outage.end()
+		retries := f.callsFor("outage")() - 1
+		Expect(retries).To(BeNumerically(">=", 2), "the refresh was retried during the outage")
+		Expect(retries).To(BeNumerically("<=", 25), "retries back off")
+		Expect(outage.refused()).To(BeNumerically(">=", retries), "each retry's write was refused")
+
+		By("storing a new token before the old one expires")
+		Eventually(func(g Gomega) string { return string(secretOf(ctx, etr)(g).Data[v1alpha1.SecretTokenKey]) }).
+			WithTimeout(time.Until(expiry)).ShouldNot(Equal(token))
+		waitForToken(ctx, etr, provider.Digest(token))
+		Expect(readyCondition(ctx, etr)(Default)).To(haveReason(metav1.ConditionTrue, v1alpha1.ReasonTokenRefreshed))
+	})
+})
+
+// apiOutage makes every write to one namespace fail as a connection to an
+// API server that is down does, while reads and watches go on, so one
+// spec's manager meets an outage no other namespace sees.
+type apiOutage struct {
+	namespace string
+	on        atomic.Bool
+	refusals  atomic.Int64
+}
+
+func (o *apiOutage) start()         { o.on.Store(true) }
+func (o *apiOutage) end()           { o.on.Store(false) }
+func (o *apiOutage) refused() int64 { return o.refusals.Load() }
+
+func (o *apiOutage) wrap(next http.RoundTripper) http.RoundTripper {
+	return roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		if o.on.Load() && r.Method != http.MethodGet && strings.Contains(r.URL.Path, "/namespaces/"+o.namespace+"/") {
+			o.refusals.Add(1)
+			return nil, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+		}
+		return next.RoundTrip(r)
+	})
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
