@@ -137,11 +137,13 @@ var _ = Describe("EmbedTokenRequest", func() {
 		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
 		token := waitForToken(ctx, etr, "")
 
-		By("changing spec.secretLabels and removing an annotation by hand")
-		patchObject(ctx, etr, func(etr *v1alpha1.EmbedTokenRequest) { etr.Spec.SecretLabels = map[string]string{"team": "sales"} })
+		By("removing an annotation by hand and changing spec.secretLabels")
+		// In this order: the repair that follows the spec change would make
+		// the hand edit's update conflict.
 		s := secretOf(ctx, etr)(Default)
 		delete(s.Annotations, "note")
 		Expect(k8sClient.Update(ctx, s)).To(Succeed())
+		patchObject(ctx, etr, func(etr *v1alpha1.EmbedTokenRequest) { etr.Spec.SecretLabels = map[string]string{"team": "sales"} })
 
 		Eventually(func(g Gomega) {
 			cur := secretOf(ctx, etr)(g)
