@@ -10,8 +10,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
@@ -109,7 +112,8 @@ embedtoken_ready{name="sales",namespace="shop",provider="qrvey-eu",vendor="qrvey
 	if err := requests.Delete(ctx, etr); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := testutil.GatherAndCount(reg); err != nil || n != 0 {
+	if n, err := testutil.GatherAndCount(reg, "embedtoken_expiry_timestamp_seconds", "embedtoken_renewal_timestamp_seconds",
+		"embedtoken_ready", "embedtoken_consecutive_failures"); err != nil || n != 0 {
 		t.Fatalf("a deleted request must leave no series, got %d (%v)", n, err)
 	}
 }
@@ -164,4 +168,91 @@ func TestMetricsRegisteredTwiceShareTheirSeries(t *testing.T) {
 func TestNilMetricsAreANoOp(t *testing.T) {
 	var m *Metrics
 	m.ObserveIssue("qrvey", time.Second, nil)
+}
+
+// storeReader serves requests from an informer's store as the manager's
+// cache does: List shares the stored objects (UnsafeDisableDeepCopy) but
+// copies them into the typed list, and GetInformer exposes the store.
+type storeReader struct {
+	client.Reader
+	cache.Informers
+	store toolscache.Store
+}
+
+func (r storeReader) List(_ context.Context, list client.ObjectList, _ ...client.ListOption) error {
+	items := r.store.List()
+	objs := make([]runtime.Object, len(items))
+	for i, item := range items {
+		objs[i] = item.(runtime.Object)
+	}
+	return apimeta.SetList(list, objs)
+}
+
+func (r storeReader) GetInformer(context.Context, client.Object, ...cache.InformerGetOption) (cache.Informer, error) {
+	return storeInformer{store: r.store}, nil
+}
+
+type storeInformer struct {
+	cache.Informer
+	store toolscache.Store
+}
+
+func (i storeInformer) GetStore() toolscache.Store { return i.store }
+
+// BenchmarkScrapeRequestSeries is one scrape's cost at 10,000 requests: a
+// scrape holds every series until it is encoded, so its bytes are the
+// manager's peak memory while Prometheus scrapes.
+func BenchmarkScrapeRequestSeries(b *testing.B) {
+	store := toolscache.NewStore(toolscache.MetaNamespaceKeyFunc)
+	for i := range 10000 {
+		etr := metricsRequest("qrvey", metav1.ConditionTrue)
+		etr.Name = fmt.Sprintf("request-%05d", i)
+		if err := store.Add(etr); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reg := prometheus.NewRegistry()
+	if _, err := NewMetrics(reg, storeReader{store: store}); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		families, err := reg.Gather()
+		if err != nil || len(families) != 5 {
+			b.Fatalf("%d families, %v", len(families), err)
+		}
+	}
+}
+
+func TestTheScrapeReadsTheInformersStoreAsTheListWould(t *testing.T) {
+	store := toolscache.NewStore(toolscache.MetaNamespaceKeyFunc)
+	for _, name := range []string{"a", "b"} {
+		etr := metricsRequest("qrvey", metav1.ConditionTrue)
+		etr.Name = name
+		if err := store.Add(etr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gather := func(r client.Reader) []byte {
+		reg := prometheus.NewRegistry()
+		if _, err := NewMetrics(reg, r); err != nil {
+			t.Fatal(err)
+		}
+		var out strings.Builder
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range families {
+			if f.GetName() != "embedtoken_events_dropped_total" {
+				out.WriteString(f.String())
+			}
+		}
+		return []byte(out.String())
+	}
+	fromStore := gather(storeReader{store: store})
+	fromList := gather(struct{ client.Reader }{storeReader{store: store}})
+	if string(fromStore) != string(fromList) || !strings.Contains(string(fromStore), `value:"b"`) {
+		t.Errorf("the store gave\n%s\nthe list gave\n%s", fromStore, fromList)
+	}
 }

@@ -17,6 +17,7 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/eventwriter"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 	"github.com/embedtokens/embed-token-operator/internal/provider/egress"
 	"github.com/embedtokens/embed-token-operator/internal/requestpolicy"
@@ -114,11 +115,19 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
+	recorder, err := eventwriter.NewForConfig(mgr.GetConfig(), mgr.GetHTTPClient(), mgr.GetScheme(), "embed-token-operator",
+		eventwriter.Options{Dropped: m.EventsDropped, Log: mgr.GetLogger().WithName("events")})
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(recorder); err != nil {
+		return fmt.Errorf("adding the event writer: %w", err)
+	}
 	policies := requestpolicy.NewCache()
 	if err := (&EmbedTokenRequestReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
-		Recorder:                mgr.GetEventRecorder("embed-token-operator"),
+		Recorder:                recorder,
 		Clock:                   opts.Clock,
 		Providers:               opts.Providers,
 		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,

@@ -38,7 +38,7 @@ func startManager(ctx context.Context, cfg config, bin, kubeconfig string, res *
 		"--metrics-bind-address="+res.metricsAddr, "--metrics-secure=false", "--health-probe-bind-address=0", "--pprof-bind-address="+pprofAddr,
 		fmt.Sprintf("--kube-api-qps=%g", cfg.QPS), fmt.Sprintf("--kube-api-burst=%d", cfg.Burst),
 		fmt.Sprintf("--max-concurrent-reconciles=%d", cfg.Concurrency),
-		harness.AllowSimulator)
+		harness.AllowSimulator, "--zap-time-encoding=rfc3339nano")
 	if err != nil {
 		return nil, "", err
 	}
