@@ -11,13 +11,10 @@ import (
 	"github.com/go-logr/logr"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/rest"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
-	"github.com/embedtokens/embed-token-operator/internal/controller"
-	"github.com/embedtokens/embed-token-operator/internal/provider/registry"
 )
 
 var _ = Describe("Cost per token", func() {
@@ -30,16 +27,11 @@ var _ = Describe("Cost per token", func() {
 		restCfg := rest.CopyConfig(cfg)
 		restCfg.Wrap(writes.wrap)
 		start := func() context.CancelFunc {
-			return startOperator(restCfg, logr.Logger{}, 0, controller.Options{
-				Providers:               registry.All(),
-				MaxConcurrentReconciles: 4,
-				MetricsRegisterer:       prometheus.NewRegistry(),
-				AllowVendorCIDRs:        allowVendorCIDRs,
-				VendorResolver:          testDNS.Resolver(),
-				// Only this namespace, so the reconciles counted below are
-				// of its requests.
-				WatchNamespaces: []string{f.ns},
-			})
+			opts := operatorOptions()
+			// Only this namespace, so the reconciles counted below are its
+			// requests'.
+			opts.WatchNamespaces = []string{f.ns}
+			return startOperator(restCfg, logr.Logger{}, 0, opts)
 		}
 		stop := start()
 		DeferCleanup(func() { stop() })

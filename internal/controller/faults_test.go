@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/rest"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -22,7 +21,6 @@ import (
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/controller"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
-	"github.com/embedtokens/embed-token-operator/internal/provider/registry"
 	"github.com/embedtokens/embed-token-operator/internal/vendorsim"
 )
 
@@ -211,13 +209,7 @@ var _ = Describe("API server outages", func() {
 		DeferCleanup(func() { stopMgr = startManager() })
 		restCfg := rest.CopyConfig(cfg)
 		restCfg.Wrap(outage.wrap)
-		DeferCleanup(startOperator(restCfg, logr.Logger{}, 0, controller.Options{
-			Providers:               registry.All(),
-			MaxConcurrentReconciles: 4,
-			MetricsRegisterer:       prometheus.NewRegistry(),
-			AllowVendorCIDRs:        allowVendorCIDRs,
-			VendorResolver:          testDNS.Resolver(),
-		}))
+		DeferCleanup(startOperator(restCfg, logr.Logger{}, 0, operatorOptions()))
 
 		// The token lives 30 s and falls due 15-17.5 s before it expires
 		// (renewBefore, its jitter and whole seconds).

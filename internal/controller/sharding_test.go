@@ -8,12 +8,9 @@ import (
 	"github.com/go-logr/logr"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
-	"github.com/embedtokens/embed-token-operator/internal/controller"
-	"github.com/embedtokens/embed-token-operator/internal/provider/registry"
 	"github.com/embedtokens/embed-token-operator/test/harness"
 )
 
@@ -107,15 +104,9 @@ var _ = Describe("Sharding (--watch-label-selector)", func() {
 func startShard(selector string) func() {
 	sel, err := labels.Parse(selector)
 	Expect(err).NotTo(HaveOccurred())
-	stop := startOperator(cfg, logr.Logger{}, 0, controller.Options{
-		Providers:               registry.All(),
-		MaxConcurrentReconciles: 4,
-		CredentialCheckInterval: time.Second,
-		MetricsRegisterer:       prometheus.NewRegistry(),
-		AllowVendorCIDRs:        allowVendorCIDRs,
-		VendorResolver:          testDNS.Resolver(),
-		WatchLabelSelector:      sel,
-	})
+	opts := operatorOptions()
+	opts.CredentialCheckInterval, opts.WatchLabelSelector = time.Second, sel
+	stop := startOperator(cfg, logr.Logger{}, 0, opts)
 	var once sync.Once
 	return func() { once.Do(stop) }
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/go-logr/logr"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -88,6 +89,18 @@ func startManager() context.CancelFunc {
 
 // startManagerWithLogger is startManager with the manager's own logger (the
 // suite's when zero), so a spec can capture everything the operator logs.
+// operatorOptions are the suite manager's options with a metrics registry
+// of their own, for an operator a spec starts beside or instead of it.
+func operatorOptions() controller.Options {
+	return controller.Options{
+		Providers:               registry.All(),
+		MaxConcurrentReconciles: 4,
+		MetricsRegisterer:       prometheus.NewRegistry(),
+		AllowVendorCIDRs:        allowVendorCIDRs,
+		VendorResolver:          testDNS.Resolver(),
+	}
+}
+
 func startManagerWithLogger(logger logr.Logger) context.CancelFunc {
 	return startOperator(cfg, logger, 0, controller.Options{
 		Providers:               registry.All(),
