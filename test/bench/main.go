@@ -34,7 +34,7 @@ func main() {
 	flag.DurationVar(&cfg.Steady, "steady", time.Minute, "How long to watch the steady state between refreshes.")
 	flag.DurationVar(&cfg.Profile, "cpu-profile", 0, "Capture a CPU profile of the manager for this long from the start of issuing (0: none).")
 	flag.DurationVar(&cfg.APIProfile, "api-profile", 0, "Capture CPU profiles of kube-apiserver and etcd for this long from the start of issuing (0: none).")
-	flag.StringVar(&cfg.ManagerGOGC, "manager-gogc", "", "GOGC for the manager alone (e.g. 50); empty: the Go default, 100.")
+	flag.StringVar(&cfg.ManagerGOGC, "manager-gogc", "", "GOGC for the manager alone (e.g. 50); empty: the manager's own default.")
 	flag.BoolVar(&cfg.Precreate, "precreate", false, "Create the N requests before the manager starts (untimed) and time manager start → all Ready.")
 	flag.StringVar(&cfg.OutDir, "out", "", "Directory for results.json, the CPU profile and the manager log (default: a temp dir).")
 	flag.BoolVar(&cfg.SkipFloor, "skip-floor", false, "Skip the floor measurement.")
