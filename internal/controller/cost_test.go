@@ -12,7 +12,6 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"k8s.io/client-go/rest"
-	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 )
@@ -121,18 +120,9 @@ func reconcileTotal() float64 {
 }
 
 func sumSeries(name string, want map[string]string) float64 {
-	families, err := ctrlmetrics.Registry.Gather()
-	Expect(err).NotTo(HaveOccurred())
 	total := 0.0
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			if hasLabels(m, want) {
-				total += m.GetGauge().GetValue() + m.GetCounter().GetValue()
-			}
-		}
+	for _, m := range seriesWith(Default, name, want) {
+		total += value(m)
 	}
 	return total
 }

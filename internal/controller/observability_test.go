@@ -16,22 +16,31 @@ import (
 // want, from the registry the manager serves on its metrics endpoint.
 func gauge(name string, want map[string]string) func(g Gomega) float64 {
 	return func(g Gomega) float64 {
-		families, err := ctrlmetrics.Registry.Gather()
-		g.Expect(err).NotTo(HaveOccurred())
-		for _, f := range families {
-			if f.GetName() != name {
-				continue
-			}
-			for _, m := range f.GetMetric() {
-				if hasLabels(m, want) {
-					return m.GetGauge().GetValue() + m.GetCounter().GetValue()
-				}
-			}
-		}
-		g.Expect(name).To(BeEmpty(), "no series %s%v", name, want)
-		return 0
+		series := seriesWith(g, name, want)
+		g.Expect(series).NotTo(BeEmpty(), "no series %s%v", name, want)
+		return value(series[0])
 	}
 }
+
+// seriesWith returns the series of family name whose labels include want.
+func seriesWith(g Gomega, name string, want map[string]string) []*dto.Metric {
+	families, err := ctrlmetrics.Registry.Gather()
+	g.Expect(err).NotTo(HaveOccurred())
+	var out []*dto.Metric
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if hasLabels(m, want) {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
+}
+
+func value(m *dto.Metric) float64 { return m.GetGauge().GetValue() + m.GetCounter().GetValue() }
 
 func hasLabels(m *dto.Metric, want map[string]string) bool {
 	found := 0
