@@ -164,11 +164,7 @@ func expiry(out tokenResponse, now time.Time) (time.Time, error) {
 // refusals: that needs revocation, not new credentials.
 func checkStatus(resp *provider.Response) error {
 	qe, found := firstError(resp.Body)
-	detail := qe.detail()
-	if !found {
-		// Not Qlik's format (a proxy, or an OAuth-style error body).
-		detail = provider.ErrorDetail(resp.Body)
-	}
+	detail := errorDetail(qe, found, resp.Body)
 	if resp.Status >= 200 && resp.Status < 300 {
 		if !found {
 			return nil
@@ -257,9 +253,12 @@ func (e qlikError) tokenLimit() bool {
 	return false
 }
 
-// errorDetail reads Qlik's errors[] body into one short line, and whether it
-// reports the per-user token limit.
-func errorDetail(body []byte) (detail string, tokenLimit bool) {
-	e, _ := firstError(body)
-	return e.detail(), e.tokenLimit()
+// errorDetail is the one line of vendor text an error message quotes: Qlik's
+// first errors[] entry, or, for a body not in Qlik's format (a proxy, or an
+// OAuth-style error), its error or message field.
+func errorDetail(qe qlikError, found bool, body []byte) string {
+	if found {
+		return qe.detail()
+	}
+	return provider.ErrorDetail(body)
 }

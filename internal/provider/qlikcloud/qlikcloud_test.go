@@ -241,6 +241,9 @@ func TestErrorDetail(t *testing.T) {
 		{`{"errors":[{"code":7,"title":"Forbidden"}]}`, "Forbidden", false},
 		{`{"errors":[]}`, "", false},
 		{`<html>`, "", false},
+		// Not Qlik's format: a proxy's or an OAuth-style error is quoted too.
+		{`{"message":"Bad gateway"}`, "Bad gateway", false},
+		{`{"error":"invalid_client"}`, "invalid_client", false},
 	}
 	for _, tc := range tests {
 		got, limit := qlikcloud.ErrorDetail([]byte(tc.body))
@@ -269,6 +272,8 @@ func FuzzParseToken(f *testing.F) {
 		{403, `{"errors":[{"code":"OAUTH-14","title":"Too many tokens","detail":"`, `"}]}`},
 		{401, `{"errors":[{"title":1}],"access_token":"`, `"}`},
 		{503, `{"errors":"`, `"}`},
+		{502, `{"message":"`, `"}`},
+		{400, `{"error":"invalid_client","error_description":"`, `"}`},
 	} {
 		f.Add(seed.status, []byte(seed.prefix), []byte(seed.suffix))
 	}
