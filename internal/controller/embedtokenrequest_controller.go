@@ -74,6 +74,7 @@ type EmbedTokenRequestReconciler struct {
 	fair      *fairness
 	credCache *credentialCache
 	expect    *writeExpectations
+	held      *heldTokens
 }
 
 // +kubebuilder:rbac:groups=embedtokens.io,resources=embedtokenrequests,verbs=get;list;watch
@@ -93,6 +94,7 @@ func (r *EmbedTokenRequestReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		r.fair.settle(req.NamespacedName)
 		if err == nil {
 			r.expect.forget(req.NamespacedName)
+			r.held.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, err
 	}
@@ -125,7 +127,8 @@ func (r *EmbedTokenRequestReconciler) reconcile(ctx context.Context, etr *v1alph
 		return err
 	}
 	prov, provErr := r.getProvider(ctx, etr)
-	o.decision = Decide(r.policyInput(etr, o, prov), o.now)
+	in := r.policyInput(etr, o, prov)
+	o.decision = Decide(in, o.now)
 	o.lifetimeNote = prov.lifetimeNote(etr)
 
 	switch {
@@ -137,9 +140,11 @@ func (r *EmbedTokenRequestReconciler) reconcile(ctx context.Context, etr *v1alph
 	case !r.mayIssue(ctx, etr, secret, prov, provErr, o):
 		return nil
 	}
-	tok, ok := r.issue(ctx, etr, prov, o)
+	tok, ok := r.takeHeld(ctx, etr, prov, in, o)
 	if !ok {
-		return nil
+		if tok, ok = r.issue(ctx, etr, prov, o); !ok {
+			return nil
+		}
 	}
 	return r.store(ctx, etr, secret, tok, prov, o)
 }
@@ -260,6 +265,7 @@ func (r *EmbedTokenRequestReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.fair = newFairness(max(r.MaxConcurrentReconciles, 1))
 	r.credCache = newCredentialCache()
 	r.expect = newWriteExpectations()
+	r.held = newHeldTokens()
 	r.clients.maxTimeout = r.MaxVendorTimeout
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.EmbedTokenRequest{}, builder.WithPredicates(

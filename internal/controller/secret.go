@@ -137,8 +137,9 @@ func (r *EmbedTokenRequestReconciler) writeSecret(ctx context.Context, etr *v1al
 		}
 	}
 	if err != nil {
-		// The token is lost with this attempt; count it as a failure so the
-		// retry backs off instead of calling the vendor in a tight loop.
+		// The next attempt stores this token while it is fresh, with no
+		// vendor call; count it as a failure so the retry backs off.
+		r.held.hold(client.ObjectKeyFromObject(etr), etr.UID, tok, rec)
 		o.fail(provider.Transient(v1alpha1.ReasonVendorUnavailable, "storing the token in Secret %s failed: %v", etr.TargetSecretName(), apierrors.ReasonForError(err)))
 		return fmt.Errorf("writing Secret %s: %w", etr.TargetSecretName(), err)
 	}
