@@ -240,7 +240,7 @@ func (r *EmbedTokenRequestReconciler) finish(etr *v1alpha1.EmbedTokenRequest, o 
 	if next.IsZero() {
 		return ctrl.Result{}
 	}
-	return ctrl.Result{RequeueAfter: max(next.Sub(o.now), minRetry)}
+	return ctrl.Result{RequeueAfter: max(next.Sub(o.latest()), minRetry)}
 }
 
 // patchStatus writes the status only if it changed, so a request whose token

@@ -29,6 +29,7 @@ func (r *EmbedTokenRequestReconciler) issue(ctx context.Context, etr *v1alpha1.E
 	}()
 	if err != nil {
 		o.fail(err)
+		o.failedAt = r.Clock.Now()
 		log.FromContext(ctx).Info("Issuing token failed", "embedTokenRequest", klog.KObj(etr), "vendor", p.vendor,
 			"reason", o.err.Reason, "message", o.err.Message, "permanent", o.err.Permanent)
 		return provider.Token{}, false

@@ -13,13 +13,17 @@ import (
 
 // outcome is what one reconcile learned; setStatus turns it into the status.
 type outcome struct {
-	now       time.Time
-	stored    StoredToken
-	digest    string // of the stored token
-	decision  Decision
-	issued    *provider.Token
-	renewAt   time.Time // of the issued token
-	err       *provider.Error
+	now      time.Time
+	stored   StoredToken
+	digest   string // of the stored token
+	decision Decision
+	issued   *provider.Token
+	renewAt  time.Time // of the issued token
+	err      *provider.Error
+	// failedAt is when a failed vendor call ended, zero otherwise; the
+	// backoff counts from then, so a call that timed out after 30 s still
+	// waits its whole backoff before the next.
+	failedAt  time.Time
 	vendor    string
 	suspended bool
 	waiting   bool // a failed attempt is backing off
@@ -67,6 +71,15 @@ func (o *outcome) currentDigest() string {
 // fail records a classified failure of this attempt.
 func (o *outcome) fail(err error) {
 	o.err = provider.Classify(err)
+}
+
+// latest is the last time this reconcile knows of: the end of a failed
+// vendor call, or its start.
+func (o *outcome) latest() time.Time {
+	if o.failedAt.After(o.now) {
+		return o.failedAt
+	}
+	return o.now
 }
 
 // stalledReasons need a person to act; the rest heal by retrying.
@@ -146,11 +159,12 @@ func setSchedule(etr *v1alpha1.EmbedTokenRequest, o *outcome) {
 	case o.suspended:
 		st.RenewAt = nil
 	case o.err != nil:
+		at := o.latest()
 		st.FailedAttempts++
-		st.LastFailureTime = timePtr(o.now)
+		st.LastFailureTime = timePtr(at)
 		st.LastFailure = &v1alpha1.Failure{Reason: o.err.Reason, Message: o.err.Message}
-		retry := Backoff(st.FailedAttempts, o.err.Permanent, o.err.RetryAfter, o.stored.ExpiresAt, o.now, string(etr.UID))
-		st.RenewAt = timePtr(o.now.Add(retry))
+		retry := Backoff(st.FailedAttempts, o.err.Permanent, o.err.RetryAfter, o.stored.ExpiresAt, at, string(etr.UID))
+		st.RenewAt = timePtr(at.Add(retry))
 	case o.deferral != nil:
 		// Not a failure: the attempts, the backoff and renewAt (when the
 		// call became due) stay as they were.
