@@ -55,7 +55,7 @@ const (
 
 var (
 	cfg env
-	k8s client.Client
+	k8s client.WithWatch
 	// ns is the suite's own namespace, deleted at the end.
 	ns string
 	// qrvey is the Qrvey provider in ns and its requests.
@@ -95,7 +95,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	cfg = loadEnv()
 	restCfg, err := clientcmd.BuildConfigFromFlags("", cfg.kubeconfig)
 	Expect(err).NotTo(HaveOccurred(), "no local cluster: run `make test-e2e` or `hack/local-cluster up`")
-	k8s, err = client.New(restCfg, client.Options{Scheme: harness.Scheme})
+	k8s, err = client.NewWithWatch(restCfg, client.Options{Scheme: harness.Scheme})
 	Expect(err).NotTo(HaveOccurred())
 
 	By("checking the operator is deployed and ready")
