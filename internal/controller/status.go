@@ -74,7 +74,7 @@ func (o *outcome) fail(err error) {
 }
 
 // latest is the last time this reconcile knows of: the end of a failed
-// vendor call, or its start.
+// vendor call, or the reconcile's start.
 func (o *outcome) latest() time.Time {
 	if o.failedAt.After(o.now) {
 		return o.failedAt
