@@ -1,7 +1,9 @@
 package controller_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/pem"
 	"net"
 	"net/http"
 	"strings"
@@ -34,6 +36,19 @@ var _ = Describe("Runtime faults", func() {
 			v := newScriptedVendor(status, body)
 			f.createNamedProvider(ctx, "scripted", httpProviderSpec(v.srv.URL))
 			return f.httpRequest("fault", "scripted", time.Hour), v.callCount
+		}
+	}
+	// rs256 signs the request's tokens with a jwt provider whose RS256 key
+	// is key; signing makes no vendor call.
+	rs256 := func(key []byte) setupFunc {
+		return func(ctx context.Context, f *fixture) (*v1alpha1.EmbedTokenRequest, func() int) {
+			f.createSecret(ctx, "signing", map[string][]byte{"key": key})
+			f.createNamedProvider(ctx, "jwt", v1alpha1.EmbedProviderSpec{VendorConfig: v1alpha1.VendorConfig{JWT: &v1alpha1.JWTProvider{
+				Algorithm: "RS256", SigningKeySecretRef: v1alpha1.SecretKeySelector{Name: "signing", Key: "key"}}}})
+			etr := f.request("fault", time.Hour)
+			etr.Spec.ProviderRef.Name = "jwt"
+			etr.Spec.VendorParams = v1alpha1.VendorParams{JWT: &v1alpha1.JWTParams{Subject: "alice"}}
+			return etr, noCalls
 		}
 	}
 
@@ -72,15 +87,11 @@ var _ = Describe("Runtime faults", func() {
 			f.createNamedProvider(ctx, "qrvey", spec)
 			return f.request("fault", time.Hour), f.sim.CallCount
 		}, v1alpha1.ReasonCredentialsNotFound, `has no key "missing"`),
-		Entry("a signing key that is not PEM where the algorithm needs a private key", func(ctx context.Context, f *fixture) (*v1alpha1.EmbedTokenRequest, func() int) {
-			f.createSecret(ctx, "signing", map[string][]byte{"key": []byte("raw-shared-secret-not-a-pem-key")})
-			f.createNamedProvider(ctx, "jwt", v1alpha1.EmbedProviderSpec{VendorConfig: v1alpha1.VendorConfig{JWT: &v1alpha1.JWTProvider{
-				Algorithm: "RS256", SigningKeySecretRef: v1alpha1.SecretKeySelector{Name: "signing", Key: "key"}}}})
-			etr := f.request("fault", time.Hour)
-			etr.Spec.ProviderRef.Name = "jwt"
-			etr.Spec.VendorParams = v1alpha1.VendorParams{JWT: &v1alpha1.JWTParams{Subject: "alice"}}
-			return etr, noCalls
-		}, v1alpha1.ReasonInvalidCredentials, "is not a PEM-encoded private key"),
+		Entry("a signing key that is not PEM where the algorithm needs a private key", rs256([]byte("raw-shared-secret-not-a-pem-key")),
+			v1alpha1.ReasonInvalidCredentials, "is not a PEM-encoded private key"),
+		Entry("a signing key the size of a 16,384-bit RSA key",
+			rs256(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: bytes.Repeat([]byte{0x30}, 9400)})),
+			v1alpha1.ReasonInvalidCredentials, "larger than a 4096-bit RSA key"),
 		Entry("a provider that does not exist", func(ctx context.Context, f *fixture) (*v1alpha1.EmbedTokenRequest, func() int) {
 			return f.request("fault", time.Hour), f.sim.CallCount
 		}, v1alpha1.ReasonProviderNotFound, "not found"),
@@ -102,6 +113,13 @@ var _ = Describe("Runtime faults", func() {
 		}, v1alpha1.ReasonInvalidResponse, "qrvey response has no token"),
 		Entry("an expiry already in the past", scripted(http.StatusOK, tokenBody("stale-token", time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC))),
 			v1alpha1.ReasonInvalidResponse, "expires at 2001-01-01T00:00:00Z, which is not in the future"),
+		Entry("a vendor token larger than 64 KiB", func(ctx context.Context, f *fixture) (*v1alpha1.EmbedTokenRequest, func() int) {
+			v := newScriptedVendor(http.StatusOK, `{"token":"`+strings.Repeat("x", 100<<10)+`"}`)
+			spec := f.providerSpec()
+			spec.Qrvey.URL = v.srv.URL
+			f.createNamedProvider(ctx, "qrvey", spec)
+			return f.request("fault", time.Hour), v.callCount
+		}, v1alpha1.ReasonInvalidResponse, "the vendor's token is 102400 bytes, more than the 65536 bytes"),
 		Entry("a response larger than the limit", scripted(http.StatusOK, `{"token":"`+strings.Repeat("x", provider.MaxResponseBytes)+`"}`),
 			v1alpha1.ReasonInvalidResponse, "vendor response is larger than 1048576 bytes"),
 	)

@@ -56,12 +56,19 @@ func (r *EmbedTokenRequestReconciler) ensureToken(ctx context.Context, etr *v1al
 		Credentials: creds,
 		HTTPClient:  httpClient,
 		Now:         r.Clock.Now(),
+		// What the vendor caches for the provider is charged to the
+		// provider's namespace: see provider.Request.
+		ProviderNamespace: p.namespace,
 	})
 	r.Metrics.ObserveIssue(p.vendor, time.Since(start), err)
 	if err != nil {
 		// The message goes to the conditions, an Event and the log: every
 		// credential the call read is removed from it, in any encoding.
 		return provider.Token{}, creds.Redact(err)
+	}
+	// Every vendor's token is bounded here, whatever its parser checked.
+	if err := provider.CheckTokenSize("the vendor's token", tok.Value); err != nil {
+		return provider.Token{}, err
 	}
 	if !tok.ExpiresAt.After(o.now) {
 		return provider.Token{}, provider.Transient(v1alpha1.ReasonInvalidResponse, "the vendor issued a token that expires at %s, which is not in the future", tok.ExpiresAt.UTC().Format(time.RFC3339))

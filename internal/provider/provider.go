@@ -49,6 +49,11 @@ type Request struct {
 	HTTPClient *http.Client
 	// Now is the time the call is made, from the controller's clock.
 	Now time.Time
+	// ProviderNamespace is the namespace of the provider object, "" for a
+	// ClusterEmbedProvider. A vendor's cache charges what it keeps for the
+	// provider to this namespace, so one namespace's entries cannot crowd
+	// out another's.
+	ProviderNamespace string
 }
 
 // CredentialReader returns the bytes of one Secret key. It is an interface so
@@ -67,6 +72,24 @@ type Token struct {
 	IssuedAt time.Time
 	// ExpiresAt is when the token stops being valid.
 	ExpiresAt time.Time
+}
+
+// MaxTokenBytes bounds a token read from a vendor's answer, an embed token
+// or an access token a vendor caches, so a vendor cannot make the manager
+// hold megabytes per token. Real tokens are far smaller: JWTs with many
+// claims and Power BI embed tokens run to a few kilobytes, and most servers
+// refuse request headers, where access tokens travel, beyond 8 to 16 KiB.
+const MaxTokenBytes = 64 << 10
+
+// CheckTokenSize refuses a token longer than MaxTokenBytes with a permanent
+// InvalidResponse error: the same vendor answer would be as large again.
+// what names the token in the message, which states only its size.
+func CheckTokenSize(what, token string) error {
+	if len(token) <= MaxTokenBytes {
+		return nil
+	}
+	return Permanent(v1alpha1.ReasonInvalidResponse, "%s is %d bytes, more than the %d bytes the operator accepts for a token",
+		what, len(token), MaxTokenBytes)
 }
 
 // Digest is a short SHA-256 prefix of the token, safe to show in status so a

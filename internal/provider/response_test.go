@@ -164,3 +164,38 @@ func TestDecodeObject(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckTokenSize checks the bound every vendor's token is held to: a
+// token over provider.MaxTokenBytes is a permanent InvalidResponse error
+// that states its size and quotes none of it.
+func TestCheckTokenSize(t *testing.T) {
+	tests := []struct {
+		name  string
+		size  int
+		error string
+	}{
+		{"a typical token is accepted", 2 << 10, ""},
+		{"a token of exactly 64 KiB is accepted", 64 << 10, ""},
+		{"a token one byte over 64 KiB is refused", 64<<10 + 1, "the access token is 65537 bytes, more than the 65536 bytes the operator accepts for a token"},
+		{"a token of a megabyte is refused", 1 << 20, "the access token is 1048576 bytes"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			token := strings.Repeat("t", tc.size)
+			err := provider.CheckTokenSize("the access token", token)
+			if tc.error == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			e := provider.Classify(err)
+			if err == nil || e.Reason != v1alpha1.ReasonInvalidResponse || !e.Permanent || !strings.Contains(e.Message, tc.error) {
+				t.Fatalf("error = %v, want a permanent %s error saying %q", err, v1alpha1.ReasonInvalidResponse, tc.error)
+			}
+			if strings.Contains(e.Message, "tttttttt") {
+				t.Error("the message quotes the token")
+			}
+		})
+	}
+}

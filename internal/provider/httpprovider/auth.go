@@ -203,7 +203,7 @@ func (p *Provider) issueChained(ctx context.Context, c *compiled, req provider.R
 		if err != nil {
 			return provider.Token{}, authError(err)
 		}
-		token, cached, err := p.auth.token(ctx, key, req.Now, func(ctx context.Context) (provider.Token, error) {
+		token, cached, err := p.auth.token(ctx, req.ProviderNamespace, key, req.Now, func(ctx context.Context) (provider.Token, error) {
 			return c.auth.fetch(ctx, req.HTTPClient, httpReq, req.Now)
 		})
 		if err != nil {
@@ -213,7 +213,7 @@ func (p *Provider) issueChained(ctx context.Context, c *compiled, req provider.R
 		data.Auth = &AuthData{AccessToken: token}
 		tok, status, err := c.issue(ctx, req, data, read)
 		if status == http.StatusUnauthorized {
-			p.auth.drop(key, token)
+			p.auth.drop(req.ProviderNamespace, key, token)
 			if cached && attempt == 0 {
 				continue
 			}

@@ -395,3 +395,51 @@ func TestAuthSecretRefs(t *testing.T) {
 		}
 	}
 }
+
+// TestLargeAuthTokensAreBounded has a namespace's 200 providers each get
+// an access token of a megabyte, then of 60 KiB, beside another
+// namespace's provider: the megabyte tokens are refused without being
+// quoted or cached, and the others stay within the namespace's share of
+// the cache without evicting the other namespace's token.
+func TestLargeAuthTokensAreBounded(t *testing.T) {
+	s := newChainServer(t)
+	p := httpprovider.New()
+	size := 0 // of the access tokens the auth endpoint answers
+	s.authAnswer = func(n int) string {
+		return fmt.Sprintf(`{"access_token":"at-%d-%s","expires_in":3600}`, n, strings.Repeat("x", size))
+	}
+	issue := func(namespace string, i int) (provider.Token, error) {
+		spec := chainSpec(s.URL)
+		spec.Auth.ClientCredentials.ClientID = fmt.Sprint("client-", i) // a provider of its own
+		req := chainRequest(t, spec, chainCreds, pt.Epoch)
+		req.ProviderNamespace = namespace
+		return p.Issue(context.Background(), req)
+	}
+	tok, err := issue("tenant-b", -1)
+	pt.CheckError(t, err, pt.Want{}, chainSecret)
+
+	size = 1_000_000
+	for i := range 200 {
+		_, err := issue("tenant-a", i)
+		pt.CheckError(t, err, pt.Want{Reason: v1alpha1.ReasonInvalidResponse, Permanent: true,
+			Message: "spec.http.auth: the access_token is 10000"}, strings.Repeat("x", 64), chainSecret)
+	}
+	if entries, bytes := p.AuthCacheSize(); entries != 1 || bytes > 1024 {
+		t.Fatalf("after 200 refused megabyte tokens the cache holds %d entries, %d bytes; want tenant-b's alone", entries, bytes)
+	}
+
+	size = 60 << 10
+	for i := range 200 {
+		_, err := issue("tenant-a", i)
+		pt.CheckError(t, err, pt.Want{}, chainSecret)
+		if _, bytes := p.AuthCacheSize(); bytes > httpprovider.MaxAuthShareBytes+1024 {
+			t.Fatalf("after %d large tokens the cache holds %d bytes, over a namespace's share of %d", i+1, bytes, httpprovider.MaxAuthShareBytes)
+		}
+	}
+	authBefore, _ := s.counts()
+	again, err := issue("tenant-b", -1)
+	pt.CheckError(t, err, pt.Want{}, chainSecret)
+	if authAfter, _ := s.counts(); authAfter != authBefore || again.Value == tok.Value {
+		t.Errorf("tenant-b's token was evicted: %d auth calls for its next embed token, want 0", authAfter-authBefore)
+	}
+}

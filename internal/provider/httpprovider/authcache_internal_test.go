@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,54 +28,127 @@ func TestAuthCacheReuseWindow(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.life.String(), func(t *testing.T) {
 			var c authCache
-			c.store("k", provider.Token{Value: "tok", ExpiresAt: cacheEpoch.Add(tc.life)}, cacheEpoch)
-			if _, ok := c.lookup("k", cacheEpoch.Add(tc.reusedUntil-time.Nanosecond)); ok != (tc.reusedUntil > 0) {
+			c.store("ns", "k", provider.Token{Value: "tok", ExpiresAt: cacheEpoch.Add(tc.life)}, cacheEpoch)
+			if _, ok := c.lookup("ns", "k", cacheEpoch.Add(tc.reusedUntil-time.Nanosecond)); ok != (tc.reusedUntil > 0) {
 				t.Errorf("just before %v: cached = %v", tc.reusedUntil, ok)
 			}
-			if _, ok := c.lookup("k", cacheEpoch.Add(tc.reusedUntil)); ok {
+			if _, ok := c.lookup("ns", "k", cacheEpoch.Add(tc.reusedUntil)); ok {
 				t.Errorf("at %v: still cached", tc.reusedUntil)
 			}
 		})
 	}
 }
 
-// TestAuthCacheBounded fills the cache beyond its bound: expired entries go
+// TestAuthCacheEvictsSoonest fills a namespace's share: expired entries go
 // first, then the ones that stop being reused soonest.
-func TestAuthCacheBounded(t *testing.T) {
-	var c authCache
-	for i := range maxAuthEntries {
+func TestAuthCacheEvictsSoonest(t *testing.T) {
+	c := authCache{shareBytes: 10 * (1 + authEntryOverhead)}
+	for i := range 10 {
 		life := time.Duration(i+2) * time.Hour
 		if i%2 == 0 {
 			life = time.Minute + time.Duration(i)*time.Second // these expire first
 		}
-		c.store(fmt.Sprint(i), provider.Token{Value: "t", ExpiresAt: cacheEpoch.Add(life)}, cacheEpoch)
+		c.store("ns", fmt.Sprint(i), provider.Token{Value: "t", ExpiresAt: cacheEpoch.Add(life)}, cacheEpoch)
 	}
 	later := cacheEpoch.Add(time.Hour)
-	c.store("new", provider.Token{Value: "t", ExpiresAt: later.Add(time.Hour)}, later)
-	if n := c.size(); n != maxAuthEntries/2+1 {
-		t.Errorf("after evicting the expired: %d entries, want %d", n, maxAuthEntries/2+1)
+	c.store("ns", "new", provider.Token{Value: "t", ExpiresAt: later.Add(time.Hour)}, later)
+	if n, _ := c.size(); n != 10/2+1 {
+		t.Errorf("after evicting the expired: %d entries, want %d", n, 10/2+1)
 	}
-	for i := range maxAuthEntries {
-		c.store(fmt.Sprint("more", i), provider.Token{Value: "t", ExpiresAt: later.Add(1000 * time.Hour)}, later)
+	for i := range 10 {
+		c.store("ns", fmt.Sprint("more", i), provider.Token{Value: "t", ExpiresAt: later.Add(1000 * time.Hour)}, later)
 	}
-	if _, ok := c.lookup("1", later); ok || c.size() != maxAuthEntries {
-		t.Errorf("full cache: %d entries, soonest-expiring kept: %v", c.size(), ok)
+	if _, ok := c.lookup("ns", "1", later); ok {
+		t.Error("full share: the soonest-expiring entry was kept")
 	}
-	if _, ok := c.lookup("more0", later); !ok {
+	if n, _ := c.size(); n != 10 {
+		t.Errorf("full share: %d entries, want 10", n)
+	}
+	if _, ok := c.lookup("ns", "more0", later); !ok {
 		t.Error("a long-lived entry was evicted before shorter-lived ones")
+	}
+}
+
+// TestAuthCacheShares stores many large tokens and checks the cache stays
+// within its byte bound and each namespace within its share, and that a
+// namespace filling its share, or many namespaces filling the cache, never
+// evict a quieter namespace's token.
+func TestAuthCacheShares(t *testing.T) {
+	const tokenBytes = 60 << 10 // under provider.MaxTokenBytes
+	large := func(i int) provider.Token {
+		return provider.Token{Value: fmt.Sprintf("%d-%s", i, strings.Repeat("x", tokenBytes)), ExpiresAt: cacheEpoch.Add(time.Hour)}
+	}
+	quiet := provider.Token{Value: "quiet-token", ExpiresAt: cacheEpoch.Add(time.Hour)}
+	tests := []struct {
+		name string
+		// noisy is the namespaces that each store that many large tokens.
+		noisy  []string
+		tokens int
+		// quietOwner stores one small token before the noisy ones.
+		quietOwner string
+	}{
+		{"one namespace's 200 large tokens stay within its share", []string{"tenant-a"}, 200, "tenant-b"},
+		{"a namespace filling its share keeps a cluster provider's token", []string{"tenant-a"}, 200, ""},
+		{"a cluster provider's large tokens keep a namespace's token", []string{""}, 200, "tenant-b"},
+		{"forty namespaces filling the cache keep a quiet namespace's token",
+			func() (ns []string) {
+				for i := range 40 {
+					ns = append(ns, fmt.Sprint("tenant-", i))
+				}
+				return ns
+			}(), 20, "quiet"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var c authCache
+			c.store(tc.quietOwner, "quiet", quiet, cacheEpoch)
+			for _, ns := range tc.noisy {
+				for i := range tc.tokens {
+					c.store(ns, fmt.Sprint(i), large(i), cacheEpoch)
+					if used := c.used[ns]; used > maxAuthShareBytes {
+						t.Fatalf("namespace %q holds %d bytes, over its share of %d", ns, used, maxAuthShareBytes)
+					}
+				}
+			}
+			if _, bytes := c.size(); bytes > maxAuthBytes {
+				t.Errorf("the cache holds %d bytes, over its bound of %d", bytes, maxAuthBytes)
+			}
+			if tok, ok := c.lookup(tc.quietOwner, "quiet", cacheEpoch); !ok || tok != quiet.Value {
+				t.Errorf("namespace %q lost its token", tc.quietOwner)
+			}
+			if _, ok := c.lookup(tc.noisy[len(tc.noisy)-1], fmt.Sprint(tc.tokens-1), cacheEpoch); !ok {
+				t.Error("the newest token was not cached")
+			}
+		})
+	}
+}
+
+// TestAuthCacheNamespacesDoNotShare checks that the same key in two
+// namespaces names two entries: one namespace's token is never served to,
+// or dropped by, another.
+func TestAuthCacheNamespacesDoNotShare(t *testing.T) {
+	var c authCache
+	c.store("a", "k", provider.Token{Value: "ta", ExpiresAt: cacheEpoch.Add(time.Hour)}, cacheEpoch)
+	if _, ok := c.lookup("b", "k", cacheEpoch); ok {
+		t.Fatal("namespace b was served namespace a's token")
+	}
+	c.store("b", "k", provider.Token{Value: "tb", ExpiresAt: cacheEpoch.Add(time.Hour)}, cacheEpoch)
+	c.drop("b", "k", "tb")
+	if tok, ok := c.lookup("a", "k", cacheEpoch); !ok || tok != "ta" {
+		t.Fatalf("namespace a's token after b's was dropped: %q, %v", tok, ok)
 	}
 }
 
 // TestAuthCacheDrop checks that only the refused token is dropped.
 func TestAuthCacheDrop(t *testing.T) {
 	var c authCache
-	c.store("k", provider.Token{Value: "new", ExpiresAt: cacheEpoch.Add(time.Hour)}, cacheEpoch)
-	c.drop("k", "old")
-	if v, ok := c.lookup("k", cacheEpoch); !ok || v != "new" {
+	c.store("ns", "k", provider.Token{Value: "new", ExpiresAt: cacheEpoch.Add(time.Hour)}, cacheEpoch)
+	c.drop("ns", "k", "old")
+	if v, ok := c.lookup("ns", "k", cacheEpoch); !ok || v != "new" {
 		t.Fatalf("dropping a replaced token removed its successor")
 	}
-	c.drop("k", "new")
-	if _, ok := c.lookup("k", cacheEpoch); ok {
+	c.drop("ns", "k", "new")
+	if _, ok := c.lookup("ns", "k", cacheEpoch); ok {
 		t.Fatal("token not dropped")
 	}
 }
@@ -97,7 +171,7 @@ func TestAuthCacheWaiterGivesUp(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() {
-		_, _, err := c.token(ctx, "k", cacheEpoch, fetch)
+		_, _, err := c.token(ctx, "ns", "k", cacheEpoch, fetch)
 		done <- err
 	}()
 	<-started
@@ -108,8 +182,8 @@ func TestAuthCacheWaiterGivesUp(t *testing.T) {
 	close(release)
 	// Joins the shared call if it is still running, else finds its result;
 	// fetch running twice would panic on closing started again.
-	tok, _, err := c.token(context.Background(), "k", cacheEpoch, fetch)
-	if _, cached, _ := c.token(context.Background(), "k", cacheEpoch, fetch); err != nil || tok != "tok" || !cached {
+	tok, _, err := c.token(context.Background(), "ns", "k", cacheEpoch, fetch)
+	if _, cached, _ := c.token(context.Background(), "ns", "k", cacheEpoch, fetch); err != nil || tok != "tok" || !cached {
 		t.Errorf("after the shared call: %q, %v, cached %v", tok, err, cached)
 	}
 }

@@ -16,3 +16,13 @@ func ParseResponse(spec *v1alpha1.HTTPProvider, body []byte, now time.Time) (pro
 	}
 	return c.parseResponse(body, now)
 }
+
+// AuthCacheSize is the number of auth tokens p caches and the bytes they
+// are charged.
+func (p *Provider) AuthCacheSize() (entries, bytes int) { return p.auth.size() }
+
+// Bounds of the auth token cache, for tests.
+const (
+	MaxAuthBytes      = maxAuthBytes
+	MaxAuthShareBytes = maxAuthShareBytes
+)

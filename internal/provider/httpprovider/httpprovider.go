@@ -321,6 +321,9 @@ func (c *compiled) parseResponse(body []byte, now time.Time) (provider.Token, er
 	case token == "":
 		return provider.Token{}, provider.Transient(v1alpha1.ReasonInvalidResponse, "the token at tokenPath %s is empty", c.token)
 	}
+	if err := provider.CheckTokenSize(fmt.Sprintf("the token at tokenPath %s", c.token), token); err != nil {
+		return provider.Token{}, err
+	}
 	exp, err := c.expiry(doc, token, now)
 	if err != nil {
 		return provider.Token{}, err

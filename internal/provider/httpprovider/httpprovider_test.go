@@ -220,6 +220,9 @@ func TestResponses(t *testing.T) {
 			pt.Want{Reason: v1alpha1.ReasonInvalidResponse, Message: "no token at tokenPath .t"}},
 		{"token is a number", spec{TokenPath: ".t", ExpiresInPath: ".in"}, 200, `{"t":12345,"in":60}`, time.Time{},
 			pt.Want{Reason: v1alpha1.ReasonInvalidResponse, Message: "is a number, not a string"}},
+		{"a token of 64 KiB is accepted", spec{TokenPath: ".t", ExpiresInPath: ".in"}, 200, `{"t":"` + strings.Repeat("a", 64<<10) + `","in":60}`, epoch.Add(time.Minute), pt.Want{}},
+		{"a token of a megabyte is refused unquoted", spec{TokenPath: ".t", ExpiresInPath: ".in"}, 200, `{"t":"` + strings.Repeat("a", 1_000_000) + `","in":60}`, time.Time{},
+			pt.Want{Reason: v1alpha1.ReasonInvalidResponse, Permanent: true, Message: "the token at tokenPath .t is 1000000 bytes, more than the 65536 bytes"}},
 		{"400 with message", spec{TokenPath: ".t", ExpiresInPath: ".in"}, 400, `{"error":{"message":"username unknown"}}`, time.Time{},
 			pt.Want{Reason: v1alpha1.ReasonVendorRejected, Permanent: true, Message: "HTTP 400: username unknown"}},
 		{"502 HTML", spec{TokenPath: ".t", ExpiresInPath: ".in"}, 502, `<html>bad gateway</html>`, time.Time{},
@@ -236,7 +239,7 @@ func TestResponses(t *testing.T) {
 			tc.spec.URL = srv.URL + "/token"
 			req.Config.HTTP, req.Params.HTTP = &tc.spec, &v1alpha1.HTTPParams{}
 			tok, err := httpprovider.New().Issue(context.Background(), req)
-			pt.CheckError(t, err, tc.err, "TOK", jwtTok)
+			pt.CheckError(t, err, tc.err, "TOK", jwtTok, strings.Repeat("a", 32))
 			if err == nil && (tok.Value == "" || !tok.ExpiresAt.Equal(tc.want)) {
 				t.Fatalf("token = %v, want expiry %v", tok, tc.want)
 			}

@@ -40,8 +40,24 @@ import (
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 )
 
-// minRSABits is the smallest RSA key RFC 7518 section 3.3 allows for RS256.
-const minRSABits = 2048
+// Signing keys are bounded so one provider's key cannot make signing costly
+// for everyone: parsing an RSA key grows with the cube of its size, and a
+// 16,384-bit key takes seconds of CPU.
+const (
+	// minRSABits is the smallest RSA key RFC 7518 section 3.3 allows for
+	// RS256.
+	minRSABits = 2048
+	// maxRSABits is the largest RSA key accepted: a 4,096-bit key already
+	// has a security margin no vendor asks to exceed.
+	maxRSABits = 4096
+	// maxKeyBytes bounds a signing key Secret's value, PEM or shared
+	// secret: a 4,096-bit PEM key with a certificate chain fits easily.
+	maxKeyBytes = 64 << 10
+	// maxKeyDER bounds the DER of a PEM private key, checked before it is
+	// parsed: a 4,096-bit RSA key in PKCS#8 is about 2,400 bytes, and EC
+	// P-256 keys are far smaller.
+	maxKeyDER = 3 << 10
+)
 
 // reservedClaims are set by the operator; spec.jwt.claims cannot replace
 // them, so a request cannot extend its own lifetime or change who it is for.
@@ -60,11 +76,14 @@ var methods = map[string]jwt.SigningMethod{
 }
 
 // Provider is the signed-JWT implementation of provider.Provider,
-// provider.ConfigValidator and provider.ConfigWarner.
-type Provider struct{}
+// provider.ConfigValidator and provider.ConfigWarner. Its only state is the
+// cache of parsed signing keys, so a key is parsed once, not per token.
+type Provider struct {
+	keys *keyCache
+}
 
-// New returns the signed-JWT provider.
-func New() *Provider { return &Provider{} }
+// New returns the signed-JWT provider with an empty key cache.
+func New() *Provider { return &Provider{keys: newKeyCache(maxCachedKeys)} }
 
 // SecretRefs implements provider.Provider: the references of spec.jwt.
 func (p *Provider) SecretRefs(config *v1alpha1.EmbedProviderSpec) []v1alpha1.SecretKeySelector {
@@ -78,7 +97,7 @@ func (p *Provider) Validate(ctx context.Context, config *v1alpha1.EmbedProviderS
 	if config.JWT == nil {
 		return provider.Permanent(v1alpha1.ReasonVendorMismatch, "jwt provider needs spec.jwt")
 	}
-	_, _, err := signer(ctx, config.JWT, creds)
+	_, _, err := p.signer(ctx, config.JWT, creds)
 	return err
 }
 
@@ -117,7 +136,7 @@ func (p *Provider) Issue(ctx context.Context, req provider.Request) (provider.To
 	if err != nil {
 		return provider.Token{}, err
 	}
-	method, key, err := signer(ctx, cfg, req.Credentials)
+	method, key, err := p.signer(ctx, cfg, req.Credentials)
 	if err != nil {
 		return provider.Token{}, err
 	}
@@ -167,9 +186,9 @@ func newJTI() string {
 	return hex.EncodeToString(b)
 }
 
-// signer checks the headers and reads and parses the signing key for the
-// configured algorithm.
-func signer(ctx context.Context, cfg *v1alpha1.JWTProvider, creds provider.CredentialReader) (jwt.SigningMethod, any, error) {
+// signer checks the headers and reads the signing key for the configured
+// algorithm, parsed through the key cache.
+func (p *Provider) signer(ctx context.Context, cfg *v1alpha1.JWTProvider, creds provider.CredentialReader) (jwt.SigningMethod, any, error) {
 	for _, h := range reservedHeaders {
 		if _, ok := cfg.Headers[h]; ok {
 			return nil, nil, provider.Permanent(v1alpha1.ReasonInvalidRequest, "spec.jwt.headers must not set %q: the operator sets it (use keyID for kid)", h)
@@ -183,7 +202,7 @@ func signer(ctx context.Context, cfg *v1alpha1.JWTProvider, creds provider.Crede
 	if err != nil {
 		return nil, nil, err
 	}
-	key, err := parseKey(method, raw)
+	key, err := p.keys.parse(method, raw)
 	if err != nil {
 		return nil, nil, provider.Permanent(v1alpha1.ReasonInvalidCredentials, "signing key for %s %v", cfg.Algorithm, err)
 	}
@@ -193,6 +212,9 @@ func signer(ctx context.Context, cfg *v1alpha1.JWTProvider, creds provider.Crede
 // parseKey returns the key method signs with. Its errors describe the key's
 // form (PEM block type, key type, size) and never include key bytes.
 func parseKey(method jwt.SigningMethod, raw []byte) (any, error) {
+	if len(raw) > maxKeyBytes {
+		return nil, fmt.Errorf("is %d bytes, more than the %d bytes accepted", len(raw), maxKeyBytes)
+	}
 	if _, isHMAC := method.(*jwt.SigningMethodHMAC); isHMAC {
 		if len(raw) == 0 {
 			return nil, errors.New("is empty")
@@ -213,6 +235,9 @@ func parseKey(method jwt.SigningMethod, raw []byte) (any, error) {
 		}
 		if k.N.BitLen() < minRSABits {
 			return nil, fmt.Errorf("is a %d-bit RSA key; RS256 needs at least %d bits", k.N.BitLen(), minRSABits)
+		}
+		if k.N.BitLen() > maxRSABits {
+			return nil, fmt.Errorf("is a %d-bit RSA key; the operator accepts at most %d bits", k.N.BitLen(), maxRSABits)
 		}
 	case *ecdsa.PrivateKey:
 		if method != jwt.SigningMethodES256 {
@@ -235,6 +260,9 @@ func parsePrivateKey(raw []byte) (any, error) {
 	block, _ := pem.Decode(raw)
 	if block == nil {
 		return nil, errors.New("is not a PEM-encoded private key")
+	}
+	if len(block.Bytes) > maxKeyDER {
+		return nil, fmt.Errorf("is a PEM %q block of %d bytes, larger than a %d-bit RSA key", block.Type, len(block.Bytes), maxRSABits)
 	}
 	var key any
 	var err error

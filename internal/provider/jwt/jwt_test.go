@@ -1,6 +1,7 @@
 package jwtprovider_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -9,6 +10,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -406,5 +408,83 @@ func TestConfigWarnings(t *testing.T) {
 	if _, err := jwt.Parse(tok.Value, func(*jwt.Token) (any, error) { return []byte(secret), nil },
 		jwt.WithTimeFunc(func() time.Time { return providertest.Epoch })); err == nil {
 		t.Error("the token verifies with the trimmed key: the key was changed")
+	}
+}
+
+// TestKeyBounds checks that keys too costly to parse or sign with are
+// refused, on the provider's Ready condition (Validate) and on issue, with
+// a message that states sizes and no key material.
+func TestKeyBounds(t *testing.T) {
+	oversized, err := os.ReadFile("testdata/rsa-4104.pem") // a throwaway key, just over the bound
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A PEM block as large as a 16,384-bit RSA key's, refused before parsing.
+	huge := string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: bytes.Repeat([]byte{0x30}, 9400)}))
+	tests := []struct {
+		name, alg, key, message string
+	}{
+		{"an RSA key over 4,096 bits is refused", "RS256", string(oversized), "is a 4104-bit RSA key; the operator accepts at most 4096 bits"},
+		{"a PEM key the size of a 16,384-bit RSA key is refused unparsed", "RS256", huge, `is a PEM "RSA PRIVATE KEY" block of 9400 bytes, larger than a 4096-bit RSA key`},
+		{"a PEM Secret value over 64 KiB is refused", "ES256", keys().creds["k/ec-sec1"] + strings.Repeat("\n", 64<<10), "bytes, more than the 65536 bytes accepted"},
+		{"an HMAC secret over 64 KiB is refused", "HS256", strings.Repeat("s", 64<<10+1), "is 65537 bytes, more than the 65536 bytes accepted"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			want := providertest.Want{Reason: v1alpha1.ReasonInvalidCredentials, Permanent: true, Message: tc.message}
+			req := providertest.Request(t, providertest.Creds{"k/big": tc.key}, 0)
+			req.Config.JWT = &v1alpha1.JWTProvider{Algorithm: tc.alg, SigningKeySecretRef: providertest.Ref("k/big")}
+			req.Params.JWT = &v1alpha1.JWTParams{}
+			p := jwtprovider.New()
+			providertest.CheckError(t, p.Validate(context.Background(), req.Config, req.Credentials), want, keyFragments(tc.key)...)
+			_, err := p.Issue(context.Background(), req)
+			providertest.CheckError(t, err, want, keyFragments(tc.key)...)
+		})
+	}
+}
+
+// TestKeyParsedOnce checks that a provider's key is parsed once however
+// many tokens it signs, concurrently or not, and whatever else changes in
+// the provider, and parsed again when the key is rotated; a refused key is
+// not parsed again either.
+func TestKeyParsedOnce(t *testing.T) {
+	p := jwtprovider.New()
+	issue := func(alg, key string, cfg v1alpha1.JWTProvider) error {
+		_, err := p.Issue(context.Background(), request(t, alg, key, cfg, v1alpha1.JWTParams{Subject: "alice"}))
+		return err
+	}
+	steps := []struct {
+		name       string
+		alg, key   string
+		cfg        v1alpha1.JWTProvider
+		tokens     int
+		wantParses int64
+	}{
+		{"the first 100 tokens, 20 at a time, parse the key once", "RS256", "rsa-pkcs1", v1alpha1.JWTProvider{}, 100, 1},
+		{"a changed spec with the same key parses nothing", "RS256", "rsa-pkcs1", v1alpha1.JWTProvider{Issuer: "changed"}, 10, 1},
+		{"a rotated key is parsed once", "RS256", "rsa-pkcs8", v1alpha1.JWTProvider{}, 10, 2},
+		{"another algorithm's key is parsed once", "ES256", "ec-sec1", v1alpha1.JWTProvider{}, 10, 3},
+		{"a refused key is parsed once", "RS256", "rsa-small", v1alpha1.JWTProvider{}, 10, 4},
+	}
+	for _, st := range steps {
+		var wg sync.WaitGroup
+		errs, slots := make(chan error, st.tokens), make(chan struct{}, 20)
+		for range st.tokens {
+			slots <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-slots }()
+				errs <- issue(st.alg, st.key, st.cfg)
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if (err != nil) != (st.key == "rsa-small") {
+				t.Fatalf("%s: %v", st.name, err)
+			}
+		}
+		if got := p.KeyParses(); got != st.wantParses {
+			t.Errorf("%s: %d parses in all, want %d", st.name, got, st.wantParses)
+		}
 	}
 }

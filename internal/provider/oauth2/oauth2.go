@@ -283,6 +283,9 @@ func parseToken(resp *provider.Response, now time.Time, fallback *v1alpha1.Expir
 	case out.AccessToken == "":
 		return provider.Token{}, provider.Transient(v1alpha1.ReasonInvalidResponse, "oauth2 response has no access_token")
 	}
+	if err := provider.CheckTokenSize("the access_token", out.AccessToken); err != nil {
+		return provider.Token{}, err
+	}
 	exp, err := expiresAt(now, out.ExpiresIn, out.AccessToken, fallback, field)
 	if err != nil {
 		return provider.Token{}, err

@@ -185,6 +185,9 @@ func parseAccessToken(resp *provider.Response, now time.Time) (accessToken, erro
 	case out.AccessToken == "":
 		return accessToken{}, provider.Transient(v1alpha1.ReasonInvalidResponse, "Microsoft Entra ID answered without an access_token")
 	}
+	if err := provider.CheckTokenSize("the Microsoft Entra ID access_token", out.AccessToken); err != nil {
+		return accessToken{}, err
+	}
 	exp, err := provider.ExpiresInOrJWT(now, out.ExpiresIn, out.AccessToken)
 	if err != nil {
 		return accessToken{}, inStep("Microsoft Entra ID token request", err)

@@ -130,6 +130,9 @@ func parseLogin(resp *provider.Response, now time.Time) (login, error) {
 	if out.AccessToken == "" {
 		return login{}, provider.Transient(v1alpha1.ReasonInvalidResponse, "Superset login answer has no access_token")
 	}
+	if err := provider.CheckTokenSize("the Superset login's access_token", out.AccessToken); err != nil {
+		return login{}, err
+	}
 	l := login{accessToken: out.AccessToken}
 	if exp, ok := expiry(out.AccessToken, now); ok {
 		l.until = exp.Add(-loginMargin)
