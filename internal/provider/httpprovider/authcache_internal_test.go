@@ -102,21 +102,25 @@ func TestAuthCacheShares(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var c authCache
 			c.store(tc.quietOwner, "quiet", quiet, cacheEpoch)
+			// The noisy namespaces' shares, within the cache's bound, and
+			// the quiet token.
+			bound := min(len(tc.noisy)*maxAuthShareBytes, maxAuthBytes) + len(quiet.Value) + authEntryOverhead
 			for _, ns := range tc.noisy {
 				for i := range tc.tokens {
-					c.store(ns, fmt.Sprint(i), large(i), cacheEpoch)
+					c.store(ns, fmt.Sprint(ns, "-", i), large(i), cacheEpoch) // keys hash each provider's spec
 					if used := c.used[ns]; used > maxAuthShareBytes {
 						t.Fatalf("namespace %q holds %d bytes, over its share of %d", ns, used, maxAuthShareBytes)
 					}
+					if _, bytes := c.size(); bytes > bound {
+						t.Fatalf("the cache holds %d bytes, over %d", bytes, bound)
+					}
 				}
-			}
-			if _, bytes := c.size(); bytes > maxAuthBytes {
-				t.Errorf("the cache holds %d bytes, over its bound of %d", bytes, maxAuthBytes)
 			}
 			if tok, ok := c.lookup(tc.quietOwner, "quiet", cacheEpoch); !ok || tok != quiet.Value {
 				t.Errorf("namespace %q lost its token", tc.quietOwner)
 			}
-			if _, ok := c.lookup(tc.noisy[len(tc.noisy)-1], fmt.Sprint(tc.tokens-1), cacheEpoch); !ok {
+			last := tc.noisy[len(tc.noisy)-1]
+			if _, ok := c.lookup(last, fmt.Sprint(last, "-", tc.tokens-1), cacheEpoch); !ok {
 				t.Error("the newest token was not cached")
 			}
 		})
