@@ -12,9 +12,10 @@ import (
 )
 
 // maxCachedKeys bounds the parsed keys kept: one per distinct key in use,
-// so far more than a cluster has. A parsed 4,096-bit RSA key is a few
-// kilobytes, so the cache stays within a few megabytes.
-const maxCachedKeys = 1024
+// as many as the other per-provider caches keep. A parsed 4,096-bit RSA key
+// is a few kilobytes, so the cache stays within a few megabytes; past the
+// bound, a key costs one more parse.
+const maxCachedKeys = 256
 
 // keyCache keeps the result of parsing a signing key, key or error, so a
 // key is parsed once however many tokens it signs. An entry is found by a
