@@ -41,8 +41,9 @@ import (
 )
 
 // Signing keys are bounded so one provider's key cannot make signing costly
-// for everyone: parsing an RSA key grows with the cube of its size, and a
-// 16,384-bit key takes seconds of CPU.
+// for everyone: the cost of parsing an RSA key, and of signing with it,
+// grows steeply with its size, and a 16,384-bit key parsed for every token
+// of a one-second lifetime kept more than a core busy.
 const (
 	// minRSABits is the smallest RSA key RFC 7518 section 3.3 allows for
 	// RS256.
