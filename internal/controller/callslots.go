@@ -12,58 +12,88 @@ import (
 // ticketBook holds each waiting request's reservation on its provider's rate
 // limiter. A request reserves once and is requeued for that time; requests
 // then take turns in the order they arrived, and waiting costs one requeue,
-// not one reconcile per freed token.
+// not one reconcile per freed token. Under a shared provider a request must
+// first take its namespace's place in turns (see claimTurn), so namespaces,
+// not requests, take turns.
 type ticketBook struct {
 	mu   sync.Mutex
 	held map[types.NamespacedName]ticket
+	// turns counts the reservations each namespace holds on a shared
+	// provider's limiter and queues its other waiting requests.
+	turns callSlots
 }
 
 type ticket struct {
 	limiter     *rate.Limiter
 	reservation *rate.Reservation
+	// lane is the namespace's queue of a shared provider the ticket holds
+	// a place in, and release gives that place back; both zero otherwise.
+	lane    string
+	release func()
 }
 
 // claim returns how long after now key's turn under l comes, reserving one
-// if key holds none for l. The ticket stays held until use or drop.
-func (b *ticketBook) claim(key types.NamespacedName, l *rate.Limiter, now time.Time) time.Duration {
+// if key holds none for l. A non-empty lane is key's namespace's queue of a
+// shared provider: a new reservation first takes a place there, and when
+// none is free claim returns false and where key stands in the queue. The
+// ticket stays held until use or drop.
+func (b *ticketBook) claim(key types.NamespacedName, l *rate.Limiter, lane string, now time.Time) (time.Duration, queueState, bool) {
 	if l.Limit() == rate.Inf {
-		return 0
+		return 0, queueState{}, true
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	t, ok := b.held[key]
-	if ok && t.limiter != l {
-		t.reservation.CancelAt(now) // the provider's rate limit changed
+	if ok && (t.limiter != l || t.lane != lane) {
+		t.giveBack(now) // the provider's rate limit or the request's provider changed
+		delete(b.held, key)
 		ok = false
 	}
 	if !ok {
-		t = ticket{limiter: l, reservation: l.ReserveN(now, 1)}
+		release, q, placed := b.claimTurn(key, lane, now)
+		if !placed {
+			return 0, q, false
+		}
+		t = ticket{limiter: l, reservation: l.ReserveN(now, 1), lane: lane, release: release}
 		if !t.reservation.OK() {
-			return slotRetryBase // a burst below one; the schema forbids it
+			t.release()
+			return slotRetryBase, queueState{}, true // a burst below one; the schema forbids it
 		}
 		if b.held == nil {
 			b.held = map[types.NamespacedName]ticket{}
 		}
 		b.held[key] = t
 	}
-	return max(t.reservation.DelayFrom(now), 0)
+	return max(t.reservation.DelayFrom(now), 0), queueState{}, true
 }
 
-// use forgets key's ticket because its call is being made.
+// use forgets key's ticket because its call is being made; its place in
+// its lane goes to the namespace's next request.
 func (b *ticketBook) use(key types.NamespacedName) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	delete(b.held, key)
+	if t, ok := b.held[key]; ok {
+		t.release()
+		delete(b.held, key)
+	}
 }
 
-// drop gives key's unused ticket back to its limiter.
+// drop gives key's unused ticket back to its limiter and its lane, and
+// takes key out of any lane it waits in.
 func (b *ticketBook) drop(key types.NamespacedName, now time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if t, ok := b.held[key]; ok {
-		t.reservation.CancelAt(now)
+		t.giveBack(now)
 		delete(b.held, key)
 	}
+	b.turns.forget(key)
+}
+
+// giveBack cancels an unused reservation and frees its place in its lane.
+func (t ticket) giveBack(now time.Time) {
+	t.reservation.CancelAt(now)
+	t.release()
 }
 
 // slotLimit caps the calls in flight under one key: a provider, a

@@ -94,6 +94,7 @@ type fairness struct {
 func newFairness(workers int) *fairness {
 	f := &fairness{caps: newCallCaps(workers), wakeups: make(chan event.GenericEvent, wakeBuffer)}
 	f.slots.wake = f.wake
+	f.tickets.turns.wake = f.wake
 	return f
 }
 
@@ -109,7 +110,8 @@ func (f *fairness) wake(key types.NamespacedName) {
 }
 
 // settle drops what a request held while waiting (its rate-limit ticket,
-// its place in the slot queues) once it no longer waits.
+// its place in its namespace's lane and in the slot queues) once it no
+// longer waits.
 func (f *fairness) settle(key types.NamespacedName) {
 	f.tickets.drop(key, time.Now())
 	f.slots.forget(key)
@@ -118,11 +120,16 @@ func (f *fairness) settle(key types.NamespacedName) {
 // admit lets a vendor call for etr through p, or records in o why it must
 // wait. A turn under the rate limit comes from a ticket the request keeps
 // across requeues, so waiting requests are served in order, each requeued
-// once for its turn. The returned function frees the call slot.
+// once for its turn; under a shared provider each namespace holds one
+// ticket at a time (turns.go). The returned function frees the call slot.
 func (r *EmbedTokenRequestReconciler) admit(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, p *resolvedProvider, o *outcome) (func(), bool) {
 	key := client.ObjectKeyFromObject(etr)
 	now := time.Now()
-	wait := r.fair.tickets.claim(key, r.clients.limiter(p), now)
+	wait, queue, placed := r.fair.tickets.claim(key, r.clients.limiter(p), laneOf(p, etr.Namespace), now)
+	if !placed {
+		r.waitForTurn(ctx, etr, p, o, queue, now)
+		return nil, false
+	}
 	if wait > maxLimiterSleep {
 		o.deferral = &deferral{after: wait, quiet: wait < reportWaitAfter, message: "waiting for the rate limit of " + p.describe()}
 		r.fair.slots.forget(key) // it comes back for a slot at its turn

@@ -143,12 +143,15 @@ func TestTicketBookServesInOrder(t *testing.T) {
 }
 
 func claim(b *ticketBook, name string, l *rate.Limiter) func(time.Time) time.Duration {
-	return func(now time.Time) time.Duration { return b.claim(key(name), l, now) }
+	return func(now time.Time) time.Duration {
+		d, _, _ := b.claim(key(name), l, "", now)
+		return d
+	}
 }
 
 func claimAndUse(b *ticketBook, name string, l *rate.Limiter) func(time.Time) time.Duration {
 	return func(now time.Time) time.Duration {
-		d := b.claim(key(name), l, now)
+		d, _, _ := b.claim(key(name), l, "", now)
 		b.use(key(name))
 		return d
 	}

@@ -113,6 +113,50 @@ var _ = Describe("Fair scheduling across providers", func() {
 	})
 })
 
+// A ClusterEmbedProvider's rate limit is the platform's vendor quota: one
+// namespace's backlog must not hold back another namespace's first token.
+var _ = Describe("Fair shares of a shared provider's rate limit", func() {
+	It("gives another namespace's first token within seconds while one namespace has 80 requests waiting", func() {
+		ctx := context.Background()
+		platform, alice, bob := newFixture(ctx), newFixture(ctx), newFixture(ctx)
+		platform.createCredentials(ctx)
+		spec := platform.clusterSpec()
+		spec.RateLimit = &v1alpha1.RateLimit{RequestsPerSecond: 2}
+		cp := createClusterProvider(ctx, "quota-"+platform.ns, spec, nil)
+		DeferCleanup(func() { deleteFixtures(ctx, platform, alice, bob) })
+		shared := func(f *fixture, name string) *v1alpha1.EmbedTokenRequest {
+			etr := f.request(name, time.Hour)
+			etr.Spec.ProviderRef = v1alpha1.ProviderRef{Kind: "ClusterEmbedProvider", Name: cp.Name}
+			return etr
+		}
+
+		By("alice creating 80 requests")
+		start := time.Now()
+		for i := range 80 {
+			Expect(k8sClient.Create(ctx, shared(alice, fmt.Sprintf("a-%02d", i)))).To(Succeed())
+		}
+		Eventually(func() int { return len(waiting(ctx, alice.ns, "waiting for ")) }).Should(BeNumerically(">=", 60),
+			"alice's requests wait for the rate limit")
+
+		By("bob creating one")
+		created := time.Now()
+		etr := shared(bob, "b")
+		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+		Eventually(secretOf(ctx, etr), time.Minute, 50*time.Millisecond).Should(Not(BeNil()))
+		took := time.Since(created)
+		GinkgoWriter.Printf("Bob's first token took %s beside alice's backlog\n", took)
+		Expect(took).To(BeNumerically("<=", 5*time.Second), "bob's first token waits for alice's backlog")
+
+		By("alice's waiting requests saying they wait for their namespace's turn")
+		Expect(len(waiting(ctx, alice.ns, "waiting for its namespace's turn under the rate limit of ClusterEmbedProvider "+cp.Name))).
+			To(BeNumerically(">=", 40))
+
+		By("every one of alice's requests still getting its token, within the rate limit")
+		Eventually(func(g Gomega) []corev1.Secret { return managedSecrets(ctx, g, alice.ns) }, 2*time.Minute, time.Second).Should(HaveLen(80))
+		Expect(platform.sim.CallCount()).To(BeNumerically("<=", 2*time.Since(start).Seconds()+1))
+	})
+})
+
 func readyReasonOf(etr *v1alpha1.EmbedTokenRequest) string {
 	if c := meta.FindStatusCondition(etr.Status.Conditions, v1alpha1.ConditionReady); c != nil {
 		return c.Reason
