@@ -71,7 +71,7 @@ envtest: ## Build (first time, ~5 min) or find the cached envtest assets (kube-a
 .PHONY: test
 test: manifests generate fmt vet ## Run unit and envtest integration tests (everything except test/e2e, test/chaos, test/bench).
 	@assets="$$(bash hack/envtest-assets.sh)"; \
-	pkgs="$$(go list ./... | grep -v -e /test/e2e -e /test/chaos -e /test/bench)"; \
+	pkgs="$$(go list ./... | grep -v -e /test/e2e -e /test/chaos -e /test/bench -e /test/load)"; \
 	echo "KUBEBUILDER_ASSETS=$$assets"; \
 	KUBEBUILDER_ASSETS="$$assets" go test $$pkgs -coverprofile cover.out
 
@@ -86,6 +86,11 @@ fuzz: ## Run every Go fuzz target for FUZZTIME (default 10s) each; failing input
 test-chaos: ## Process-level fault tests: manager SIGKILLed while issuing, API server restarted, leader killed (~5 min).
 	@assets="$$(bash hack/envtest-assets.sh)"; \
 	KUBEBUILDER_ASSETS="$$assets" go test ./test/chaos/ -count=1 -timeout 15m -v -ginkgo.v
+
+.PHONY: test-load
+test-load: ## One namespace floods the manager binary (1,000 one-second tokens, refresh storms, MiB tokens): another's first token within 15 s, peak RSS under 256 Mi (~5 min).
+	@assets="$$(bash hack/envtest-assets.sh)"; \
+	KUBEBUILDER_ASSETS="$$assets" go test ./test/load/ -count=1 -timeout 20m -v -ginkgo.v
 
 # N is how many EmbedTokenRequests `make bench` applies; BENCH_ARGS adds flags
 # of test/bench (-qps, -burst, -concurrency, -unrelated, -steady, -cpu-profile, -out).
