@@ -56,9 +56,12 @@ func main() {
 		"serves, to split a cluster's requests across instances: '!embedtokens.io/shard' for the default shard, "+
 		"'embedtokens.io/shard=b' for shard b. Empty: every request.")
 	var allowVendorCIDRs cidrList
-	flag.Var(&allowVendorCIDRs, "allow-vendor-cidrs", "Comma-separated CIDRs every provider's vendor calls may reach "+
-		"although the egress guard refuses them (loopback, link-local, and private ranges for EmbedProviders), "+
-		"e.g. 127.0.0.1/32 for a local simulator or 10.96.0.0/12 for an in-cluster vendor.")
+	flag.Var(&allowVendorCIDRs, "allow-vendor-cidrs", "Comma-separated addresses or CIDRs, each with the one port it opens, "+
+		"that every provider's vendor calls may reach although the egress guard refuses them (loopback, link-local, "+
+		"and private ranges for EmbedProviders), e.g. 127.0.0.1:8089 for a local simulator or 10.96.12.34:443 for one "+
+		"in-cluster vendor Service; [fd00::1]:443 and 10.0.0.0/24:443 for IPv6 and ranges. An entry without a port "+
+		"(10.0.0.0/24) opens every port. The operator's own metrics, health probe and pprof ports on loopback and the "+
+		"pod's addresses stay refused.")
 	var rtFlags runtimeFlags
 	rtFlags.bind(flag.CommandLine)
 	opts := zap.Options{}
@@ -112,7 +115,7 @@ func main() {
 	if err := controller.Setup(mgr, controller.Options{
 		Providers: registry.All(), MaxConcurrentReconciles: concurrency, CredentialCheckInterval: credentialCheck,
 		MaxVendorTimeout: vendorTimeout, WatchNamespaces: watchNamespaces, AllowVendorCIDRs: allowVendorCIDRs,
-		WatchLabelSelector: shard.selector(),
+		OwnPorts: ownPorts(metricsAddr, probeAddr, rtFlags.pprofAddr), WatchLabelSelector: shard.selector(),
 	}); err != nil {
 		setupLog.Error(err, "Unable to set up controllers")
 		os.Exit(1)

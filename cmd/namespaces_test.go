@@ -40,6 +40,7 @@ func TestCIDRListSet(t *testing.T) {
 		{in: "", want: ""},
 		{in: "127.0.0.1/32", want: "127.0.0.1/32"},
 		{in: "10.0.0.0/8, fd00::/8", want: "10.0.0.0/8,fd00::/8"},
+		{in: "127.0.0.1:8089, 10.96.0.0/12:443, [fd00::1]:443", want: "127.0.0.1:8089,10.96.0.0/12:443,[fd00::1]:443"},
 		{in: "127.0.0.1", wantErr: true},
 		{in: "10.0.0.1/8", wantErr: true},
 	}
@@ -54,5 +55,12 @@ func TestCIDRListSet(t *testing.T) {
 				t.Errorf("Set(%q) = %s, want %s", tt.in, c.String(), tt.want)
 			}
 		})
+	}
+}
+
+func TestOwnPorts(t *testing.T) {
+	got := ownPorts(":8443", "0", "", "127.0.0.1:6060", "[::1]:8081", ":0", "localhost")
+	if want := []uint16{8443, 6060, 8081}; !slices.Equal(got, want) {
+		t.Errorf("ownPorts = %v, want %v", got, want)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/embedtokens/embed-token-operator/internal/controller"
+	"github.com/embedtokens/embed-token-operator/internal/provider/egress"
 	"github.com/embedtokens/embed-token-operator/internal/provider/registry"
 	"github.com/embedtokens/embed-token-operator/internal/vendorsim"
 	"github.com/embedtokens/embed-token-operator/test/harness"
@@ -102,14 +104,16 @@ sales-dashboard (%s tokens). In another shell, watch the token refresh:
 
 // allowSimulator is the --allow-vendor-cidrs the operator needs to reach
 // the simulator through the egress guard, which refuses loopback: exactly
-// the simulator's address, 127.0.0.1/32 by default.
-func allowSimulator(simAddr string) []netip.Prefix {
-	host, _, _ := net.SplitHostPort(simAddr)
+// the simulator's address and port (127.0.0.1 by default), or every port of
+// the address when the port is chosen when it starts.
+func allowSimulator(simAddr string) []egress.Allowed {
+	host, portText, _ := net.SplitHostPort(simAddr)
 	a, err := netip.ParseAddr(host)
 	if err != nil {
 		a = netip.MustParseAddr("127.0.0.1")
 	}
-	return []netip.Prefix{netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())}
+	port, _ := strconv.ParseUint(portText, 10, 16)
+	return []egress.Allowed{{Prefix: netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), Port: uint16(port)}}
 }
 
 // applyDemo creates what a platform team and an app team would apply.

@@ -2,22 +2,26 @@ package controller_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/go-logr/logr"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/provider/egress"
 )
 
 // nodeCredential is what the stand-in metadata service answers: what an
@@ -173,5 +177,78 @@ var _ = Describe("Vendor egress guard", func() {
 		Expect(waitForToken(ctx, etr, "")).To(Equal("plain-http-token"))
 		Expect(strings.Contains(metadata.srv.URL, "127.0.0.2")).To(BeTrue())
 		Expect(metadata.conns.Load()).To(BeZero())
+	})
+})
+
+// countingVendor is a vendor on addr (an address with port 0: any free
+// one) that answers every call with a token and counts the connections it
+// accepts.
+type countingVendor struct {
+	srv   *httptest.Server
+	conns atomic.Int32
+	port  uint16
+}
+
+func newCountingVendor(addr string) *countingVendor {
+	l, err := net.Listen("tcp", addr)
+	Expect(err).NotTo(HaveOccurred(), "all of 127.0.0.0/8 is loopback on Linux")
+	v := &countingVendor{port: uint16(l.Addr().(*net.TCPAddr).Port)}
+	v.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, tokenBody("port-token", time.Now().Add(time.Hour)))
+	}))
+	v.srv.Listener = l
+	v.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			v.conns.Add(1)
+		}
+	}
+	v.srv.Start()
+	DeferCleanup(v.srv.Close)
+	return v
+}
+
+var _ = Describe("Vendor egress guard with ports", Ordered, func() {
+	var vendor, otherPort, ownPort *countingVendor
+	BeforeAll(func() {
+		vendor, otherPort = newCountingVendor("127.0.0.3:0"), newCountingVendor("127.0.0.3:0")
+		ownPort = newCountingVendor("127.0.0.1:0") // stands for the manager's health probe port
+		opts := operatorOptions()
+		opts.CredentialCheckInterval = time.Second
+		// As --allow-vendor-cidrs=127.0.0.1/32,127.0.0.3:<port>.
+		opts.AllowVendorCIDRs = append(slices.Clone(allowVendorCIDRs),
+			egress.Allowed{Prefix: netip.MustParsePrefix("127.0.0.3/32"), Port: vendor.port})
+		opts.OwnPorts = []uint16{ownPort.port}
+		stopMgr()
+		stopMgr = startOperator(cfg, logr.Logger{}, 0, opts)
+		DeferCleanup(func() {
+			stopMgr()
+			stopMgr = startManager()
+		})
+	})
+
+	It("reaches an allowed address only on its allowed port, and never the operator's own ports", func() {
+		ctx := context.Background()
+		f := newFixture(ctx)
+		f.createCredentials(ctx)
+		request := func(name string, v *countingVendor) *v1alpha1.EmbedTokenRequest {
+			f.createNamedProvider(ctx, name, httpProviderSpec(v.srv.URL+"/token"))
+			etr := f.httpRequest(name, name, time.Hour)
+			Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+			return etr
+		}
+		allowed := request("allowed-port", vendor)
+		other := request("other-port", otherPort)
+		own := request("own-port", ownPort)
+
+		Expect(waitForToken(ctx, allowed, "")).To(Equal("port-token"))
+		Eventually(readyCondition(ctx, other)).Should(And(
+			haveReason(metav1.ConditionFalse, v1alpha1.ReasonVendorAddressNotAllowed),
+			HaveField("Message", ContainSubstring("vendor address 127.0.0.3 is a loopback address"))))
+		Eventually(readyCondition(ctx, own)).Should(And(
+			haveReason(metav1.ConditionFalse, v1alpha1.ReasonVendorAddressNotAllowed),
+			HaveField("Message", ContainSubstring(fmt.Sprintf("port %d of the operator itself", ownPort.port)))))
+		Expect(otherPort.conns.Load()).To(BeZero(), "nothing is sent to a port the entry does not open")
+		Expect(ownPort.conns.Load()).To(BeZero(), "nothing is sent to the operator's own port")
 	})
 })

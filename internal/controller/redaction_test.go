@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -86,6 +87,21 @@ func newEchoVendor() *httptest.Server {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusUnauthorized)
 		_ = json.NewEncoder(w).Encode(map[string]string{"error": "invalid_client", "error_description": desc})
+	}))
+	DeferCleanup(srv.Close)
+	return srv
+}
+
+// newCuttingVendor is a token endpoint that refuses every call, quoting
+// the first 64 bytes of the request's body with no sign of the cut, as some
+// vendors' validation errors do.
+func newCuttingVendor() *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": "invalid_request",
+			"error_description": "cannot parse body " + string(body[:min(64, len(body))])})
 	}))
 	DeferCleanup(srv.Close)
 	return srv
@@ -184,6 +200,80 @@ var _ = Describe("Credentials a vendor echoes", Ordered, func() {
 			for _, v := range l {
 				if s, ok := v.(string); ok {
 					Expect(containsAny(s, forms)).To(BeEmpty(), "a decoded log value in %s", decoded)
+				}
+			}
+		}
+	})
+
+	It("reach no condition, Event or log line when the vendor quotes the request cut short", func() {
+		const key = "Zq8kP3xL0vT2mR7nB4yH6cJ9wQ5e" // 28 bytes, as the platform key was
+		ctx := context.Background()
+		f := newFixture(ctx)
+		f.createSecret(ctx, "cut-creds", map[string][]byte{"key": []byte(key)})
+		f.createNamedProvider(ctx, "cutting", v1alpha1.EmbedProviderSpec{VendorConfig: v1alpha1.VendorConfig{
+			HTTP: &v1alpha1.HTTPProvider{URL: newCuttingVendor().URL + "/token", TokenPath: ".token", ExpiresInPath: ".expires_in",
+				Body: `{"pad":"{{ .Vars.pad }}","key":"{{ secret "cut-creds" "key" }}"}`}}, AllowInsecureHTTP: true})
+		// The body's first 64 bytes are {"pad":"<pad>","key":" (17 bytes
+		// and the pad) and then 47-len(pad) bytes of the key: the tenant
+		// moves the cut with the pad's length.
+		var requests []*v1alpha1.EmbedTokenRequest
+		for _, shown := range []int{8, 13, 20, 27} {
+			etr := f.httpRequest("cut-"+strconv.Itoa(shown), "cutting", time.Hour)
+			etr.Spec.HTTP.Variables = map[string]string{"pad": strings.Repeat("x", 47-shown)}
+			Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+			requests = append(requests, etr)
+		}
+
+		// Every beginning of 8 bytes or more holds the first 8.
+		leak := key[:8]
+		for _, etr := range requests {
+			Eventually(readyCondition(ctx, etr)).Should(And(
+				haveReason(metav1.ConditionFalse, v1alpha1.ReasonVendorRejected),
+				HaveField("Message", ContainSubstring(`cannot parse body {"pad":"xxxxxxxx`))), "the quote of %s reached the condition", etr.Name)
+			Expect(readyCondition(ctx, etr)(Default).Message).To(And(ContainSubstring("[redacted]"), Not(ContainSubstring(leak))),
+				"the condition of %s", etr.Name)
+		}
+
+		By("checking the Events")
+		Eventually(func(g Gomega) {
+			var events eventsv1.EventList
+			g.Expect(k8sClient.List(ctx, &events, client.InNamespace(f.ns))).To(Succeed())
+			warned := 0
+			for _, e := range events.Items {
+				g.Expect(e.Note).NotTo(ContainSubstring(leak), "Event %s", e.Name)
+				if e.Reason == v1alpha1.ReasonVendorRejected {
+					warned++
+				}
+			}
+			g.Expect(warned).To(BeNumerically(">=", len(requests)))
+		}).Should(Succeed())
+
+		By("checking the manager's log, as written and decoded")
+		Eventually(func(g Gomega) {
+			failed := 0
+			for _, l := range jsonLines(string(logs.Contents())) {
+				if ref, _ := l["embedTokenRequest"].(map[string]any); l["msg"] == "Issuing token failed" && ref["namespace"] == f.ns {
+					failed++
+				}
+			}
+			g.Expect(failed).To(BeNumerically(">=", len(requests)))
+		}).Should(Succeed())
+		// client-go's own dumps of API bodies at verbosity 8 hold every
+		// Secret the manager reads, this one included: not the operator's.
+		var lines []string
+		for _, line := range strings.Split(string(logs.Contents()), "\n") {
+			if !strings.Contains(line, `"msg":"Response Body"`) && !strings.Contains(line, `"msg":"Request Body"`) {
+				lines = append(lines, line)
+			}
+		}
+		all := strings.Join(lines, "\n")
+		for _, line := range lines {
+			Expect(line).NotTo(ContainSubstring(leak), "the log as written")
+		}
+		for _, l := range jsonLines(all) {
+			for _, v := range l {
+				if s, ok := v.(string); ok {
+					Expect(s).NotTo(ContainSubstring(leak), "a decoded log value")
 				}
 			}
 		}

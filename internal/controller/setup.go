@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"net"
-	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -93,10 +92,15 @@ type Options struct {
 	// other instances; one relabelled into it adopts its Secret from the
 	// shard it left.
 	WatchLabelSelector labels.Selector
-	// AllowVendorCIDRs (--allow-vendor-cidrs) are ranges every provider's
-	// vendor calls may reach although the egress guard would refuse them: a
-	// simulator on loopback, an in-cluster vendor for EmbedProviders.
-	AllowVendorCIDRs []netip.Prefix
+	// AllowVendorCIDRs (--allow-vendor-cidrs) are ranges, each with one
+	// port or all, every provider's vendor calls may reach although the
+	// egress guard would refuse them: a simulator on loopback, an in-cluster
+	// vendor for EmbedProviders.
+	AllowVendorCIDRs []egress.Allowed
+	// OwnPorts are the ports the manager listens on (metrics, health
+	// probes), which no vendor call may reach on loopback or on this pod's
+	// addresses, whatever AllowVendorCIDRs allows.
+	OwnPorts []uint16
 	// VendorResolver resolves vendor host names; the system resolver when
 	// nil. Tests serve names from memory through it.
 	VendorResolver *net.Resolver
@@ -136,7 +140,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		WatchNamespaces:         opts.WatchNamespaces,
 		Sharded:                 opts.WatchLabelSelector != nil && !opts.WatchLabelSelector.Empty(),
 		Policies:                policies,
-		Egress:                  egress.NewPolicy(opts.AllowVendorCIDRs...),
+		Egress:                  egress.NewPolicy(opts.AllowVendorCIDRs...).WithOwnPorts(egress.LocalAddrs(), opts.OwnPorts...),
 		VendorResolver:          opts.VendorResolver,
 	}).SetupWithManager(mgr); err != nil {
 		return err

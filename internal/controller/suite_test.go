@@ -26,6 +26,7 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/controller"
+	"github.com/embedtokens/embed-token-operator/internal/provider/egress"
 	"github.com/embedtokens/embed-token-operator/internal/provider/egress/egresstest"
 	"github.com/embedtokens/embed-token-operator/internal/provider/registry"
 	"github.com/embedtokens/embed-token-operator/test/harness"
@@ -48,7 +49,7 @@ var (
 // listen on 127.0.0.1, and nothing else the egress guard refuses is allowed,
 // so other loopback addresses (127.0.0.2) stand for what must stay out of
 // reach.
-var allowVendorCIDRs = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+var allowVendorCIDRs = []egress.Allowed{{Prefix: netip.MustParsePrefix("127.0.0.1/32")}}
 
 func TestControllers(t *testing.T) {
 	RegisterFailHandler(Fail)

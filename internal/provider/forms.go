@@ -13,29 +13,58 @@ import (
 // shorter ones would match ordinary words.
 const minCoreLen = 8
 
+// form is one spelling of a credential, as credentialForms lists them.
+type form struct {
+	// text is the spelling.
+	text string
+	// prefix is the length of its shortest beginning redacted wherever it
+	// appears: minEchoPrefix, or len(text) when only the whole form is.
+	prefix int
+}
+
+// shortest is the form's shortest beginning that is redacted anywhere.
+func (f form) shortest() string { return f.text[:f.prefix] }
+
 // credentialForms lists the forms in which a vendor may echo one of secrets
 // into a message of msgLen bytes; see secretForms. A secret longer than the
-// message is cut first, which keeps every beginning a message can hold. Forms
-// that begin with another form are dropped: replacing the shorter one
-// destroys them too.
-func credentialForms(secrets []string, msgLen int) []string {
-	seen := map[string]bool{}
-	var all []string
+// message is cut first, which keeps every beginning a message can hold. The
+// forms of a secret of minEchoPrefix bytes or more are redacted from their
+// beginning of minEchoPrefix bytes on; those of a shorter one, or of one
+// marked wholeOnly, only whole. A form that begins with another form, and
+// adds only padding or white space, which reveal nothing, is dropped:
+// replacing the shorter one leaves only that.
+func credentialForms(secrets []string, msgLen int) []form {
+	seen := map[string]int{}
+	var all []form
 	for _, s := range secrets {
+		s, whole := strings.CutPrefix(s, wholeOnly)
 		if strings.TrimSpace(s) == "" {
 			continue
 		}
+		whole = whole || len(s) < minEchoPrefix
 		for _, f := range secretForms(cutAtRune(s, msgLen+3)) {
-			if f != "" && !seen[f] {
-				seen[f] = true
-				all = append(all, f)
+			if f == "" {
+				continue
 			}
+			prefix := len(f)
+			if !whole {
+				prefix = min(prefix, minEchoPrefix)
+			}
+			if i, ok := seen[f]; ok {
+				all[i].prefix = min(all[i].prefix, prefix)
+				continue
+			}
+			seen[f] = len(all)
+			all = append(all, form{text: f, prefix: prefix})
 		}
 	}
-	slices.SortFunc(all, func(a, b string) int { return len(a) - len(b) })
-	var kept []string
+	slices.SortStableFunc(all, func(a, b form) int { return len(a.text) - len(b.text) })
+	var kept []form
 	for _, f := range all {
-		if !slices.ContainsFunc(kept, func(k string) bool { return strings.HasPrefix(f, k) }) {
+		if !slices.ContainsFunc(kept, func(k form) bool {
+			rest, ok := strings.CutPrefix(f.text, k.text)
+			return ok && k.prefix <= f.prefix && strings.Trim(rest, "= \t\r\n") == ""
+		}) {
 			kept = append(kept, f)
 		}
 	}

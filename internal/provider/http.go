@@ -53,7 +53,7 @@ func NewHTTPClient(timeout time.Duration, caPEM []byte, guard egress.Guard) (*ht
 				msg := fmt.Sprintf("redirect to another host (%s) refused", req.URL.Host)
 				// Say why the target is refused if the guard would refuse
 				// it anyway: that is the more useful reason.
-				return &redirectError{msg: msg, err: guard.CheckHost(req.Context(), req.URL.Hostname())}
+				return &redirectError{msg: msg, err: guard.CheckURL(req.Context(), req.URL)}
 			}
 			return nil
 		},

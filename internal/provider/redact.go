@@ -24,12 +24,27 @@ const maxRedactLen = 64 << 10
 // fixed length, which may leave only part of an echoed credential.
 const minCutPrefix = 4
 
+// minEchoPrefix is the shortest beginning of a credential form that is
+// redacted wherever it appears: a vendor may quote a request cut at a fixed
+// length without marking the cut, and go on after it (`..."}`), and whoever
+// writes the request can move the cut to any byte of the credential. Forms
+// of credentials shorter than this are redacted only whole, as shorter
+// beginnings would match ordinary words.
+const minEchoPrefix = 8
+
+// wholeOnly starts a value passed to Redact that is redacted only whole: a
+// Basic credential "id:secret" begins with the client id, which is no
+// secret, and every beginning of the secret in it is redacted as the
+// secret's own (the base64 cores of secretForms).
+const wholeOnly = "\x00embedtokens.io/whole-only\x00"
+
 // ellipsis marks where Detail (or Redact) cut a message.
 const ellipsis = "…"
 
 // Redact removes every credential in secrets, in every form a vendor may
 // echo it (see credentialForms: raw, JSON-, HTML- and URL-escaped, base64
-// and Basic credentials, also when a cut leaves only its beginning), from
+// and Basic credentials, and every beginning of minEchoPrefix bytes or more
+// of a form wherever it appears, also when a vendor cut the rest off), from
 // err's message: the message of its classified Error, changed in place, and
 // the text of that Error's cause. If err's text still holds a form (an
 // unclassified error, or one wrapping an Error), it returns a new error
@@ -66,23 +81,26 @@ func Redact(err error, secrets ...string) error {
 // authentication with id and secret: "id:secret", and both parts
 // form-encoded first as RFC 6749 section 2.3.1 asks. Vendors that send
 // them pass them to Redact with the secret, so an echoed Authorization
-// header is removed whatever the secret's length.
+// header is removed whatever the secret's length. They are marked to be
+// redacted only whole (see wholeOnly); the secret passed beside them covers
+// their beginnings.
 func BasicCredentials(id, secret string) []string {
-	return []string{id + ":" + secret, url.QueryEscape(id) + ":" + url.QueryEscape(secret)}
+	return []string{wholeOnly + id + ":" + secret, wholeOnly + url.QueryEscape(id) + ":" + url.QueryEscape(secret)}
 }
 
 // redactor redacts the messages of one error with one call's credentials,
 // whose forms are computed once for the longest of them.
 type redactor struct {
-	forms  []string
+	forms  []form
 	marker string
 }
 
-func newRedactor(forms []string) redactor {
+func newRedactor(forms []form) redactor {
 	return redactor{forms: forms, marker: chooseMarker(forms)}
 }
 
-// redact returns msg with every form of every secret, and every form's
+// redact returns msg with every form of every secret, every form's
+// beginning of minEchoPrefix bytes or more (see form), and every form's
 // beginning of minCutPrefix bytes or more that ends where the text was cut,
 // replaced by a marker.
 func (r redactor) redact(msg string) string {
@@ -110,12 +128,13 @@ func (r redactor) redact(msg string) string {
 	return msg
 }
 
-// chooseMarker returns the first marker that no form can span, or "".
-func chooseMarker(forms []string) string {
+// chooseMarker returns the first marker that no form can span, and that
+// holds no form's shortest redacted beginning, or "".
+func chooseMarker(forms []form) string {
 	for _, m := range redactMarkers {
 		ok := true
 		for _, f := range forms {
-			if strings.IndexByte(f, m[0]) >= 0 || strings.IndexByte(f, m[len(m)-1]) >= 0 || strings.Contains(m, f) {
+			if strings.IndexByte(f.text, m[0]) >= 0 || strings.IndexByte(f.text, m[len(m)-1]) >= 0 || strings.Contains(m, f.shortest()) {
 				ok = false
 				break
 			}
@@ -127,11 +146,11 @@ func chooseMarker(forms []string) string {
 	return ""
 }
 
-// findForms finds every occurrence of a form in msg, and every form's
-// beginning that ends just before an ellipsis, as a difference array: the
-// running sum of spans is positive exactly on the bytes found. It returns
-// nil when nothing is found.
-func findForms(msg string, forms []string) []int32 {
+// findForms finds every occurrence of a form, or of a beginning of it that
+// form.prefix allows, in msg, and every form's beginning that ends just
+// before an ellipsis, as a difference array: the running sum of spans is
+// positive exactly on the bytes found. It returns nil when nothing is found.
+func findForms(msg string, forms []form) []int32 {
 	var spans []int32
 	mark := func(from, to int) {
 		if spans == nil {
@@ -142,20 +161,24 @@ func findForms(msg string, forms []string) []int32 {
 	}
 	cut := strings.Contains(msg, ellipsis)
 	for _, f := range forms {
-		// Only a form present, or whose beginning is, can be matched; the
-		// fast search spares the full scan for all the others.
-		if strings.Contains(msg, f) || cut && len(f) > minCutPrefix && strings.Contains(msg, f[:minCutPrefix]) {
+		// Only a form whose shortest redacted beginning is present can be
+		// matched; the fast search spares the full scan for all the others.
+		if strings.Contains(msg, f.shortest()) || cut && len(f.text) > minCutPrefix && strings.Contains(msg, f.text[:minCutPrefix]) {
 			matchForm(msg, f, mark)
 		}
 	}
 	return spans
 }
 
-// matchForm reports every occurrence of pat in text, overlapping ones
-// included, and pat's longest beginning (at least minCutPrefix bytes) that
+// matchForm reports every occurrence of f in text, overlapping ones
+// included, f's longest beginning (at least f.prefix bytes) that ends at
+// each byte, and its longest beginning (at least minCutPrefix bytes) that
 // ends before each ellipsis, in one Knuth-Morris-Pratt pass: linear in
-// len(text)+len(pat), however repetitive both are.
-func matchForm(text, pat string, mark func(from, to int)) {
+// len(text)+len(f.text), however repetitive both are. The state after each
+// byte is the longest beginning of f ending there, so every occurrence of a
+// beginning lies inside a span reported where it ends.
+func matchForm(text string, f form, mark func(from, to int)) {
+	pat := f.text
 	m := len(pat)
 	fail := make([]int, m)
 	for i, k := 1, 0; i < m; i++ {
@@ -176,8 +199,8 @@ func matchForm(text, pat string, mark func(from, to int)) {
 			q++
 		}
 		switch {
-		case q == m:
-			mark(i+1-m, i+1)
+		case q == m, q >= f.prefix:
+			mark(i+1-q, i+1)
 		case q >= minCutPrefix && strings.HasPrefix(text[i+1:], ellipsis):
 			mark(i+1-q, i+1)
 		}

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"html"
+	"maps"
 	"net/url"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"text/template"
@@ -74,12 +76,20 @@ func redactAll(msg, id, secret string) string {
 }
 
 // leaks returns the names of the echoes of secret that text holds whole,
-// or whose beginning of 4 bytes or more ends just before an ellipsis.
+// or whose beginning of 4 bytes or more ends just before an ellipsis, or,
+// for a secret of 8 bytes or more, whose beginning of 8 bytes or more it
+// holds anywhere (the Basic credentials begin with the id, which is no
+// secret: the base64 of the secret inside them is checked by FuzzRedact
+// through RedactedBeginnings).
 func leaks(text, id, secret string) []string {
 	var found []string
 	for name, e := range echoes(id, secret) {
 		if e != "" && strings.Contains(text, e) {
 			found = append(found, name)
+			continue
+		}
+		if len(secret) >= 8 && len(e) >= 8 && !strings.HasPrefix(name, "Basic") && strings.Contains(text, e[:8]) {
+			found = append(found, name+" (beginning)")
 			continue
 		}
 		for _, before := range strings.Split(text, "…")[:strings.Count(text, "…")] {
@@ -149,7 +159,8 @@ func TestRedactMarker(t *testing.T) {
 		{"xx[redacted]yy", "x[redacted]y", "x<redacted>y"},
 		{"x acted y", "acted", "x [***] y"},
 		{"x red[]<>{}()#|* y", "red[]<>{}()#|*", "x  y"},
-		{"x s3cr3t-…", "s3cr3t-… and more of it", "x [redacted]…"},
+		{"x s3cr3t-…", "s3cr3t-… and more of it", "x [redacted]"}, // its ellipsis is its own
+		{"x s3cr…", "s3cr3t and more of it", "x [redacted]…"},
 	} {
 		if got := provider.Redact(provider.Transient(v1alpha1.ReasonVendorRejected, "%s", tc.msg), tc.secret).Error(); got != tc.want {
 			t.Errorf("Redact(%q, %q) = %q, want %q", tc.msg, tc.secret, got, tc.want)
@@ -166,6 +177,75 @@ func TestRedactCutByDetail(t *testing.T) {
 				t.Fatalf("%s cut at %d: %q", name, cut, got)
 			}
 		}
+	}
+}
+
+// TestRedactTruncatedEcho checks that a vendor which quotes a request cut
+// at a fixed length, with no ellipsis, shows no beginning of 8 bytes or more
+// of a credential, wherever the cut falls and whatever follows it.
+func TestRedactTruncatedEcho(t *testing.T) {
+	const key = "Zq8kP3xL0vT2mR7nB4yH6cJ9wQ5e" // 28 bytes, as the platform key was
+	for _, tc := range []struct {
+		name, msg string
+		secrets   []string
+		want      string
+	}{{
+		name:    "the first 64 bytes of a body, the cut placed by a padded variable",
+		msg:     `vendor answered HTTP 400: bad body {"pad":"xxxxxxxxxxxxxxxxxxxx","key":"Zq8kP3xL0vT2mR7nB4yH6cJ9wQ5`,
+		secrets: []string{key},
+		want:    `vendor answered HTTP 400: bad body {"pad":"xxxxxxxxxxxxxxxxxxxx","key":"[redacted]`,
+	}, {
+		name:    "a cut followed by the vendor's own text",
+		msg:     `vendor answered HTTP 400: {"error":"bad body {\"key\":\"Zq8kP3xL..."}`,
+		secrets: []string{key},
+		want:    `vendor answered HTTP 400: {"error":"bad body {\"key\":\"[redacted]..."}`,
+	}, {
+		name:    "several cuts in one message",
+		msg:     "first Zq8kP3xL0v, then Zq8kP3xL0vT2mR7nB4yH6c, whole Zq8kP3xL0vT2mR7nB4yH6cJ9wQ5e.",
+		secrets: []string{key},
+		want:    "first [redacted], then [redacted], whole [redacted].",
+	}, {
+		name:    "the beginning of the base64 form",
+		msg:     "header Basic " + base64.StdEncoding.EncodeToString([]byte(key))[:12] + " refused",
+		secrets: []string{key},
+		want:    "header Basic [redacted] refused",
+	}, {
+		name:    "the beginning of the JSON-escaped form",
+		msg:     `body {"key":"p\u0026ss\u003cw\u003e\"0` + "\n",
+		secrets: []string{`p&ss<w>"0rd'/+x`},
+		want:    `body {"key":"[redacted]` + "\n",
+	}, {
+		name:    "the beginning of the URL-escaped form",
+		msg:     "form client_secret=p%26ss%3Cw",
+		secrets: []string{`p&ss<w>"0rd'/+x`},
+		want:    "form client_secret=[redacted]",
+	}, {
+		name:    "a beginning of 7 bytes is left",
+		msg:     "key Zq8kP3x is not a key",
+		secrets: []string{key},
+		want:    "key Zq8kP3x is not a key",
+	}, {
+		name:    "a short credential's longer forms are redacted only whole",
+		msg:     "&lt;&lt;&lt;&lt; is not &lt;&lt;&lt;&lt;&lt;&lt;&lt;",
+		secrets: []string{"<<<<<<<"},
+		want:    "&lt;&lt;&lt;&lt; is not [redacted]",
+	}, {
+		name:    "the client id before a Basic credential is no secret",
+		msg:     "client embed-token-operator failed: embed-token-operator:Zq8kP3xL0v",
+		secrets: append([]string{key}, provider.BasicCredentials("embed-token-operator", key)...),
+		want:    "client embed-token-operator failed: embed-token-operator:[redacted]",
+	}, {
+		name:    "one credential beginning with another",
+		msg:     "echo password-and-more-secr",
+		secrets: []string{"password", "password-and-more-secret"},
+		want:    "echo [redacted]",
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := provider.Redact(provider.Permanent(v1alpha1.ReasonVendorRejected, "%s", tc.msg), tc.secrets...).Error()
+			if got != tc.want {
+				t.Errorf("Redact(%q) = %q, want %q", tc.msg, got, tc.want)
+			}
+		})
 	}
 }
 
@@ -197,11 +277,16 @@ func FuzzRedact(f *testing.F) {
 		{"", "", "id", "red[]<>{}()#|*"},
 		{"x", "y", "id", "\x00\x01\b\f\n\u2028\U0001F600\xff/"},
 		{"", "", "id", "é…"},
+		{`{"pad":"xxxxxxxxxxxxxxxxxxxx","key":"`, `..."}`, "client", "Zq8kP3xL0vT2mR7nB4yH6cJ9wQ5e"},
+		{"", "", "id", "redacted-password"},
+		{"aaaaaaaaa", "aaaaaaaa", "id", "aaaaaaaaaaaaaaaaaaab"},
 	} {
-		f.Add(seed.before, seed.after, seed.id, seed.secret, false)
-		f.Add(seed.before, seed.after, seed.id, seed.secret, true)
+		for _, cut := range []uint16{0, 5, 19} {
+			f.Add(seed.before, seed.after, seed.id, seed.secret, false, cut)
+			f.Add(seed.before, seed.after, seed.id, seed.secret, true, cut)
+		}
 	}
-	f.Fuzz(func(t *testing.T, before, after, id, secret string, viaDetail bool) {
+	f.Fuzz(func(t *testing.T, before, after, id, secret string, viaDetail bool, cut uint16) {
 		if strings.TrimSpace(secret) == "" {
 			return // blank secrets are never sent, and Redact ignores them
 		}
@@ -209,27 +294,42 @@ func FuzzRedact(f *testing.F) {
 			t.Fatalf("goJSON style of %q = %q, encoding/json %s", secret, provider.GoJSONEscape(secret), b)
 		}
 		var parts []string
-		for _, e := range echoes(id, secret) {
-			parts = append(parts, e)
+		all := echoes(id, secret)
+		for _, name := range slices.Sorted(maps.Keys(all)) {
+			parts = append(parts, all[name])
+		}
+		// And each echo cut after 8 bytes or more, as a vendor quoting the
+		// first bytes of a request shows it, followed by after.
+		for i, name := range slices.Sorted(maps.Keys(all)) {
+			if e := all[name]; len(e) >= 8 {
+				parts = append(parts, e[:8+(int(cut)+i)%(len(e)-7)])
+			}
 		}
 		msg := before + strings.Join(parts, after) + after
 		if viaDetail {
 			msg = "vendor answered HTTP 400: " + provider.Detail(msg) // the path vendor error bodies take
 		}
+		secrets := append([]string{secret}, provider.BasicCredentials(id, secret)...)
 		got := redactAll(msg, id, secret)
 		if l := leaks(got, id, secret); l != nil {
 			t.Fatalf("Redact(%q) = %q holds %v", msg, got, l)
 		}
+		for _, b := range provider.RedactedBeginnings(secrets, len(msg)) {
+			if strings.Contains(got, b) {
+				t.Fatalf("Redact(%q) = %q holds %q, the beginning of a form", msg, got, b)
+			}
+		}
 		if len(got) > 12*len(msg)+12 {
 			t.Fatalf("Redact grew %d bytes to %d", len(msg), len(got))
 		}
-		// A message holding no form of the secret is left alone.
+		// A message holding no form of the secret, nor its beginning, is
+		// left alone.
 		plain := before + after
 		if strings.Contains(plain, "…") {
 			return
 		}
-		for _, f := range provider.CredentialForms([]string{secret}, len(plain)) {
-			if strings.Contains(plain, f) {
+		for _, b := range provider.RedactedBeginnings([]string{secret}, len(plain)) {
+			if strings.Contains(plain, b) {
 				return
 			}
 		}

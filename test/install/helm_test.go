@@ -63,7 +63,7 @@ func TestHelmChart(t *testing.T) {
 		applyAll(ctx, t, c, objs)
 		user, ns, args := deploymentIdentity(t, objs)
 		if !slices.Contains(args, "--watch-namespaces=team-a,team-b") || !slices.Contains(args, "--leader-elect") ||
-			!slices.Contains(args, "--allow-vendor-cidrs=10.96.0.0/12") {
+			!slices.Contains(args, "--allow-vendor-cidrs=10.96.0.0/12:443") {
 			t.Errorf("manager args %v", args)
 		}
 		for _, watched := range []string{"team-a", "team-b"} {

@@ -34,6 +34,7 @@ import (
 const (
 	msgWriteUnlabelled = "may only write Secrets labelled app.kubernetes.io/managed-by=embed-token-operator"
 	msgTouchForeign    = "may only change or delete Secrets that already carry the label"
+	msgSecretType      = "may only write Secrets of type Opaque"
 	msgCreateDelete    = "may not create or delete Deployments, StatefulSets or DaemonSets"
 	msgSubresource     = "may not write the status or scale"
 	msgWorkloadMeta    = "may not change a workload's labels, annotations"
@@ -153,6 +154,32 @@ func checkGuardrails(ctx context.Context, t *testing.T, admin client.Client, cfg
 	released := token.DeepCopy()
 	released.Labels = nil
 	denied("removing the managed-by label", msgWriteUnlabelled, op.Update(ctx, released))
+
+	// Labelled Secrets of a type other than Opaque: the API server fills a
+	// service-account-token Secret with a token for the ServiceAccount it
+	// names.
+	labelled := func(name string, typ corev1.SecretType, annotations map[string]string) *corev1.Secret {
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: guardNamespace, Name: name,
+			Labels: map[string]string{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue}, Annotations: annotations},
+			Type: typ, Data: map[string][]byte{v1alpha1.SecretTokenKey: []byte("x")}}
+	}
+	denied("creating a labelled service-account-token Secret", msgSecretType, op.Create(ctx, labelled("sa-token",
+		corev1.SecretTypeServiceAccountToken, map[string]string{corev1.ServiceAccountNameKey: "default"})))
+	tls := labelled("tls", corev1.SecretTypeTLS, nil)
+	tls.Data = map[string][]byte{corev1.TLSCertKey: nil, corev1.TLSPrivateKeyKey: nil}
+	denied("creating a labelled TLS Secret", msgSecretType, op.Create(ctx, tls))
+	defaulted := labelled("defaulted", "", nil)
+	allowed("creating a labelled Secret without a type, which the API server defaults to Opaque", op.Create(ctx, defaulted))
+	if defaulted.Type != corev1.SecretTypeOpaque {
+		t.Errorf("a Secret created without a type has type %q", defaulted.Type)
+	}
+	// One labelled by someone else, as an update would find it.
+	other := labelled("other-type", "embedtokens.io/other", nil)
+	if err := admin.Create(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	other.Data[v1alpha1.SecretTokenKey] = []byte("y")
+	denied("updating a labelled Secret of another type", msgSecretType, op.Update(ctx, other))
 
 	// Workload changes other than the restart annotation.
 	dep := workloads[0].(*appsv1.Deployment)

@@ -1,6 +1,7 @@
 package egress
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -44,19 +45,25 @@ func (g Guard) DialContext(ctx context.Context, network, address string) (net.Co
 			if err != nil {
 				return &RefusedError{Host: host, Class: "invalid", Always: true}
 			}
-			return g.Policy.Check(host, ap.Addr(), g.Scope)
+			return g.Policy.Check(host, ap, g.Scope)
 		},
 	}
 	return d.DialContext(ctx, network, address)
 }
 
-// CheckHost resolves host and checks every address it resolves to, for the
-// places where the operator does not dial the host itself: a request handed
-// to a proxy, and the message for a refused redirect. A name that does not
-// resolve here passes, as there is nothing to check; the proxy resolves it.
-func (g Guard) CheckHost(ctx context.Context, host string) error {
+// CheckURL resolves u's host and checks every address it resolves to, with
+// u's port (the scheme's when it names none), for the places where the
+// operator does not dial the host itself: a request handed to a proxy, and
+// the message for a refused redirect. A name that does not resolve here
+// passes, as there is nothing to check; the proxy resolves it.
+func (g Guard) CheckURL(ctx context.Context, u *url.URL) error {
+	host := u.Hostname()
+	port, err := net.LookupPort("tcp", cmp.Or(u.Port(), u.Scheme))
+	if err != nil || port <= 0 || port > 65535 {
+		return &RefusedError{Host: host, Class: "invalid", Always: true}
+	}
 	if a, err := netip.ParseAddr(host); err == nil {
-		return g.Policy.Check(host, a, g.Scope)
+		return g.Policy.Check(host, netip.AddrPortFrom(a, uint16(port)), g.Scope)
 	}
 	r := g.Resolver
 	if r == nil {
@@ -67,7 +74,7 @@ func (g Guard) CheckHost(ctx context.Context, host string) error {
 		return nil //nolint:nilerr // unresolvable here: nothing to check, see above
 	}
 	for _, a := range addrs {
-		if err := g.Policy.Check(host, a, g.Scope); err != nil {
+		if err := g.Policy.Check(host, netip.AddrPortFrom(a, uint16(port)), g.Scope); err != nil {
 			return err
 		}
 	}
@@ -75,7 +82,7 @@ func (g Guard) CheckHost(ctx context.Context, host string) error {
 }
 
 // Proxy wraps an http.Transport Proxy function (http.ProxyFromEnvironment):
-// a request that next sends through a proxy is first checked with CheckHost,
+// a request that next sends through a proxy is first checked with CheckURL,
 // since the connection to the vendor is then the proxy's, not ours. The
 // connection to the proxy itself goes through DialContext like any other.
 func (g Guard) Proxy(next func(*http.Request) (*url.URL, error)) func(*http.Request) (*url.URL, error) {
@@ -84,7 +91,7 @@ func (g Guard) Proxy(next func(*http.Request) (*url.URL, error)) func(*http.Requ
 		if err != nil || proxy == nil {
 			return proxy, err
 		}
-		if err := g.CheckHost(req.Context(), req.URL.Hostname()); err != nil {
+		if err := g.CheckURL(req.Context(), req.URL); err != nil {
 			return nil, fmt.Errorf("not proxying: %w", err)
 		}
 		return proxy, nil

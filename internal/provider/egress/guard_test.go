@@ -65,7 +65,9 @@ func wantRefused(t *testing.T, err error, host, class string) {
 func TestDialRefusesBeforeConnecting(t *testing.T) {
 	srv := startCounting(t, "127.0.0.2:0")
 	port := srv.Listener.Addr().(*net.TCPAddr).Port
-	allowed := egress.Guard{Policy: egress.NewPolicy(netip.MustParsePrefix("127.0.0.2/32"))}
+	allowed := egress.Guard{Policy: egress.NewPolicy(egress.Allowed{Prefix: netip.MustParsePrefix("127.0.0.2/32")})}
+	otherPort := egress.Guard{Policy: egress.NewPolicy(egress.Allowed{Prefix: netip.MustParsePrefix("127.0.0.2/32"), Port: uint16(port + 1)})}
+	ownPort := egress.Guard{Policy: allowed.Policy.WithOwnPorts(nil, uint16(port))}
 	tests := []struct {
 		name   string
 		guard  egress.Guard
@@ -83,6 +85,10 @@ func TestDialRefusesBeforeConnecting(t *testing.T) {
 			host: "169.254.169.254", class: "link-local"},
 		{name: "IPv4-mapped loopback", guard: egress.Guard{},
 			url: "http://[::ffff:127.0.0.2]:" + strconv.Itoa(port), host: "::ffff:127.0.0.2", class: "loopback"},
+		{name: "IPv4-compatible loopback", guard: allowed,
+			url: "http://[::127.0.0.2]:" + strconv.Itoa(port), host: "::127.0.0.2", class: "IPv4-compatible"},
+		{name: "an allowed address on a port not allowed", guard: otherPort, url: srv.URL, host: "127.0.0.2", class: "loopback"},
+		{name: "the operator's own port in the allowed range", guard: ownPort, url: srv.URL, host: "127.0.0.2", class: "operator's own port"},
 		{name: "the allowed range", guard: allowed, url: srv.URL, reach: true, nConns: 1},
 	}
 	for _, tc := range tests {
@@ -117,7 +123,7 @@ func TestDialRefusesARebindingName(t *testing.T) {
 	bad := startCounting(t, "127.0.0.2:"+strconv.Itoa(port))
 	dns := egresstest.NewDNS()
 	dns.Set("vendor.test", netip.MustParseAddr("127.0.0.1"))
-	client := guardedClient(egress.Guard{Policy: egress.NewPolicy(netip.MustParsePrefix("127.0.0.1/32")), Resolver: dns.Resolver()})
+	client := guardedClient(egress.Guard{Policy: egress.NewPolicy(egress.Allowed{Prefix: netip.MustParsePrefix("127.0.0.1/32")}), Resolver: dns.Resolver()})
 	target := "http://vendor.test:" + strconv.Itoa(port) + "/token"
 
 	resp, err := client.Get(target)
@@ -142,34 +148,45 @@ func TestDialRefusesARebindingName(t *testing.T) {
 	}
 }
 
-func TestCheckHost(t *testing.T) {
+func TestCheckURL(t *testing.T) {
 	dns := egresstest.NewDNS()
 	dns.Set("metadata.test", netip.MustParseAddr("169.254.169.254"))
 	dns.Set("mixed.test", netip.MustParseAddr("203.0.113.7"), netip.MustParseAddr("10.0.0.7"))
 	dns.Set("public.test", netip.MustParseAddr("203.0.113.7"), netip.MustParseAddr("2001:db8::7"))
+	dns.Set("service.test", netip.MustParseAddr("10.96.0.7"))
+	policy := egress.NewPolicy(egress.Allowed{Prefix: netip.MustParsePrefix("10.96.0.0/12"), Port: 443})
 	tests := []struct {
-		host  string
+		url   string
 		scope egress.Scope
 		class string
 	}{
-		{host: "metadata.test", scope: egress.Cluster, class: "link-local"},
-		{host: "mixed.test", class: "private"},
-		{host: "mixed.test", scope: egress.Cluster},
-		{host: "public.test"},
-		{host: "192.168.0.1", class: "private"},
-		{host: "::ffff:169.254.169.254", scope: egress.Cluster, class: "link-local"},
-		{host: "unknown.test"}, // nothing to check: whoever dials resolves it
+		{url: "http://metadata.test/", scope: egress.Cluster, class: "link-local"},
+		{url: "https://mixed.test/", class: "private"},
+		{url: "https://mixed.test/", scope: egress.Cluster},
+		{url: "https://public.test/"},
+		{url: "https://192.168.0.1/", class: "private"},
+		{url: "https://[::ffff:169.254.169.254]/", scope: egress.Cluster, class: "link-local"},
+		{url: "https://[::127.0.0.1]/", scope: egress.Cluster, class: "IPv4-compatible"},
+		{url: "https://service.test/"}, // the scheme's port, 443, is allowed
+		{url: "https://service.test:443/"},
+		{url: "http://service.test/", class: "private"},
+		{url: "https://service.test:8443/", class: "private"},
+		{url: "https://unknown.test/"}, // nothing to check: whoever dials resolves it
 	}
 	for _, tc := range tests {
-		t.Run(tc.host, func(t *testing.T) {
-			err := egress.Guard{Scope: tc.scope, Resolver: dns.Resolver()}.CheckHost(context.Background(), tc.host)
+		t.Run(tc.url, func(t *testing.T) {
+			u, err := url.Parse(tc.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = egress.Guard{Policy: policy, Scope: tc.scope, Resolver: dns.Resolver()}.CheckURL(context.Background(), u)
 			if tc.class == "" {
 				if err != nil {
 					t.Fatal(err)
 				}
 				return
 			}
-			wantRefused(t, err, tc.host, tc.class)
+			wantRefused(t, err, u.Hostname(), tc.class)
 		})
 	}
 }

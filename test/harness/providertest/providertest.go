@@ -28,7 +28,7 @@ var Epoch = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 // Guard lets clients reach the simulators on 127.0.0.1 and nothing else the
 // egress guard refuses, as --allow-vendor-cidrs=127.0.0.1/32 does for the
 // envtest suite.
-var Guard = egress.Guard{Policy: egress.NewPolicy(netip.MustParsePrefix("127.0.0.1/32"))}
+var Guard = egress.Guard{Policy: egress.NewPolicy(egress.Allowed{Prefix: netip.MustParsePrefix("127.0.0.1/32")})}
 
 // Creds maps "secret/key" to a value; it implements provider.CredentialReader
 // so vendor tests need no cluster.
