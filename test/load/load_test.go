@@ -40,7 +40,7 @@ var _ = Describe("One namespace's load", func() {
 		v := startVendor()
 		DeferCleanup(v.srv.Close)
 		// GOMEMLIMIT as the manager sets it from its container's limit.
-		m := startManager("load", []string{fmt.Sprintf("GOMEMLIMIT=%d", memoryLimit*9/10)}, harness.AllowSimulator)
+		m := startManager("load", []string{fmt.Sprintf("GOMEMLIMIT=%d", memoryLimit*9/10)}, "--allow-vendor-cidrs="+v.hostPort())
 
 		By("one namespace creating all that edit in it allows")
 		const flood = "alice"
