@@ -128,7 +128,7 @@ var _ = Describe("A token longer than the provider's maxLifetime", func() {
 		Expect(cur.Status.ExpiresAt.Time).To(BeTemporally("==", issued.Add(10*time.Minute)), "recorded as expiring at maxLifetime")
 		Expect(cur.Status.RenewAt.Time).To(BeTemporally("<", issued.Add(10*time.Minute)))
 		s := secretOf(ctx, etr)(Default)
-		Expect(s.Annotations).To(HaveKeyWithValue(v1alpha1.VendorExpiresAtAnnotation, issued.Add(time.Hour).UTC().Format(time.RFC3339)))
+		Expect(s.Annotations).To(HaveKeyWithValue(v1alpha1.SecretVendorExpiresAtAnnotation, issued.Add(time.Hour).UTC().Format(time.RFC3339)))
 		note := "(the vendor issued a token valid for 1h, longer than provider renew-at-max's maxLifetime of 10m; it is renewed as if it expired after 10m)"
 		Eventually(readyCondition(ctx, etr)).Should(And(haveReason(metav1.ConditionTrue, v1alpha1.ReasonTokenIssued),
 			HaveField("Message", ContainSubstring(note))))

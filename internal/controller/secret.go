@@ -67,7 +67,7 @@ func storedToken(s metav1.Object) (stored StoredToken, digest string, digestKnow
 	if err1 != nil || err2 != nil {
 		return StoredToken{}, "", true
 	}
-	vendorExpires, _ := time.Parse(time.RFC3339, a[v1alpha1.VendorExpiresAtAnnotation]) // zero when absent
+	vendorExpires, _ := time.Parse(time.RFC3339, a[v1alpha1.SecretVendorExpiresAtAnnotation]) // zero when absent
 	return StoredToken{
 		Present:            true,
 		IssuedAt:           issued,
@@ -229,9 +229,9 @@ func (r *EmbedTokenRequestReconciler) renderMetadata(etr *v1alpha1.EmbedTokenReq
 	if rec.CredentialsVersion != "" {
 		annotations[v1alpha1.CredentialsVersionAnnotation] = rec.CredentialsVersion
 	}
-	delete(annotations, v1alpha1.VendorExpiresAtAnnotation) // a replaced token's
+	delete(annotations, v1alpha1.SecretVendorExpiresAtAnnotation) // a replaced token's
 	if !rec.VendorExpiresAt.IsZero() {
-		annotations[v1alpha1.VendorExpiresAtAnnotation] = rec.VendorExpiresAt.UTC().Format(time.RFC3339)
+		annotations[v1alpha1.SecretVendorExpiresAtAnnotation] = rec.VendorExpiresAt.UTC().Format(time.RFC3339)
 	}
 	secret.SetAnnotations(annotations)
 	if err := controllerutil.SetControllerReference(etr, secret, r.Scheme()); err != nil {
