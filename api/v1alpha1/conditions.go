@@ -94,6 +94,14 @@ const (
 	// controller.MaxTrustedLifetime); the token is stored with a capped
 	// expiry, so it is renewed sooner than the vendor said.
 	ReasonTokenExpiryCapped = "TokenExpiryCapped"
+	// ReasonLifetimeExceedsMax: the vendor issued a token valid for longer
+	// than the provider's maxLifetime, which it ignores or cannot be asked
+	// for (spec.lifetimeExceedsMax: Refuse). The token is not stored and is
+	// revoked where the vendor can revoke; the request keeps the token it
+	// holds. Asking again gets the same answer, so it stalls: a person must
+	// configure the vendor, raise maxLifetime, or set lifetimeExceedsMax:
+	// RenewAtMax. Retried slowly.
+	ReasonLifetimeExceedsMax = "LifetimeExceedsMax"
 
 	// ReasonVendorAddressNotAllowed: the vendor's host resolves to an address
 	// the operator's egress guard refuses (loopback, link-local or cloud

@@ -46,6 +46,12 @@ const (
 	// stored token is still good without asking the vendor again.
 	IssuedAtAnnotation  = "embedtokens.io/issued-at"
 	ExpiresAtAnnotation = "embedtokens.io/expires-at"
+	// SecretVendorExpiresAtAnnotation on the written Secret is the expiry the
+	// vendor stated for its token, present only when ExpiresAtAnnotation
+	// records an earlier one: a token longer than the provider's
+	// maxLifetime stored under lifetimeExceedsMax: RenewAtMax, or an
+	// expiry further away than the operator trusts.
+	SecretVendorExpiresAtAnnotation = "embedtokens.io/vendor-expires-at"
 	// InputHashAnnotation on the written Secret fingerprints what the token was
 	// issued for (provider, vendor parameters, lifetime), so a spec change
 	// re-issues and nothing else does.

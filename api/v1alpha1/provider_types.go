@@ -57,15 +57,31 @@ type EmbedProviderSpec struct {
 
 	// MaxLifetime caps the lifetime any request may ask of this provider, so
 	// a namespace cannot hold a token minted with the platform's credential
-	// for longer than the platform allows. A request asking for more gets a
-	// token of MaxLifetime, and its Ready message says so. Defaults to 24h.
-	// The jwt block's own maxLifetime, when shorter, caps further.
+	// for longer than the platform allows. A request asking for more asks
+	// the vendor for MaxLifetime, and its Ready message says so; a token the
+	// vendor issues for longer anyway is handled as LifetimeExceedsMax says.
+	// Defaults to 24h. The jwt block's own maxLifetime, when shorter, caps
+	// further.
 	// +optional
 	// +kubebuilder:default="24h"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="maxLifetime must be at least 1s"
 	MaxLifetime *metav1.Duration `json:"maxLifetime,omitempty"`
+
+	// LifetimeExceedsMax says what to do with a token the vendor issues for
+	// longer than MaxLifetime, as vendors that decide the lifetime
+	// themselves, or ignore the one asked for, do. Refuse (the default)
+	// does not store it: the request reports LifetimeExceedsMax, keeps the
+	// token it holds, and the refused token is revoked where the vendor can
+	// revoke. RenewAtMax stores it but records it as expiring MaxLifetime
+	// after issue, so it is renewed (and, where the vendor can, revoked)
+	// before then; the Ready message says so. The token itself stays valid
+	// at the vendor for as long as the vendor decided.
+	// +optional
+	// +kubebuilder:default=Refuse
+	// +kubebuilder:validation:Enum=Refuse;RenewAtMax
+	LifetimeExceedsMax string `json:"lifetimeExceedsMax,omitempty"`
 
 	// RequestValidations are CEL rules every EmbedTokenRequest using this
 	// provider must pass before the vendor is called: what a namespace may
@@ -80,6 +96,15 @@ type EmbedProviderSpec struct {
 	// +kubebuilder:validation:MaxItems=32
 	RequestValidations []RequestValidation `json:"requestValidations,omitempty"`
 }
+
+// Values of spec.lifetimeExceedsMax.
+const (
+	// LifetimeExceedsMaxRefuse refuses a token that outlives maxLifetime.
+	LifetimeExceedsMaxRefuse = "Refuse"
+	// LifetimeExceedsMaxRenewAtMax stores such a token and renews it as if
+	// it expired maxLifetime after issue.
+	LifetimeExceedsMaxRenewAtMax = "RenewAtMax"
+)
 
 // RequestValidation is one CEL rule of a provider's request policy.
 type RequestValidation struct {

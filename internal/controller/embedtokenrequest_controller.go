@@ -129,7 +129,7 @@ func (r *EmbedTokenRequestReconciler) reconcile(ctx context.Context, etr *v1alph
 	prov, provErr := r.getProvider(ctx, etr)
 	in := r.policyInput(etr, o, prov)
 	o.decision = Decide(in, o.now)
-	o.lifetimeNote = prov.lifetimeNote(etr)
+	o.lifetimeNote = prov.lifetimeNote(etr, o.stored)
 
 	switch {
 	case etr.Spec.Suspend:
@@ -199,8 +199,9 @@ func (r *EmbedTokenRequestReconciler) store(ctx context.Context, etr *v1alpha1.E
 	if err := r.writeSecret(ctx, etr, secret, tok, prov, o); err != nil || o.issued == nil {
 		return err
 	}
+	o.lifetimeNote = prov.lifetimeNote(etr, o.stored)
 	if replaced := o.replaced; replaced != "" && replaced != tok.Value {
-		r.revoke(ctx, etr, prov, replaced)
+		r.revoke(ctx, etr, prov, replaced, "replaced")
 	}
 	r.restartTargets(ctx, etr, o)
 	r.propagate(ctx, etr, o)

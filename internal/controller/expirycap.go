@@ -23,7 +23,7 @@ import (
 const MaxTrustedLifetime = 7 * 24 * time.Hour
 
 // capExpiry applies MaxTrustedLifetime to a freshly issued token that was
-// asked for lifetime.
+// asked for lifetime, keeping the vendor's expiry in VendorExpiresAt.
 func (r *EmbedTokenRequestReconciler) capExpiry(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, tok provider.Token,
 	lifetime time.Duration, now time.Time) provider.Token {
 	issued := tok.IssuedAt
@@ -34,7 +34,10 @@ func (r *EmbedTokenRequestReconciler) capExpiry(ctx context.Context, etr *v1alph
 	if !tok.ExpiresAt.After(limit) {
 		return tok
 	}
-	stated := tok.ExpiresAt.UTC().Format(time.RFC3339)
+	if tok.VendorExpiresAt.IsZero() {
+		tok.VendorExpiresAt = tok.ExpiresAt
+	}
+	stated := tok.VendorExpiresAt.UTC().Format(time.RFC3339)
 	tok.ExpiresAt = limit
 	log.FromContext(ctx).Info("Warning: capping the expiry the vendor stated", "embedTokenRequest", klog.KObj(etr),
 		"digest", tok.Digest(), "statedExpiresAt", stated, "recordedExpiresAt", limit.UTC().Format(time.RFC3339))

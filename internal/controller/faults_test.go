@@ -120,16 +120,21 @@ var _ = Describe("Runtime faults", func() {
 			f.createNamedProvider(ctx, "qrvey", spec)
 			return f.request("fault", time.Hour), v.callCount
 		}, v1alpha1.ReasonInvalidResponse, "the vendor's token is 102400 bytes, more than the 65536 bytes"),
+		Entry("a placeholder expiry in the year 9000, beyond the default maxLifetime of 24h",
+			scripted(http.StatusOK, tokenBody("forever-token", time.Date(9000, 1, 1, 0, 0, 0, 0, time.UTC))),
+			v1alpha1.ReasonLifetimeExceedsMax, "the vendor issued a token valid until 9000-01-01T00:00:00Z, longer than provider scripted's maxLifetime of 24h"),
 		Entry("a response larger than the limit", scripted(http.StatusOK, `{"token":"`+strings.Repeat("x", provider.MaxResponseBytes)+`"}`),
 			v1alpha1.ReasonInvalidResponse, "vendor response is larger than 1048576 bytes"),
 	)
 
-	It("caps an absurdly far expiry, warns, and renews on the capped schedule", func() {
+	It("caps an expiry further away than the operator trusts, within a long maxLifetime, warns, and renews on the capped schedule", func() {
 		ctx := context.Background()
 		f := newFixture(ctx)
 		f.createCredentials(ctx)
-		v := newScriptedVendor(http.StatusOK, tokenBody("far-future-token", time.Date(9000, 1, 1, 0, 0, 0, 0, time.UTC)))
-		f.createNamedProvider(ctx, "scripted", httpProviderSpec(v.srv.URL))
+		v := newScriptedVendor(http.StatusOK, tokenBody("far-future-token", time.Now().Add(20*24*time.Hour)))
+		spec := httpProviderSpec(v.srv.URL)
+		spec.MaxLifetime = &metav1.Duration{Duration: 30 * 24 * time.Hour}
+		f.createNamedProvider(ctx, "scripted", spec)
 		etr := f.httpRequest("far", "scripted", time.Hour)
 		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
 

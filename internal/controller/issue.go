@@ -73,14 +73,36 @@ func (r *EmbedTokenRequestReconciler) ensureToken(ctx context.Context, etr *v1al
 	if !tok.ExpiresAt.After(o.now) {
 		return provider.Token{}, provider.Transient(v1alpha1.ReasonInvalidResponse, "the vendor issued a token that expires at %s, which is not in the future", tok.ExpiresAt.UTC().Format(time.RFC3339))
 	}
+	if tok, err = r.limitLifetime(ctx, etr, p, tok); err != nil {
+		return provider.Token{}, err
+	}
 	return r.capExpiry(ctx, etr, tok, p.lifetime(etr), o.now), nil
 }
 
-// revoke asks the vendor to revoke a replaced token, for vendors that
-// support it (the vendor's config decides whether to). The new token is
-// already stored, so a failure is only logged, without the token or any
-// credential the call read.
-func (r *EmbedTokenRequestReconciler) revoke(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, prov *resolvedProvider, token string) {
+// limitLifetime applies the provider's maxLifetime to a token the vendor
+// just issued (see limitLifetime): a token it refuses is revoked where the
+// vendor can revoke, so it does not stay live unused (nor count against a
+// per-user limit); one it stores under RenewAtMax is logged.
+func (r *EmbedTokenRequestReconciler) limitLifetime(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, p *resolvedProvider,
+	tok provider.Token) (provider.Token, error) {
+	limited, err := limitLifetime(tok, r.Clock.Now(), p.name, p.spec.LifetimeCap(), p.spec.LifetimeExceedsMax)
+	switch {
+	case err != nil:
+		r.revoke(ctx, etr, p, tok.Value, "refused")
+	case !limited.VendorExpiresAt.IsZero():
+		log.FromContext(ctx).Info("Recording the token as expiring at the provider's maxLifetime", "embedTokenRequest", klog.KObj(etr),
+			"digest", tok.Digest(), "vendorExpiresAt", tok.ExpiresAt.UTC().Format(time.RFC3339),
+			"recordedExpiresAt", limited.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	return limited, err
+}
+
+// revoke asks the vendor to revoke a token the request no longer uses,
+// replaced by a new one or refused, for vendors that support it (the
+// vendor's config decides whether to); which says which, for the log. A
+// failure is only logged, without the token or any credential the call
+// read: the request does not depend on it.
+func (r *EmbedTokenRequestReconciler) revoke(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, prov *resolvedProvider, token, which string) {
 	revoker, ok := prov.impl.(provider.Revoker)
 	if !ok {
 		return
@@ -93,7 +115,7 @@ func (r *EmbedTokenRequestReconciler) revoke(ctx context.Context, etr *v1alpha1.
 		err = creds.Redact(err, token)
 	}
 	if err != nil {
-		log.FromContext(ctx).Error(err, "Revoking the replaced token failed", "embedTokenRequest", klog.KObj(etr),
+		log.FromContext(ctx).Error(err, "Revoking the "+which+" token failed", "embedTokenRequest", klog.KObj(etr),
 			"vendor", prov.vendor, "digest", provider.Digest(token))
 	}
 }

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/provider"
 )
 
 func TestGrantedLifetime(t *testing.T) {
@@ -58,20 +60,20 @@ func TestLifetimeNoteAndHash(t *testing.T) {
 			requested: time.Hour, prov: providerWithCap(nil), sameHashAs: time.Hour},
 		{name: "above the default cap of a provider built in code",
 			requested: 87600 * time.Hour, prov: providerWithCap(nil), sameHashAs: 24 * time.Hour,
-			note: "lifetime capped to 24h by provider shared's maxLifetime; the request asks for 87600h"},
+			note: "asked the vendor for 24h: provider shared's maxLifetime caps the 87600h the request asks for"},
 		{name: "above an explicit cap",
 			requested: 10 * time.Hour, prov: providerWithCap(&metav1.Duration{Duration: time.Hour}), sameHashAs: time.Hour,
-			note: "lifetime capped to 1h by provider shared's maxLifetime; the request asks for 10h"},
+			note: "asked the vendor for 1h: provider shared's maxLifetime caps the 10h the request asks for"},
 		{name: "minutes and seconds are written plainly",
 			requested: 90 * time.Minute, prov: providerWithCap(&metav1.Duration{Duration: 90 * time.Second}), sameHashAs: 90 * time.Second,
-			note: "lifetime capped to 1m30s by provider shared's maxLifetime; the request asks for 1h30m"},
+			note: "asked the vendor for 1m30s: provider shared's maxLifetime caps the 1h30m the request asks for"},
 		{name: "at the cap: no note", requested: 24 * time.Hour, prov: providerWithCap(day), sameHashAs: 24 * time.Hour},
 		{name: "without a provider the requested lifetime is hashed", requested: 87600 * time.Hour, sameHashAs: 87600 * time.Hour},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			etr := lifetimeRequest(tt.requested)
-			if got := tt.prov.lifetimeNote(etr); got != tt.note {
+			if got := tt.prov.lifetimeNote(etr, StoredToken{}); got != tt.note {
 				t.Errorf("lifetimeNote = %q, want %q", got, tt.note)
 			}
 			if got, want := inputHash(etr, tt.prov.lifetime(etr)), inputHash(etr, tt.sameHashAs); got != want {
@@ -98,22 +100,125 @@ func TestInputHashFollowsTheGrantedLifetime(t *testing.T) {
 	}
 }
 
-func TestReadyMessageSaysTheLifetimeWasCapped(t *testing.T) {
+func TestReadyMessageSaysWhatTheLifetimeCapAskedFor(t *testing.T) {
 	etr := lifetimeRequest(87600 * time.Hour)
 	now := t0
 	o := &outcome{now: now, stored: StoredToken{Present: true, IssuedAt: now, ExpiresAt: now.Add(24 * time.Hour)},
 		decision:     Decision{At: now.Add(16 * time.Hour)},
-		lifetimeNote: providerWithCap(nil).lifetimeNote(etr)}
+		lifetimeNote: providerWithCap(nil).lifetimeNote(etr, StoredToken{})}
 	setStatus(etr, o)
 	msg := readyMessage(etr)
 	if !strings.HasPrefix(msg, "The token is valid until ") ||
-		!strings.HasSuffix(msg, " (lifetime capped to 24h by provider shared's maxLifetime; the request asks for 87600h)") {
+		!strings.HasSuffix(msg, " (asked the vendor for 24h: provider shared's maxLifetime caps the 87600h the request asks for)") {
 		t.Errorf("Ready message %q does not end with the cap", msg)
 	}
 
 	o.lifetimeNote = ""
 	setStatus(etr, o)
-	if msg := readyMessage(etr); strings.Contains(msg, "capped") {
+	if msg := readyMessage(etr); strings.Contains(msg, "maxLifetime") {
 		t.Errorf("Ready message %q mentions a cap that does not apply", msg)
+	}
+}
+
+func TestLimitLifetime(t *testing.T) {
+	issued := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	const secret = "tok-3f9a-the-vendor-token"
+	tests := []struct {
+		name    string
+		callFor time.Duration // how long the vendor call took
+		expires time.Time
+		policy  string
+		// want is the recorded expiry when the token is kept; zero when it
+		// is refused.
+		want       time.Time
+		wantVendor time.Time // the recorded vendor expiry
+		wantErr    string
+	}{
+		{name: "a token at exactly maxLifetime, as the operator signs it, is kept as it is",
+			expires: issued.Add(10 * time.Minute), want: issued.Add(10 * time.Minute)},
+		{name: "a token shorter than maxLifetime is kept as it is",
+			expires: issued.Add(5 * time.Minute), want: issued.Add(5 * time.Minute)},
+		{name: "a vendor clock a few seconds ahead of the operator's still honours maxLifetime",
+			expires: issued.Add(10*time.Minute + 4*time.Second), want: issued.Add(10*time.Minute + 4*time.Second)},
+		{name: "a token minted at the end of a slow call and stated on the vendor's clock still honours maxLifetime",
+			callFor: 8 * time.Second, expires: issued.Add(10*time.Minute + 11*time.Second), want: issued.Add(10*time.Minute + 11*time.Second)},
+		{name: "a vendor that ignores the lifetime is refused by default",
+			expires: issued.Add(time.Hour),
+			wantErr: "the vendor issued a token valid for 1h, longer than provider shared's maxLifetime of 10m; it was refused and not stored (the provider's lifetimeExceedsMax is Refuse)"},
+		{name: "a vendor that ignores the lifetime is refused under Refuse",
+			expires: issued.Add(time.Hour), policy: v1alpha1.LifetimeExceedsMaxRefuse,
+			wantErr: "the vendor issued a token valid for 1h, longer than provider shared's maxLifetime"},
+		{name: "a token just beyond the tolerance is refused",
+			expires: issued.Add(10*time.Minute + lifetimeTolerance + time.Second),
+			wantErr: "the vendor issued a token valid for 10m6s, longer than provider shared's maxLifetime of 10m"},
+		{name: "a placeholder expiry in the year 9000 is refused and told by its date",
+			expires: time.Date(9000, 1, 1, 0, 0, 0, 0, time.UTC),
+			wantErr: "the vendor issued a token valid until 9000-01-01T00:00:00Z, longer than provider shared's maxLifetime of 10m"},
+		{name: "under RenewAtMax a longer token is kept, recorded as expiring at maxLifetime, with the vendor's expiry",
+			expires: issued.Add(time.Hour), policy: v1alpha1.LifetimeExceedsMaxRenewAtMax,
+			want: issued.Add(10 * time.Minute), wantVendor: issued.Add(time.Hour)},
+		{name: "under RenewAtMax a token within maxLifetime keeps its own expiry",
+			expires: issued.Add(10 * time.Minute), policy: v1alpha1.LifetimeExceedsMaxRenewAtMax,
+			want: issued.Add(10 * time.Minute)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tok := provider.Token{Value: secret, IssuedAt: issued, ExpiresAt: tt.expires}
+			got, err := limitLifetime(tok, issued.Add(tt.callFor), "shared", 10*time.Minute, tt.policy)
+			if tt.wantErr != "" {
+				var perr *provider.Error
+				if !errors.As(err, &perr) {
+					t.Fatalf("limitLifetime kept the token (expires %s), want it refused", got.ExpiresAt)
+				}
+				if perr.Reason != v1alpha1.ReasonLifetimeExceedsMax || !perr.Permanent {
+					t.Errorf("refused with reason %s (permanent %t), want permanent %s", perr.Reason, perr.Permanent, v1alpha1.ReasonLifetimeExceedsMax)
+				}
+				if !strings.Contains(perr.Message, tt.wantErr) {
+					t.Errorf("message %q does not contain %q", perr.Message, tt.wantErr)
+				}
+				if strings.Contains(perr.Error(), secret) || got.Value != "" {
+					t.Error("the refusal carries the token")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("limitLifetime refused the token: %v", err)
+			}
+			if !got.ExpiresAt.Equal(tt.want) || !got.VendorExpiresAt.Equal(tt.wantVendor) || got.Value != secret || !got.IssuedAt.Equal(issued) {
+				t.Errorf("kept token expires %s (vendor %s), want %s (vendor %s)", got.ExpiresAt, got.VendorExpiresAt, tt.want, tt.wantVendor)
+			}
+		})
+	}
+}
+
+func TestLifetimeNoteSaysAStoredTokenRenewsAtTheCap(t *testing.T) {
+	issued := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	prov := providerWithCap(&metav1.Duration{Duration: 10 * time.Minute})
+	tests := []struct {
+		name   string
+		req    time.Duration
+		stored StoredToken
+		note   string
+	}{
+		{name: "a token the vendor issued for longer, recorded at the cap",
+			req:    10 * time.Minute,
+			stored: StoredToken{Present: true, IssuedAt: issued, ExpiresAt: issued.Add(10 * time.Minute), VendorExpiresAt: issued.Add(time.Hour)},
+			note:   "the vendor issued a token valid for 1h, longer than provider shared's maxLifetime of 10m; it is renewed as if it expired after 10m"},
+		{name: "both notes when the request also asks for more than the cap",
+			req:    time.Hour,
+			stored: StoredToken{Present: true, IssuedAt: issued, ExpiresAt: issued.Add(10 * time.Minute), VendorExpiresAt: issued.Add(time.Hour)},
+			note: "asked the vendor for 10m: provider shared's maxLifetime caps the 1h the request asks for; " +
+				"the vendor issued a token valid for 1h, longer than provider shared's maxLifetime of 10m; it is renewed as if it expired after 10m"},
+		{name: "a token that honoured the cap gets no note about the vendor",
+			req:    10 * time.Minute,
+			stored: StoredToken{Present: true, IssuedAt: issued, ExpiresAt: issued.Add(10 * time.Minute)}},
+		{name: "no stored token, no note about the vendor", req: 10 * time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := prov.lifetimeNote(lifetimeRequest(tt.req), tt.stored); got != tt.note {
+				t.Errorf("lifetimeNote = %q, want %q", got, tt.note)
+			}
+		})
 	}
 }

@@ -60,14 +60,14 @@ var _ = Describe("Provider maxLifetime", func() {
 		Expect(secretExpiresAt(ctx, etr)).To(BeTemporally("==", exp))
 		Eventually(readyCondition(ctx, etr)).Should(And(haveReason(metav1.ConditionTrue, v1alpha1.ReasonTokenIssued),
 			HaveField("Message", ContainSubstring(
-				"(lifetime capped to 24h by provider "+cp.Name+"'s maxLifetime; the request asks for 87600h)"))))
+				"(asked the vendor for 24h: provider "+cp.Name+"'s maxLifetime caps the 87600h the request asks for)"))))
 
 		By("lowering maxLifetime re-issues the token with the new cap")
 		patchObject(ctx, cp, func(cp *v1alpha1.ClusterEmbedProvider) { cp.Spec.MaxLifetime = &metav1.Duration{Duration: time.Hour} })
 		second := waitForToken(ctx, etr, provider.Digest(token))
 		Expect(jwtExpiry(second, key)).To(BeTemporally("~", time.Now().Add(time.Hour), 10*time.Second))
 		Eventually(readyCondition(ctx, etr)).Should(HaveField("Message",
-			ContainSubstring("lifetime capped to 1h by provider "+cp.Name+"'s maxLifetime; the request asks for 87600h")))
+			ContainSubstring("asked the vendor for 1h: provider "+cp.Name+"'s maxLifetime caps the 87600h the request asks for")))
 	})
 
 	It("passes a qrvey provider's maxLifetime to the vendor instead of the longer lifetime requested", func() {
@@ -87,6 +87,6 @@ var _ = Describe("Provider maxLifetime", func() {
 		Expect(secretExpiresAt(ctx, etr)).To(BeTemporally("~", time.Now().Add(time.Hour), 10*time.Second))
 		Expect(get(ctx, etr).(*v1alpha1.EmbedTokenRequest).Status.ExpiresAt.Time).To(BeTemporally("~", time.Now().Add(time.Hour), 10*time.Second))
 		Eventually(readyCondition(ctx, etr)).Should(HaveField("Message",
-			ContainSubstring("lifetime capped to 1h by provider qrvey's maxLifetime; the request asks for 10h")))
+			ContainSubstring("asked the vendor for 1h: provider qrvey's maxLifetime caps the 10h the request asks for")))
 	})
 })

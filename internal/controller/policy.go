@@ -74,6 +74,9 @@ type StoredToken struct {
 	RefreshHandled string
 	// CredentialsVersion is the provider's credentials version at issue.
 	CredentialsVersion string
+	// VendorExpiresAt is the vendor's expiry when ExpiresAt records an
+	// earlier one (Token.VendorExpiresAt), zero otherwise.
+	VendorExpiresAt time.Time
 }
 
 // RenewPolicy is the request's renewal margin: at most one field is set.

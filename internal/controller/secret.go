@@ -67,6 +67,7 @@ func storedToken(s metav1.Object) (stored StoredToken, digest string, digestKnow
 	if err1 != nil || err2 != nil {
 		return StoredToken{}, "", true
 	}
+	vendorExpires, _ := time.Parse(time.RFC3339, a[v1alpha1.SecretVendorExpiresAtAnnotation]) // zero when absent
 	return StoredToken{
 		Present:            true,
 		IssuedAt:           issued,
@@ -74,6 +75,7 @@ func storedToken(s metav1.Object) (stored StoredToken, digest string, digestKnow
 		InputHash:          a[v1alpha1.InputHashAnnotation],
 		RefreshHandled:     a[v1alpha1.RefreshHandledAnnotation],
 		CredentialsVersion: a[v1alpha1.CredentialsVersionAnnotation],
+		VendorExpiresAt:    vendorExpires,
 	}, a[v1alpha1.SecretTokenDigestAnnotation], a[v1alpha1.SecretTokenDigestAnnotation] != ""
 }
 
@@ -123,7 +125,7 @@ func (r *EmbedTokenRequestReconciler) writeSecret(ctx context.Context, etr *v1al
 	rec := StoredToken{
 		Present: true, IssuedAt: tok.IssuedAt.UTC().Truncate(time.Second), ExpiresAt: tok.ExpiresAt.UTC().Truncate(time.Second),
 		InputHash: inputHash(etr, prov.lifetime(etr)), RefreshHandled: etr.Annotations[v1alpha1.RefreshAnnotation],
-		CredentialsVersion: prov.credentialsVersion,
+		CredentialsVersion: prov.credentialsVersion, VendorExpiresAt: tok.VendorExpiresAt.UTC().Truncate(time.Second),
 	}
 	err := r.putToken(ctx, etr, secret, tok.Value, rec)
 	if secret == nil && apierrors.IsAlreadyExists(err) {
@@ -226,6 +228,10 @@ func (r *EmbedTokenRequestReconciler) renderMetadata(etr *v1alpha1.EmbedTokenReq
 	})
 	if rec.CredentialsVersion != "" {
 		annotations[v1alpha1.CredentialsVersionAnnotation] = rec.CredentialsVersion
+	}
+	delete(annotations, v1alpha1.SecretVendorExpiresAtAnnotation) // a replaced token's
+	if !rec.VendorExpiresAt.IsZero() {
+		annotations[v1alpha1.SecretVendorExpiresAtAnnotation] = rec.VendorExpiresAt.UTC().Format(time.RFC3339)
 	}
 	secret.SetAnnotations(annotations)
 	if err := controllerutil.SetControllerReference(etr, secret, r.Scheme()); err != nil {

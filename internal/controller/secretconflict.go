@@ -67,7 +67,7 @@ func (r *EmbedTokenRequestReconciler) createConflict(ctx context.Context, etr *v
 	o.fail(secretConflict(etr))
 	log.FromContext(ctx).Info("Secret name taken by a Secret this request does not own; the issued token was not stored",
 		"embedTokenRequest", klog.KObj(etr), "secret", etr.TargetSecretName(), "vendor", o.vendor, "digest", tok.Digest())
-	r.revoke(ctx, etr, prov, tok.Value)
+	r.revoke(ctx, etr, prov, tok.Value, "unstored")
 	return nil, nil
 }
 

@@ -35,8 +35,9 @@ type outcome struct {
 	foreignSecret bool
 	// replaced is the token the Secret held before this reconcile's write.
 	replaced string
-	// lifetimeNote says the provider's maxLifetime shortened the lifetime
-	// asked for; it is added to the Ready message of a valid token.
+	// lifetimeNote says what the provider's maxLifetime did to the lifetime
+	// asked for and to the stored token; it is added to the Ready message of
+	// a valid token.
 	lifetimeNote string
 	// deferral is set when the vendor call waits for the provider's rate
 	// limit or a free call slot.
@@ -97,6 +98,8 @@ var stalledReasons = map[string]bool{
 	v1alpha1.ReasonVendorRejected:      true,
 	v1alpha1.ReasonTokenLimitReached:   true,
 	v1alpha1.ReasonRequestDenied:       true,
+	// The vendor ignores the lifetime asked for: asking again gets the same.
+	v1alpha1.ReasonLifetimeExceedsMax: true,
 	// Nothing was sent: the egress guard refused the vendor's address.
 	v1alpha1.ReasonVendorAddressNotAllowed: true,
 }
@@ -110,6 +113,7 @@ var vendorFailureReasons = map[string]bool{
 	v1alpha1.ReasonVendorUnavailable:  true,
 	v1alpha1.ReasonInvalidResponse:    true,
 	v1alpha1.ReasonTokenLimitReached:  true,
+	v1alpha1.ReasonLifetimeExceedsMax: true,
 }
 
 // setStatus is the one place the status is computed. It is a function of the

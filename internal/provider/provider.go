@@ -72,6 +72,11 @@ type Token struct {
 	IssuedAt time.Time
 	// ExpiresAt is when the token stops being valid.
 	ExpiresAt time.Time
+	// VendorExpiresAt is set by the controller, never by a vendor, when it
+	// records an ExpiresAt earlier than the one the vendor stated (the
+	// provider's maxLifetime, or an expiry too far away to trust): it is
+	// the vendor's, kept so the request can say why it renews early.
+	VendorExpiresAt time.Time
 }
 
 // MaxTokenBytes bounds a token read from a vendor's answer, an embed token
