@@ -67,6 +67,15 @@ func eachFixtureWithProvider() *fixture {
 	return f
 }
 
+// grantOnly makes the fixture's vendor grant tokens of at most lifetime
+// whatever is asked, as a vendor may: specs ask for a lifetime admission
+// accepts (1m or more) and watch tokens renew every few seconds.
+func (f *fixture) grantOnly(lifetime time.Duration) {
+	url := f.sim.URL()
+	vendorGrants.Store(url, lifetime)
+	DeferCleanup(func() { vendorGrants.Delete(url) })
+}
+
 func (f *fixture) createCredentials(ctx context.Context) {
 	Expect(k8sClient.Create(ctx, f.qrvey.Credentials())).To(Succeed())
 }
