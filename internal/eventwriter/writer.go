@@ -95,8 +95,9 @@ type Writer struct {
 }
 
 // seriesKey is what makes two Events isomorphic: client-go's key (type,
-// action, reason, reporter, regarding and related objects) and the note, so
-// a series never hides a note that differs.
+// action, reason, reporter, regarding and related objects, here whatever
+// their resourceVersion) and the note, so a series never hides a note that
+// differs.
 type seriesKey struct {
 	eventType, action, reason, note string
 	regarding, related              corev1.ObjectReference
@@ -210,6 +211,9 @@ func (w *Writer) observe(ev *eventsv1.Event, related *corev1.ObjectReference) *e
 	if related != nil {
 		key.related = *related
 	}
+	// Every status write changes an object's resourceVersion: an Event
+	// about the same object repeats whatever version it was emitted at.
+	key.regarding.ResourceVersion, key.related.ResourceVersion = "", ""
 	now := ev.EventTime.Time
 	w.mu.Lock()
 	defer w.mu.Unlock()

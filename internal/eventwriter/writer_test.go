@@ -3,6 +3,7 @@ package eventwriter
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -192,8 +193,13 @@ func TestRepeatedEventsAreOneEventWithASeriesCount(t *testing.T) {
 	cs := fake.NewClientset()
 	clk := clocktesting.NewFakeClock(time.Date(2026, 12, 4, 8, 0, 0, 0, time.UTC))
 	w := start(t, cs, Options{Clock: clk})
+	version := 0
 	refresh := func() {
-		w.Eventf(configMap, nil, corev1.EventTypeNormal, "TokenRefreshed", "Refresh", "Refreshed the token (%s)", "Expired")
+		// Each renewal writes the object's status: its resourceVersion changes.
+		obj := configMap.DeepCopy()
+		version++
+		obj.ResourceVersion = strconv.Itoa(version)
+		w.Eventf(obj, nil, corev1.EventTypeNormal, "TokenRefreshed", "Refresh", "Refreshed the token (%s)", "Expired")
 		clk.Step(30 * time.Second)
 	}
 	refresh()
