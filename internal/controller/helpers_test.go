@@ -71,9 +71,17 @@ func eachFixtureWithProvider() *fixture {
 // whatever is asked, as a vendor may: specs ask for a lifetime admission
 // accepts (1m or more) and watch tokens renew every few seconds.
 func (f *fixture) grantOnly(lifetime time.Duration) {
-	url := f.sim.URL()
-	vendorGrants.Store(url, lifetime)
-	DeferCleanup(func() { vendorGrants.Delete(url) })
+	f.grant(grantKey{url: f.sim.URL()}, lifetime)
+}
+
+// grantOnlyTo is grantOnly for the request named name alone.
+func (f *fixture) grantOnlyTo(name string, lifetime time.Duration) {
+	f.grant(grantKey{url: f.sim.URL(), user: f.qrvey.UserID(name)}, lifetime)
+}
+
+func (f *fixture) grant(key grantKey, lifetime time.Duration) {
+	vendorGrants.Store(key, lifetime)
+	DeferCleanup(func() { vendorGrants.Delete(key) })
 }
 
 func (f *fixture) createCredentials(ctx context.Context) {

@@ -132,9 +132,12 @@ func suiteProviders() map[string]provider.Provider {
 	return providers
 }
 
-// vendorGrants maps a simulated Qrvey's URL to the longest lifetime it
-// grants (fixture.grantOnly).
+// vendorGrants maps a simulated Qrvey's URL and a user ("" for all) to
+// the longest lifetime it grants them (fixture.grantOnly).
 var vendorGrants sync.Map
+
+// grantKey is a key of vendorGrants.
+type grantKey struct{ url, user string }
 
 // grantingQrvey is the Qrvey provider of a vendor that may grant less than
 // asked, as vendors do: Qrvey tokens are opaque and live as long as asked,
@@ -147,7 +150,11 @@ func (p grantingQrvey) Issue(ctx context.Context, req provider.Request) (provide
 	if err != nil || req.Config.Qrvey == nil {
 		return tok, err
 	}
-	if granted, ok := vendorGrants.Load(req.Config.Qrvey.URL); ok && tok.ExpiresAt.Sub(tok.IssuedAt) > granted.(time.Duration) {
+	granted, ok := vendorGrants.Load(grantKey{url: req.Config.Qrvey.URL, user: req.Params.Qrvey.UserID})
+	if !ok {
+		granted, ok = vendorGrants.Load(grantKey{url: req.Config.Qrvey.URL})
+	}
+	if ok && tok.ExpiresAt.Sub(tok.IssuedAt) > granted.(time.Duration) {
 		tok.ExpiresAt = tok.IssuedAt.Add(granted.(time.Duration))
 	}
 	return tok, nil
