@@ -31,6 +31,8 @@ func main() {
 		burst, concurrency               int
 		leaderElectionID                 string
 		credentialCheck, vendorTimeout   time.Duration
+		minRenew, minRefresh             time.Duration
+		namespaceWriteShare              float64
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
@@ -48,6 +50,16 @@ func main() {
 	flag.DurationVar(&vendorTimeout, "max-vendor-timeout", controller.DefaultMaxVendorTimeout,
 		"Upper bound on each vendor call, whatever a provider's spec.timeout says, so a vendor that never answers "+
 			"holds a reconcile worker for at most this long.")
+	flag.DurationVar(&minRenew, "min-renew-interval", controller.DefaultMinRenewInterval,
+		"Least time between issuing a request's token and renewing it, whatever lifetime the vendor granted, "+
+			"so very short tokens cannot spend the API server's and the vendor's budget.")
+	flag.DurationVar(&minRefresh, "min-refresh-interval", controller.DefaultMinRefreshInterval,
+		"Least time between a request's last token and one its embedtokens.io/refresh annotation forces; "+
+			"a refresh asked for sooner is served when this has passed.")
+	flag.Float64Var(&namespaceWriteShare, "namespace-write-share", controller.DefaultNamespaceWriteShare,
+		"Share (0-1] of --kube-api-qps and --kube-api-burst one namespace may spend issuing tokens, so a namespace "+
+			"with many short-lived requests does not queue every other namespace's writes behind its own. "+
+			"1 lets a single namespace use the whole client, as in a cluster with one tenant.")
 	var watchNamespaces namespaceList
 	flag.Var(&watchNamespaces, "watch-namespaces", "Comma-separated namespaces to watch (namespaced mode: needs Roles "+
 		"there only, ClusterEmbedProviders are not served). Empty: the whole cluster.")
@@ -73,6 +85,15 @@ func main() {
 	setGCPercent(setupLog)
 	if vendorTimeout <= 0 {
 		setupLog.Error(nil, "Invalid --max-vendor-timeout: it must be positive", "maxVendorTimeout", vendorTimeout)
+		os.Exit(1)
+	}
+	if minRenew <= 0 || minRefresh <= 0 {
+		setupLog.Error(nil, "Invalid --min-renew-interval or --min-refresh-interval: they must be positive",
+			"minRenewInterval", minRenew, "minRefreshInterval", minRefresh)
+		os.Exit(1)
+	}
+	if namespaceWriteShare <= 0 || namespaceWriteShare > 1 {
+		setupLog.Error(nil, "Invalid --namespace-write-share: it must be in (0, 1]", "namespaceWriteShare", namespaceWriteShare)
 		os.Exit(1)
 	}
 	if sel := shard.selector(); sel != nil {
@@ -116,6 +137,7 @@ func main() {
 		Providers: registry.All(), MaxConcurrentReconciles: concurrency, CredentialCheckInterval: credentialCheck,
 		MaxVendorTimeout: vendorTimeout, WatchNamespaces: watchNamespaces, AllowVendorCIDRs: allowVendorCIDRs,
 		OwnPorts: ownPorts(metricsAddr, probeAddr, rtFlags.pprofAddr), WatchLabelSelector: shard.selector(),
+		MinRenewInterval: minRenew, MinRefreshInterval: minRefresh, NamespaceWriteShare: namespaceWriteShare,
 	}); err != nil {
 		setupLog.Error(err, "Unable to set up controllers")
 		os.Exit(1)

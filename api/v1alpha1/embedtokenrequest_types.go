@@ -106,12 +106,16 @@ type EmbedTokenRequestSpec struct {
 	VendorParams `json:",inline"`
 
 	// Lifetime requested for each token, where the vendor lets the caller
-	// choose. The vendor may grant less; renewal follows what was granted.
+	// choose. The vendor may grant less; renewal follows what was granted,
+	// but never comes sooner than the manager's minimum renewal interval
+	// (30s by default) after a token was issued. At least 1m: the default
+	// margin of a short lifetime, half of it, is then at least that
+	// interval, so every token is renewed before it expires.
 	// +optional
 	// +kubebuilder:default="1h"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="lifetime must be at least 1s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="lifetime must be at least 1m"
 	Lifetime *metav1.Duration `json:"lifetime,omitempty"`
 
 	// RenewBefore is how long before expiry to renew. Defaults to a third of

@@ -48,6 +48,19 @@ type EmbedTokenRequestReconciler struct {
 	// MaxVendorTimeout caps every provider's spec.timeout; unbounded when
 	// zero.
 	MaxVendorTimeout time.Duration
+	// MinRenewInterval is the least time between issuing a token and
+	// renewing it (--min-renew-interval), so a vendor granting very short
+	// tokens cannot make one request spend the API budget;
+	// DefaultMinRenewInterval when zero.
+	MinRenewInterval time.Duration
+	// MinRefreshInterval is the least time between the last issue and one
+	// the refresh annotation forces (--min-refresh-interval);
+	// DefaultMinRefreshInterval when zero.
+	MinRefreshInterval time.Duration
+	// NamespaceWrites bounds how many tokens one namespace may issue, and
+	// so write, per second: its share of the manager's client rate limit
+	// (namespaceBudget). Unbounded when zero.
+	NamespaceWrites WriteBudget
 	// Metrics, when set, publishes each request's validity and every vendor
 	// call.
 	Metrics *Metrics
@@ -130,6 +143,7 @@ func (r *EmbedTokenRequestReconciler) reconcile(ctx context.Context, etr *v1alph
 	in := r.policyInput(etr, o, prov)
 	o.decision = Decide(in, o.now)
 	o.lifetimeNote = prov.lifetimeNote(etr, o.stored)
+	o.minRenewInterval = in.Renew.MinInterval
 
 	switch {
 	case etr.Spec.Suspend:
@@ -263,7 +277,7 @@ func (r *EmbedTokenRequestReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := indexProviderRef(context.Background(), mgr); err != nil {
 		return err
 	}
-	r.fair = newFairness(max(r.MaxConcurrentReconciles, 1))
+	r.fair = newFairness(max(r.MaxConcurrentReconciles, 1), r.NamespaceWrites)
 	r.credCache = newCredentialCache()
 	r.expect = newWriteExpectations()
 	r.held = newHeldTokens()

@@ -88,7 +88,8 @@ var _ = Describe("EmbedTokenRequest", func() {
 	})
 
 	It("refreshes in place before expiry, once per token", func() {
-		etr := f.request("short", 9*time.Second)
+		f.grantOnly(9 * time.Second)
+		etr := f.request("short", time.Minute)
 		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
 		token := waitForToken(ctx, etr, "")
 		uid := secretOf(ctx, etr)(Default).UID
@@ -193,7 +194,8 @@ var _ = Describe("EmbedTokenRequest", func() {
 	})
 
 	It("makes no vendor calls while suspended and keeps the Secret", func() {
-		etr := f.request("paused", 4*time.Second)
+		f.grantOnly(4 * time.Second)
+		etr := f.request("paused", time.Minute)
 		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
 		token := waitForToken(ctx, etr, "")
 

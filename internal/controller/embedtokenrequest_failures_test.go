@@ -116,7 +116,8 @@ var _ = Describe("EmbedTokenRequest", func() {
 	})
 
 	It("backs off on vendor errors, keeps the last token and recovers", func() {
-		etr := f.request("outage", 12*time.Second)
+		f.grantOnly(12 * time.Second)
+		etr := f.request("outage", time.Minute)
 		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
 		token := waitForToken(ctx, etr, "")
 		f.sim.SetFault(vendorsim.Fault{Status: 500})
@@ -142,7 +143,8 @@ var _ = Describe("EmbedTokenRequest", func() {
 	})
 
 	It("reports a token that expired during an outage and recovers without help", func() {
-		etr := f.request("expired", 3*time.Second)
+		f.grantOnly(3 * time.Second)
+		etr := f.request("expired", time.Minute)
 		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
 		token := waitForToken(ctx, etr, "")
 		f.sim.SetFault(vendorsim.Fault{Status: 503, RetryAfter: time.Second})

@@ -1,8 +1,6 @@
 package controller
 
 import (
-	"time"
-
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
@@ -18,15 +16,18 @@ import (
 // took to become Ready (docs/benchmarks.md). A routine renewal while Ready is
 // already TokenRefreshed emits nothing either: the status, the Secret and
 // the metrics show it, and N tokens renewing cost N Secret writes and N
-// status writes, not N Events more.
+// status writes, not N Events more. A note names no token and no time (the
+// status holds the digest and the expiry), so the Events of a request that
+// repeat (a renewal after each expiry, forced refreshes) are one Event with
+// a series count (eventwriter), not one Event each.
 func (r *EmbedTokenRequestReconciler) recordEvents(etr *v1alpha1.EmbedTokenRequest, prevReady string, o *outcome) {
 	switch {
 	case o.issued != nil && o.decision.Reason == RefreshNoToken && !failedBefore(prevReady):
 		// A new request's first token: its Ready condition records it.
 	case o.issued != nil && o.decision.Reason == RefreshNoToken || o.issued != nil && o.decision.Reason == RefreshInputsChanged:
-		r.Recorder.Eventf(etr, nil, corev1.EventTypeNormal, v1alpha1.ReasonTokenIssued, "Issue", "Issued token %s valid until %s", o.issued.Digest(), o.issued.ExpiresAt.UTC().Format(time.RFC3339))
+		r.Recorder.Eventf(etr, nil, corev1.EventTypeNormal, v1alpha1.ReasonTokenIssued, "Issue", "Issued a token for the %s", issuedFor(o.decision.Reason))
 	case o.issued != nil && (o.decision.Reason != RefreshDue || prevReady != v1alpha1.ReasonTokenRefreshed):
-		r.Recorder.Eventf(etr, nil, corev1.EventTypeNormal, v1alpha1.ReasonTokenRefreshed, "Refresh", "Refreshed token (%s) to %s valid until %s", o.decision.Reason, o.issued.Digest(), o.issued.ExpiresAt.UTC().Format(time.RFC3339))
+		r.Recorder.Eventf(etr, nil, corev1.EventTypeNormal, v1alpha1.ReasonTokenRefreshed, "Refresh", "Refreshed the token (%s)", o.decision.Reason)
 	}
 	reason := readyReason(etr)
 	if reason == prevReady {
@@ -40,6 +41,14 @@ func (r *EmbedTokenRequestReconciler) recordEvents(etr *v1alpha1.EmbedTokenReque
 	case o.issued == nil && (o.err != nil || reason == v1alpha1.ReasonTokenExpired):
 		r.Recorder.Eventf(etr, nil, corev1.EventTypeWarning, reason, "Issue", "%s", readyMessage(etr))
 	}
+}
+
+// issuedFor names what a TokenIssued Event's token was issued for.
+func issuedFor(reason RefreshReason) string {
+	if reason == RefreshInputsChanged {
+		return "changed spec"
+	}
+	return "request after a failure"
 }
 
 // failedBefore reports whether the previous Ready reason was a failure: not

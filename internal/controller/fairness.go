@@ -89,10 +89,13 @@ type fairness struct {
 	slots   callSlots
 	caps    callCaps
 	wakeups chan event.GenericEvent
+	// writeTickets are turns under the namespaces' write budgets.
+	writeTickets ticketBook
+	writes       namespaceLimiters
 }
 
-func newFairness(workers int) *fairness {
-	f := &fairness{caps: newCallCaps(workers), wakeups: make(chan event.GenericEvent, wakeBuffer)}
+func newFairness(workers int, writes WriteBudget) *fairness {
+	f := &fairness{caps: newCallCaps(workers), wakeups: make(chan event.GenericEvent, wakeBuffer), writes: namespaceLimiters{budget: writes}}
 	f.slots.wake = f.wake
 	f.tickets.turns.wake = f.wake
 	return f
@@ -114,6 +117,7 @@ func (f *fairness) wake(key types.NamespacedName) {
 // longer waits.
 func (f *fairness) settle(key types.NamespacedName) {
 	f.tickets.drop(key, time.Now())
+	f.writeTickets.drop(key, time.Now())
 	f.slots.forget(key)
 }
 
@@ -125,6 +129,10 @@ func (f *fairness) settle(key types.NamespacedName) {
 func (r *EmbedTokenRequestReconciler) admit(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, p *resolvedProvider, o *outcome) (func(), bool) {
 	key := client.ObjectKeyFromObject(etr)
 	now := time.Now()
+	writeWait, ok := r.admitWrites(ctx, etr, o, now)
+	if !ok {
+		return nil, false
+	}
 	wait, queue, placed := r.fair.tickets.claim(key, r.clients.limiter(p), laneOf(p, etr.Namespace), now)
 	if !placed {
 		r.waitForTurn(ctx, etr, p, o, queue, now)
@@ -141,6 +149,8 @@ func (r *EmbedTokenRequestReconciler) admit(ctx context.Context, etr *v1alpha1.E
 		return nil, false
 	}
 	r.fair.tickets.use(key)
+	r.fair.writeTickets.use(key)
+	wait = max(wait, writeWait)
 	if wait > 0 {
 		t := time.NewTimer(wait)
 		defer t.Stop()
@@ -150,6 +160,23 @@ func (r *EmbedTokenRequestReconciler) admit(ctx context.Context, etr *v1alpha1.E
 		}
 	}
 	return release, true
+}
+
+// admitWrites lets etr's issue through its namespace's share of the API
+// write budget, returning how long to sleep for its turn, or records in o
+// that it waits longer. The turn is a ticket kept across requeues, as under
+// a provider's rate limit, and the wait is quiet: a status write would
+// spend the budget it waits for.
+func (r *EmbedTokenRequestReconciler) admitWrites(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, o *outcome, now time.Time) (time.Duration, bool) {
+	key := client.ObjectKeyFromObject(etr)
+	wait := r.fair.writeTurn(key, r.fair.writes.limiter(etr.Namespace, now), now)
+	if wait <= maxLimiterSleep {
+		return wait, true
+	}
+	o.deferral = &deferral{after: wait, quiet: true, message: "waiting for namespace " + etr.Namespace + "'s share of the operator's API writes"}
+	r.fair.slots.forget(key)
+	log.FromContext(ctx).V(1).Info("Vendor call waits for the namespace's share of the API writes", "embedTokenRequest", klog.KObj(etr), "wait", wait)
+	return 0, false
 }
 
 // acquireSlot takes a call slot of p for etr, or records in o that it waits

@@ -53,7 +53,11 @@ var _ = Describe("Fair scheduling across providers", func() {
 
 		stopMgr()
 		DeferCleanup(func() { stopMgr = startManager() })
-		DeferCleanup(startDefaultManager())
+		// Three renewals of 15 s tokens a minute need renewals sooner than
+		// the default interval of 30 s.
+		opts := defaultOptions()
+		opts.MinRenewInterval = suiteMinInterval
+		DeferCleanup(startOperator(cfg, logr.Logger{}, 0, opts))
 		DeferCleanup(func() { deleteFixtures(ctx, dead, limited, healthy) })
 
 		for i := range 200 {
@@ -67,12 +71,13 @@ var _ = Describe("Fair scheduling across providers", func() {
 		// Calls began while the 250 requests were being created; the rate
 		// is checked from here, against the count seen here.
 		limitedSince, limitedBase := time.Now(), limited.sim.CallCount()
-		By("20 requests in another namespace with 15 s tokens")
+		By("20 requests in another namespace whose vendor grants 15 s tokens")
+		healthy.grantOnly(15 * time.Second)
 		created := time.Now()
 		names := make([]string, 20)
 		for i := range names {
 			names[i] = fmt.Sprintf("healthy-%02d", i)
-			Expect(k8sClient.Create(ctx, healthy.request(names[i], 15*time.Second))).To(Succeed())
+			Expect(k8sClient.Create(ctx, healthy.request(names[i], time.Minute))).To(Succeed())
 		}
 		watchRenewals(ctx, healthy.ns, names, created)
 
@@ -234,16 +239,16 @@ func tokenCounts(tokens map[string]map[string]bool) map[string]int {
 	return counts
 }
 
-// startDefaultManager runs the manager with cmd/main.go's defaults and
-// returns a function that stops it. The suite's manager must be stopped
-// meanwhile.
-func startDefaultManager() func() {
-	return startOperator(cfg, logr.Logger{}, 0, controller.Options{
-		Providers:               map[string]provider.Provider{v1alpha1.VendorQrvey: qrvey.New()},
+// defaultOptions are the options of a manager with cmd/main.go's defaults,
+// serving Qrvey through the suite's provider (grantOnly). The suite's
+// manager must be stopped while it runs.
+func defaultOptions() controller.Options {
+	return controller.Options{
+		Providers:               map[string]provider.Provider{v1alpha1.VendorQrvey: grantingQrvey{qrvey.New()}},
 		MaxConcurrentReconciles: productionWorkers,
 		MetricsRegisterer:       prometheus.NewRegistry(),
 		AllowVendorCIDRs:        allowVendorCIDRs,
-	})
+	}
 }
 
 // deleteFixtures removes the fixtures' requests, Secrets and namespaces, so

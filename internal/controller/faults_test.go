@@ -173,8 +173,9 @@ var _ = Describe("Vendor outages", func() {
 			spec := f.providerSpec()
 			spec.Timeout = &metav1.Duration{Duration: time.Second}
 			f.createNamedProvider(ctx, "qrvey", spec)
-			// Renewal falls due 3.6-6s after issue; the token lives 30s.
-			etr := f.request("brief", 30*time.Second)
+			// Renewal falls due 3.6-6s after issue; the vendor grants 30s.
+			f.grantOnly(30 * time.Second)
+			etr := f.request("brief", time.Minute)
 			etr.Spec.RenewBefore = &metav1.Duration{Duration: 24 * time.Second}
 			Expect(k8sClient.Create(ctx, etr)).To(Succeed())
 			token := waitForToken(ctx, etr, "")
@@ -228,9 +229,10 @@ var _ = Describe("API server outages", func() {
 		ctx := context.Background()
 		f, outage := withOutage(ctx)
 
-		// The token lives 30 s and falls due 15-17.5 s before it expires
-		// (renewBefore, its jitter and whole seconds).
-		etr := f.request("outage", 30*time.Second)
+		// The vendor grants 30 s and the token falls due 15-17.5 s before
+		// it expires (renewBefore, its jitter and whole seconds).
+		f.grantOnly(30 * time.Second)
+		etr := f.request("outage", time.Minute)
 		etr.Spec.RenewBefore = &metav1.Duration{Duration: 15 * time.Second}
 		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
 		token := waitForToken(ctx, etr, "")

@@ -67,6 +67,23 @@ func eachFixtureWithProvider() *fixture {
 	return f
 }
 
+// grantOnly makes the fixture's vendor grant tokens of at most lifetime
+// whatever is asked, as a vendor may: specs ask for a lifetime admission
+// accepts (1m or more) and watch tokens renew every few seconds.
+func (f *fixture) grantOnly(lifetime time.Duration) {
+	f.grant(grantKey{url: f.sim.URL()}, lifetime)
+}
+
+// grantOnlyTo is grantOnly for the request named name alone.
+func (f *fixture) grantOnlyTo(name string, lifetime time.Duration) {
+	f.grant(grantKey{url: f.sim.URL(), user: f.qrvey.UserID(name)}, lifetime)
+}
+
+func (f *fixture) grant(key grantKey, lifetime time.Duration) {
+	vendorGrants.Store(key, lifetime)
+	DeferCleanup(func() { vendorGrants.Delete(key) })
+}
+
 func (f *fixture) createCredentials(ctx context.Context) {
 	Expect(k8sClient.Create(ctx, f.qrvey.Credentials())).To(Succeed())
 }

@@ -34,6 +34,24 @@ const (
 	backoffJitter = 0.25
 )
 
+// DefaultMinRenewInterval is the least time between two issues of a
+// request's token for the time-driven reasons (renewal due, token expired)
+// unless the manager's --min-renew-interval says otherwise. Every issue
+// costs a vendor call, a Secret write and a status write, so a lifetime of
+// a second (the vendor may grant that whatever is asked) would otherwise
+// spend the operator's whole API budget on one namespace. The admission
+// minimum lifetime, 1m, has a default margin (half of a short lifetime) of
+// exactly this interval, so the floor only acts when the vendor grants less
+// than the minimum lifetime or renewBefore asks to renew sooner.
+const DefaultMinRenewInterval = 30 * time.Second
+
+// DefaultMinRefreshInterval is how often the refresh annotation is honoured
+// per request unless the manager's --min-refresh-interval says otherwise: a
+// new value within this time of the last issue is served when it has
+// passed, so annotating every request again and again cannot spend the
+// vendor's quota and the API budget at will.
+const DefaultMinRefreshInterval = time.Minute
+
 // MinDefaultRenewMargin is the least time the default policy leaves between
 // writing a renewed token and the old one expiring. A pod sees a mounted
 // Secret's new content only at the kubelet's next sync of the pod (every
@@ -79,10 +97,14 @@ type StoredToken struct {
 	VendorExpiresAt time.Time
 }
 
-// RenewPolicy is the request's renewal margin: at most one field is set.
+// RenewPolicy is the request's renewal margin (at most one of RenewBefore
+// and RenewBeforePercentage is set) and the manager's floor under it.
 type RenewPolicy struct {
 	RenewBefore           time.Duration
 	RenewBeforePercentage int32
+	// MinInterval is the least time from issuing a token to renewing it,
+	// whatever the margin or the lifetime the vendor granted.
+	MinInterval time.Duration
 }
 
 // PolicyInput is everything Decide looks at.
@@ -102,6 +124,9 @@ type PolicyInput struct {
 	// RetryAt is when a failed attempt may be retried; zero when the last
 	// attempt did not fail (or failed for an older spec).
 	RetryAt time.Time
+	// MinRefreshInterval is the least time from the last issue to one the
+	// refresh annotation asks for.
+	MinRefreshInterval time.Duration
 }
 
 // Decision is what to do now: issue a token (Reason != RefreshNone) at At, or
@@ -113,46 +138,78 @@ type Decision struct {
 
 // Decide answers "should we refresh now?" from the stored token, the spec
 // and the clock alone, so restarts and unrelated events never mint a token
-// early and every branch is table-tested.
+// early and every branch is table-tested. A reason whose time has not come
+// (a refresh asked for within MinRefreshInterval of the last issue, an
+// expiry within the renewal floor) is no reason yet: Decide waits until
+// the earliest such time.
 func Decide(in PolicyInput, now time.Time) Decision {
-	reason := refreshReason(in, now)
-	if reason == RefreshNone {
-		return Decision{At: RenewAt(in.Stored.IssuedAt, in.Stored.ExpiresAt, in.Renew, in.Seed)}
+	next := time.Time{}
+	for _, c := range refreshCandidates(in) {
+		switch {
+		case !c.applies:
+		case !now.Before(c.from):
+			at := now
+			if in.RetryAt.After(now) {
+				at = in.RetryAt
+			}
+			return Decision{Reason: c.reason, At: at}
+		case next.IsZero() || c.from.Before(next):
+			next = c.from
+		}
 	}
-	at := now
-	if in.RetryAt.After(now) {
-		at = in.RetryAt
-	}
-	return Decision{Reason: reason, At: at}
+	return Decision{At: next}
 }
 
+// refreshReason is the reason to issue at now with no floor: a refresh
+// asked for is due at once, an expired token is expired. A held token with
+// any such reason is not stored in place of a new one.
 func refreshReason(in PolicyInput, now time.Time) RefreshReason {
+	in.MinRefreshInterval, in.Renew.MinInterval = 0, 0
+	return Decide(in, now).Reason
+}
+
+// candidate is a reason to issue a token and the time from which it holds.
+type candidate struct {
+	reason  RefreshReason
+	applies bool
+	from    time.Time
+}
+
+// refreshCandidates lists the reasons to issue in the order Decide checks
+// them. With no stored token the first applies at once; otherwise the last,
+// the renewal time, always applies, so Decide always finds a time.
+func refreshCandidates(in PolicyInput) []candidate {
 	s := in.Stored
-	switch {
-	case !s.Present:
-		return RefreshNoToken
-	case s.InputHash != in.InputHash:
-		return RefreshInputsChanged
-	case in.RefreshRequest != "" && in.RefreshRequest != s.RefreshHandled:
-		return RefreshRequested
-	case in.CredentialsVersion != "" && s.CredentialsVersion != "" && in.CredentialsVersion != s.CredentialsVersion:
-		return RefreshCredentials
-	case !now.Before(s.ExpiresAt):
-		return RefreshExpired
-	case !now.Before(RenewAt(s.IssuedAt, s.ExpiresAt, in.Renew, in.Seed)):
-		return RefreshDue
+	if !s.Present {
+		return []candidate{{reason: RefreshNoToken, applies: true}}
 	}
-	return RefreshNone
+	renewAt := RenewAt(s.IssuedAt, s.ExpiresAt, in.Renew, in.Seed)
+	return []candidate{
+		{reason: RefreshInputsChanged, applies: s.InputHash != in.InputHash},
+		{reason: RefreshRequested, applies: in.RefreshRequest != "" && in.RefreshRequest != s.RefreshHandled,
+			from: s.IssuedAt.Add(in.MinRefreshInterval)},
+		{reason: RefreshCredentials, applies: in.CredentialsVersion != "" && s.CredentialsVersion != "" && in.CredentialsVersion != s.CredentialsVersion},
+		{reason: RefreshExpired, applies: true, from: latest(s.ExpiresAt, s.IssuedAt.Add(in.Renew.MinInterval))},
+		{reason: RefreshDue, applies: true, from: renewAt},
+	}
+}
+
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // RenewAt is when a token valid from issued to expires should be replaced:
 // its margin (DefaultRenewMargin unless the policy sets one) before expiry,
 // made up to 10% earlier by a per-token jitter so tokens issued together do
-// not renew together.
+// not renew together, and never before the policy's MinInterval after
+// issued, even when the vendor granted a shorter token.
 func RenewAt(issued, expires time.Time, p RenewPolicy, seed string) time.Time {
 	lifetime := expires.Sub(issued)
 	if lifetime <= 0 {
-		return expires
+		return latest(expires, issued.Add(p.MinInterval))
 	}
 	margin := DefaultRenewMargin(lifetime)
 	switch {
@@ -165,7 +222,7 @@ func RenewAt(issued, expires time.Time, p RenewPolicy, seed string) time.Time {
 		margin = lifetime * time.Duration(p.RenewBeforePercentage) / 100
 	}
 	jitter := time.Duration(float64(margin) * renewJitter * unitJitter(seed, issued.UnixNano()))
-	return expires.Add(-margin - jitter).Truncate(time.Second)
+	return latest(expires.Add(-margin-jitter).Truncate(time.Second), issued.Add(p.MinInterval))
 }
 
 // Backoff is how long to wait after the attempts-th consecutive failure. It

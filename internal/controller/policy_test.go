@@ -11,6 +11,16 @@ func freshToken() StoredToken {
 	return StoredToken{Present: true, IssuedAt: t0, ExpiresAt: t0.Add(time.Hour), InputHash: "h1", RefreshHandled: "r1"}
 }
 
+// floor is the default minimum renewal interval.
+var floor = RenewPolicy{MinInterval: DefaultMinRenewInterval}
+
+// shortToken is a fresh token the vendor granted for lifetime.
+func shortToken(lifetime time.Duration) StoredToken {
+	s := freshToken()
+	s.ExpiresAt = t0.Add(lifetime)
+	return s
+}
+
 func withCreds(s StoredToken, version string) StoredToken {
 	s.CredentialsVersion = version
 	return s
@@ -97,6 +107,54 @@ func TestDecide(t *testing.T) {
 			reason: RefreshDue, at: t0.Add(50 * time.Minute),
 		},
 		{
+			name:   "a token the vendor granted for a second is renewed no earlier than the minimum renewal interval after its issue",
+			in:     PolicyInput{Stored: shortToken(time.Second), InputHash: "h1", RefreshRequest: "r1", Renew: floor},
+			now:    t0.Add(5 * time.Second),
+			reason: RefreshNone, at: t0.Add(30 * time.Second),
+		},
+		{
+			name:   "a short token expired for the whole minimum renewal interval is renewed when it has passed",
+			in:     PolicyInput{Stored: shortToken(time.Second), InputHash: "h1", RefreshRequest: "r1", Renew: floor},
+			now:    t0.Add(30 * time.Second),
+			reason: RefreshExpired, at: t0.Add(30 * time.Second),
+		},
+		{
+			name:   "a token of the minimum lifetime is renewed after half its life, which is the minimum renewal interval",
+			in:     PolicyInput{Stored: shortToken(time.Minute), InputHash: "h1", RefreshRequest: "r1", Renew: floor},
+			now:    t0.Add(30 * time.Second),
+			reason: RefreshDue, at: t0.Add(30 * time.Second),
+		},
+		{
+			name:   "a refresh asked for within a minute of the last issue is served a minute after it, not refused",
+			in:     PolicyInput{Stored: freshToken(), InputHash: "h1", RefreshRequest: "r2", Renew: floor, MinRefreshInterval: time.Minute},
+			now:    t0.Add(10 * time.Second),
+			reason: RefreshNone, at: t0.Add(time.Minute),
+		},
+		{
+			name:   "a refresh asked for within a minute of the last issue is served once the minute has passed",
+			in:     PolicyInput{Stored: freshToken(), InputHash: "h1", RefreshRequest: "r2", Renew: floor, MinRefreshInterval: time.Minute},
+			now:    t0.Add(time.Minute),
+			reason: RefreshRequested, at: t0.Add(time.Minute),
+		},
+		{
+			name:   "a refresh waiting for its minute does not hold back a renewal that is due",
+			in:     PolicyInput{Stored: shortToken(time.Second), InputHash: "h1", RefreshRequest: "r2", Renew: floor, MinRefreshInterval: time.Minute},
+			now:    t0.Add(40 * time.Second),
+			reason: RefreshExpired, at: t0.Add(40 * time.Second),
+		},
+		{
+			name:   "changed inputs re-issue at once whatever the minimum intervals",
+			in:     PolicyInput{Stored: shortToken(time.Second), InputHash: "h2", RefreshRequest: "r2", Renew: floor, MinRefreshInterval: time.Minute},
+			now:    t0.Add(2 * time.Second),
+			reason: RefreshInputsChanged, at: t0.Add(2 * time.Second),
+		},
+		{
+			name:   "a rotated credential re-issues at once whatever the minimum intervals",
+			in:     PolicyInput{Stored: withCreds(shortToken(time.Minute), "c1"), InputHash: "h1", RefreshRequest: "r1", CredentialsVersion: "c2", Renew: floor},
+			now:    t0.Add(2 * time.Second),
+			reason: RefreshCredentials, at: t0.Add(2 * time.Second),
+		},
+		{
 			name:   "a retry time in the past does not delay",
 			in:     PolicyInput{InputHash: "h1", RetryAt: t0.Add(-time.Second)},
 			now:    t0,
@@ -161,6 +219,26 @@ func TestRenewAt(t *testing.T) {
 			name:   "an explicit renewBefore may be shorter than the default minimum",
 			issued: t0, expires: t0.Add(3 * time.Minute), policy: RenewPolicy{RenewBefore: 30 * time.Second},
 			earliest: t0.Add(150*time.Second - 3*time.Second), latest: t0.Add(150 * time.Second),
+		},
+		{
+			name:   "a token the vendor granted for less than the minimum renewal interval renews at the interval, not at once",
+			issued: t0, expires: t0.Add(time.Second), policy: floor,
+			earliest: t0.Add(30 * time.Second), latest: t0.Add(30 * time.Second),
+		},
+		{
+			name:   "a token of the minimum lifetime renews at half its life, the minimum renewal interval, jitter or not",
+			issued: t0, expires: t0.Add(time.Minute), policy: floor,
+			earliest: t0.Add(30 * time.Second), latest: t0.Add(30 * time.Second),
+		},
+		{
+			name:   "a renewBefore of nearly the whole lifetime is held to the minimum renewal interval",
+			issued: t0, expires: hour, policy: RenewPolicy{RenewBefore: 59*time.Minute + 59*time.Second, MinInterval: DefaultMinRenewInterval},
+			earliest: t0.Add(30 * time.Second), latest: t0.Add(30 * time.Second),
+		},
+		{
+			name:   "a token with no lifetime renews at the minimum renewal interval",
+			issued: t0, expires: t0, policy: floor,
+			earliest: t0.Add(30 * time.Second), latest: t0.Add(30 * time.Second),
 		},
 		{
 			name:   "a token with no lifetime renews at once",

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -17,8 +18,10 @@ func (r *EmbedTokenRequestReconciler) policyInput(etr *v1alpha1.EmbedTokenReques
 		Stored:         o.stored,
 		InputHash:      inputHash(etr, prov.lifetime(etr)),
 		RefreshRequest: etr.Annotations[v1alpha1.RefreshAnnotation],
-		Renew:          renewPolicy(etr),
+		Renew:          r.renewPolicy(etr),
 		Seed:           string(etr.UID),
+		// The zero value is the default: only a manager option lowers it.
+		MinRefreshInterval: cmp.Or(r.MinRefreshInterval, DefaultMinRefreshInterval),
 	}
 	if prov != nil {
 		in.CredentialsVersion = prov.credentialsVersion
@@ -31,8 +34,9 @@ func (r *EmbedTokenRequestReconciler) policyInput(etr *v1alpha1.EmbedTokenReques
 	return in
 }
 
-func renewPolicy(etr *v1alpha1.EmbedTokenRequest) RenewPolicy {
-	var p RenewPolicy
+// renewPolicy is etr's renewal margin under the manager's renewal floor.
+func (r *EmbedTokenRequestReconciler) renewPolicy(etr *v1alpha1.EmbedTokenRequest) RenewPolicy {
+	p := RenewPolicy{MinInterval: cmp.Or(r.MinRenewInterval, DefaultMinRenewInterval)}
 	if etr.Spec.RenewBefore != nil {
 		p.RenewBefore = etr.Spec.RenewBefore.Duration
 	}

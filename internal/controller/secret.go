@@ -146,7 +146,7 @@ func (r *EmbedTokenRequestReconciler) writeSecret(ctx context.Context, etr *v1al
 		return fmt.Errorf("writing Secret %s: %w", etr.TargetSecretName(), err)
 	}
 	o.issued = &provider.Token{Value: tok.Value, Type: tok.Type, IssuedAt: rec.IssuedAt, ExpiresAt: rec.ExpiresAt}
-	o.renewAt = RenewAt(rec.IssuedAt, rec.ExpiresAt, renewPolicy(etr), string(etr.UID))
+	o.renewAt = RenewAt(rec.IssuedAt, rec.ExpiresAt, r.renewPolicy(etr), string(etr.UID))
 	o.stored = rec
 	o.storedAt = r.Clock.Now()
 	log.FromContext(ctx).Info("Stored token", "embedTokenRequest", klog.KObj(etr), "secret", etr.TargetSecretName(),

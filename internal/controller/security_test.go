@@ -63,7 +63,8 @@ var _ = Describe("Secrets never leak", Ordered, func() {
 		const scriptedToken = "tok-LEAKCHECK-7d1e0b5a9c"
 
 		By("issuing and refreshing a Qrvey token")
-		etr := f.request("leak", 4*time.Second)
+		f.grantOnly(4 * time.Second)
+		etr := f.request("leak", time.Minute)
 		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
 		first := waitForToken(ctx, etr, "")
 		waitForToken(ctx, etr, provider.Digest(first))
@@ -80,7 +81,7 @@ var _ = Describe("Secrets never leak", Ordered, func() {
 		By("a generic HTTP vendor that issues, then echoes the credential, then answers garbage holding the token")
 		v := newScriptedVendor(http.StatusOK, tokenBody(scriptedToken, time.Now().Add(8*time.Second)))
 		f.createNamedProvider(ctx, "scripted", httpProviderSpec(v.srv.URL))
-		h := f.httpRequest("leak-http", "scripted", 4*time.Second)
+		h := f.httpRequest("leak-http", "scripted", time.Minute)
 		h.Spec.RenewBeforePercentage = ptrInt32(50)
 		Expect(k8sClient.Create(ctx, h)).To(Succeed())
 		waitForToken(ctx, h, "")
@@ -90,7 +91,7 @@ var _ = Describe("Secrets never leak", Ordered, func() {
 			HaveField("Reason", v1alpha1.ReasonVendorRejected), HaveField("Message", ContainSubstring("[redacted]"))))
 		v.answer(http.StatusOK, "<html>"+scriptedToken+"</html>")
 		patchObject(ctx, h, func(h *v1alpha1.EmbedTokenRequest) {
-			h.Spec.Lifetime = &metav1.Duration{Duration: 5 * time.Second} // a spec change retries at once, despite the backoff
+			h.Spec.Lifetime = &metav1.Duration{Duration: 2 * time.Minute} // a spec change retries at once, despite the backoff
 		})
 		Eventually(readyCondition(ctx, h)).Should(HaveField("Reason", v1alpha1.ReasonInvalidResponse))
 

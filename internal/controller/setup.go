@@ -104,6 +104,19 @@ type Options struct {
 	// VendorResolver resolves vendor host names; the system resolver when
 	// nil. Tests serve names from memory through it.
 	VendorResolver *net.Resolver
+	// MinRenewInterval (--min-renew-interval) is the least time between
+	// issuing a request's token and renewing it; DefaultMinRenewInterval
+	// when zero.
+	MinRenewInterval time.Duration
+	// MinRefreshInterval (--min-refresh-interval) is the least time between
+	// a request's last issue and one its refresh annotation forces;
+	// DefaultMinRefreshInterval when zero.
+	MinRefreshInterval time.Duration
+	// NamespaceWriteShare (--namespace-write-share) is the share, in
+	// (0, 1], of the manager's client rate limit (its rest.Config's QPS
+	// and burst) one namespace may spend issuing tokens;
+	// DefaultNamespaceWriteShare when zero.
+	NamespaceWriteShare float64
 }
 
 // Setup registers every controller of the operator with mgr, so the binary
@@ -142,6 +155,10 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		Policies:                policies,
 		Egress:                  egress.NewPolicy(opts.AllowVendorCIDRs...).WithOwnPorts(egress.LocalAddrs(), opts.OwnPorts...),
 		VendorResolver:          opts.VendorResolver,
+		MinRenewInterval:        opts.MinRenewInterval,
+		MinRefreshInterval:      opts.MinRefreshInterval,
+		NamespaceWrites: NamespaceWriteBudget(mgr.GetConfig().QPS, mgr.GetConfig().Burst,
+			cmp.Or(opts.NamespaceWriteShare, DefaultNamespaceWriteShare)),
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

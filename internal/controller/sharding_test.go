@@ -34,8 +34,10 @@ var _ = Describe("Sharding (--watch-label-selector)", func() {
 			Expect(k8sClient.Create(ctx, etr)).To(Succeed())
 			return etr
 		}
-		defaults := []*v1alpha1.EmbedTokenRequest{inShard("a-1", "", time.Hour), inShard("a-2", "", time.Hour), inShard("a-short", "", 15*time.Second)}
-		bs := []*v1alpha1.EmbedTokenRequest{inShard("b-1", "b", time.Hour), inShard("b-2", "b", time.Hour), inShard("b-short", "b", 15*time.Second)}
+		f.grantOnlyTo("a-short", 15*time.Second)
+		f.grantOnlyTo("b-short", 15*time.Second)
+		defaults := []*v1alpha1.EmbedTokenRequest{inShard("a-1", "", time.Hour), inShard("a-2", "", time.Hour), inShard("a-short", "", time.Minute)}
+		bs := []*v1alpha1.EmbedTokenRequest{inShard("b-1", "b", time.Hour), inShard("b-2", "b", time.Hour), inShard("b-short", "b", time.Minute)}
 
 		By("shard b alone serving only its own requests")
 		stopB := startShard("embedtokens.io/shard=b")

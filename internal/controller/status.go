@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -39,6 +40,9 @@ type outcome struct {
 	// asked for and to the stored token; it is added to the Ready message of
 	// a valid token.
 	lifetimeNote string
+	// minRenewInterval is the renewal floor; a token granted for less is
+	// renewed only after it expired, and the Ready message says so.
+	minRenewInterval time.Duration
 	// deferral is set when the vendor call waits for the provider's rate
 	// limit or a free call slot.
 	deferral *deferral
@@ -217,6 +221,10 @@ func readyFor(etr *v1alpha1.EmbedTokenRequest, o *outcome, valid bool, failure *
 		setValidReady(&ready, etr, o)
 	case o.deferral != nil:
 		ready.Reason, ready.Message = v1alpha1.ReasonIssuing, "Issuing a token: "+o.deferral.message
+	case o.stored.Present:
+		// Expired, and its renewal waits for the renewal floor.
+		ready.Reason = v1alpha1.ReasonTokenExpired
+		ready.Message = fmt.Sprintf("The token expired at %s; it renews at %s", formatTime(st.ExpiresAt), formatTime(st.RenewAt)) + o.notes(st)
 	default:
 		ready.Reason, ready.Message = v1alpha1.ReasonIssuing, "Issuing a token"
 	}
@@ -246,12 +254,12 @@ func setValidReady(ready *metav1.Condition, etr *v1alpha1.EmbedTokenRequest, o *
 	ready.Status = metav1.ConditionTrue
 	if o.restartErr != nil {
 		ready.Reason = v1alpha1.ReasonRolloutRestartFailed
-		ready.Message = fmt.Sprintf("The token %s, but %v; retrying", validUntil(st), o.restartErr) + noteSuffix(o.lifetimeNote)
+		ready.Message = fmt.Sprintf("The token %s, but %v; retrying", validUntil(st), o.restartErr) + o.notes(st)
 		return
 	}
 	if o.propagateErr != nil {
 		ready.Reason = v1alpha1.ReasonPropagationFailed
-		ready.Message = fmt.Sprintf("The token %s, but %v; pods see it at their next kubelet sync; retrying", validUntil(st), o.propagateErr) + noteSuffix(o.lifetimeNote)
+		ready.Message = fmt.Sprintf("The token %s, but %v; pods see it at their next kubelet sync; retrying", validUntil(st), o.propagateErr) + o.notes(st)
 		return
 	}
 	ready.Reason = v1alpha1.ReasonTokenIssued
@@ -259,9 +267,9 @@ func setValidReady(ready *metav1.Condition, etr *v1alpha1.EmbedTokenRequest, o *
 		o.issued == nil && readyReason(etr) == v1alpha1.ReasonTokenRefreshed {
 		ready.Reason = v1alpha1.ReasonTokenRefreshed
 	}
-	ready.Message = "The token " + validUntil(st) + "; it renews at " + formatTime(st.RenewAt) + noteSuffix(o.lifetimeNote)
+	ready.Message = "The token " + validUntil(st) + "; it renews at " + formatTime(st.RenewAt) + o.notes(st)
 	if o.deferral != nil {
-		ready.Message = "The token " + validUntil(st) + "; renewing it is " + o.deferral.message + noteSuffix(o.lifetimeNote)
+		ready.Message = "The token " + validUntil(st) + "; renewing it is " + o.deferral.message + o.notes(st)
 	}
 }
 
@@ -304,6 +312,23 @@ func readyMessage(etr *v1alpha1.EmbedTokenRequest) string {
 		return c.Message
 	}
 	return ""
+}
+
+// notes are the parenthesised notes of a Ready message about the token
+// st records: a lifetime capped by the provider, a vendor granting less
+// than the renewal floor.
+func (o *outcome) notes(st *v1alpha1.EmbedTokenRequestStatus) string {
+	var notes []string
+	if o.lifetimeNote != "" {
+		notes = append(notes, o.lifetimeNote)
+	}
+	if st.IssuedAt != nil && st.ExpiresAt != nil {
+		if granted := st.ExpiresAt.Sub(st.IssuedAt.Time); granted < o.minRenewInterval {
+			notes = append(notes, fmt.Sprintf("the vendor granted %s, less than the minimum renewal interval of %s, so the token is renewed only after it expired",
+				formatDuration(granted), formatDuration(o.minRenewInterval)))
+		}
+	}
+	return noteSuffix(strings.Join(notes, "; "))
 }
 
 // noteSuffix appends a parenthesised note to a message, or nothing.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,8 +27,10 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/controller"
+	"github.com/embedtokens/embed-token-operator/internal/provider"
 	"github.com/embedtokens/embed-token-operator/internal/provider/egress"
 	"github.com/embedtokens/embed-token-operator/internal/provider/egress/egresstest"
+	"github.com/embedtokens/embed-token-operator/internal/provider/qrvey"
 	"github.com/embedtokens/embed-token-operator/internal/provider/registry"
 	"github.com/embedtokens/embed-token-operator/test/harness"
 )
@@ -94,22 +97,68 @@ func startManager() context.CancelFunc {
 // of their own, for an operator a spec starts beside or instead of it.
 func operatorOptions() controller.Options {
 	return controller.Options{
-		Providers:               registry.All(),
+		Providers:               suiteProviders(),
 		MaxConcurrentReconciles: 4,
 		MetricsRegisterer:       prometheus.NewRegistry(),
 		AllowVendorCIDRs:        allowVendorCIDRs,
 		VendorResolver:          testDNS.Resolver(),
+		MinRenewInterval:        suiteMinInterval,
+		MinRefreshInterval:      suiteMinInterval,
 	}
 }
 
+// suiteMinInterval is the suite managers' --min-renew-interval and
+// --min-refresh-interval: specs watch renewals of tokens the vendor grants
+// for a few seconds, and force refreshes one after another. Specs about
+// the defaults start a manager with them.
+const suiteMinInterval = time.Second
+
 func startManagerWithLogger(logger logr.Logger) context.CancelFunc {
 	return startOperator(cfg, logger, 0, controller.Options{
-		Providers:               registry.All(),
+		Providers:               suiteProviders(),
 		MaxConcurrentReconciles: 4,
 		CredentialCheckInterval: time.Second,
 		AllowVendorCIDRs:        allowVendorCIDRs,
 		VendorResolver:          testDNS.Resolver(),
+		MinRenewInterval:        suiteMinInterval,
+		MinRefreshInterval:      suiteMinInterval,
 	})
+}
+
+// suiteProviders are every vendor's provider, the Qrvey one granting the
+// lifetimes set by fixture.grantOnly.
+func suiteProviders() map[string]provider.Provider {
+	providers := registry.All()
+	providers[v1alpha1.VendorQrvey] = grantingQrvey{qrvey.New()}
+	return providers
+}
+
+// vendorGrants maps a simulated Qrvey's URL and a user ("" for all) to
+// the longest lifetime it grants them (fixture.grantOnly).
+var vendorGrants sync.Map
+
+// grantKey is a key of vendorGrants.
+type grantKey struct{ url, user string }
+
+// grantingQrvey is the Qrvey provider of a vendor that may grant less than
+// asked, as vendors do: Qrvey tokens are opaque and live as long as asked,
+// so the suite shortens the expiry the provider reports for the simulators
+// in vendorGrants, the way a vendor reporting a shorter expiry would.
+type grantingQrvey struct{ *qrvey.Provider }
+
+func (p grantingQrvey) Issue(ctx context.Context, req provider.Request) (provider.Token, error) {
+	tok, err := p.Provider.Issue(ctx, req)
+	if err != nil || req.Config.Qrvey == nil {
+		return tok, err
+	}
+	granted, ok := vendorGrants.Load(grantKey{url: req.Config.Qrvey.URL, user: req.Params.Qrvey.UserID})
+	if !ok {
+		granted, ok = vendorGrants.Load(grantKey{url: req.Config.Qrvey.URL})
+	}
+	if ok && tok.ExpiresAt.Sub(tok.IssuedAt) > granted.(time.Duration) {
+		tok.ExpiresAt = tok.IssuedAt.Add(granted.(time.Duration))
+	}
+	return tok, nil
 }
 
 // startOperator runs a manager on restCfg, wired as cmd/main.go wires it

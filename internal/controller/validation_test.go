@@ -188,7 +188,12 @@ var _ = Describe("Admission validation", func() {
 			s.Lifetime, s.RenewBefore = &metav1.Duration{Duration: time.Hour}, &metav1.Duration{Duration: time.Hour}
 		}, "renewBefore must be shorter than lifetime"),
 		Entry("with a lifetime under a second", func(s *v1alpha1.EmbedTokenRequestSpec) { s.Lifetime = &metav1.Duration{Duration: time.Millisecond} },
-			"lifetime must be at least 1s"),
+			"lifetime must be at least 1m"),
+		Entry("with a lifetime of a second, which would renew as often as the API allows", func(s *v1alpha1.EmbedTokenRequestSpec) {
+			s.Lifetime = &metav1.Duration{Duration: time.Second}
+		}, "lifetime must be at least 1m"),
+		Entry("with a lifetime under a minute", func(s *v1alpha1.EmbedTokenRequestSpec) { s.Lifetime = &metav1.Duration{Duration: 59 * time.Second} },
+			"lifetime must be at least 1m"),
 		Entry("with an unknown provider kind", func(s *v1alpha1.EmbedTokenRequestSpec) { s.ProviderRef.Kind = "Issuer" },
 			"spec.providerRef.kind"),
 		Entry("with an empty user", func(s *v1alpha1.EmbedTokenRequestSpec) { s.Qrvey.UserID = "" },
@@ -214,9 +219,9 @@ var _ = Describe("Admission validation", func() {
 		Entry("with a negative renewBefore", func(s *v1alpha1.EmbedTokenRequestSpec) { s.RenewBefore = &metav1.Duration{Duration: -time.Minute} },
 			"renewBefore must be positive"),
 		Entry("with a zero lifetime", func(s *v1alpha1.EmbedTokenRequestSpec) { s.Lifetime = &metav1.Duration{} },
-			"lifetime must be at least 1s"),
+			"lifetime must be at least 1m"),
 		Entry("with a negative lifetime", func(s *v1alpha1.EmbedTokenRequestSpec) { s.Lifetime = &metav1.Duration{Duration: -time.Hour} },
-			"lifetime must be at least 1s"),
+			"lifetime must be at least 1m"),
 		Entry("with an invalid Secret name", func(s *v1alpha1.EmbedTokenRequestSpec) { s.SecretName = "Embed_Token" },
 			"spec.secretName in body should match"),
 		Entry("with a Secret name over 253 characters", func(s *v1alpha1.EmbedTokenRequestSpec) { s.SecretName = strings.Repeat("a", 254) },

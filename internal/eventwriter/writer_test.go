@@ -3,6 +3,7 @@ package eventwriter
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -103,8 +104,8 @@ func TestAFullQueueDropsAndCountsWithoutBlocking(t *testing.T) {
 	w := New(cs.EventsV1(), clientgoscheme.Scheme, "embed-token-operator", Options{QueueLength: 2, Dropped: dropped})
 	done := make(chan struct{})
 	go func() {
-		for range 5 {
-			w.Eventf(configMap, nil, corev1.EventTypeNormal, "TokenRefreshed", "Refresh", "refreshed")
+		for i := range 5 {
+			w.Eventf(configMap, nil, corev1.EventTypeNormal, "TokenRefreshed", "Refresh", "refreshed %d", i)
 		}
 		close(done)
 	}()
@@ -169,5 +170,96 @@ func TestAnUnsupportedEventTypeIsNotWritten(t *testing.T) {
 	w.Eventf(configMap, nil, corev1.EventTypeNormal, "Good", "Issue", "written")
 	if ev := written(t, cs, 1)[0]; ev.Reason != "Good" {
 		t.Errorf("wrote %q", ev.Reason)
+	}
+}
+
+// seriesOf waits until the one Event written has a series of want.
+func seriesOf(t *testing.T, cs *fake.Clientset, want int32) eventsv1.Event {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ev := written(t, cs, 1)[0]
+		if ev.Series != nil && ev.Series.Count == want {
+			return ev
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("series %+v, want a count of %d", ev.Series, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestRepeatedEventsAreOneEventWithASeriesCount(t *testing.T) {
+	cs := fake.NewClientset()
+	clk := clocktesting.NewFakeClock(time.Date(2026, 12, 4, 8, 0, 0, 0, time.UTC))
+	w := start(t, cs, Options{Clock: clk})
+	version := 0
+	refresh := func() {
+		// Each renewal writes the object's status: its resourceVersion changes.
+		obj := configMap.DeepCopy()
+		version++
+		obj.ResourceVersion = strconv.Itoa(version)
+		w.Eventf(obj, nil, corev1.EventTypeNormal, "TokenRefreshed", "Refresh", "Refreshed the token (%s)", "Expired")
+		clk.Step(30 * time.Second)
+	}
+	refresh()
+	written(t, cs, 1)
+	refresh()
+	first := seriesOf(t, cs, 2)
+	for range 8 {
+		refresh()
+	}
+	if got := creates(cs); got != 1 {
+		t.Fatalf("%d creates for 10 identical events, want 1", got)
+	}
+	clk.Step(6 * time.Minute) // the series ends: its final count is written
+	ev := seriesOf(t, cs, 10)
+	if ev.Name != first.Name || !ev.Series.LastObservedTime.Time.Equal(clk.Now().Add(-6*time.Minute-30*time.Second)) {
+		t.Errorf("event %s last observed %v", ev.Name, ev.Series.LastObservedTime)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.series) != 0 {
+		t.Errorf("%d series still held after they ended", len(w.series))
+	}
+}
+
+func TestEventsThatDifferOrComeLaterAreNotFolded(t *testing.T) {
+	cases := []struct {
+		name  string
+		apart time.Duration
+		notes [2]string
+	}{
+		{"a different note is an Event of its own", time.Second, [2]string{"Refreshed the token (Expired)", "Refreshed the token (RefreshRequested)"}},
+		{"a repeat six minutes later starts a new Event", 6 * time.Minute, [2]string{"same", "same"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cs := fake.NewClientset()
+			clk := clocktesting.NewFakePassiveClock(time.Date(2026, 12, 4, 8, 0, 0, 0, time.UTC))
+			w := start(t, cs, Options{Clock: clk})
+			w.Eventf(configMap, nil, corev1.EventTypeNormal, "TokenRefreshed", "Refresh", "%s", tc.notes[0])
+			clk.SetTime(clk.Now().Add(tc.apart))
+			w.Eventf(configMap, nil, corev1.EventTypeNormal, "TokenRefreshed", "Refresh", "%s", tc.notes[1])
+			for _, ev := range written(t, cs, 2) {
+				if ev.Series != nil {
+					t.Errorf("event %s has a series %+v", ev.Name, ev.Series)
+				}
+			}
+		})
+	}
+}
+
+func TestTheSeriesMapIsBounded(t *testing.T) {
+	cs := fake.NewClientset()
+	w := start(t, cs, Options{MaxSeries: 3})
+	for i := range 10 {
+		w.Eventf(configMap, nil, corev1.EventTypeNormal, "TokenRefreshed", "Refresh", "refreshed %d", i)
+	}
+	written(t, cs, 10)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.series) != 3 {
+		t.Errorf("%d series held, want at most 3", len(w.series))
 	}
 }

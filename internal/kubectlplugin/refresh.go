@@ -20,6 +20,8 @@ func (o *options) refreshCommand() *cobra.Command {
 		Short: "Force a new token now by setting the embedtokens.io/refresh annotation",
 		Long: "Set the embedtokens.io/refresh annotation of the request to the current time (RFC 3339); the\n" +
 			"operator issues exactly one new token and records the value in status.lastHandledRefresh.\n" +
+			"Within a minute of the last token (the manager's --min-refresh-interval) the token is issued\n" +
+			"when that minute has passed; status.renewAt says when.\n" +
 			"If the request is managed by GitOps, change the annotation in Git instead, or the next sync reverts it.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -16,12 +16,13 @@ import (
 var _ = Describe("API server stopped and restarted under the running manager", func() {
 	const (
 		requests = 10
-		// 45s tokens renew ~20-22s after issue, in the middle of the outage.
-		lifetime = 45 * time.Second
-		// The API server is down from issue+10s to issue+25s (plus its own
+		// 1m tokens (the shortest admission accepts) renew 27-30s after
+		// issue, in the middle of the outage.
+		lifetime = time.Minute
+		// The API server is down from issue+18s to issue+38s (plus its own
 		// shutdown and start-up time): shorter than the lifetime, so every
 		// refresh is still possible after it.
-		downFrom, downUntil = 10 * time.Second, 25 * time.Second
+		downFrom, downUntil = 18 * time.Second, 38 * time.Second
 		// minOutage is how long the API server stays down at least after
 		// its (possibly slow) shutdown.
 		minOutage = 10 * time.Second

@@ -14,11 +14,11 @@ import (
 var _ = Describe("Manager SIGKILLed while issuing", func() {
 	const (
 		kills    = 20
-		requests = 40
-		// A 20s lifetime renews every ~10s, so 40 requests keep the
-		// operator issuing about four tokens a second: every kill lands
-		// while tokens are being issued.
-		lifetime = 20 * time.Second
+		requests = 120
+		// A 1m lifetime (the shortest admission accepts) renews every
+		// ~30s, so 120 requests keep the operator issuing about four
+		// tokens a second: every kill lands while tokens are being issued.
+		lifetime = time.Minute
 	)
 
 	It("keeps a complete, issued, valid token in every Secret and wastes at most one vendor call per kill", func(ctx SpecContext) {

@@ -13,8 +13,9 @@ import (
 var _ = Describe("Two manager replicas with leader election", func() {
 	const (
 		requests = 5
-		// 30s tokens renew 13.5-15s after issue.
-		lifetime      = 30 * time.Second
+		// 1m tokens (the shortest admission accepts) renew 27-30s after
+		// issue.
+		lifetime      = time.Minute
 		leaseDuration = 4 * time.Second
 		retryPeriod   = time.Second
 		// oneReconcile bounds the new leader's start-up (its caches are
@@ -42,7 +43,8 @@ var _ = Describe("Two manager replicas with leader election", func() {
 			tok, err := readToken(ctx, fx.Namespace, name)
 			Expect(err).NotTo(HaveOccurred())
 			first[name] = tok
-			// The earliest renewal is 15s-10% of the margin after issue.
+			// The earliest renewal is half the lifetime less 10% of the
+			// margin after issue.
 			renew := tok.ExpiresAt.Add(-lifetime/2 - lifetime/20)
 			if earliestRenew.IsZero() || renew.Before(earliestRenew) {
 				earliestRenew = renew
