@@ -69,10 +69,10 @@ func (r *EmbedTokenRequestReconciler) ensureToken(ctx context.Context, etr *v1al
 	return r.capExpiry(ctx, etr, tok, p.lifetime(etr), o.now), nil
 }
 
-// revoke asks the vendor to revoke a replaced token, for vendors that
-// support it (the vendor's config decides whether to). The new token is
-// already stored, so a failure is only logged, without the token or any
-// credential the call read.
+// revoke asks the vendor to revoke a token no Secret holds any more (one
+// replaced, or one the API server refused to store), for vendors that
+// support it (the vendor's config decides whether to). A failure is only
+// logged, without the token or any credential the call read.
 func (r *EmbedTokenRequestReconciler) revoke(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, prov *resolvedProvider, token string) {
 	revoker, ok := prov.impl.(provider.Revoker)
 	if !ok {
@@ -86,7 +86,7 @@ func (r *EmbedTokenRequestReconciler) revoke(ctx context.Context, etr *v1alpha1.
 		err = creds.Redact(err, token)
 	}
 	if err != nil {
-		log.FromContext(ctx).Error(err, "Revoking the replaced token failed", "embedTokenRequest", klog.KObj(etr),
+		log.FromContext(ctx).Error(err, "Revoking a token no Secret holds failed", "embedTokenRequest", klog.KObj(etr),
 			"vendor", prov.vendor, "digest", provider.Digest(token))
 	}
 }

@@ -124,7 +124,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		return fmt.Errorf("adding the event writer: %w", err)
 	}
 	policies := requestpolicy.NewCache()
-	if err := (&EmbedTokenRequestReconciler{
+	requests := &EmbedTokenRequestReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
 		Recorder:                recorder,
@@ -138,9 +138,10 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		Policies:                policies,
 		Egress:                  egress.NewPolicy(opts.AllowVendorCIDRs...),
 		VendorResolver:          opts.VendorResolver,
-	}).SetupWithManager(mgr); err != nil {
+	}
+	if err := requests.SetupWithManager(mgr); err != nil {
 		return err
 	}
 	return SetupProviderReconcilers(mgr, opts.Providers, cmp.Or(opts.CredentialCheckInterval, DefaultCredentialCheckInterval),
-		len(opts.WatchNamespaces) == 0, policies)
+		len(opts.WatchNamespaces) == 0, policies, requests)
 }
