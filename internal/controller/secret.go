@@ -249,7 +249,11 @@ func (r *EmbedTokenRequestReconciler) syncSecretMetadata(ctx context.Context, et
 // record rec and digest, the spec's labels and annotations, and the request
 // as its owner.
 func (r *EmbedTokenRequestReconciler) renderMetadata(etr *v1alpha1.EmbedTokenRequest, secret metav1.Object, rec StoredToken, digest string) error {
-	labels := mergeMaps(secret.GetLabels(), etr.Spec.SecretLabels, map[string]string{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue})
+	labels := mergeMaps(secret.GetLabels())
+	for k, v := range etr.Spec.SecretLabels {
+		labels[k] = string(v)
+	}
+	labels[v1alpha1.ManagedByLabel] = v1alpha1.ManagedByValue
 	setShardLabel(labels, etr)
 	secret.SetLabels(labels)
 	annotations := mergeMaps(secret.GetAnnotations(), etr.Spec.SecretAnnotations, map[string]string{
