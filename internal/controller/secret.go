@@ -182,6 +182,7 @@ func (r *EmbedTokenRequestReconciler) discard(ctx context.Context, etr *v1alpha1
 	log.FromContext(ctx).Info("The API server refused the Secret write; the token is discarded", "embedTokenRequest", klog.KObj(etr),
 		"secret", name, "reason", apierrors.ReasonForError(writeErr), "vendor", prov.vendor, "digest", tok.Digest())
 	r.revoke(ctx, etr, prov, tok.Value)
+	o.failedAt = r.Clock.Now() // the backoff counts from now, as after a failed vendor call
 	o.fail(provider.Redact(provider.Permanent(v1alpha1.ReasonSecretWriteRefused,
 		"the API server refused to store the token in Secret %s (%s: %s); the token was discarded",
 		name, apierrors.ReasonForError(writeErr), provider.Detail(writeErr.Error())), tok.Value))
