@@ -143,7 +143,9 @@ var _ = Describe("EmbedTokenRequest", func() {
 		s := secretOf(ctx, etr)(Default)
 		delete(s.Annotations, "note")
 		Expect(k8sClient.Update(ctx, s)).To(Succeed())
-		patchObject(ctx, etr, func(etr *v1alpha1.EmbedTokenRequest) { etr.Spec.SecretLabels = map[string]v1alpha1.LabelValue{"team": "sales"} })
+		patchObject(ctx, etr, func(etr *v1alpha1.EmbedTokenRequest) {
+			etr.Spec.SecretLabels = map[string]v1alpha1.LabelValue{"team": "sales"}
+		})
 
 		Eventually(func(g Gomega) {
 			cur := secretOf(ctx, etr)(g)
