@@ -55,6 +55,13 @@ const (
 	// ReasonSecretConflict: a Secret with the target name exists and is not
 	// owned by this request; it is left untouched.
 	ReasonSecretConflict = "SecretConflict"
+	// ReasonSecretWriteRefused: the API server refused to store the token
+	// for a reason retrying the same write will not fix (the write is
+	// invalid, forbidden, e.g. by an admission policy or webhook, or too
+	// large). The token is discarded (revoked where the vendor can), not
+	// kept for a retry; the next attempt, with a new token, waits for the
+	// slowest backoff unless the request's spec changes.
+	ReasonSecretWriteRefused = "SecretWriteRefused"
 	// ReasonProviderNotFound: the referenced provider does not exist.
 	ReasonProviderNotFound = "ProviderNotFound"
 	// ReasonProviderInvalid: the provider's configuration cannot be used.

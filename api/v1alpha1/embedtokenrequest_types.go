@@ -95,6 +95,15 @@ type ProviderRef struct {
 	Name string `json:"name"`
 }
 
+// LabelValue is the value of a label: at most 63 alphanumeric characters,
+// '-', '_' or '.', starting and ending with an alphanumeric character, or
+// empty. A named type, so the schema bounds each value of a map of labels
+// without a CEL rule, whose cost over unbounded strings the API server
+// would refuse.
+// +kubebuilder:validation:MaxLength=63
+// +kubebuilder:validation:Pattern=`^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$`
+type LabelValue string
+
 // EmbedTokenRequestSpec asks for a token for one set of vendor parameters.
 // +kubebuilder:validation:XValidation:rule="!(has(self.renewBefore) && has(self.renewBeforePercentage))",message="renewBefore and renewBeforePercentage are mutually exclusive"
 // +kubebuilder:validation:XValidation:rule="!has(self.renewBefore) || duration(self.renewBefore) < duration(self.lifetime)",message="renewBefore must be shorter than lifetime"
@@ -141,12 +150,29 @@ type EmbedTokenRequestSpec struct {
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	SecretName string `json:"secretName,omitempty"`
 
-	// SecretLabels are added to the written Secret.
+	// SecretLabels are added to the written Secret: at most 32, each a valid
+	// label (a qualified-name key, a value of at most 63 characters), none
+	// under the prefixes the operator and Kubernetes reserve (embedtokens.io/,
+	// kubernetes.io/, k8s.io/) nor app.kubernetes.io/managed-by, which the
+	// operator sets. Checked at admission, so the Secret write never fails on
+	// them.
 	// +optional
-	SecretLabels map[string]string `json:"secretLabels,omitempty"`
+	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !format.qualifiedName().validate(k).hasValue())",message="secretLabels keys must be qualified names: an optional DNS subdomain prefix and '/', then at most 63 alphanumeric characters, '-', '_' or '.', starting and ending with an alphanumeric character"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !(k.startsWith('embedtokens.io/') || k.contains('.embedtokens.io/') || k.startsWith('kubernetes.io/') || k.startsWith('k8s.io/') || k == 'app.kubernetes.io/managed-by'))",message="secretLabels may not use the reserved prefixes embedtokens.io/, kubernetes.io/ and k8s.io/, nor app.kubernetes.io/managed-by, which the operator sets"
+	SecretLabels map[string]LabelValue `json:"secretLabels,omitempty"`
 
-	// SecretAnnotations are added to the written Secret.
+	// SecretAnnotations are added to the written Secret: at most 32, with
+	// qualified-name keys, none under the prefixes the operator and
+	// Kubernetes reserve (embedtokens.io/, kubernetes.io/, k8s.io/), and keys
+	// and values of at most 64 KiB together (the API server allows 256 KiB
+	// for all of a Secret's annotations, the operator's own among them).
+	// Checked at admission, so the Secret write never fails on them.
 	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !format.qualifiedName().validate(k.lowerAscii()).hasValue())",message="secretAnnotations keys must be qualified names: an optional DNS subdomain prefix and '/', then at most 63 alphanumeric characters, '-', '_' or '.', starting and ending with an alphanumeric character"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !(k.startsWith('embedtokens.io/') || k.contains('.embedtokens.io/') || k.startsWith('kubernetes.io/') || k.startsWith('k8s.io/')))",message="secretAnnotations may not use the reserved prefixes embedtokens.io/, kubernetes.io/ and k8s.io/"
+	// +kubebuilder:validation:XValidation:rule="self.map(k, size(k) + size(self[k])).sum() <= 65536",message="secretAnnotations may hold at most 64 KiB of keys and values together"
 	SecretAnnotations map[string]string `json:"secretAnnotations,omitempty"`
 
 	// Suspend stops calls to the vendor; the current Secret is kept.

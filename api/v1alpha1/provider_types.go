@@ -33,7 +33,9 @@ type EmbedProviderSpec struct {
 
 	// CABundleSecretRef points at a PEM bundle of certificate authorities to
 	// trust for the vendor's TLS certificate, in addition to the system roots.
-	// Certificates are always verified: there is no option to skip that.
+	// Certificates are always verified: there is no option to skip that. The
+	// bundle may hold at most 100 certificates in 128 KiB; a larger one makes
+	// the provider InvalidCredentials.
 	// +optional
 	CABundleSecretRef *SecretKeySelector `json:"caBundleSecretRef,omitempty"`
 

@@ -366,7 +366,7 @@ func (in *EmbedTokenRequestSpec) DeepCopyInto(out *EmbedTokenRequestSpec) {
 	}
 	if in.SecretLabels != nil {
 		in, out := &in.SecretLabels, &out.SecretLabels
-		*out = make(map[string]string, len(*in))
+		*out = make(map[string]LabelValue, len(*in))
 		for key, val := range *in {
 			(*out)[key] = val
 		}

@@ -7,11 +7,18 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/provider"
 )
 
 // maxCachedProviders bounds the credential cache; past it the cache starts
 // over, which costs one read per credential and nothing else.
 const maxCachedProviders = 4096
+
+// maxCachedValueBytes bounds a value the credential cache keeps: the
+// largest CA bundle accepted, far more than any key or password. A larger
+// value is read again on every use, which only a misconfigured provider
+// pays; it is not kept for each provider that names it.
+const maxCachedValueBytes = provider.MaxCABundleBytes
 
 // credentialCache keeps the credential values each provider's vendor calls
 // read, so a token costs no Secret read. An entry belongs to one provider
@@ -62,9 +69,10 @@ func (c *credentialCache) get(uid types.UID, stamp string, ref v1alpha1.SecretKe
 }
 
 // put records a value read for the provider uid at stamp, dropping what the
-// provider's entry held for an older stamp.
+// provider's entry held for an older stamp; a value over
+// maxCachedValueBytes is not kept.
 func (c *credentialCache) put(uid types.UID, stamp string, ref v1alpha1.SecretKeySelector, value []byte) {
-	if c == nil || stamp == "" {
+	if c == nil || stamp == "" || len(value) > maxCachedValueBytes {
 		return
 	}
 	c.mu.Lock()
@@ -78,4 +86,16 @@ func (c *credentialCache) put(uid types.UID, stamp string, ref v1alpha1.SecretKe
 		c.entries[uid] = e
 	}
 	e.values[ref] = value
+}
+
+// forget drops the values cached for the provider objects uids.
+func (c *credentialCache) forget(uids ...types.UID) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, uid := range uids {
+		delete(c.entries, uid)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider/egress"
@@ -25,7 +26,7 @@ func TestProviderKindPicksTheEgressScope(t *testing.T) {
 		t.Fatalf("scopes = %v, %v; want ClusterEmbedProvider, EmbedProvider", cluster.scope, namespaced.scope)
 	}
 
-	r := &EmbedTokenRequestReconciler{}
+	r := &EmbedTokenRequestReconciler{clients: newHTTPClients(0, clock.RealClock{})}
 	ctx := context.Background()
 	cc, err := r.httpClient(ctx, cluster)
 	if err != nil {

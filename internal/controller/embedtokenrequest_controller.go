@@ -83,7 +83,7 @@ type EmbedTokenRequestReconciler struct {
 	// nil.
 	VendorResolver *net.Resolver
 
-	clients   httpClients
+	clients   *httpClients
 	fair      *fairness
 	credCache *credentialCache
 	expect    *writeExpectations
@@ -280,8 +280,9 @@ func (r *EmbedTokenRequestReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.fair = newFairness(max(r.MaxConcurrentReconciles, 1), r.NamespaceWrites)
 	r.credCache = newCredentialCache()
 	r.expect = newWriteExpectations()
-	r.held = newHeldTokens()
-	r.clients.maxTimeout = r.MaxVendorTimeout
+	r.held = newHeldTokens(MaxHeldTokenBytes, MaxHeldTokenBytesPerNamespace)
+	r.clients = newHTTPClients(r.MaxVendorTimeout, r.Clock)
+	r.Metrics.observeMemory(r.held, r.clients)
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.EmbedTokenRequest{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, shardLabelChanged))).

@@ -25,7 +25,7 @@ var _ = Describe("EmbedTokenRequest", func() {
 
 	It("issues a token into an owned Secret and reports it in the status", func() {
 		etr := f.request("dash", time.Hour)
-		etr.Spec.SecretLabels = map[string]string{"team": "sales"}
+		etr.Spec.SecretLabels = map[string]v1alpha1.LabelValue{"team": "sales"}
 		etr.Spec.SecretAnnotations = map[string]string{"note": "embed"}
 		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
 
@@ -144,7 +144,9 @@ var _ = Describe("EmbedTokenRequest", func() {
 		s := secretOf(ctx, etr)(Default)
 		delete(s.Annotations, "note")
 		Expect(k8sClient.Update(ctx, s)).To(Succeed())
-		patchObject(ctx, etr, func(etr *v1alpha1.EmbedTokenRequest) { etr.Spec.SecretLabels = map[string]string{"team": "sales"} })
+		patchObject(ctx, etr, func(etr *v1alpha1.EmbedTokenRequest) {
+			etr.Spec.SecretLabels = map[string]v1alpha1.LabelValue{"team": "sales"}
+		})
 
 		Eventually(func(g Gomega) {
 			cur := secretOf(ctx, etr)(g)

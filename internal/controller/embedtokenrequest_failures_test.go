@@ -42,7 +42,9 @@ var _ = Describe("EmbedTokenRequest", func() {
 		// attempt may have spent a vendor call; no later one does.
 		calls := f.sim.CallCount()
 		Expect(calls).To(BeNumerically("<=", 1), "a conflict costs at most one vendor call")
-		patchObject(ctx, etr, func(etr *v1alpha1.EmbedTokenRequest) { etr.Spec.SecretLabels = map[string]string{"again": "yes"} })
+		patchObject(ctx, etr, func(etr *v1alpha1.EmbedTokenRequest) {
+			etr.Spec.SecretLabels = map[string]v1alpha1.LabelValue{"again": "yes"}
+		})
 		Eventually(func(g Gomega) {
 			cur := get(ctx, etr).(*v1alpha1.EmbedTokenRequest)
 			g.Expect(cur.Status.ObservedGeneration).To(Equal(cur.Generation))

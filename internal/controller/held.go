@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"maps"
 	"sync"
 	"time"
 
@@ -29,18 +30,41 @@ func (r *EmbedTokenRequestReconciler) takeHeld(ctx context.Context, etr *v1alpha
 	return tok, true
 }
 
+// Bounds on the tokens heldTokens keeps. Tokens are held only while the API
+// server refuses writes for a moment (an outage, a conflict), so a few
+// thousand tokens of a few KiB fit; a token that does not is not held, and
+// its request's next attempt asks the vendor again, as it would without
+// holding.
+const (
+	// MaxHeldTokenBytes bounds what all held tokens take together.
+	MaxHeldTokenBytes = 16 << 20
+	// MaxHeldTokenBytesPerNamespace is each namespace's share of it, so
+	// one namespace's tokens cannot take the room of another's.
+	MaxHeldTokenBytesPerNamespace = 2 << 20
+	// heldEntryOverhead is what an entry costs besides its strings: the
+	// map entry, the record's times and the token's fields.
+	heldEntryOverhead = 256
+)
+
 // heldTokens keeps, per request, a token the vendor issued but the Secret
-// write then failed to store (an API server outage, a conflict, a webhook
-// refusing the write). The next attempt stores it instead of asking the
-// vendor again, as long as the token is one Decide would keep had it been
-// stored: without it every retry during an outage costs a vendor call and
-// leaves one more live token at the vendor (Qlik Cloud counts them against
-// a per-user limit). Tokens stay in the manager's memory only, as they do
-// for the length of any reconcile; an entry goes when it is taken, when the
-// request is deleted, or with the process.
+// write then failed to store (an API server outage, a conflict). The next
+// attempt stores it instead of asking the vendor again, as long as the
+// token is one Decide would keep had it been stored: without it every retry
+// during an outage costs a vendor call and leaves one more live token at
+// the vendor (Qlik Cloud counts them against a per-user limit). Tokens stay
+// in the manager's memory only, as they do for the length of any
+// reconcile; an entry goes when it is taken, when the request is deleted,
+// or with the process. Their size is bounded in all (maxBytes) and per
+// namespace (maxNamespaceBytes); a token past either bound is not held, and
+// nothing held is ever evicted for it, so one namespace cannot take another
+// namespace's held tokens away.
 type heldTokens struct {
-	mu sync.Mutex
-	m  map[types.NamespacedName]heldToken
+	maxBytes, maxNamespaceBytes int64
+
+	mu    sync.Mutex
+	m     map[types.NamespacedName]heldToken
+	bytes int64            // of every entry
+	inNS  map[string]int64 // bytes per namespace, for namespaces that hold any
 }
 
 // heldToken is a token and what Decide needs to judge it as stored.
@@ -48,18 +72,50 @@ type heldToken struct {
 	uid    types.UID
 	token  provider.Token
 	record StoredToken
+	size   int64
 }
 
-func newHeldTokens() *heldTokens {
-	return &heldTokens{m: map[types.NamespacedName]heldToken{}}
+func newHeldTokens(maxBytes, maxNamespaceBytes int64) *heldTokens {
+	return &heldTokens{maxBytes: maxBytes, maxNamespaceBytes: maxNamespaceBytes,
+		m: map[types.NamespacedName]heldToken{}, inNS: map[string]int64{}}
+}
+
+// heldSize is what holding tok for key costs in memory, near enough.
+func heldSize(key types.NamespacedName, tok provider.Token, rec StoredToken) int64 {
+	return int64(heldEntryOverhead + len(key.Namespace) + len(key.Name) + len(tok.Value) + len(tok.Type) +
+		len(rec.InputHash) + len(rec.RefreshHandled) + len(rec.CredentialsVersion))
 }
 
 // hold keeps tok, issued for the request key with uid and described by rec,
-// for the next attempt; it replaces any token held before.
-func (h *heldTokens) hold(key types.NamespacedName, uid types.UID, tok provider.Token, rec StoredToken) {
+// for the next attempt, replacing any token held before for key. It reports
+// whether tok is held: not when it would take the namespace or all held
+// tokens past their bound.
+func (h *heldTokens) hold(key types.NamespacedName, uid types.UID, tok provider.Token, rec StoredToken) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.m[key] = heldToken{uid: uid, token: tok, record: rec}
+	h.remove(key)
+	size := heldSize(key, tok, rec)
+	if h.inNS[key.Namespace]+size > h.maxNamespaceBytes || h.bytes+size > h.maxBytes {
+		return false
+	}
+	h.m[key] = heldToken{uid: uid, token: tok, record: rec, size: size}
+	h.bytes += size
+	h.inNS[key.Namespace] += size
+	return true
+}
+
+// remove drops key's entry and its bytes; h.mu is held.
+func (h *heldTokens) remove(key types.NamespacedName) (heldToken, bool) {
+	held, ok := h.m[key]
+	if !ok {
+		return heldToken{}, false
+	}
+	delete(h.m, key)
+	h.bytes -= held.size
+	if h.inNS[key.Namespace] -= held.size; h.inNS[key.Namespace] <= 0 {
+		delete(h.inNS, key.Namespace)
+	}
+	return held, true
 }
 
 // take removes the token held for the request key and returns it when it
@@ -69,8 +125,7 @@ func (h *heldTokens) hold(key types.NamespacedName, uid types.UID, tok provider.
 // dropped; the caller asks the vendor for a new one.
 func (h *heldTokens) take(key types.NamespacedName, uid types.UID, in PolicyInput, now time.Time) (provider.Token, bool) {
 	h.mu.Lock()
-	held, ok := h.m[key]
-	delete(h.m, key)
+	held, ok := h.remove(key)
 	h.mu.Unlock()
 	if !ok || held.uid != uid {
 		return provider.Token{}, false
@@ -86,5 +141,12 @@ func (h *heldTokens) take(key types.NamespacedName, uid types.UID, in PolicyInpu
 func (h *heldTokens) forget(key types.NamespacedName) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	delete(h.m, key)
+	h.remove(key)
+}
+
+// usage returns the bytes held in each namespace that holds any.
+func (h *heldTokens) usage() map[string]int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return maps.Clone(h.inNS)
 }

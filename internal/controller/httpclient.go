@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"sync"
@@ -11,10 +12,13 @@ import (
 	"golang.org/x/time/rate"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 	"github.com/embedtokens/embed-token-operator/internal/provider/egress"
+	"github.com/embedtokens/embed-token-operator/internal/requestpolicy"
 )
 
 // DefaultMaxVendorTimeout bounds each vendor call whatever a provider's
@@ -24,6 +28,13 @@ const DefaultMaxVendorTimeout = 30 * time.Second
 
 // defaultVendorTimeout applies when a provider sets no spec.timeout.
 const defaultVendorTimeout = 10 * time.Second
+
+// idleClientTTL is how long a provider's client and rate limiter are kept
+// unused. Past it they are dropped at the provider's next reconcile (at
+// least every --credential-check-interval): the transport has closed its
+// idle connections long before (after 90 s), and a rate limiter unused
+// this long has refilled, so a new one behaves the same.
+const idleClientTTL = 10 * time.Minute
 
 // vendorTimeout is the bound on one vendor call: the provider's
 // spec.timeout (10s when unset), at most maxTimeout when that is positive.
@@ -39,30 +50,72 @@ func vendorTimeout(spec *metav1.Duration, maxTimeout time.Duration) time.Duratio
 }
 
 // httpClients keeps one HTTP client and one rate limiter per provider, so
-// connections are reused across requests and the limit is shared.
+// connections are reused across requests and the limit is shared, and one
+// parsed CA bundle per distinct content, shared by every provider's client
+// that trusts it. Entries are named by provider (kind, namespace, name) and
+// record the object (UID) they were built for. Nothing outlives its use:
+// a deleted provider's entries go at once (forget), a changed or idle one's
+// at the provider's next reconcile (release) or its next use, and a parsed
+// bundle when the last client that uses it goes.
 type httpClients struct {
 	// maxTimeout caps every provider's spec.timeout (--max-vendor-timeout).
 	maxTimeout time.Duration
+	clock      clock.PassiveClock
 
 	mu       sync.Mutex
-	clients  map[types.UID]cachedClient
-	limiters map[types.UID]cachedLimiter
+	clients  map[requestpolicy.Key]*cachedClient
+	limiters map[requestpolicy.Key]*cachedLimiter
+	pools    map[caBundleHash]*sharedPool
 }
 
+// caBundleHash names a CA bundle by its content; the zero hash is no bundle.
+type caBundleHash [sha256.Size]byte
+
 type cachedClient struct {
-	key    string
-	client *http.Client
+	uid        types.UID
+	generation int64
+	key        string // everything the client was built from
+	client     *http.Client
+	bundle     caBundleHash
+	lastUsed   time.Time
 }
 
 type cachedLimiter struct {
-	limit   v1alpha1.RateLimit
-	limiter *rate.Limiter
+	uid      types.UID
+	limit    v1alpha1.RateLimit
+	limiter  *rate.Limiter
+	lastUsed time.Time
+}
+
+// sharedPool is a parsed CA bundle and the number of cached clients that
+// trust it.
+type sharedPool struct {
+	pool  *x509.CertPool
+	users int
+}
+
+func newHTTPClients(maxTimeout time.Duration, clk clock.PassiveClock) *httpClients {
+	return &httpClients{maxTimeout: maxTimeout, clock: clk, clients: map[requestpolicy.Key]*cachedClient{},
+		limiters: map[requestpolicy.Key]*cachedLimiter{}, pools: map[caBundleHash]*sharedPool{}}
 }
 
 // httpClient returns the provider's HTTP client, whose connections the
 // egress guard checks for the provider's kind. Every vendor call uses it.
 func (r *EmbedTokenRequestReconciler) httpClient(ctx context.Context, p *resolvedProvider) (*http.Client, error) {
 	return r.clients.get(ctx, p, egress.Guard{Policy: r.Egress, Scope: p.scope, Resolver: r.VendorResolver})
+}
+
+// ForgetProvider implements ProviderMemory: it drops the client, limiter
+// and credentials kept for a provider that is gone.
+func (r *EmbedTokenRequestReconciler) ForgetProvider(key requestpolicy.Key) {
+	r.credCache.forget(r.clients.forget(key)...)
+}
+
+// ReleaseProvider implements ProviderMemory: it drops the client, limiter
+// and credentials kept for a provider that were built for another object
+// or an older spec, or that have been idle for idleClientTTL.
+func (r *EmbedTokenRequestReconciler) ReleaseProvider(key requestpolicy.Key, obj client.Object) {
+	r.credCache.forget(r.clients.release(key, obj)...)
 }
 
 // get returns the provider's client, building a new one when anything it
@@ -76,23 +129,77 @@ func (h *httpClients) get(ctx context.Context, p *resolvedProvider, guard egress
 			return nil, err
 		}
 	}
-	timeout := vendorTimeout(p.spec.Timeout, h.maxTimeout)
-	key := fmt.Sprintf("%s/%d/%s/%x", guard.Scope, p.generation, timeout, sha256.Sum256(caPEM))
+	return h.client(p.policyKey(), p.uid, p.generation, vendorTimeout(p.spec.Timeout, h.maxTimeout), caPEM, guard)
+}
+
+// client returns the client cached for the provider key, or builds and
+// caches one for the provider object uid at generation.
+func (h *httpClients) client(pk requestpolicy.Key, uid types.UID, generation int64, timeout time.Duration, caPEM []byte,
+	guard egress.Guard) (*http.Client, error) {
+	var bundle caBundleHash
+	if len(caPEM) > 0 {
+		bundle = sha256.Sum256(caPEM)
+	}
+	key := fmt.Sprintf("%s/%d/%s/%x", guard.Scope, generation, timeout, bundle)
+	now := h.clock.Now()
 
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if c, ok := h.clients[p.uid]; ok && c.key == key {
+	if c, ok := h.clients[pk]; ok && c.uid == uid && c.key == key {
+		c.lastUsed = now
 		return c.client, nil
 	}
-	c, err := provider.NewHTTPClient(timeout, caPEM, guard)
+	roots, err := h.acquirePool(bundle, caPEM)
 	if err != nil {
 		return nil, err
 	}
-	if h.clients == nil {
-		h.clients = map[types.UID]cachedClient{}
+	c, err := provider.NewHTTPClient(timeout, roots, guard)
+	if err != nil {
+		h.releasePool(bundle)
+		return nil, err
 	}
-	h.clients[p.uid] = cachedClient{key: key, client: c}
+	h.dropClient(pk)
+	h.clients[pk] = &cachedClient{uid: uid, generation: generation, key: key, client: c, bundle: bundle, lastUsed: now}
 	return c, nil
+}
+
+// acquirePool returns the parsed CA bundle with this content, parsing it
+// only if no cached client trusts it yet, and counts one more user; nil
+// (the system roots) without a bundle. h.mu is held.
+func (h *httpClients) acquirePool(bundle caBundleHash, caPEM []byte) (*x509.CertPool, error) {
+	if len(caPEM) == 0 {
+		return nil, nil
+	}
+	if p, ok := h.pools[bundle]; ok {
+		p.users++
+		return p.pool, nil
+	}
+	pool, err := provider.CertPool(caPEM)
+	if err != nil {
+		return nil, err
+	}
+	h.pools[bundle] = &sharedPool{pool: pool, users: 1}
+	return pool, nil
+}
+
+// releasePool counts one user of a parsed bundle less and drops the bundle
+// with its last user. h.mu is held.
+func (h *httpClients) releasePool(bundle caBundleHash) {
+	p, ok := h.pools[bundle]
+	if !ok {
+		return
+	}
+	if p.users--; p.users <= 0 {
+		delete(h.pools, bundle)
+	}
+}
+
+// dropClient removes the provider key's client. h.mu is held.
+func (h *httpClients) dropClient(pk requestpolicy.Key) {
+	if c, ok := h.clients[pk]; ok {
+		delete(h.clients, pk)
+		h.releasePool(c.bundle)
+	}
 }
 
 func (h *httpClients) limiter(p *resolvedProvider) *rate.Limiter {
@@ -100,18 +207,62 @@ func (h *httpClients) limiter(p *resolvedProvider) *rate.Limiter {
 	if p.spec.RateLimit != nil {
 		limit = *p.spec.RateLimit
 	}
+	pk, now := p.policyKey(), h.clock.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if l, ok := h.limiters[p.uid]; ok && l.limit == limit {
+	if l, ok := h.limiters[pk]; ok && l.uid == p.uid && l.limit == limit {
+		l.lastUsed = now
 		return l.limiter
 	}
 	l := rate.NewLimiter(rate.Inf, 0)
 	if limit.RequestsPerSecond > 0 {
 		l = rate.NewLimiter(rate.Limit(limit.RequestsPerSecond), int(max(limit.Burst, 1)))
 	}
-	if h.limiters == nil {
-		h.limiters = map[types.UID]cachedLimiter{}
-	}
-	h.limiters[p.uid] = cachedLimiter{limit: limit, limiter: l}
+	h.limiters[pk] = &cachedLimiter{uid: p.uid, limit: limit, limiter: l, lastUsed: now}
 	return l
+}
+
+// forget drops the client and limiter of the provider key, which is gone,
+// and returns the provider objects (UIDs) they were built for.
+func (h *httpClients) forget(pk requestpolicy.Key) []types.UID {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var uids []types.UID
+	if c, ok := h.clients[pk]; ok {
+		uids = append(uids, c.uid)
+		h.dropClient(pk)
+	}
+	if l, ok := h.limiters[pk]; ok {
+		uids = append(uids, l.uid)
+		delete(h.limiters, pk)
+	}
+	return uids
+}
+
+// release drops what is kept for the provider key that obj, the provider as
+// it is now, would not reuse: entries built for another object under the
+// same name or an older generation, and entries unused for idleClientTTL.
+// It returns the provider objects (UIDs) whose entries it dropped.
+func (h *httpClients) release(pk requestpolicy.Key, obj client.Object) []types.UID {
+	now := h.clock.Now()
+	idle := func(lastUsed time.Time) bool { return now.Sub(lastUsed) > idleClientTTL }
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var uids []types.UID
+	if c, ok := h.clients[pk]; ok && (c.uid != obj.GetUID() || c.generation < obj.GetGeneration() || idle(c.lastUsed)) {
+		uids = append(uids, c.uid)
+		h.dropClient(pk)
+	}
+	if l, ok := h.limiters[pk]; ok && (l.uid != obj.GetUID() || idle(l.lastUsed)) {
+		uids = append(uids, l.uid)
+		delete(h.limiters, pk)
+	}
+	return uids
+}
+
+// size returns how many clients, limiters and parsed CA bundles are kept.
+func (h *httpClients) size() (clients, limiters, pools int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.clients), len(h.limiters), len(h.pools)
 }

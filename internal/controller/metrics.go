@@ -22,6 +22,7 @@ type Metrics struct {
 	issues   *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	requests *requestCollector
+	memory   *memoryCollector
 	// EventsDropped counts Events the event writer could not queue or write.
 	EventsDropped prometheus.Counter
 }
@@ -43,6 +44,7 @@ func NewMetrics(reg prometheus.Registerer, requests client.Reader) (*Metrics, er
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"vendor"}),
 		requests: newRequestCollector(),
+		memory:   newMemoryCollector(),
 		EventsDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "embedtoken_events_dropped_total",
 			Help: "Events not recorded because too many were waiting to be written or the API server stayed unreachable.",
@@ -52,6 +54,7 @@ func NewMetrics(reg prometheus.Registerer, requests client.Reader) (*Metrics, er
 	register(reg, &m.issues, &err)
 	register(reg, &m.duration, &err)
 	register(reg, &m.requests, &err)
+	register(reg, &m.memory, &err)
 	register(reg, &m.EventsDropped, &err)
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -22,9 +23,16 @@ func gauge(name string, want map[string]string) func(g Gomega) float64 {
 	}
 }
 
-// seriesWith returns the series of family name whose labels include want.
+// seriesWith returns the series of family name whose labels include want,
+// from the registry the manager serves on its metrics endpoint.
 func seriesWith(g Gomega, name string, want map[string]string) []*dto.Metric {
-	families, err := ctrlmetrics.Registry.Gather()
+	return seriesIn(g, ctrlmetrics.Registry, name, want)
+}
+
+// seriesIn returns the series of family name in reg whose labels include
+// want.
+func seriesIn(g Gomega, reg prometheus.Gatherer, name string, want map[string]string) []*dto.Metric {
+	families, err := reg.Gather()
 	g.Expect(err).NotTo(HaveOccurred())
 	var out []*dto.Metric
 	for _, f := range families {

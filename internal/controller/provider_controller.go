@@ -38,20 +38,37 @@ type ProviderReconciler struct {
 	// Policies holds each provider's compiled requestValidations, shared
 	// with the request reconciler; nil compiles them on every use.
 	Policies *requestpolicy.Cache
+	// Memory, when set, is told when a provider is gone and each time one
+	// is reconciled, so what the request reconciler keeps for it goes.
+	Memory ProviderMemory
+}
+
+// ProviderMemory is what the request reconciler keeps in memory for each
+// provider it has used: an HTTP client, a rate limiter, a parsed CA bundle,
+// credentials. The provider reconciler drives its release: it sees a
+// provider go, and sees every provider at least once per RecheckInterval,
+// whether or not any request still uses it.
+type ProviderMemory interface {
+	// ForgetProvider drops everything kept for the provider key, which is
+	// gone.
+	ForgetProvider(key requestpolicy.Key)
+	// ReleaseProvider drops what is kept for the provider key that would not
+	// serve obj, the provider as it is now, or has not been used lately.
+	ReleaseProvider(key requestpolicy.Key, obj client.Object)
 }
 
 // SetupProviderReconcilers registers the reconcilers of both provider kinds,
 // or only of EmbedProvider when clusterProviders is false (namespaced mode,
 // where the operator may not watch cluster-scoped objects).
 func SetupProviderReconcilers(mgr ctrl.Manager, providers map[string]provider.Provider, recheck time.Duration, clusterProviders bool,
-	policies *requestpolicy.Cache) error {
+	policies *requestpolicy.Cache, memory ProviderMemory) error {
 	kinds := []bool{false}
 	if clusterProviders {
 		kinds = append(kinds, true)
 	}
 	for _, cluster := range kinds {
 		r := &ProviderReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Providers: providers,
-			ClusterScoped: cluster, RecheckInterval: recheck, Policies: policies}
+			ClusterScoped: cluster, RecheckInterval: recheck, Policies: policies, Memory: memory}
 		if err := r.SetupWithManager(mgr); err != nil {
 			return err
 		}
@@ -68,8 +85,14 @@ func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.Policies.Forget(key)
+			if r.Memory != nil {
+				r.Memory.ForgetProvider(key)
+			}
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if r.Memory != nil {
+		r.Memory.ReleaseProvider(key, obj)
 	}
 	before := status.DeepCopy()
 

@@ -138,10 +138,17 @@ func (r *EmbedTokenRequestReconciler) writeSecret(ctx context.Context, etr *v1al
 			err = r.putToken(ctx, etr, &metav1.PartialObjectMetadata{ObjectMeta: existing.ObjectMeta}, tok.Value, rec)
 		}
 	}
+	if err != nil && writeRefused(err) {
+		r.discard(ctx, etr, tok, prov, err, o)
+		return nil // the failure is in the status, and its backoff schedules the retry
+	}
 	if err != nil {
 		// The next attempt stores this token while it is fresh, with no
 		// vendor call; count it as a failure so the retry backs off.
-		r.held.hold(client.ObjectKeyFromObject(etr), etr.UID, tok, rec)
+		if !r.held.hold(client.ObjectKeyFromObject(etr), etr.UID, tok, rec) {
+			log.FromContext(ctx).Info("The token is not held for the next attempt: the namespace's share of held tokens is full",
+				"embedTokenRequest", klog.KObj(etr), "digest", tok.Digest(), "bytes", len(tok.Value))
+		}
 		o.fail(provider.Transient(v1alpha1.ReasonVendorUnavailable, "storing the token in Secret %s failed: %v", etr.TargetSecretName(), apierrors.ReasonForError(err)))
 		return fmt.Errorf("writing Secret %s: %w", etr.TargetSecretName(), err)
 	}
@@ -152,6 +159,35 @@ func (r *EmbedTokenRequestReconciler) writeSecret(ctx context.Context, etr *v1al
 	log.FromContext(ctx).Info("Stored token", "embedTokenRequest", klog.KObj(etr), "secret", etr.TargetSecretName(),
 		"vendor", o.vendor, "digest", tok.Digest(), "expiresAt", rec.ExpiresAt, "renewAt", o.renewAt)
 	return nil
+}
+
+// writeRefused reports whether the API server refused a Secret write for a
+// reason that the same write retried will meet again: the Secret is invalid
+// or too large, or the write is forbidden (RBAC, an admission policy or
+// webhook, a namespace being deleted, a quota). Outages, timeouts and
+// conflicts are not refusals.
+func writeRefused(err error) bool {
+	return apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || apierrors.IsRequestEntityTooLargeError(err) ||
+		apierrors.IsBadRequest(err)
+}
+
+// discard gives up a token the API server refused to store: holding it for
+// the next attempt would only keep it in memory, since that attempt is
+// refused too. It is revoked where the vendor can, and the failure stalls
+// the request at the slowest backoff, so a refused write costs one vendor
+// call per backoff rather than one per retry. The API server's message,
+// which an admission webhook writes and might echo the Secret in, is cut
+// and cleared of the token before it reaches the status.
+func (r *EmbedTokenRequestReconciler) discard(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, tok provider.Token, prov *resolvedProvider,
+	writeErr error, o *outcome) {
+	name := etr.TargetSecretName()
+	log.FromContext(ctx).Info("The API server refused the Secret write; the token is discarded", "embedTokenRequest", klog.KObj(etr),
+		"secret", name, "reason", apierrors.ReasonForError(writeErr), "vendor", prov.vendor, "digest", tok.Digest())
+	r.revoke(ctx, etr, prov, tok.Value, "discarded")
+	o.failedAt = r.Clock.Now() // the backoff counts from now, as after a failed vendor call
+	o.fail(provider.Redact(provider.Permanent(v1alpha1.ReasonSecretWriteRefused,
+		"the API server refused to store the token in Secret %s (%s: %s); the token was discarded",
+		name, apierrors.ReasonForError(writeErr), provider.Detail(writeErr.Error())), tok.Value))
 }
 
 // putToken writes the whole Secret: token, the metadata recorded in rec, the
@@ -216,7 +252,11 @@ func (r *EmbedTokenRequestReconciler) syncSecretMetadata(ctx context.Context, et
 // record rec and digest, the spec's labels and annotations, and the request
 // as its owner.
 func (r *EmbedTokenRequestReconciler) renderMetadata(etr *v1alpha1.EmbedTokenRequest, secret metav1.Object, rec StoredToken, digest string) error {
-	labels := mergeMaps(secret.GetLabels(), etr.Spec.SecretLabels, map[string]string{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue})
+	labels := mergeMaps(secret.GetLabels())
+	for k, v := range etr.Spec.SecretLabels {
+		labels[k] = string(v)
+	}
+	labels[v1alpha1.ManagedByLabel] = v1alpha1.ManagedByValue
 	setShardLabel(labels, etr)
 	secret.SetLabels(labels)
 	annotations := mergeMaps(secret.GetAnnotations(), etr.Spec.SecretAnnotations, map[string]string{

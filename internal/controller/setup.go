@@ -141,7 +141,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		return fmt.Errorf("adding the event writer: %w", err)
 	}
 	policies := requestpolicy.NewCache()
-	if err := (&EmbedTokenRequestReconciler{
+	requests := &EmbedTokenRequestReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
 		Recorder:                recorder,
@@ -159,9 +159,10 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		MinRefreshInterval:      opts.MinRefreshInterval,
 		NamespaceWrites: NamespaceWriteBudget(mgr.GetConfig().QPS, mgr.GetConfig().Burst,
 			cmp.Or(opts.NamespaceWriteShare, DefaultNamespaceWriteShare)),
-	}).SetupWithManager(mgr); err != nil {
+	}
+	if err := requests.SetupWithManager(mgr); err != nil {
 		return err
 	}
 	return SetupProviderReconcilers(mgr, opts.Providers, cmp.Or(opts.CredentialCheckInterval, DefaultCredentialCheckInterval),
-		len(opts.WatchNamespaces) == 0, policies)
+		len(opts.WatchNamespaces) == 0, policies, requests)
 }

@@ -106,9 +106,12 @@ var stalledReasons = map[string]bool{
 	v1alpha1.ReasonLifetimeExceedsMax: true,
 	// Nothing was sent: the egress guard refused the vendor's address.
 	v1alpha1.ReasonVendorAddressNotAllowed: true,
+	v1alpha1.ReasonSecretWriteRefused:      true,
 }
 
-// vendorFailureReasons are failures of a vendor call. Only they make the next
+// vendorFailureReasons are failures whose retry costs a vendor call: those
+// of the call itself, and a Secret write the API server refused (its token
+// is discarded, so the retry asks for a new one). Only they make the next
 // attempt wait for its backoff: other failures cost no vendor call and are
 // re-checked on every event, so fixing the configuration heals at once.
 var vendorFailureReasons = map[string]bool{
@@ -118,6 +121,7 @@ var vendorFailureReasons = map[string]bool{
 	v1alpha1.ReasonInvalidResponse:    true,
 	v1alpha1.ReasonTokenLimitReached:  true,
 	v1alpha1.ReasonLifetimeExceedsMax: true,
+	v1alpha1.ReasonSecretWriteRefused: true,
 }
 
 // setStatus is the one place the status is computed. It is a function of the

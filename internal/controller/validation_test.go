@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
@@ -240,7 +241,70 @@ var _ = Describe("Admission validation", func() {
 		Entry("with a rollout restart target of an unknown kind", func(s *v1alpha1.EmbedTokenRequestSpec) {
 			s.RolloutRestartTargets = []v1alpha1.RolloutRestartTarget{{Kind: "Pod", Name: "web"}}
 		}, `spec.rolloutRestartTargets[0].kind: Unsupported value: "Pod"`),
+		Entry("with a Secret label value the API server would refuse", func(s *v1alpha1.EmbedTokenRequestSpec) {
+			s.SecretLabels = map[string]v1alpha1.LabelValue{"team": "not a valid label value!"}
+		}, "spec.secretLabels.team in body should match"),
+		Entry("with a Secret label value over 63 characters", func(s *v1alpha1.EmbedTokenRequestSpec) {
+			s.SecretLabels = map[string]v1alpha1.LabelValue{"team": v1alpha1.LabelValue(strings.Repeat("a", 64))}
+		}, "spec.secretLabels.team: Too long"),
+		Entry("with a Secret label key that is not a qualified name", func(s *v1alpha1.EmbedTokenRequestSpec) {
+			s.SecretLabels = map[string]v1alpha1.LabelValue{"team name": "a"}
+		}, "secretLabels keys must be qualified names"),
+		Entry("with a Secret label key whose name is over 63 characters", func(s *v1alpha1.EmbedTokenRequestSpec) {
+			s.SecretLabels = map[string]v1alpha1.LabelValue{"example.com/" + strings.Repeat("a", 64): "a"}
+		}, "secretLabels keys must be qualified names"),
+		Entry("with a Secret label under the operator's prefix", func(s *v1alpha1.EmbedTokenRequestSpec) {
+			s.SecretLabels = map[string]v1alpha1.LabelValue{v1alpha1.ShardLabel: "a"}
+		}, "secretLabels may not use the reserved prefixes"),
+		Entry("with the managed-by Secret label the operator sets", func(s *v1alpha1.EmbedTokenRequestSpec) {
+			s.SecretLabels = map[string]v1alpha1.LabelValue{v1alpha1.ManagedByLabel: "someone-else"}
+		}, "secretLabels may not use the reserved prefixes"),
+		Entry("with a Secret label under the kubernetes.io/ prefix", func(s *v1alpha1.EmbedTokenRequestSpec) {
+			s.SecretLabels = map[string]v1alpha1.LabelValue{"kubernetes.io/metadata.name": "a"}
+		}, "secretLabels may not use the reserved prefixes"),
+		Entry("with more than 32 Secret labels", func(s *v1alpha1.EmbedTokenRequestSpec) {
+			s.SecretLabels = map[string]v1alpha1.LabelValue{}
+			for i := range 33 {
+				s.SecretLabels[fmt.Sprintf("l%d", i)] = "a"
+			}
+		}, "spec.secretLabels: Too many"),
+		Entry("with a Secret annotation key that is not a qualified name", func(s *v1alpha1.EmbedTokenRequestSpec) {
+			s.SecretAnnotations = map[string]string{"a/b/c": "x"}
+		}, "secretAnnotations keys must be qualified names"),
+		Entry("with a Secret annotation under the operator's prefix", func(s *v1alpha1.EmbedTokenRequestSpec) {
+			s.SecretAnnotations = map[string]string{v1alpha1.ExpiresAtAnnotation: "2099-01-01T00:00:00Z"}
+		}, "secretAnnotations may not use the reserved prefixes"),
+		Entry("with a Secret annotation under a subdomain of the operator's prefix", func(s *v1alpha1.EmbedTokenRequestSpec) {
+			s.SecretAnnotations = map[string]string{"x.embedtokens.io/owner": "x"}
+		}, "secretAnnotations may not use the reserved prefixes"),
+		Entry("with a Secret annotation under the k8s.io/ prefix", func(s *v1alpha1.EmbedTokenRequestSpec) {
+			s.SecretAnnotations = map[string]string{"k8s.io/x": "x"}
+		}, "secretAnnotations may not use the reserved prefixes"),
+		Entry("with Secret annotations over 64 KiB together", func(s *v1alpha1.EmbedTokenRequestSpec) {
+			s.SecretAnnotations = map[string]string{"a": strings.Repeat("x", 40<<10), "b": strings.Repeat("x", 25<<10)}
+		}, "secretAnnotations may hold at most 64 KiB of keys and values together"),
+		Entry("with more than 32 Secret annotations", func(s *v1alpha1.EmbedTokenRequestSpec) {
+			s.SecretAnnotations = map[string]string{}
+			for i := range 33 {
+				s.SecretAnnotations[fmt.Sprintf("a%d", i)] = "x"
+			}
+		}, "spec.secretAnnotations: Too many"),
 	)
+
+	It("accepts Secret labels and annotations the API server accepts on a Secret", func() {
+		spec := validRequest()
+		spec.Suspend = true
+		spec.SecretLabels = map[string]v1alpha1.LabelValue{"team": "payments", "app.kubernetes.io/part-of": "shop", "example.com/tier": "", "l": "A.b-c_9"}
+		spec.SecretAnnotations = map[string]string{"example.com/Owner": "Payments team <pay@example.com>", "note": strings.Repeat("x", 60<<10)}
+		etr := &v1alpha1.EmbedTokenRequest{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "r"}, Spec: spec}
+		Expect(k8sClient.Create(context.Background(), etr)).To(Succeed())
+		labels := map[string]string{}
+		for k, v := range spec.SecretLabels {
+			labels[k] = string(v)
+		}
+		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "labels", Labels: labels, Annotations: spec.SecretAnnotations}}
+		Expect(k8sClient.Create(context.Background(), secret)).To(Succeed(), "the API server takes them on a Secret too")
+	})
 
 	It("defaults the lifetime and the provider kind", func() {
 		etr := &v1alpha1.EmbedTokenRequest{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "r"}, Spec: validRequest()}

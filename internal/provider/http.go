@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -27,20 +28,17 @@ const maxRetryAfter = 10 * time.Minute
 
 // NewHTTPClient builds the client for one provider: every connection it
 // opens (redirects, chained calls, the dial to a proxy) is checked by guard
-// after DNS resolution, certificates are always verified (against the system
-// roots plus caPEM, if given), the timeout bounds the whole call, and
-// redirects are followed only to the same host so credentials never travel
-// to another one.
-func NewHTTPClient(timeout time.Duration, caPEM []byte, guard egress.Guard) (*http.Client, error) {
+// after DNS resolution, certificates are always verified (against roots,
+// or the system roots when roots is nil; see CertPool), the timeout bounds
+// the whole call, and redirects are followed only to the same host so
+// credentials never travel to another one. roots is only read, so one pool
+// may serve many clients.
+func NewHTTPClient(timeout time.Duration, roots *x509.CertPool, guard egress.Guard) (*http.Client, error) {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.DialContext = guard.DialContext
 	transport.Proxy = guard.Proxy(http.ProxyFromEnvironment)
-	if len(caPEM) > 0 {
-		pool, err := CertPool(caPEM)
-		if err != nil {
-			return nil, err
-		}
-		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	if roots != nil {
+		transport.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	}
 	return &http.Client{
 		Transport: transport,
@@ -60,10 +58,30 @@ func NewHTTPClient(timeout time.Duration, caPEM []byte, guard egress.Guard) (*ht
 	}, nil
 }
 
+// Bounds on a provider's CA bundle (caBundleSecretRef). The bundle adds
+// private CAs to the system roots, so it never needs to repeat the public
+// ones; the bounds keep what one bundle costs to parse and to keep small.
+const (
+	// MaxCABundleBytes bounds a CA bundle's size.
+	MaxCABundleBytes = 128 << 10
+	// MaxCABundleCertificates bounds the certificates in a CA bundle.
+	MaxCABundleCertificates = 100
+)
+
 // CertPool returns the system roots plus the certificates in caPEM, or a
-// permanent InvalidCredentials error when caPEM holds none, so a provider's
-// CA bundle can be checked without building a client.
+// permanent InvalidCredentials error when caPEM holds none, or is larger
+// than MaxCABundleBytes or holds more than MaxCABundleCertificates
+// certificates (checked before any is parsed), so a provider's CA bundle
+// can be checked without building a client.
 func CertPool(caPEM []byte) (*x509.CertPool, error) {
+	if len(caPEM) > MaxCABundleBytes {
+		return nil, Permanent(v1alpha1.ReasonInvalidCredentials, "CA bundle is %d bytes, more than the %d accepted; "+
+			"it need only hold the private CAs, not the system roots", len(caPEM), MaxCABundleBytes)
+	}
+	if n := countPEMCertificates(caPEM); n > MaxCABundleCertificates {
+		return nil, Permanent(v1alpha1.ReasonInvalidCredentials, "CA bundle holds %d certificates, more than the %d accepted; "+
+			"it need only hold the private CAs, not the system roots", n, MaxCABundleCertificates)
+	}
 	pool, err := x509.SystemCertPool()
 	if err != nil || pool == nil {
 		pool = x509.NewCertPool()
@@ -72,6 +90,22 @@ func CertPool(caPEM []byte) (*x509.CertPool, error) {
 		return nil, Permanent(v1alpha1.ReasonInvalidCredentials, "CA bundle holds no PEM certificate")
 	}
 	return pool, nil
+}
+
+// countPEMCertificates counts the CERTIFICATE blocks in caPEM, as
+// x509.CertPool.AppendCertsFromPEM finds them, without parsing them.
+func countPEMCertificates(caPEM []byte) int {
+	n := 0
+	for len(caPEM) > 0 {
+		var block *pem.Block
+		if block, caPEM = pem.Decode(caPEM); block == nil {
+			break
+		}
+		if block.Type == "CERTIFICATE" && len(block.Headers) == 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // Response is a vendor's answer, read in full up to MaxResponseBytes.

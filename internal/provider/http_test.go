@@ -1,11 +1,18 @@
 package provider_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -34,17 +41,41 @@ func doGet(t *testing.T, client *http.Client, url string) (*provider.Response, e
 	return provider.Do(context.Background(), client, req)
 }
 
-// newClient is NewHTTPClient for a test that expects it to succeed.
+// newClient is NewHTTPClient, trusting caPEM when given, for a test that
+// expects it to succeed.
 func newClient(t *testing.T, timeout time.Duration, caPEM []byte) *http.Client {
 	t.Helper()
-	client, err := provider.NewHTTPClient(timeout, caPEM, pt.Guard)
+	var roots *x509.CertPool
+	if caPEM != nil {
+		var err error
+		if roots, err = provider.CertPool(caPEM); err != nil {
+			t.Fatalf("CertPool: %v", err)
+		}
+	}
+	client, err := provider.NewHTTPClient(timeout, roots, pt.Guard)
 	if err != nil {
 		t.Fatalf("NewHTTPClient: %v", err)
 	}
 	return client
 }
 
-func TestNewHTTPClientRefusesABundleWithoutCertificates(t *testing.T) {
+// selfSignedPEM is a new self-signed CA certificate, PEM-encoded.
+func selfSignedPEM(t *testing.T) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "private CA"}, IsCA: true,
+		BasicConstraintsValid: true, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+func TestCertPoolRefusesABundleWithoutCertificates(t *testing.T) {
 	tests := []struct {
 		name   string
 		bundle []byte
@@ -55,11 +86,47 @@ func TestNewHTTPClientRefusesABundleWithoutCertificates(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			client, err := provider.NewHTTPClient(time.Second, tc.bundle, pt.Guard)
+			pool, err := provider.CertPool(tc.bundle)
 			pt.CheckError(t, err, pt.Want{Reason: v1alpha1.ReasonInvalidCredentials, Permanent: true, Message: "no PEM certificate"})
-			if client != nil {
-				t.Errorf("client returned with the error")
+			if pool != nil {
+				t.Errorf("pool returned with the error")
 			}
+		})
+	}
+}
+
+// TestCertPoolBoundsTheBundle proves a CA bundle over the size or
+// certificate bound is refused before it is parsed, with a message that
+// says which bound, and that one at the bounds is accepted.
+func TestCertPoolBoundsTheBundle(t *testing.T) {
+	cert := selfSignedPEM(t)
+	comment := func(n int) []byte { return []byte(strings.Repeat("#", n-1) + "\n") } // text between blocks is allowed
+	tests := []struct {
+		name    string
+		bundle  []byte
+		message string // "" when accepted
+	}{
+		{"A bundle of as many certificates as allowed is accepted",
+			bytes.Repeat(cert, provider.MaxCABundleCertificates), ""},
+		{"A bundle of one certificate more is refused",
+			bytes.Repeat(cert, provider.MaxCABundleCertificates+1),
+			fmt.Sprintf("CA bundle holds %d certificates, more than the %d accepted", provider.MaxCABundleCertificates+1, provider.MaxCABundleCertificates)},
+		{"A bundle of the largest size allowed is accepted",
+			append(comment(provider.MaxCABundleBytes-len(cert)), cert...), ""},
+		{"A bundle one byte larger is refused",
+			append(comment(provider.MaxCABundleBytes-len(cert)+1), cert...),
+			fmt.Sprintf("CA bundle is %d bytes, more than the %d accepted", provider.MaxCABundleBytes+1, provider.MaxCABundleBytes)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pool, err := provider.CertPool(tc.bundle)
+			if tc.message == "" {
+				if err != nil || pool == nil {
+					t.Fatalf("CertPool = %v, %v; want a pool", pool, err)
+				}
+				return
+			}
+			pt.CheckError(t, err, pt.Want{Reason: v1alpha1.ReasonInvalidCredentials, Permanent: true, Message: tc.message})
 		})
 	}
 }
