@@ -52,6 +52,7 @@ var _ = Describe("One namespace's load", func() {
 		for _, o := range objs {
 			Expect(cp.Client.Create(ctx, o)).To(Succeed())
 		}
+		reportOnFailure(flood, "short-0000", "big-0000", "auth-0000")
 		createRequests(ctx, flood, "short", floodRequests, func(int) string { return "short" })
 		createRequests(ctx, flood, "big", bigRequests, func(int) string { return "big" })
 		createRequests(ctx, flood, "auth", authProviders, func(i int) string { return fmt.Sprintf("auth-%03d", i) })
@@ -122,4 +123,22 @@ func refreshStorm(ctx context.Context, ns string) error {
 		}
 	}
 	return nil
+}
+
+// reportOnFailure attaches the named requests' Ready conditions to a
+// failed spec's report.
+func reportOnFailure(ns string, names ...string) {
+	DeferCleanup(func(ctx SpecContext) {
+		if !CurrentSpecReport().Failed() {
+			return
+		}
+		for _, name := range names {
+			etr := &v1alpha1.EmbedTokenRequest{}
+			if err := cp.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, etr); err != nil {
+				AddReportEntry(name, err.Error())
+				continue
+			}
+			AddReportEntry(name, fmt.Sprintf("%+v", etr.Status.Conditions))
+		}
+	})
 }
