@@ -151,3 +151,18 @@ func (m *Manager) LogContains(substr string) bool {
 	data, err := os.ReadFile(m.LogPath)
 	return err == nil && strings.Contains(string(data), substr)
 }
+
+// BuildManagerAndControlPlane builds the manager binary into dir and starts
+// a control plane that keeps its files there: how every suite that runs the
+// manager as a separate process begins.
+func BuildManagerAndControlPlane(dir string) (bin string, cp *ControlPlane, err error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return "", nil, err
+	}
+	if bin, err = BuildManager(root, dir); err != nil {
+		return "", nil, err
+	}
+	cp, err = StartControlPlane(dir, root, nil)
+	return bin, cp, err
+}

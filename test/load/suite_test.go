@@ -30,14 +30,10 @@ func TestLoad(t *testing.T) {
 }
 
 var _ = BeforeSuite(func() {
-	root, err := harness.RepoRoot()
-	Expect(err).NotTo(HaveOccurred())
 	workDir = GinkgoT().TempDir()
-	By("building the manager binary")
-	managerBin, err = harness.BuildManager(root, workDir)
-	Expect(err).NotTo(HaveOccurred())
-	By("starting kube-apiserver and etcd")
-	cp, err = harness.StartControlPlane(workDir, root, nil)
+	By("building the manager binary and starting kube-apiserver and etcd")
+	var err error
+	managerBin, cp, err = harness.BuildManagerAndControlPlane(workDir)
 	Expect(err).NotTo(HaveOccurred())
 })
 

@@ -102,7 +102,8 @@ func (v *vendor) authProvider(ns, name string) *v1alpha1.EmbedProvider {
 	p := v.httpProvider(ns, name, pathAuthed)
 	p.Spec.HTTP.Auth = &v1alpha1.HTTPAuth{ClientCredentials: &v1alpha1.HTTPAuthClientCredentials{
 		TokenURL: v.srv.URL + pathAuth, ClientID: name,
-		ClientSecretSecretRef: v1alpha1.SecretKeySelector{Name: "vendor-credentials", Key: "clientSecret"}}}
+		ClientSecretSecretRef: v1alpha1.SecretKeySelector{Name: "vendor-credentials", Key: "clientSecret"}},
+		Header: &v1alpha1.HTTPAuthHeader{Name: "Authorization", Prefix: "Bearer "}}
 	return p
 }
 
