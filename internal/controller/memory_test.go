@@ -80,7 +80,7 @@ var _ = Describe("Memory a tenant's objects can take", func() {
 		ctx := context.Background()
 		f := newFixture(ctx)
 		f.createCredentials(ctx)
-		token := "large-" + strings.Repeat("0123456789abcdef", 32<<10) // 512 KiB
+		token := "large-" + strings.Repeat("0123456789abcdef", 4000) // 64,000 bytes, just within provider.MaxTokenBytes
 		v := newScriptedVendor(http.StatusOK, tokenBody(token, time.Now().Add(time.Hour)))
 		f.createNamedProvider(ctx, "large", httpProviderSpec(v.srv.URL))
 		refuseSecretWrites(ctx, f.ns)
