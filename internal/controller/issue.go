@@ -80,12 +80,12 @@ func (r *EmbedTokenRequestReconciler) ensureToken(ctx context.Context, etr *v1al
 }
 
 // limitLifetime applies the provider's maxLifetime to a token the vendor
-// just issued (see limitLifetime): a token it refuses is revoked where the
+// just issued (see holdToMaxLifetime): a token it refuses is revoked where the
 // vendor can revoke, so it does not stay live unused (nor count against a
 // per-user limit); one it stores under RenewAtMax is logged.
 func (r *EmbedTokenRequestReconciler) limitLifetime(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, p *resolvedProvider,
 	tok provider.Token) (provider.Token, error) {
-	limited, err := limitLifetime(tok, r.Clock.Now(), p.name, p.spec.LifetimeCap(), p.spec.LifetimeExceedsMax)
+	limited, err := holdToMaxLifetime(tok, r.Clock.Now(), p.name, p.spec.LifetimeCap(), p.spec.LifetimeExceedsMax)
 	switch {
 	case err != nil:
 		r.revoke(ctx, etr, p, tok.Value, "refused")

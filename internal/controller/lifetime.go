@@ -50,7 +50,7 @@ func (p *resolvedProvider) lifetimeNote(etr *v1alpha1.EmbedTokenRequest, stored 
 // of it.
 const lifetimeTolerance = 5 * time.Second
 
-// limitLifetime holds a token the vendor just issued to the provider's
+// holdToMaxLifetime holds a token the vendor just issued to the provider's
 // maxLifetime (limit). A token that expires within limit of the call (plus
 // lifetimeTolerance) is returned as it is; this is always the case for
 // vendors whose tokens the operator signs or whose lifetime it sets. A
@@ -59,7 +59,7 @@ const lifetimeTolerance = 5 * time.Second
 // expiring limit after issue, with the vendor's expiry in VendorExpiresAt.
 // callEnd is when the vendor call ended; the token's IssuedAt is when it
 // began. Errors never hold the token.
-func limitLifetime(tok provider.Token, callEnd time.Time, providerName string, limit time.Duration, policy string) (provider.Token, error) {
+func holdToMaxLifetime(tok provider.Token, callEnd time.Time, providerName string, limit time.Duration, policy string) (provider.Token, error) {
 	if tok.IssuedAt.IsZero() {
 		tok.IssuedAt = callEnd
 	}

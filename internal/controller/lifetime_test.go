@@ -164,11 +164,11 @@ func TestLimitLifetime(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tok := provider.Token{Value: secret, IssuedAt: issued, ExpiresAt: tt.expires}
-			got, err := limitLifetime(tok, issued.Add(tt.callFor), "shared", 10*time.Minute, tt.policy)
+			got, err := holdToMaxLifetime(tok, issued.Add(tt.callFor), "shared", 10*time.Minute, tt.policy)
 			if tt.wantErr != "" {
 				var perr *provider.Error
 				if !errors.As(err, &perr) {
-					t.Fatalf("limitLifetime kept the token (expires %s), want it refused", got.ExpiresAt)
+					t.Fatalf("holdToMaxLifetime kept the token (expires %s), want it refused", got.ExpiresAt)
 				}
 				if perr.Reason != v1alpha1.ReasonLifetimeExceedsMax || !perr.Permanent {
 					t.Errorf("refused with reason %s (permanent %t), want permanent %s", perr.Reason, perr.Permanent, v1alpha1.ReasonLifetimeExceedsMax)
@@ -182,7 +182,7 @@ func TestLimitLifetime(t *testing.T) {
 				return
 			}
 			if err != nil {
-				t.Fatalf("limitLifetime refused the token: %v", err)
+				t.Fatalf("holdToMaxLifetime refused the token: %v", err)
 			}
 			if !got.ExpiresAt.Equal(tt.want) || !got.VendorExpiresAt.Equal(tt.wantVendor) || got.Value != secret || !got.IssuedAt.Equal(issued) {
 				t.Errorf("kept token expires %s (vendor %s), want %s (vendor %s)", got.ExpiresAt, got.VendorExpiresAt, tt.want, tt.wantVendor)
