@@ -31,35 +31,12 @@ import (
 const nodeCredential = `{"AccessKeyId":"ASIAFAKENODEKEY","SecretAccessKey":"node-secret-access-key",` +
 	`"Token":"node-session-token","Expiration":"2099-01-01T00:00:00Z"}`
 
-// metadataService stands for something the operator must never reach (the
-// node's cloud metadata service, a loopback-only admin port): a real
+// newMetadataService stands for something the operator must never reach
+// (the node's cloud metadata service, a loopback-only admin port): a real
 // listener on 127.0.0.2, outside the suite's --allow-vendor-cidrs, that
 // counts the connections it accepts.
-type metadataService struct {
-	srv   *httptest.Server
-	conns atomic.Int32
-	port  string
-}
-
-func newMetadataService() *metadataService {
-	l, err := net.Listen("tcp", "127.0.0.2:0")
-	if err != nil {
-		Fail("cannot listen on 127.0.0.2 (all of 127.0.0.0/8 is loopback on Linux): " + err.Error())
-	}
-	m := &metadataService{port: strconv.Itoa(l.Addr().(*net.TCPAddr).Port)}
-	m.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, nodeCredential)
-	}))
-	m.srv.Listener = l
-	m.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			m.conns.Add(1)
-		}
-	}
-	m.srv.Start()
-	DeferCleanup(m.srv.Close)
-	return m
+func newMetadataService() *countingServer {
+	return newCountingServer("127.0.0.2:0", nodeCredential)
 }
 
 // credentialSpec is a generic HTTP provider for url that reads the
@@ -76,7 +53,7 @@ var _ = Describe("Vendor egress guard", func() {
 	var (
 		ctx      context.Context
 		f        *fixture
-		metadata *metadataService
+		metadata *countingServer
 	)
 	BeforeEach(func() {
 		ctx = context.Background()
@@ -123,11 +100,11 @@ var _ = Describe("Vendor egress guard", func() {
 		}, "vendor host metadata.egress.test resolves to a link-local address (169.254.169.254)"),
 		Entry("a name that resolves to loopback", func() string {
 			testDNS.Set("loopback.egress.test", netip.MustParseAddr("127.0.0.2"))
-			return "http://loopback.egress.test:" + metadata.port + "/admin"
+			return "http://loopback.egress.test:" + strconv.Itoa(int(metadata.port)) + "/admin"
 		}, "vendor host loopback.egress.test resolves to a loopback address (127.0.0.2)"),
 		Entry("a name that resolves to the IPv4-mapped form of loopback", func() string {
 			testDNS.Set("mapped.egress.test", netip.MustParseAddr("::ffff:127.0.0.2"))
-			return "http://mapped.egress.test:" + metadata.port + "/admin"
+			return "http://mapped.egress.test:" + strconv.Itoa(int(metadata.port)) + "/admin"
 		}, "vendor host mapped.egress.test resolves to a loopback address (127.0.0.2)"),
 		Entry("a redirect from an allowed vendor to a refused address", func() string {
 			origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -180,36 +157,41 @@ var _ = Describe("Vendor egress guard", func() {
 	})
 })
 
-// countingVendor is a vendor on addr (an address with port 0: any free
-// one) that answers every call with a token and counts the connections it
-// accepts.
-type countingVendor struct {
+// countingServer answers every call on addr (an address with port 0: any
+// free one) with body and counts the connections it accepts, so a spec can
+// prove nothing was sent to it.
+type countingServer struct {
 	srv   *httptest.Server
 	conns atomic.Int32
 	port  uint16
 }
 
-func newCountingVendor(addr string) *countingVendor {
+func newCountingServer(addr, body string) *countingServer {
 	l, err := net.Listen("tcp", addr)
 	Expect(err).NotTo(HaveOccurred(), "all of 127.0.0.0/8 is loopback on Linux")
-	v := &countingVendor{port: uint16(l.Addr().(*net.TCPAddr).Port)}
-	v.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	c := &countingServer{port: uint16(l.Addr().(*net.TCPAddr).Port)}
+	c.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, tokenBody("port-token", time.Now().Add(time.Hour)))
+		_, _ = io.WriteString(w, body)
 	}))
-	v.srv.Listener = l
-	v.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+	c.srv.Listener = l
+	c.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
-			v.conns.Add(1)
+			c.conns.Add(1)
 		}
 	}
-	v.srv.Start()
-	DeferCleanup(v.srv.Close)
-	return v
+	c.srv.Start()
+	DeferCleanup(c.srv.Close)
+	return c
+}
+
+// newCountingVendor is a countingServer on addr answering with a token.
+func newCountingVendor(addr string) *countingServer {
+	return newCountingServer(addr, tokenBody("port-token", time.Now().Add(time.Hour)))
 }
 
 var _ = Describe("Vendor egress guard with ports", Ordered, func() {
-	var vendor, otherPort, ownPort *countingVendor
+	var vendor, otherPort, ownPort *countingServer
 	BeforeAll(func() {
 		vendor, otherPort = newCountingVendor("127.0.0.3:0"), newCountingVendor("127.0.0.3:0")
 		ownPort = newCountingVendor("127.0.0.1:0") // stands for the manager's health probe port
@@ -231,7 +213,7 @@ var _ = Describe("Vendor egress guard with ports", Ordered, func() {
 		ctx := context.Background()
 		f := newFixture(ctx)
 		f.createCredentials(ctx)
-		request := func(name string, v *countingVendor) *v1alpha1.EmbedTokenRequest {
+		request := func(name string, v *countingServer) *v1alpha1.EmbedTokenRequest {
 			f.createNamedProvider(ctx, name, httpProviderSpec(v.srv.URL+"/token"))
 			etr := f.httpRequest(name, name, time.Hour)
 			Expect(k8sClient.Create(ctx, etr)).To(Succeed())
