@@ -64,6 +64,12 @@ type Options struct {
 	// TokenFile is the projected ServiceAccount token (audience
 	// embedtokens.io), re-read on every call; DefaultTokenFile when empty.
 	TokenFile string
+	// TokenSource, when set, is called for each call instead of reading
+	// TokenFile, for callers that hold the token in memory (the kubectl
+	// plugin mints one per run).
+	TokenSource func(ctx context.Context) (string, error)
+	// CAData, when set, is the PEM CA certificates used instead of CAFile.
+	CAData []byte
 	// CAFile holds the PEM CA certificates the endpoint's certificate must
 	// chain to; DefaultCAFile when empty. It is the only trust the client
 	// uses, and it is re-read when its content changes.
@@ -330,13 +336,9 @@ type refusal struct {
 
 // call makes one POST with the current projected token.
 func (c *Client) call(ctx context.Context, target string, body []byte) (Token, error) {
-	bearer, err := readBounded(c.opts.TokenFile, maxTokenFileBytes)
+	sa, err := c.bearer(ctx)
 	if err != nil {
-		return Token{}, fmt.Errorf("tokenclient: reading the ServiceAccount token: %w", err)
-	}
-	sa := strings.TrimSpace(string(bearer))
-	if sa == "" {
-		return Token{}, fmt.Errorf("tokenclient: the ServiceAccount token file %s is empty", c.opts.TokenFile)
+		return Token{}, err
 	}
 	hc, err := c.httpClient()
 	if err != nil {
@@ -365,6 +367,29 @@ func (c *Client) call(ctx context.Context, target string, body []byte) (Token, e
 		return Token{}, errors.New("tokenclient: the endpoint's answer lacks token or expiresAt")
 	}
 	return Token{Value: a.Token, ExpiresAt: a.ExpiresAt, Digest: a.TokenDigest, Cached: a.Cached}, nil
+}
+
+// bearer returns the current ServiceAccount token.
+func (c *Client) bearer(ctx context.Context) (string, error) {
+	if c.opts.TokenSource != nil {
+		sa, err := c.opts.TokenSource(ctx)
+		if err != nil {
+			return "", fmt.Errorf("tokenclient: getting the ServiceAccount token: %w", err)
+		}
+		if sa = strings.TrimSpace(sa); sa == "" {
+			return "", errors.New("tokenclient: the token source returned an empty token")
+		}
+		return sa, nil
+	}
+	data, err := readBounded(c.opts.TokenFile, maxTokenFileBytes)
+	if err != nil {
+		return "", fmt.Errorf("tokenclient: reading the ServiceAccount token: %w", err)
+	}
+	sa := strings.TrimSpace(string(data))
+	if sa == "" {
+		return "", fmt.Errorf("tokenclient: the ServiceAccount token file %s is empty", c.opts.TokenFile)
+	}
+	return sa, nil
 }
 
 // refusalOf reads a non-200 answer into an *Error.
@@ -398,9 +423,12 @@ func retryAfter(value string, now time.Time) time.Duration {
 // httpClient returns the HTTP client trusting the CA file's current
 // content, building a new one when the content changed.
 func (c *Client) httpClient() (*http.Client, error) {
-	pem, err := readBounded(c.opts.CAFile, maxCAFileBytes)
-	if err != nil {
-		return nil, fmt.Errorf("tokenclient: reading the CA file: %w", err)
+	pem := c.opts.CAData
+	if pem == nil {
+		var err error
+		if pem, err = readBounded(c.opts.CAFile, maxCAFileBytes); err != nil {
+			return nil, fmt.Errorf("tokenclient: reading the CA file: %w", err)
+		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -409,7 +437,7 @@ func (c *Client) httpClient() (*http.Client, error) {
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("tokenclient: the CA file %s holds no PEM certificate", c.opts.CAFile)
+		return nil, errors.New("tokenclient: the CA holds no PEM certificate")
 	}
 	hc := &http.Client{}
 	transport := http.DefaultTransport.(*http.Transport).Clone()

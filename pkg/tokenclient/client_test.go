@@ -268,6 +268,16 @@ func TestFetchRereadsTheTokenFile(t *testing.T) {
 	}
 }
 
+func TestFetchUsesTheTokenSource(t *testing.T) {
+	c, e, _ := setup(t, Options{TokenSource: func(context.Context) (string, error) { return "minted\n", nil }}, ok("tok-1", time.Hour))
+	if _, err := c.Fetch(context.Background(), "shop", "t", nil); err != nil {
+		t.Fatal(err)
+	}
+	if e.auth[0] != "Bearer minted" {
+		t.Errorf("the token source's token was not sent")
+	}
+}
+
 func TestFetchStopsWaitingWhenTheContextEnds(t *testing.T) {
 	c, e, clk := setup(t, Options{}, refuse(429, "RateLimited", "2"))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -362,6 +372,8 @@ func TestNew(t *testing.T) {
 		{"a plain http endpoint is refused", Options{Endpoint: "http://x.svc:8443", CAFile: ca}, "https"},
 		{"an endpoint with a query is refused", Options{Endpoint: e.srv.URL + "?a=b", CAFile: ca}, "query"},
 		{"a CA file without certificates is refused", Options{Endpoint: e.srv.URL, CAFile: empty}, "no PEM certificate"},
+		{"CA data replaces the CA file", Options{Endpoint: e.srv.URL, CAFile: empty,
+			CAData: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: e.srv.Certificate().Raw})}, ""},
 		{"a missing CA file is refused", Options{Endpoint: e.srv.URL, CAFile: filepath.Join(t.TempDir(), "none")}, "CA file"},
 		{"a custom RoundTripper is refused, since the CA could not be applied to it",
 			Options{Endpoint: e.srv.URL, CAFile: ca, HTTPClient: &http.Client{Transport: roundTripperFunc(nil)}}, "*http.Transport"},
