@@ -46,10 +46,9 @@ const (
 	// mintedTokenSeconds is the lifetime of the token the plugin mints for a
 	// ServiceAccount identity: the least TokenRequest grants.
 	mintedTokenSeconds = 600
-	// maxParams and maxCallerTokenBytes bound what flags may make the
-	// plugin send or read; the endpoint refuses more than 32 parameters.
-	maxParams           = 32
-	maxCallerTokenBytes = 64 << 10
+	// maxParams bounds the --param flags, as the endpoint refuses more
+	// than 32 parameters.
+	maxParams = 32
 )
 
 // tokenFlags are the token subcommand's flags.
@@ -125,13 +124,18 @@ func (o *options) runToken(ctx context.Context, ref string, f *tokenFlags) error
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 
-	caller, err := CallerToken(ctx, cfg, cs, f.callerTokenFile)
-	if err != nil {
-		return err
+	opts := tokenclient.Options{TokenFile: f.callerTokenFile, CAFile: f.caFile, MinValidFor: f.minValidFor}
+	if f.callerTokenFile == "" {
+		caller, err := CallerToken(ctx, cfg, cs)
+		if err != nil {
+			return err
+		}
+		opts.TokenSource = func(context.Context) (string, error) { return caller, nil }
 	}
-	ca, err := readCA(ctx, cs, namespace, f.caFile)
-	if err != nil {
-		return err
+	if f.caFile == "" {
+		if opts.CAData, err = readCA(ctx, cs, namespace); err != nil {
+			return err
+		}
 	}
 	endpoint, serverName := f.endpoint, ""
 	if endpoint == "" {
@@ -145,13 +149,8 @@ func (o *options) runToken(ctx context.Context, ref string, f *tokenFlags) error
 	}
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: serverName}
-	c, err := tokenclient.New(tokenclient.Options{
-		Endpoint:    endpoint,
-		TokenSource: func(context.Context) (string, error) { return caller, nil },
-		CAData:      ca,
-		HTTPClient:  &http.Client{Transport: transport},
-		MinValidFor: f.minValidFor,
-	})
+	opts.Endpoint, opts.HTTPClient = endpoint, &http.Client{Transport: transport}
+	c, err := tokenclient.New(opts)
 	if err != nil {
 		return err
 	}
@@ -211,22 +210,12 @@ func ParseParams(flags []string) (map[string]string, error) {
 	return params, nil
 }
 
-// CallerToken returns the bearer token to present to the endpoint: the
-// token in callerTokenFile when set; the kubeconfig's bearer token when it
+// CallerToken returns the bearer token to present to the endpoint for the
+// kubeconfig's identity: its bearer token when it
 // is a JWT whose audience includes embedtokens.io; a token minted with
 // TokenRequest when the kubeconfig identity is a ServiceAccount. Any other
 // identity gets an error saying why and what to do instead.
-func CallerToken(ctx context.Context, cfg *rest.Config, cs kubernetes.Interface, callerTokenFile string) (string, error) {
-	if callerTokenFile != "" {
-		data, err := readLimited(callerTokenFile, maxCallerTokenBytes)
-		if err != nil {
-			return "", fmt.Errorf("reading --caller-token-file: %w", err)
-		}
-		if token := strings.TrimSpace(string(data)); token != "" {
-			return token, nil
-		}
-		return "", fmt.Errorf("--caller-token-file %s is empty", callerTokenFile)
-	}
+func CallerToken(ctx context.Context, cfg *rest.Config, cs kubernetes.Interface) (string, error) {
 	bearer, err := kubeconfigBearer(cfg)
 	if err != nil {
 		return "", err
@@ -291,7 +280,7 @@ func kubeconfigBearer(cfg *rest.Config) (string, error) {
 	if cfg.BearerTokenFile == "" {
 		return "", nil
 	}
-	data, err := readLimited(cfg.BearerTokenFile, maxCallerTokenBytes)
+	data, err := os.ReadFile(cfg.BearerTokenFile)
 	if err != nil {
 		return "", fmt.Errorf("reading the kubeconfig's token file: %w", err)
 	}
@@ -319,16 +308,8 @@ func HasAudience(token, audience string) bool {
 	return false
 }
 
-// readCA returns the PEM CA from caFile, else from the namespace's
-// CAConfigMapName ConfigMap.
-func readCA(ctx context.Context, cs kubernetes.Interface, namespace, caFile string) ([]byte, error) {
-	if caFile != "" {
-		data, err := readLimited(caFile, 1<<20)
-		if err != nil {
-			return nil, fmt.Errorf("reading --ca-file: %w", err)
-		}
-		return data, nil
-	}
+// readCA returns the PEM CA in the namespace's CAConfigMapName ConfigMap.
+func readCA(ctx context.Context, cs kubernetes.Interface, namespace string) ([]byte, error) {
 	cm, err := cs.CoreV1().ConfigMaps(namespace).Get(ctx, CAConfigMapName, metav1.GetOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("reading the endpoint's CA from ConfigMap %s/%s (the operator publishes it in namespaces with a template; or pass --ca-file): %w",
@@ -431,21 +412,4 @@ func forwardToEndpoint(ctx context.Context, cfg *rest.Config, cs kubernetes.Inte
 		return 0, nil, errors.New("the port-forward reports no local port")
 	}
 	return ports[0].Local, stop, nil
-}
-
-// readLimited reads path, refusing files over limit bytes.
-func readLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("opening %s: %w", path, err)
-	}
-	defer func() { _ = f.Close() }()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
-	}
-	return data, nil
 }
