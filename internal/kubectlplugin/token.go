@@ -16,6 +16,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/apiserver/pkg/authentication/serviceaccount"
@@ -134,14 +135,14 @@ func (o *options) runToken(ctx context.Context, ref string, f *tokenFlags) error
 	}
 	if f.caFile == "" {
 		if opts.CAData, err = readCA(ctx, cs, namespace); err != nil {
-			return err
+			return unauthorizedHint(err)
 		}
 	}
 	endpoint, serverName := f.endpoint, ""
 	if endpoint == "" {
 		local, stop, err := forwardToEndpoint(ctx, cfg, cs, f.operatorNamespace, f.service, o.streams.ErrOut)
 		if err != nil {
-			return err
+			return unauthorizedHint(err)
 		}
 		defer stop()
 		endpoint = fmt.Sprintf("https://127.0.0.1:%d", local)
@@ -159,6 +160,18 @@ func (o *options) runToken(ctx context.Context, ref string, f *tokenFlags) error
 		return fmt.Errorf("EmbedTokenTemplate %s/%s: %w", namespace, template, err)
 	}
 	return printToken(o.streams.Out, t, f.output)
+}
+
+// unauthorizedHint explains an API server's 401 for the case the plugin
+// can tell apart: a kubeconfig token minted for embedtokens.io only, which
+// the endpoint takes and the API server refuses.
+func unauthorizedHint(err error) error {
+	if !apierrors.IsUnauthorized(err) {
+		return err
+	}
+	return fmt.Errorf("%w (the API server refused your kubeconfig's credential; a token of audience %s alone "+
+		"is for the endpoint, not the API server: pass --endpoint and --ca-file to reach the endpoint without the API server)",
+		err, v1alpha1.TokenEndpointAudience)
 }
 
 // printToken writes the endpoint's answer as JSON, or the token alone.
