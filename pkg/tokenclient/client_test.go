@@ -489,3 +489,36 @@ func TestConcurrentIdenticalCallsShareOneEndpointCall(t *testing.T) {
 		t.Errorf("%d failures, %d endpoint calls; want 0 and 1", failed.Load(), e.callCount())
 	}
 }
+
+func TestACallerWhoseContextEndsStopsWaitingWhileTheSharedCallGoesOn(t *testing.T) {
+	c, e, _ := setup(t, Options{}, ok("tok-1", time.Hour))
+	joined := make(chan struct{}, 2)
+	c.joined = func() { joined <- struct{}{} }
+	e.gate = make(chan struct{})
+	params := map[string]string{"user": "alice"}
+
+	first := make(chan error, 1)
+	go func() {
+		_, err := c.Token(context.Background(), "shop", "t", params)
+		first <- err
+	}()
+	<-joined
+	ctx, cancel := context.WithCancel(context.Background())
+	second := make(chan error, 1)
+	go func() {
+		_, err := c.Token(ctx, "shop", "t", params)
+		second <- err
+	}()
+	<-joined
+	cancel()
+	if err := <-second; !errors.Is(err, context.Canceled) {
+		t.Errorf("the cancelled caller got %v, want context.Canceled", err)
+	}
+	close(e.gate)
+	if err := <-first; err != nil {
+		t.Errorf("the waiting caller got %v", err)
+	}
+	if _, err := c.Token(context.Background(), "shop", "t", params); err != nil || e.callCount() != 1 {
+		t.Errorf("after the shared call: %v, %d endpoint calls, want the cached token and 1 call", err, e.callCount())
+	}
+}
