@@ -115,7 +115,7 @@ func TestIssueErrors(t *testing.T) {
 			want: pt.Want{Reason: v1alpha1.ReasonVendorUnauthorized, Permanent: true, Message: "Superset login"}},
 		{name: "503", fault: &vendorsim.Fault{Status: 503}, want: pt.Want{Reason: v1alpha1.ReasonVendorUnavailable, Message: "simulated fault"}},
 		{name: "429 with Retry-After", fault: &vendorsim.Fault{Status: 429, RetryAfter: 7 * time.Second},
-			want: pt.Want{Reason: v1alpha1.ReasonVendorUnavailable, RetryAfter: 7 * time.Second}},
+			want: pt.Want{Reason: v1alpha1.ReasonVendorQuotaExceeded, RetryAfter: 7 * time.Second}},
 		{name: "HTML page", fault: &vendorsim.Fault{Garbage: true}, want: pt.Want{Reason: v1alpha1.ReasonInvalidResponse, Message: "Superset login: vendor response is not the expected JSON (an HTML"}},
 		{name: "empty access token", fault: &vendorsim.Fault{EmptyToken: true, Count: 1}, want: pt.Want{Reason: v1alpha1.ReasonInvalidResponse, Message: "no access_token"}},
 		{name: "timeout", fault: &vendorsim.Fault{Delay: time.Hour}, timeout: 100 * time.Millisecond,
