@@ -46,6 +46,9 @@ type Server struct {
 	fault  *Fault
 	// superset is the Superset routes' shared state (logins, sessions).
 	superset supersetState
+	// powerBIProfiles maps Power BI embed tokens to the profile they were
+	// generated as.
+	powerBIProfiles map[string]string
 
 	lifeMu    sync.Mutex
 	srv       *http.Server
@@ -136,7 +139,7 @@ type reply struct {
 // New builds a Server with every vendor endpoint mounted; call Start, StartOn
 // or wrap Handler to serve it.
 func New(opts Options) *Server {
-	s := &Server{clock: opts.Clock, tokens: map[string]tokenRecord{}, done: make(chan struct{})}
+	s := &Server{clock: opts.Clock, tokens: map[string]tokenRecord{}, powerBIProfiles: map[string]string{}, done: make(chan struct{})}
 	if s.clock == nil {
 		s.clock = clock.RealClock{}
 	}
@@ -150,7 +153,7 @@ func New(opts Options) *Server {
 		boldBIEndpoint(s, opts),
 		thoughtSpotEndpoint(s, opts),
 		powerBIEntraEndpoint(s, opts),
-		powerBIGenerateEndpoint(s),
+		powerBIGenerateEndpoint(s, opts),
 		domoTokenEndpoint(s, opts),
 		domoEmbedEndpoint(s),
 		supersetLoginEndpoint(s, opts),
@@ -287,6 +290,7 @@ func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls, s.issued, s.tokens, s.fault = nil, 0, map[string]tokenRecord{}, nil
+	s.powerBIProfiles = map[string]string{}
 }
 
 // Validate reports whether token was issued by this server and has not
