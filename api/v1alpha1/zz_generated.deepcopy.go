@@ -774,6 +774,11 @@ func (in *HTTPProvider) DeepCopyInto(out *HTTPProvider) {
 		*out = new(ExpiryFallback)
 		(*in).DeepCopyInto(*out)
 	}
+	if in.RequiredJWTClaims != nil {
+		in, out := &in.RequiredJWTClaims, &out.RequiredJWTClaims
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.Auth != nil {
 		in, out := &in.Auth, &out.Auth
 		*out = new(HTTPAuth)

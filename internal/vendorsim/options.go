@@ -59,6 +59,13 @@ type Options struct {
 	// DomoClientID and DomoClientSecret are the only API client the Domo
 	// token endpoint accepts. Empty means DefaultDomoClientID/Secret.
 	DomoClientID, DomoClientSecret string
+	// DomoMaxSession, when positive, caps embed tokens' sessions below the
+	// sessionLength asked for, as a Domo instance's session policy may; the
+	// token's exp states the shorter grant.
+	DomoMaxSession time.Duration
+	// DomoDeniedEmbedIDs are embed IDs the API client may not see: Domo
+	// leaves them out of the embed token's emb claim.
+	DomoDeniedEmbedIDs []string
 	// Superset configures the simulated Apache Superset.
 	Superset SupersetOptions
 }

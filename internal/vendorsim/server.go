@@ -155,7 +155,7 @@ func New(opts Options) *Server {
 		powerBIEntraEndpoint(s, opts),
 		powerBIGenerateEndpoint(s, opts),
 		domoTokenEndpoint(s, opts),
-		domoEmbedEndpoint(s),
+		domoEmbedEndpoint(s, opts),
 		supersetLoginEndpoint(s, opts),
 		supersetCSRFEndpoint(s),
 		supersetGuestEndpoint(s, opts),

@@ -324,6 +324,9 @@ func (c *compiled) parseResponse(body []byte, now time.Time) (provider.Token, er
 	if err := provider.CheckTokenSize(fmt.Sprintf("the token at tokenPath %s", c.token), token); err != nil {
 		return provider.Token{}, err
 	}
+	if err := provider.CheckJWTClaims(fmt.Sprintf("the token at tokenPath %s", c.token), token, c.spec.RequiredJWTClaims); err != nil {
+		return provider.Token{}, err
+	}
 	exp, err := c.expiry(doc, token, now)
 	if err != nil {
 		return provider.Token{}, err
