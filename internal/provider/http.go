@@ -117,12 +117,15 @@ type Response struct {
 
 // Do sends req and reads the answer. Transport failures come back as
 // transient VendorUnavailable errors that name neither the URL's query nor
-// any header, since those may carry credentials.
+// any header, since those may carry credentials. The answer's Date header
+// sets VendorClockSkew for the vendor WithVendor named on ctx.
 func Do(ctx context.Context, client *http.Client, req *http.Request) (*Response, error) {
+	sent := time.Now()
 	resp, err := client.Do(req.WithContext(ctx))
 	if err != nil {
 		return nil, transportError(ctx, client, err)
 	}
+	observeClockSkew(ctx, resp.Header, sent, time.Now())
 	defer resp.Body.Close() //nolint:errcheck // read-only body
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
 	if err != nil {

@@ -392,6 +392,10 @@ func (s *Server) answer(w http.ResponseWriter, rec *callRecord, rep reply) {
 	for k, v := range rep.header {
 		w.Header()[k] = v
 	}
+	// Date comes from the simulator's clock, as a vendor's comes from its
+	// own, so a test can put the vendor's clock ahead of or behind the
+	// operator's.
+	w.Header().Set("Date", s.clock.Now().UTC().Format(http.TimeFormat))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(rep.status)
 	_, _ = w.Write(buf.Bytes())

@@ -78,6 +78,7 @@ func (p *Provider) SecretRefs(config *v1alpha1.EmbedProviderSpec) []v1alpha1.Sec
 
 // Issue implements provider.Provider.
 func (p *Provider) Issue(ctx context.Context, req provider.Request) (provider.Token, error) {
+	ctx = provider.WithVendor(ctx, v1alpha1.VendorHTTP)
 	cfg, params := req.Config.HTTP, req.Params.HTTP
 	if cfg == nil || params == nil {
 		return provider.Token{}, provider.Permanent(v1alpha1.ReasonVendorMismatch, "http provider needs spec.http on both provider and request")

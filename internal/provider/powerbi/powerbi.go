@@ -127,6 +127,7 @@ func configOf(c *v1alpha1.PowerBIProvider) (config, error) {
 // Issue implements provider.Provider. Its errors hold neither the client
 // secret nor an access token, in any encoding.
 func (p *Provider) Issue(ctx context.Context, req provider.Request) (provider.Token, error) {
+	ctx = provider.WithVendor(ctx, v1alpha1.VendorPowerBI)
 	cfg, params := req.Config.PowerBI, req.Params.PowerBI
 	if cfg == nil || params == nil {
 		return provider.Token{}, provider.Permanent(v1alpha1.ReasonVendorMismatch, "powerBI provider needs spec.powerBI on both provider and request")
