@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/sync/singleflight"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	"k8s.io/apimachinery/pkg/util/cache"
@@ -51,6 +52,9 @@ const (
 	// MaxBearerTokenBytes bounds the bearer token a caller sends; projected
 	// ServiceAccount tokens are about a kilobyte.
 	MaxBearerTokenBytes = 8 << 10
+	// reviewTimeout bounds a TokenReview or SubjectAccessReview that
+	// concurrent calls share.
+	reviewTimeout = 10 * time.Second
 )
 
 // podNameExtra is the extra key the API server puts a bound token's pod
@@ -95,9 +99,10 @@ type Authorizer interface {
 // until the earlier of the token's expiry and MaxReviewCacheTTL. Failures
 // are not cached, so a caller fixing its token is served at once.
 type TokenReviewer struct {
-	client client.Client
-	clock  clock.PassiveClock
-	cache  *cache.LRUExpireCache
+	client  client.Client
+	clock   clock.PassiveClock
+	cache   *cache.LRUExpireCache
+	flights singleflight.Group
 }
 
 // NewTokenReviewer creates a TokenReviewer that creates TokenReviews with c
@@ -121,6 +126,18 @@ func (r *TokenReviewer) Authenticate(ctx context.Context, bearer string) (Caller
 	if c, ok := r.cache.Get(key); ok {
 		return c.(Caller), nil
 	}
+	// Concurrent calls with one token (a pod's page loads) share a review.
+	c, _, err := share(ctx, &r.flights, string(key[:]), reviewTimeout, func(ctx context.Context) (Caller, error) {
+		return r.review(ctx, key, bearer)
+	})
+	if err != nil {
+		return Caller{}, toError(ctx, err)
+	}
+	return c, nil
+}
+
+// review creates the TokenReview and caches a success.
+func (r *TokenReviewer) review(ctx context.Context, key [sha256.Size]byte, bearer string) (Caller, error) {
 	review := &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{
 		Token:     bearer,
 		Audiences: []string{v1alpha1.TokenEndpointAudience},
@@ -179,8 +196,9 @@ func unauthorized(msg string) *Error {
 // SubjectAccessReview for verb create on embedtokentemplates/token, its
 // allowed decisions cached for MaxAccessCacheTTL and denials not at all.
 type AccessReviewer struct {
-	client client.Client
-	cache  *cache.LRUExpireCache
+	client  client.Client
+	cache   *cache.LRUExpireCache
+	flights singleflight.Group
 }
 
 // NewAccessReviewer creates an AccessReviewer that creates
@@ -199,6 +217,17 @@ func (a *AccessReviewer) Authorize(ctx context.Context, caller Caller, namespace
 	if _, ok := a.cache.Get(key); ok {
 		return nil
 	}
+	_, _, err := share(ctx, &a.flights, string(key[:]), reviewTimeout, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, a.review(ctx, key, caller, namespace, name)
+	})
+	if err != nil {
+		return toError(ctx, err)
+	}
+	return nil
+}
+
+// review creates the SubjectAccessReview and caches an allowed decision.
+func (a *AccessReviewer) review(ctx context.Context, key [sha256.Size]byte, caller Caller, namespace, name string) error {
 	extra := make(map[string]authorizationv1.ExtraValue, len(caller.Extra))
 	for k, v := range caller.Extra {
 		extra[k] = v

@@ -333,39 +333,26 @@ func (e *Endpoint) shared(ctx context.Context, tmpl *v1alpha1.EmbedTokenTemplate
 	if tok, ok := e.cache.get(key, e.clock.Now(), minValidFor); ok {
 		return tok, true, nil
 	}
-	me := new(byte) // tells the call that started the flight from those that joined it
-	flight := e.flights.DoChan(key, func() (any, error) {
+	type minted struct {
+		token  provider.Token
+		cached bool
+	}
+	m, started, err := share(ctx, &e.flights, key, e.timeout, func(fctx context.Context) (minted, error) {
 		// A flight that ended after this call's lookup may have cached it.
 		if tok, ok := e.cache.get(key, e.clock.Now(), minValidFor); ok {
-			return flightResult{token: tok, cached: true, by: me}, nil
+			return minted{token: tok, cached: true}, nil
 		}
-		mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.timeout)
-		defer cancel()
-		tok, err := e.mint(mctx, p)
+		tok, err := e.mint(fctx, p)
 		if err != nil {
-			return nil, err
+			return minted{}, err
 		}
 		e.cache.put(key, tmpl.UID, tmpl.Generation, p.CredentialsVersion, tok)
-		return flightResult{token: tok, by: me}, nil
+		return minted{token: tok}, nil
 	})
-	select {
-	case <-ctx.Done():
-		return provider.Token{}, false, ctx.Err()
-	case res := <-flight:
-		if res.Err != nil {
-			return provider.Token{}, false, res.Err
-		}
-		fr := res.Val.(flightResult)
-		return fr.token, fr.cached || fr.by != me, nil
+	if err != nil {
+		return provider.Token{}, false, err
 	}
-}
-
-// flightResult is a shared vendor call's token, whether it came from the
-// cache after all, and the call that started the flight.
-type flightResult struct {
-	token  provider.Token
-	cached bool
-	by     *byte
+	return m.token, m.cached || !started, nil
 }
 
 // audit logs one line per token handed out, never the token.

@@ -272,7 +272,9 @@ func TestErrorAnswers(t *testing.T) {
 		{name: "a missing parameter is 400 InvalidParameters", body: `{}`, wantStatus: 400, wantReason: ReasonInvalidParameters},
 		{name: "an undeclared parameter is 400 InvalidParameters", body: `{"parameters":{"user":"u","role":"admin"}}`, wantStatus: 400, wantReason: ReasonInvalidParameters},
 		{name: "a request the provider's rules deny is 403 RequestDenied with no vendor call", body: user("u"),
-			minter:     func(m *fakeMinter) { m.prepareErr = provider.Permanent(v1alpha1.ReasonRequestDenied, "users of tenant b only") },
+			minter: func(m *fakeMinter) {
+				m.prepareErr = provider.Permanent(v1alpha1.ReasonRequestDenied, "users of tenant b only")
+			},
 			wantStatus: 403, wantReason: v1alpha1.ReasonRequestDenied},
 		{name: "a vendor that is down is 503 with its Retry-After", body: user("u"),
 			minter: func(m *fakeMinter) {
@@ -280,10 +282,14 @@ func TestErrorAnswers(t *testing.T) {
 			},
 			wantStatus: 503, wantReason: v1alpha1.ReasonVendorUnavailable, wantRetry: "2"},
 		{name: "a vendor refusing the credentials is 502 VendorUnauthorized", body: user("u"),
-			minter:     func(m *fakeMinter) { m.mintErr = provider.Permanent(v1alpha1.ReasonVendorUnauthorized, "vendor answered 401") },
+			minter: func(m *fakeMinter) {
+				m.mintErr = provider.Permanent(v1alpha1.ReasonVendorUnauthorized, "vendor answered 401")
+			},
 			wantStatus: 502, wantReason: v1alpha1.ReasonVendorUnauthorized},
 		{name: "a provider that does not resolve is 503 ProviderNotFound", body: user("u"),
-			minter:     func(m *fakeMinter) { m.prepareErr = provider.Permanent(v1alpha1.ReasonProviderNotFound, "no provider vendor") },
+			minter: func(m *fakeMinter) {
+				m.prepareErr = provider.Permanent(v1alpha1.ReasonProviderNotFound, "no provider vendor")
+			},
 			wantStatus: 503, wantReason: v1alpha1.ReasonProviderNotFound},
 		{name: "the issuer's throttle is 429 RateLimited with Retry-After", body: user("u"),
 			minter:     func(m *fakeMinter) { m.mintErr = fmt.Errorf("gate: %w", &Throttled{RetryAfter: 3 * time.Second}) },
