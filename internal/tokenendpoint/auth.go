@@ -138,6 +138,10 @@ func (r *TokenReviewer) Authenticate(ctx context.Context, bearer string) (Caller
 
 // review creates the TokenReview and caches a success.
 func (r *TokenReviewer) review(ctx context.Context, key [sha256.Size]byte, bearer string) (Caller, error) {
+	// A review that ended after the caller's lookup may have cached it.
+	if c, ok := r.cache.Get(key); ok {
+		return c.(Caller), nil
+	}
 	review := &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{
 		Token:     bearer,
 		Audiences: []string{v1alpha1.TokenEndpointAudience},
@@ -228,6 +232,9 @@ func (a *AccessReviewer) Authorize(ctx context.Context, caller Caller, namespace
 
 // review creates the SubjectAccessReview and caches an allowed decision.
 func (a *AccessReviewer) review(ctx context.Context, key [sha256.Size]byte, caller Caller, namespace, name string) error {
+	if _, ok := a.cache.Get(key); ok {
+		return nil
+	}
 	extra := make(map[string]authorizationv1.ExtraValue, len(caller.Extra))
 	for k, v := range caller.Extra {
 		extra[k] = v

@@ -20,6 +20,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,13 +41,13 @@ type reviewAPI struct {
 	users   map[string]authenticationv1.UserInfo
 	allowed bool
 	fail    bool
-	reviews int
+	reviews atomic.Int64
 }
 
 func (a *reviewAPI) client() client.Client {
 	return fake.NewClientBuilder().WithInterceptorFuncs(interceptor.Funcs{
 		Create: func(_ context.Context, _ client.WithWatch, obj client.Object, _ ...client.CreateOption) error {
-			a.reviews++
+			a.reviews.Add(1)
 			if a.fail {
 				return errors.New("connection refused")
 			}
@@ -129,8 +131,8 @@ func TestTokenReviewer(t *testing.T) {
 				}
 				clk.Step(tc.advance)
 			}
-			if api.reviews != tc.wantCalls {
-				t.Errorf("%d TokenReviews, want %d", api.reviews, tc.wantCalls)
+			if api.reviews.Load() != int64(tc.wantCalls) {
+				t.Errorf("%d TokenReviews, want %d", api.reviews.Load(), tc.wantCalls)
 			}
 		})
 	}
@@ -149,8 +151,8 @@ func TestTokenReviewerRefusesWithoutAsking(t *testing.T) {
 			api := &reviewAPI{}
 			_, err := NewTokenReviewer(api.client(), clocktesting.NewFakeClock(epoch), 0).Authenticate(context.Background(), tc.bearer)
 			var e *Error
-			if !errors.As(err, &e) || e.Status != http.StatusUnauthorized || api.reviews != 0 {
-				t.Fatalf("error %v after %d reviews, want 401 after none", err, api.reviews)
+			if !errors.As(err, &e) || e.Status != http.StatusUnauthorized || api.reviews.Load() != 0 {
+				t.Fatalf("error %v after %d reviews, want 401 after none", err, api.reviews.Load())
 			}
 		})
 	}
@@ -184,8 +186,8 @@ func TestAccessReviewer(t *testing.T) {
 				}
 				clk.Step(tc.advance)
 			}
-			if api.reviews != tc.wantCalls {
-				t.Errorf("%d SubjectAccessReviews, want %d", api.reviews, tc.wantCalls)
+			if api.reviews.Load() != int64(tc.wantCalls) {
+				t.Errorf("%d SubjectAccessReviews, want %d", api.reviews.Load(), tc.wantCalls)
 			}
 		})
 	}
@@ -211,5 +213,33 @@ func TestAccessKeySeparatesCallers(t *testing.T) {
 				t.Error("same key")
 			}
 		})
+	}
+}
+
+func TestConcurrentCallsShareReviews(t *testing.T) {
+	sa := authenticationv1.UserInfo{Username: "system:serviceaccount:team-a:web"}
+	bearer := signed(t, epoch.Add(time.Hour))
+	api := &reviewAPI{users: map[string]authenticationv1.UserInfo{bearer: sa}, allowed: true}
+	clk := clocktesting.NewFakeClock(epoch)
+	authn, authz := NewTokenReviewer(api.client(), clk, 0), NewAccessReviewer(api.client(), clk, 0)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	var failures atomic.Int64
+	for range 500 {
+		wg.Go(func() {
+			<-start
+			c, err := authn.Authenticate(context.Background(), bearer)
+			if err == nil {
+				err = authz.Authorize(context.Background(), c, "team-a", "dash")
+			}
+			if err != nil {
+				failures.Add(1)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if failures.Load() != 0 || api.reviews.Load() != 2 {
+		t.Errorf("%d failures and %d reviews, want none and one TokenReview and one SubjectAccessReview", failures.Load(), api.reviews.Load())
 	}
 }
