@@ -17,12 +17,13 @@ limitations under the License.
 package tokenendpoint
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/embedtokens/embed-token-operator/internal/metricsreg"
 )
 
 // Values of the result label of embedtoken_endpoint_request_duration_seconds.
@@ -72,34 +73,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	var err error
-	reuse(reg, &m.requests, &err)
-	reuse(reg, &m.duration, &err)
-	reuse(reg, &m.cacheHits, &err)
-	reuse(reg, &m.vendorCalls, &err)
-	reuse(reg, &m.entries, &err)
-	return m, err
-}
-
-// reuse registers *c with reg, or takes the equal collector already
-// registered (an endpoint recreated in one process), so series continue.
-func reuse[T prometheus.Collector](reg prometheus.Registerer, c *T, errp *error) {
-	if *errp != nil {
-		return
-	}
-	err := reg.Register(*c)
-	var already prometheus.AlreadyRegisteredError
-	if errors.As(err, &already) {
-		existing, ok := already.ExistingCollector.(T)
-		if !ok {
-			*errp = fmt.Errorf("endpoint metric registered with another type: %w", err)
-			return
-		}
-		*c = existing
-		return
-	}
+	metricsreg.Register(reg, &m.requests, &err)
+	metricsreg.Register(reg, &m.duration, &err)
+	metricsreg.Register(reg, &m.cacheHits, &err)
+	metricsreg.Register(reg, &m.vendorCalls, &err)
+	metricsreg.Register(reg, &m.entries, &err)
 	if err != nil {
-		*errp = fmt.Errorf("registering endpoint metrics: %w", err)
+		return nil, fmt.Errorf("registering the token endpoint's metrics: %w", err)
 	}
+	return m, nil
 }
 
 // observe records one answered call.
