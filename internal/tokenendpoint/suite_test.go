@@ -18,6 +18,7 @@ package tokenendpoint
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -40,8 +41,10 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
+	crcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -56,6 +59,8 @@ import (
 // Minter; the issuance path is tested where it lives.
 var (
 	testEnv   *envtest.Environment
+	cfg       *rest.Config
+	scheme    = runtime.NewScheme()
 	k8sClient client.Client
 	clientset *kubernetes.Clientset
 )
@@ -66,11 +71,11 @@ func TestTokenEndpoint(t *testing.T) {
 }
 
 var _ = BeforeSuite(func() {
-	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(v1alpha1.AddToScheme(scheme))
 	testEnv = harness.Environment(filepath.Join("..", ".."))
-	cfg, err := testEnv.Start()
+	var err error
+	cfg, err = testEnv.Start()
 	Expect(err).NotTo(HaveOccurred(), "start envtest; set KUBEBUILDER_ASSETS=$(bash hack/envtest-assets.sh)")
 	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())
@@ -110,9 +115,10 @@ var _ = Describe("Authentication and authorization on the API server", Ordered, 
 		teamB = "team-b"
 	)
 	var (
-		ctx    = context.Background()
-		ep     *Endpoint
-		minter *recordingMinter
+		ctx      = context.Background()
+		ep       *Endpoint
+		minter   *recordingMinter
+		callWith func(namespace, bearer, body string) (int, string)
 	)
 
 	// token mints a token for the ServiceAccount namespace/name through
@@ -131,8 +137,11 @@ var _ = Describe("Authentication and authorization on the API server", Ordered, 
 	// call asks the endpoint for a token from team-a's template dash.
 	call := func(namespace, bearer string) (int, string) {
 		GinkgoHelper()
+		return callWith(namespace, bearer, `{"parameters":{"user":"ann"}}`)
+	}
+	callWith = func(namespace, bearer, body string) (int, string) {
 		req := httptest.NewRequestWithContext(ctx, http.MethodPost,
-			PathPrefix+namespace+"/embedtokentemplates/dash/token", strings.NewReader(`{"parameters":{"user":"ann"}}`))
+			PathPrefix+namespace+"/embedtokentemplates/dash/token", strings.NewReader(body))
 		if bearer != "" {
 			req.Header.Set("Authorization", "Bearer "+bearer)
 		}
@@ -196,16 +205,27 @@ var _ = Describe("Authentication and authorization on the API server", Ordered, 
 			},
 		}
 		Expect(k8sClient.Create(ctx, tmpl)).To(Succeed())
-		tmpl.Status = v1alpha1.EmbedTokenTemplateStatus{ObservedGeneration: tmpl.Generation, Conditions: []metav1.Condition{{
-			Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Ready", ObservedGeneration: tmpl.Generation,
-			LastTransitionTime: metav1.Now(),
-		}}}
-		Expect(k8sClient.Status().Update(ctx, tmpl)).To(Succeed())
+		markReady(tmpl)
 
 		minter = &recordingMinter{fakeMinter: fakeMinter{clock: clocktesting.NewFakeClock(time.Now()), lifetime: time.Hour}}
 		var err error
-		ep, err = New(Options{Templates: k8sClient, Client: k8sClient, Minter: minter, MetricsRegisterer: prometheus.NewRegistry()})
+		// Templates are read from an informer's cache, as the manager's,
+		// whose events drop a changed or deleted template's tokens.
+		informers, err := crcache.New(cfg, crcache.Options{Scheme: scheme})
 		Expect(err).NotTo(HaveOccurred())
+		ep, err = New(Options{Templates: informers, Client: k8sClient, Minter: minter, MetricsRegisterer: prometheus.NewRegistry()})
+		Expect(err).NotTo(HaveOccurred())
+		informer, err := informers.GetInformer(ctx, &v1alpha1.EmbedTokenTemplate{})
+		Expect(err).NotTo(HaveOccurred())
+		_, err = informer.AddEventHandler(ep.TemplateEventHandler())
+		Expect(err).NotTo(HaveOccurred())
+		cacheCtx, stop := context.WithCancel(ctx)
+		DeferCleanup(stop)
+		go func() {
+			defer GinkgoRecover()
+			Expect(informers.Start(cacheCtx)).To(Succeed())
+		}()
+		Expect(informers.WaitForCacheSync(ctx)).To(BeTrue())
 	})
 
 	It("gives a ServiceAccount holding the Role a token", func() {
@@ -269,7 +289,64 @@ var _ = Describe("Authentication and authorization on the API server", Ordered, 
 		code, body := call(teamA, resign(token(teamA, "web", authenticationv1.TokenRequestSpec{}), 0))
 		Expect(code).To(Equal(http.StatusOK), body)
 	})
+	It("makes ten vendor calls for 1,000 concurrent calls for ten users, with one review of the caller", func() {
+		bearer := token(teamA, "web", authenticationv1.TokenRequestSpec{})
+		before := minter.mints.Load()
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		codes := make([]int, 1000)
+		for i := range codes {
+			wg.Go(func() {
+				defer GinkgoRecover()
+				<-start
+				codes[i], _ = callWith(teamA, bearer, fmt.Sprintf(`{"parameters":{"user":"crowd-%d"}}`, i%10))
+			})
+		}
+		close(start)
+		wg.Wait()
+		Expect(codes).To(HaveEach(http.StatusOK))
+		Expect(minter.mints.Load() - before).To(BeEquivalentTo(10))
+	})
+
+	It("drops a template's tokens when its spec changes, and serves it again once Ready for the new generation", func() {
+		bearer := token(teamA, "web", authenticationv1.TokenRequestSpec{})
+		code, body := call(teamA, bearer)
+		Expect(code).To(Equal(http.StatusOK), body)
+		Expect(ep.cache.len()).To(BeNumerically(">", 0))
+		tmpl := &v1alpha1.EmbedTokenTemplate{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: teamA, Name: "dash"}, tmpl)).To(Succeed())
+		tmpl.Spec.JWT.Subject = "changed"
+		Expect(k8sClient.Update(ctx, tmpl)).To(Succeed())
+		Eventually(ep.cache.len).Should(BeZero(), "the informer's update drops the tokens")
+		Eventually(func() int { code, _ := call(teamA, bearer); return code }).Should(Equal(http.StatusConflict),
+			"the status describes the previous generation")
+		markReady(tmpl)
+		before := minter.mints.Load()
+		Eventually(func() string { _, body := call(teamA, bearer); return body }).Should(ContainSubstring(`"cached":false`))
+		Expect(minter.mints.Load() - before).To(BeEquivalentTo(1))
+	})
+
+	It("drops a deleted template's tokens and answers 404", func() {
+		bearer := token(teamA, "web", authenticationv1.TokenRequestSpec{})
+		code, body := call(teamA, bearer)
+		Expect(code).To(Equal(http.StatusOK), body)
+		Expect(ep.cache.len()).To(BeNumerically(">", 0))
+		Expect(k8sClient.Delete(ctx, &v1alpha1.EmbedTokenTemplate{ObjectMeta: metav1.ObjectMeta{Namespace: teamA, Name: "dash"}})).To(Succeed())
+		Eventually(ep.cache.len).Should(BeZero(), "the informer's deletion drops the tokens")
+		Eventually(func() int { code, _ := call(teamA, bearer); return code }).Should(Equal(http.StatusNotFound))
+	})
 })
 
 // saName names a ServiceAccount.
 type saName struct{ ns, name string }
+
+// markReady sets the template's status as the template controller does when
+// it can serve the template's current generation.
+func markReady(tmpl *v1alpha1.EmbedTokenTemplate) {
+	GinkgoHelper()
+	tmpl.Status = v1alpha1.EmbedTokenTemplateStatus{ObservedGeneration: tmpl.Generation, Conditions: []metav1.Condition{{
+		Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Ready", ObservedGeneration: tmpl.Generation,
+		LastTransitionTime: metav1.Now(),
+	}}}
+	Expect(k8sClient.Status().Update(context.Background(), tmpl)).To(Succeed())
+}
