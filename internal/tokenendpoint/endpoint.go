@@ -53,7 +53,7 @@ import (
 
 // PathPrefix is where the endpoint's routes start; a route is
 // PathPrefix + NAMESPACE/embedtokentemplates/NAME/token.
-const PathPrefix = "/apis/" + "embedtokens.io" + "/v1alpha1/namespaces/"
+const PathPrefix = "/apis/embedtokens.io/v1alpha1/namespaces/"
 
 // DefaultTimeout bounds a call when Options leave Timeout zero.
 const DefaultTimeout = 30 * time.Second

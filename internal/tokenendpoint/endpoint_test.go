@@ -386,3 +386,9 @@ func TestStatusForReason(t *testing.T) {
 		})
 	}
 }
+
+func TestPathPrefixIsTheAPIGroupVersion(t *testing.T) {
+	if want := "/apis/" + v1alpha1.GroupVersion.String() + "/namespaces/"; PathPrefix != want {
+		t.Errorf("PathPrefix %q, want %q", PathPrefix, want)
+	}
+}
