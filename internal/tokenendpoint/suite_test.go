@@ -71,6 +71,9 @@ func TestTokenEndpoint(t *testing.T) {
 }
 
 var _ = BeforeSuite(func() {
+	// A loaded machine may take seconds to deliver an informer's event.
+	SetDefaultEventuallyTimeout(30 * time.Second)
+	SetDefaultEventuallyPollingInterval(50 * time.Millisecond)
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(v1alpha1.AddToScheme(scheme))
 	testEnv = harness.Environment(filepath.Join("..", ".."))
