@@ -102,9 +102,8 @@ var reasonStatus = map[string]int{
 	v1alpha1.ReasonRequestDenied:  http.StatusForbidden,
 	v1alpha1.ReasonInvalidRequest: http.StatusBadRequest,
 	ReasonInvalidParameters:       http.StatusBadRequest,
-	// The vendor asks to wait.
-	v1alpha1.ReasonTokenLimitReached: http.StatusTooManyRequests,
-	ReasonRateLimited:                http.StatusTooManyRequests,
+	// The template's rateLimit or the issuer's gates ask to wait.
+	ReasonRateLimited: http.StatusTooManyRequests,
 	// The vendor is down or overloaded.
 	v1alpha1.ReasonVendorUnavailable: http.StatusServiceUnavailable,
 	// The operator cannot call the vendor until a person fixes the
@@ -118,6 +117,9 @@ var reasonStatus = map[string]int{
 	v1alpha1.ReasonInvalidCredentials:      http.StatusServiceUnavailable,
 	v1alpha1.ReasonVendorAddressNotAllowed: http.StatusServiceUnavailable,
 	// The vendor answered, but not with a token the operator can hand out.
+	// A vendor's per-user limit (Qlik Cloud's) is the vendor refusing,
+	// and clients retrying 429 soon would not lift it.
+	v1alpha1.ReasonTokenLimitReached:    http.StatusBadGateway,
 	v1alpha1.ReasonVendorUnauthorized:   http.StatusBadGateway,
 	v1alpha1.ReasonVendorRejected:       http.StatusBadGateway,
 	v1alpha1.ReasonInvalidResponse:      http.StatusBadGateway,
