@@ -19,10 +19,16 @@ limitations under the License.
 // from the vendor blocks' Go types) into the marker on
 // EmbedTokenTemplateSpec. It runs through go generate in api/v1alpha1,
 // before controller-gen turns the marker into the CRD.
+//
+// With -bounds FILE it writes instead internal/template's table of the
+// vendor blocks' string bounds (MinLength, MaxLength, Pattern, Enum), read
+// from the markers in -api's source, so a filled template is checked as
+// admission checks a request.
 package main
 
 import (
 	"bytes"
+	"flag"
 	"fmt"
 	"os"
 	"strconv"
@@ -36,7 +42,19 @@ const (
 )
 
 func main() {
-	if err := run(); err != nil {
+	boundsFile := flag.String("bounds", "", "write the bounds table to this file instead of the path rule")
+	apiDir := flag.String("api", ".", "the API package's directory")
+	flag.Parse()
+	err := error(nil)
+	if *boundsFile != "" {
+		var src []byte
+		if src, err = boundsSource(*apiDir); err == nil {
+			err = os.WriteFile(*boundsFile, src, 0o644)
+		}
+	} else {
+		err = run()
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "templatepaths:", err)
 		os.Exit(1)
 	}
