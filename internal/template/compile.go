@@ -214,22 +214,22 @@ func parsePath(path string) ([]segment, error) {
 	parts := strings.Split(path, ".")
 	out := make([]segment, 0, len(parts))
 	for _, part := range parts {
-		name, rest, _ := strings.Cut(part, "[")
+		name, rest := part, ""
+		if i := strings.IndexByte(part, '['); i >= 0 {
+			name, rest = part[:i], part[i:]
+		}
 		if name == "" {
 			return nil, errors.New("a part has no name")
 		}
 		s := segment{name: name}
 		for rest != "" {
-			digits, after, ok := strings.Cut(rest, "]")
-			if !ok || len(digits) == 0 || len(digits) > 2 || strings.Trim(digits, "0123456789") != "" {
+			digits, after, ok := strings.Cut(strings.TrimPrefix(rest, "["), "]")
+			if !strings.HasPrefix(rest, "[") || !ok || len(digits) == 0 || len(digits) > 2 || strings.Trim(digits, "0123456789") != "" {
 				return nil, fmt.Errorf("%s has a bad index: write [0] to [%d]", truncate(name), MaxIndex)
 			}
 			i, _ := strconv.Atoi(digits)
 			s.indexes = append(s.indexes, i)
-			if after != "" && !strings.HasPrefix(after, "[") {
-				return nil, fmt.Errorf("%s has text after its index", truncate(name))
-			}
-			rest = strings.TrimPrefix(after, "[")
+			rest = after
 		}
 		out = append(out, s)
 	}
