@@ -33,11 +33,11 @@ func blocks() map[string]v1alpha1.VendorParams {
 			Identities: []v1alpha1.PowerBIIdentity{{Username: "x", Roles: []string{"Viewer"}, Datasets: []string{datasetID}}}}},
 		"superset": {Superset: &v1alpha1.SupersetParams{User: v1alpha1.SupersetGuestUser{Username: "x"},
 			Resources: []v1alpha1.SupersetResource{{Type: "dashboard", ID: "d-1"}}, RLS: []v1alpha1.SupersetRLSRule{{Clause: "tenant = 'x'"}}}},
-		"jwt":   {JWT: &v1alpha1.JWTParams{Subject: "x", Claims: raw(`{"site":"acme","id":12345678901234567890,"nested":{"a":"b"},"list":["p"]}`)}},
-		"jwtNo": {JWT: &v1alpha1.JWTParams{}},
-		"http":  {HTTP: &v1alpha1.HTTPParams{Variables: map[string]string{"orgID": "7"}}},
+		"jwt":    {JWT: &v1alpha1.JWTParams{Subject: "x", Claims: raw(`{"site":"acme","id":12345678901234567890,"nested":{"a":"b"},"list":["p"]}`)}},
+		"jwtNo":  {JWT: &v1alpha1.JWTParams{}},
+		"http":   {HTTP: &v1alpha1.HTTPParams{Variables: map[string]string{"orgID": "7"}}},
 		"httpNo": {HTTP: &v1alpha1.HTTPParams{}},
-		"qrvey": {Qrvey: &v1alpha1.QrveyParams{UserID: "x", AppID: "a", Permissions: raw(`[{"dataset_id":"d1","value":"v"}]`)}},
+		"qrvey":  {Qrvey: &v1alpha1.QrveyParams{UserID: "x", AppID: "a", Permissions: raw(`[{"dataset_id":"d1","value":"v"}]`)}},
 	}
 }
 
@@ -84,7 +84,7 @@ func TestFillWritesEveryPathKind(t *testing.T) {
 			value: "acme", want: func(p *v1alpha1.VendorParams) any { return p.JWT.Claims },
 			wantJSON: `{"id":12345678901234567890,"list":["p"],"nested":{"a":"b"},"site":"acme","tenant":"acme"}`},
 		{name: "an existing string key of a free-form object is replaced", block: "jwt", path: "jwt.claims.site", value: "globex",
-			want: func(p *v1alpha1.VendorParams) any { return string(p.JWT.Claims.Raw) },
+			want:     func(p *v1alpha1.VendorParams) any { return string(p.JWT.Claims.Raw) },
 			wantJSON: `"{\"id\":12345678901234567890,\"list\":[\"p\"],\"nested\":{\"a\":\"b\"},\"site\":\"globex\"}"`},
 		{name: "a nested key below a free-form object is written", block: "jwt", path: "jwt.claims.nested.c", value: "d",
 			want: func(p *v1alpha1.VendorParams) any { return p.JWT.Claims }, wantJSON: `{"id":12345678901234567890,"list":["p"],"nested":{"a":"b","c":"d"},"site":"acme"}`},
