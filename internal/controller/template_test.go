@@ -2,6 +2,8 @@ package controller_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -13,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 )
@@ -82,6 +85,15 @@ var _ = Describe("EmbedTokenTemplate admission", func() {
 			Expect(k8sClient.Create(ctx, &v1alpha1.EmbedTokenTemplate{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: spec})).
 				To(Succeed(), name)
 		}
+	})
+
+	It("accepts the sample", func() {
+		raw, err := os.ReadFile(filepath.Join("..", "..", "config", "samples", "embedtokens_v1alpha1_embedtokentemplate_qrvey.yaml"))
+		Expect(err).NotTo(HaveOccurred())
+		ett := &v1alpha1.EmbedTokenTemplate{}
+		Expect(yaml.UnmarshalStrict(raw, ett)).To(Succeed())
+		ett.Namespace = ns
+		Expect(k8sClient.Create(ctx, ett)).To(Succeed())
 	})
 
 	DescribeTable("refuses a malformed template with a message that says why",

@@ -14,6 +14,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/yaml"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 )
@@ -373,6 +374,36 @@ func TestEveryBoundNamesAField(t *testing.T) {
 		}
 		if ft.Kind() != reflect.String {
 			t.Errorf("%s.%s (item %v) is a %s, not a string", k.typeName, k.field, k.item, ft)
+		}
+	}
+}
+
+// TestSamplesCompile compiles every EmbedTokenTemplate under config/samples
+// and fills it with a value its validation admits.
+func TestSamplesCompile(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("..", "..", "config", "samples", "*embedtokentemplate*.yaml"))
+	if len(files) == 0 {
+		t.Fatal("no EmbedTokenTemplate sample")
+	}
+	for _, path := range files {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ett v1alpha1.EmbedTokenTemplate
+		if err := yaml.UnmarshalStrict(raw, &ett); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		c, err := Compile(&ett.Spec)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		params := map[string]string{}
+		for _, name := range c.Parameters() {
+			params[name] = "alice"
+		}
+		if _, err := c.Fill(params, Caller{Namespace: "shop"}, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}); err != nil {
+			t.Errorf("%s: %v", path, err)
 		}
 	}
 }
