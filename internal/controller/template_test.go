@@ -10,8 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -41,22 +39,6 @@ func templateCondition(ctx context.Context, ett *v1alpha1.EmbedTokenTemplate, co
 			return *c
 		}
 		return metav1.Condition{Type: condType, Status: metav1.ConditionUnknown}
-	}
-}
-
-// templateKstatus computes the template's kstatus as cli-utils (Argo CD,
-// Flux, kubectl wait tooling) does.
-func templateKstatus(ctx context.Context, ett *v1alpha1.EmbedTokenTemplate) func(g Gomega) status.Status {
-	return func(g Gomega) status.Status {
-		cur := &v1alpha1.EmbedTokenTemplate{}
-		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(ett), cur)).To(Succeed())
-		obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(cur)
-		g.Expect(err).NotTo(HaveOccurred())
-		u := &unstructured.Unstructured{Object: obj}
-		u.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("EmbedTokenTemplate"))
-		res, err := status.Compute(u)
-		g.Expect(err).NotTo(HaveOccurred())
-		return res.Status
 	}
 }
 
@@ -134,7 +116,7 @@ var _ = Describe("EmbedTokenTemplate status", func() {
 		ett := qrveyTemplate(f.ns, "dash")
 		Expect(k8sClient.Create(ctx, ett)).To(Succeed())
 		Eventually(templateCondition(ctx, ett, v1alpha1.ConditionReady)).Should(haveReason(metav1.ConditionTrue, v1alpha1.ReasonValid))
-		Eventually(templateKstatus(ctx, ett)).Should(Equal(status.CurrentStatus))
+		Eventually(kstatusOf(ctx, ett)).Should(Equal(status.CurrentStatus))
 	})
 
 	It("stalls on a missing provider and becomes Ready when it is created", func() {
@@ -144,7 +126,7 @@ var _ = Describe("EmbedTokenTemplate status", func() {
 		Expect(k8sClient.Create(ctx, ett)).To(Succeed())
 		Eventually(templateCondition(ctx, ett, v1alpha1.ConditionStalled)).Should(haveReason(metav1.ConditionTrue, v1alpha1.ReasonProviderNotFound))
 		Expect(templateCondition(ctx, ett, v1alpha1.ConditionReady)(Default)).To(haveReason(metav1.ConditionFalse, v1alpha1.ReasonProviderNotFound))
-		Expect(templateKstatus(ctx, ett)(Default)).To(Equal(status.FailedStatus))
+		Expect(kstatusOf(ctx, ett)(Default)).To(Equal(status.FailedStatus))
 
 		f.createProvider(ctx)
 		Eventually(templateCondition(ctx, ett, v1alpha1.ConditionReady)).Should(haveReason(metav1.ConditionTrue, v1alpha1.ReasonValid))
