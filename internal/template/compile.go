@@ -159,6 +159,9 @@ func Compile(spec *v1alpha1.EmbedTokenTemplateSpec) (*Compiled, error) {
 		if other, ok := paths[tp.Path]; err == nil && ok {
 			err = fmt.Errorf("parameter %s fills the same path", other)
 		}
+		if err == nil {
+			err = overlap(paths, tp.Path)
+		}
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("spec.parameters[%d] (%s): %v", i, truncate(tp.Name), err))
 			continue
@@ -172,6 +175,21 @@ func Compile(spec *v1alpha1.EmbedTokenTemplateSpec) (*Compiled, error) {
 		return nil, invalid("", "%s", strings.Join(problems, "; "))
 	}
 	return c, nil
+}
+
+// overlap refuses a path below or above another parameter's (jwt.claims.a
+// and jwt.claims.a.b): one value would overwrite or break the other.
+// Paths are compared as written; parsePath refuses the spellings (leading
+// zeros in an index) that would make two strings name one place.
+func overlap(paths map[string]string, path string) error {
+	for other, name := range paths {
+		for _, sep := range []string{".", "["} {
+			if strings.HasPrefix(path, other+sep) || strings.HasPrefix(other, path+sep) {
+				return fmt.Errorf("the path overlaps parameter %s's", truncate(name))
+			}
+		}
+	}
+	return nil
 }
 
 // compileParam resolves tp's path in block and compiles its validation.
@@ -224,7 +242,8 @@ func parsePath(path string) ([]segment, error) {
 		s := segment{name: name}
 		for rest != "" {
 			digits, after, ok := strings.Cut(strings.TrimPrefix(rest, "["), "]")
-			if !strings.HasPrefix(rest, "[") || !ok || len(digits) == 0 || len(digits) > 2 || strings.Trim(digits, "0123456789") != "" {
+			if !strings.HasPrefix(rest, "[") || !ok || len(digits) == 0 || len(digits) > 2 || strings.Trim(digits, "0123456789") != "" ||
+				len(digits) > 1 && digits[0] == '0' {
 				return nil, fmt.Errorf("%s has a bad index: write [0] to [%d]", truncate(name), MaxIndex)
 			}
 			i, _ := strconv.Atoi(digits)
