@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,6 +57,9 @@ var env = sync.OnceValues(func() (*cel.Env, error) {
 		cel.Variable(NamespaceVar, cel.DynType),
 	)
 })
+
+// pathKey is one name of a path, as admission's grammar allows it.
+var pathKey = regexp.MustCompile("^" + v1alpha1.PathKeyPattern + "$")
 
 // jsonType is the free-form JSON value type: a path may go on below it by
 // keys and indexes, and a string may replace it.
@@ -238,6 +242,9 @@ func parsePath(path string) ([]segment, error) {
 		}
 		if name == "" {
 			return nil, errors.New("a part has no name")
+		}
+		if !pathKey.MatchString(name) {
+			return nil, fmt.Errorf("%s is no field name or key: write letters, digits, '_' or '-', starting with a letter or '_'", truncate(name))
 		}
 		s := segment{name: name}
 		for rest != "" {

@@ -144,6 +144,7 @@ func TestCompileRefusesBadPaths(t *testing.T) {
 		{"an index of three digits is refused", "powerBI", "powerBI.identities[100].username", "bad index"},
 		{"a malformed index is refused", "powerBI", "powerBI.identities[a].username", "bad index"},
 		{"an empty part is refused", "jwt", "jwt..subject", "a part has no name"},
+		{"a key outside admission's grammar is refused", "jwt", "jwt.claims.a\xffb", "is no field name or key"},
 		{"a field below a string is refused", "boldBI", "boldBI.email.x", "below a string"},
 		{"a key of a string map must end the path", "http", "http.variables.a.b", "must end the path"},
 		{"a free-form key holding an object is refused", "jwt", "jwt.claims.nested", "not a string"},
