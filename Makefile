@@ -44,7 +44,7 @@ help: ## Display this help.
 
 .PHONY: manifests
 manifests: ## Generate ClusterRole (config/rbac/role.yaml) and CustomResourceDefinitions (config/crd/bases).
-	go generate ./api/...
+	go generate ./api/... ./internal/template/...
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
 
 .PHONY: generate
