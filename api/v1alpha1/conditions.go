@@ -39,7 +39,8 @@ const (
 // for each.
 const (
 	// ReasonValid: a provider's configuration is valid and its credentials
-	// resolve.
+	// resolve; or a template's provider admits it and every parameter
+	// compiles, so the token endpoint can serve it.
 	ReasonValid = "Valid"
 	// ReasonTokenIssued: the first token for the current spec was issued.
 	ReasonTokenIssued = "TokenIssued"
