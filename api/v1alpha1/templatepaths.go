@@ -37,8 +37,9 @@ const TemplatePathRuleMessage = "each parameter's path must name a string field,
 // Path grammar pieces. They avoid backslashes, which would need escaping
 // once in the marker and again in the CEL string literal.
 const (
-	// PathIndexPattern is one list index, [0] to [99].
-	PathIndexPattern = `[[][0-9]{1,2}]`
+	// PathIndexPattern is one list index, [0] to [99], without leading
+	// zeros, so two spellings never name one item.
+	PathIndexPattern = `[[]([0-9]|[1-9][0-9])]`
 	// PathKeyPattern is one key of a free-form object or a string map.
 	PathKeyPattern = `[A-Za-z_][A-Za-z0-9_-]*`
 )

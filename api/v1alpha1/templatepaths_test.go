@@ -115,6 +115,7 @@ func TestTemplatePathPattern(t *testing.T) {
 		{"a number is not a string", VendorSuperset, "superset.rls[0].dataset", false},
 		{"a boolean is not a string", VendorPowerBI, "powerBI.reports[0].allowEdit", false},
 		{"an index of three digits is refused", VendorPowerBI, "powerBI.identities[100].username", false},
+		{"an index with a leading zero is refused", VendorPowerBI, "powerBI.identities[01].username", false},
 		{"a nested key of a string map is refused", VendorHTTP, "http.variables.a.b", false},
 		{"the block itself is refused", VendorJWT, "jwt", false},
 	}

@@ -8,6 +8,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
@@ -95,6 +96,10 @@ var _ = Describe("EmbedTokenTemplate admission", func() {
 				Resources: []v1alpha1.SupersetResource{{ID: "d"}}}
 			t.Spec.Parameters[0].Path = "superset.resources.id"
 		}, v1alpha1.TemplatePathRuleMessage),
+		Entry("an index with a leading zero, which would name an item twice", func(t *v1alpha1.EmbedTokenTemplate) {
+			t.Spec.Qrvey.Permissions = &apiextensionsv1.JSON{Raw: []byte(`[{"a":"b"}]`)}
+			t.Spec.Parameters[0].Path = "qrvey.permissions[00].a"
+		}, "should match"),
 		Entry("two parameters of one name", func(t *v1alpha1.EmbedTokenTemplate) {
 			t.Spec.Parameters = append(t.Spec.Parameters, v1alpha1.TemplateParameter{Name: "user", Path: "qrvey.clientID"})
 		}, "Duplicate value"),
