@@ -167,6 +167,23 @@ var _ = Describe("EmbedTokenTemplate status", func() {
 		Eventually(templateCondition(ctx, ett, v1alpha1.ConditionReady)).Should(haveReason(metav1.ConditionTrue, v1alpha1.ReasonValid))
 	})
 
+	It("stalls while the provider's requestValidations do not compile, and is not denied by them for its placeholders", func() {
+		f := newFixture(ctx)
+		f.createCredentials(ctx)
+		spec := f.providerSpec()
+		spec.RequestValidations = []v1alpha1.RequestValidation{{Expression: "object.spec.qrvey.userID"}}
+		f.createNamedProvider(ctx, "qrvey", spec)
+		ett := qrveyTemplate(f.ns, "rules")
+		Expect(k8sClient.Create(ctx, ett)).To(Succeed())
+		Eventually(templateCondition(ctx, ett, v1alpha1.ConditionReady)).Should(haveReason(metav1.ConditionFalse, v1alpha1.ReasonProviderInvalid))
+
+		By("fixing the rule into one the placeholder fails: each filled call is checked, not the template")
+		patchObject(ctx, &v1alpha1.EmbedProvider{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "qrvey"}}, func(p *v1alpha1.EmbedProvider) {
+			p.Spec.RequestValidations[0].Expression = "object.spec.qrvey.userID.startsWith(object.metadata.namespace + '/')"
+		})
+		Eventually(templateCondition(ctx, ett, v1alpha1.ConditionReady)).Should(haveReason(metav1.ConditionTrue, v1alpha1.ReasonValid))
+	})
+
 	It("stalls when a ClusterEmbedProvider's namespaceSelector does not admit the namespace", func() {
 		f := newFixture(ctx)
 		f.createCredentials(ctx)
