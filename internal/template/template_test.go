@@ -1,12 +1,14 @@
 package template
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -382,32 +384,73 @@ func TestEveryBoundNamesAField(t *testing.T) {
 	}
 }
 
-// TestSamplesCompile compiles every EmbedTokenTemplate under config/samples
-// and fills it with a value its validation admits.
-func TestSamplesCompile(t *testing.T) {
-	files, _ := filepath.Glob(filepath.Join("..", "..", "config", "samples", "*embedtokentemplate*.yaml"))
-	if len(files) == 0 {
-		t.Fatal("no EmbedTokenTemplate sample")
-	}
-	for _, path := range files {
+// yamlBlock is a fenced YAML block of a Markdown page.
+var yamlBlock = regexp.MustCompile("(?s)```yaml\n(.*?)```")
+
+// documentedTemplates are the EmbedTokenTemplates of config/samples and of
+// the YAML blocks of the README and docs pages, by file.
+func documentedTemplates(t *testing.T) map[string][]v1alpha1.EmbedTokenTemplate {
+	t.Helper()
+	root := filepath.Join("..", "..")
+	samples, _ := filepath.Glob(filepath.Join(root, "config", "samples", "*.yaml"))
+	pages, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	vendorPages, _ := filepath.Glob(filepath.Join(root, "docs", "vendors", "*.md"))
+	out := map[string][]v1alpha1.EmbedTokenTemplate{}
+	for _, path := range append(append(append(samples, pages...), vendorPages...), filepath.Join(root, "README.md")) {
 		raw, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var ett v1alpha1.EmbedTokenTemplate
-		if err := yaml.UnmarshalStrict(raw, &ett); err != nil {
-			t.Fatalf("%s: %v", path, err)
+		blocks := [][]byte{raw}
+		if filepath.Ext(path) == ".md" {
+			blocks = nil
+			for _, m := range yamlBlock.FindAllSubmatch(raw, -1) {
+				blocks = append(blocks, m[1])
+			}
 		}
-		c, err := Compile(&ett.Spec)
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
+		for _, block := range blocks {
+			for _, doc := range bytes.Split(block, []byte("\n---")) {
+				var meta struct{ Kind string }
+				if yaml.Unmarshal(doc, &meta) != nil || meta.Kind != "EmbedTokenTemplate" {
+					continue
+				}
+				var ett v1alpha1.EmbedTokenTemplate
+				if err := yaml.UnmarshalStrict(doc, &ett); err != nil {
+					t.Fatalf("%s: %v", path, err)
+				}
+				out[path] = append(out[path], ett)
+			}
 		}
-		params := map[string]string{}
-		for _, name := range c.Parameters() {
-			params[name] = "alice"
+	}
+	return out
+}
+
+// TestDocumentedTemplatesCompile compiles every documented template, and
+// fills the samples with a value their validations admit.
+func TestDocumentedTemplatesCompile(t *testing.T) {
+	docs := documentedTemplates(t)
+	samples := 0
+	for path, templates := range docs {
+		for _, ett := range templates {
+			c, err := Compile(&ett.Spec)
+			if err != nil {
+				t.Errorf("%s: %s: %v", path, ett.Name, err)
+				continue
+			}
+			if !strings.Contains(path, "samples") {
+				continue
+			}
+			samples++
+			params := map[string]string{}
+			for _, name := range c.Parameters() {
+				params[name] = "alice"
+			}
+			if _, err := c.Fill(params, Caller{Namespace: "shop"}, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}); err != nil {
+				t.Errorf("%s: %v", path, err)
+			}
 		}
-		if _, err := c.Fill(params, Caller{Namespace: "shop"}, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}); err != nil {
-			t.Errorf("%s: %v", path, err)
-		}
+	}
+	if samples == 0 {
+		t.Error("no EmbedTokenTemplate sample under config/samples")
 	}
 }
