@@ -77,6 +77,9 @@ func (c *Compiled) Fill(params map[string]string, caller Caller, ns *corev1.Name
 // check refuses unknown and missing parameters and values out of bounds,
 // before any validation runs.
 func (c *Compiled) check(params map[string]string) error {
+	if len(params) > MaxParameters {
+		return invalid("", "%d parameters sent, more than the %d a template may declare", len(params), MaxParameters)
+	}
 	var unknown []string
 	for name := range params {
 		if c.byName[name] == nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -235,6 +236,7 @@ func TestFillRefusals(t *testing.T) {
 	}{
 		{"a parameter the template does not declare is refused", map[string]string{"pa": "a@acme.com", "pb": datasetID, "zz": "x"}, web, ns,
 			"zz", `parameter "zz" is not declared by the template (it declares pa, pb)`},
+		{"more parameters than a template may declare are refused", manyParams(), web, ns, "", "more than the 32"},
 		{"a missing parameter is refused", map[string]string{"pa": "a@acme.com"}, web, ns, "pb", `parameter "pb" is missing`},
 		{"an empty value is refused", map[string]string{"pa": "", "pb": datasetID}, web, ns, "pa", "is empty"},
 		{"a value over the parameter's maxLength is refused", map[string]string{"pa": strings.Repeat("a", 21), "pb": datasetID}, web, ns,
@@ -453,4 +455,13 @@ func TestDocumentedTemplatesCompile(t *testing.T) {
 	if samples == 0 {
 		t.Error("no EmbedTokenTemplate sample under config/samples")
 	}
+}
+
+// manyParams is a call with one parameter more than any template declares.
+func manyParams() map[string]string {
+	params := map[string]string{}
+	for i := range MaxParameters + 1 {
+		params[fmt.Sprintf("p%d", i)] = "x"
+	}
+	return params
 }
