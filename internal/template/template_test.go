@@ -1,7 +1,6 @@
 package template
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -20,6 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/test/harness/docyaml"
 )
 
 const datasetID = "cfafbeb1-8037-4d0c-896e-a46fb27ff229"
@@ -386,42 +385,28 @@ func TestEveryBoundNamesAField(t *testing.T) {
 	}
 }
 
-// yamlBlock is a fenced YAML block of a Markdown page.
-var yamlBlock = regexp.MustCompile("(?s)```yaml\n(.*?)```")
-
 // documentedTemplates are the EmbedTokenTemplates of config/samples and of
 // the YAML blocks of the README and docs pages, by file.
 func documentedTemplates(t *testing.T) map[string][]v1alpha1.EmbedTokenTemplate {
 	t.Helper()
 	root := filepath.Join("..", "..")
-	samples, _ := filepath.Glob(filepath.Join(root, "config", "samples", "*.yaml"))
-	pages, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
-	vendorPages, _ := filepath.Glob(filepath.Join(root, "docs", "vendors", "*.md"))
+	docs, err := docyaml.Documents(docyaml.Glob(filepath.Join(root, "config", "samples", "*.yaml"), filepath.Join(root, "docs", "*.md"),
+		filepath.Join(root, "docs", "vendors", "*.md"), filepath.Join(root, "README.md"))...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	out := map[string][]v1alpha1.EmbedTokenTemplate{}
-	for _, path := range append(append(append(samples, pages...), vendorPages...), filepath.Join(root, "README.md")) {
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		blocks := [][]byte{raw}
-		if filepath.Ext(path) == ".md" {
-			blocks = nil
-			for _, m := range yamlBlock.FindAllSubmatch(raw, -1) {
-				blocks = append(blocks, m[1])
+	for path, objects := range docs {
+		for _, doc := range objects {
+			var meta struct{ Kind string }
+			if yaml.Unmarshal(doc, &meta) != nil || meta.Kind != "EmbedTokenTemplate" {
+				continue
 			}
-		}
-		for _, block := range blocks {
-			for _, doc := range bytes.Split(block, []byte("\n---")) {
-				var meta struct{ Kind string }
-				if yaml.Unmarshal(doc, &meta) != nil || meta.Kind != "EmbedTokenTemplate" {
-					continue
-				}
-				var ett v1alpha1.EmbedTokenTemplate
-				if err := yaml.UnmarshalStrict(doc, &ett); err != nil {
-					t.Fatalf("%s: %v", path, err)
-				}
-				out[path] = append(out[path], ett)
+			var ett v1alpha1.EmbedTokenTemplate
+			if err := yaml.UnmarshalStrict(doc, &ett); err != nil {
+				t.Fatalf("%s: %v", path, err)
 			}
+			out[path] = append(out[path], ett)
 		}
 	}
 	return out
