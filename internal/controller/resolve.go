@@ -103,35 +103,46 @@ func (p *resolvedProvider) policyKey() requestpolicy.Key {
 // it reads the Namespace (uncached) only when the namespaceSelector or a
 // rule needs it.
 func (r *EmbedTokenRequestReconciler) checkProvider(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, p *resolvedProvider) error {
+	policy, ns, err := r.admitProvider(ctx, etr.Namespace, etr.Spec.Vendor(), "request", p)
+	if err != nil {
+		return err
+	}
+	return r.checkRequestPolicy(ctx, etr, p, policy, ns)
+}
+
+// admitProvider checks that an object of namespace whose vendor block is
+// vendor (what, for messages: "request", "template") may use the provider:
+// the namespace is admitted, the vendors match, this build implements the
+// vendor, and the provider's requestValidations compile. It sets p.impl
+// and returns the compiled rules and the Namespace, when it was read.
+func (r *EmbedTokenRequestReconciler) admitProvider(ctx context.Context, namespace, vendor, what string,
+	p *resolvedProvider) (*requestpolicy.Policy, *corev1.Namespace, error) {
 	policy, policyErr := r.Policies.Get(p.policyKey(), p.uid, p.generation, p.spec.RequestValidations)
 	var ns *corev1.Namespace
 	if p.hasNamespaceSelector() || policy.UsesNamespace() && len(r.WatchNamespaces) == 0 {
 		var err error
-		if ns, err = r.readNamespace(ctx, etr.Namespace); err != nil {
-			return err
+		if ns, err = r.readNamespace(ctx, namespace); err != nil {
+			return nil, nil, err
 		}
 	}
 	if p.hasNamespaceSelector() {
 		if err := checkNamespaceAllowed(p, ns); err != nil {
-			return err
+			return nil, nil, err
 		}
 	}
-	if want := etr.Spec.Vendor(); want != p.vendor {
-		return provider.Permanent(v1alpha1.ReasonVendorMismatch,
-			"the request sets spec.%s but provider %s is a %s provider", want, p.name, p.vendor)
+	if vendor != p.vendor {
+		return nil, nil, provider.Permanent(v1alpha1.ReasonVendorMismatch,
+			"the %s sets spec.%s but provider %s is a %s provider", what, vendor, p.name, p.vendor)
 	}
 	impl, ok := r.Providers[p.vendor]
 	if !ok {
-		return provider.Permanent(v1alpha1.ReasonVendorNotSupported, "this operator build has no %s provider", p.vendor)
+		return nil, nil, provider.Permanent(v1alpha1.ReasonVendorNotSupported, "this operator build has no %s provider", p.vendor)
 	}
 	if policyErr != nil {
-		return provider.Permanent(v1alpha1.ReasonProviderInvalid, "%s %s has invalid requestValidations: %v", p.kind, p.name, policyErr)
-	}
-	if err := r.checkRequestPolicy(ctx, etr, p, policy, ns); err != nil {
-		return err
+		return nil, nil, provider.Permanent(v1alpha1.ReasonProviderInvalid, "%s %s has invalid requestValidations: %v", p.kind, p.name, policyErr)
 	}
 	p.impl = impl
-	return nil
+	return policy, ns, nil
 }
 
 // checkRequestPolicy evaluates the provider's requestValidations. A denial

@@ -20,6 +20,7 @@ import (
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 	"github.com/embedtokens/embed-token-operator/internal/provider/egress"
 	"github.com/embedtokens/embed-token-operator/internal/requestpolicy"
+	"github.com/embedtokens/embed-token-operator/internal/template"
 )
 
 // CacheOptions limits the manager's Secret cache to Secrets this operator
@@ -117,6 +118,10 @@ type Options struct {
 	// and burst) one namespace may spend issuing tokens;
 	// DefaultNamespaceWriteShare when zero.
 	NamespaceWriteShare float64
+	// Templates holds compiled EmbedTokenTemplates, for the template
+	// reconciler and the token endpoint to share; a new one of
+	// template.DefaultCacheSize when nil.
+	Templates *template.Cache
 }
 
 // Setup registers every controller of the operator with mgr, so the binary
@@ -161,6 +166,14 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 			cmp.Or(opts.NamespaceWriteShare, DefaultNamespaceWriteShare)),
 	}
 	if err := requests.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if opts.Templates == nil {
+		opts.Templates = template.NewCache(0)
+	}
+	templates := &EmbedTokenTemplateReconciler{Client: mgr.GetClient(), Providers: requestProviderChecker{requests},
+		Templates: opts.Templates, WatchNamespaces: opts.WatchNamespaces}
+	if err := templates.SetupWithManager(mgr); err != nil {
 		return err
 	}
 	return SetupProviderReconcilers(mgr, opts.Providers, cmp.Or(opts.CredentialCheckInterval, DefaultCredentialCheckInterval),
