@@ -18,7 +18,9 @@ import (
 // client verifies it against the matching pool.
 type staticCerts struct{ cert *tls.Certificate }
 
-func (s staticCerts) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.cert, nil }
+func (s staticCerts) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return s.cert, nil
+}
 
 // testCertificate returns httptest's serving certificate and a pool holding
 // its issuer.
