@@ -146,3 +146,21 @@ func FuzzLookerRedemption(f *testing.F) {
 		}
 	})
 }
+
+// FuzzJWTRedemption sends arbitrary JWTs to the Sigma and Tableau
+// redeemers: they never panic and never open a session for a token not
+// signed with their secret.
+func FuzzJWTRedemption(f *testing.F) {
+	f.Add("eyJhbGciOiJIUzI1NiJ9.e30.sig")
+	f.Add("a.b.c.d")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, token string) {
+		s := vendorsim.New(vendorsim.Options{Clock: clocktesting.NewFakeClock(simEpoch)})
+		q := url.QueryEscape(token)
+		for _, target := range []string{vendorsim.SigmaEmbedPath + "w?:jwt=" + q, vendorsim.TableauSessionPath + "?token=" + q} {
+			if got := get(t, s.Handler(), target); got == http.StatusOK {
+				t.Fatalf("%s: an unsigned token opened a session", target)
+			}
+		}
+	})
+}
