@@ -186,6 +186,9 @@ func (i *Issuer) wait(ctx context.Context, p *Provider, c Call) (func(), error) 
 				return nil, &Throttled{RetryAfter: after, Reason: reason}
 			}
 		}
+		if i.onWait != nil {
+			i.onWait(a.Wait)
+		}
 		if err := sleep(ctx, after, woken); err != nil {
 			return nil, &Throttled{RetryAfter: after, Reason: reason}
 		}

@@ -81,6 +81,9 @@ type Issuer struct {
 	// waiters numbers the endpoint's blocking calls, which wait in the
 	// same queues as the reconciler's requests.
 	waiters atomic.Uint64
+	// onWait, when set (by tests), is told each time a blocking call goes
+	// to wait, and why.
+	onWait func(WaitReason)
 }
 
 // New returns an Issuer configured by opts.
