@@ -40,13 +40,13 @@ type ProviderReconciler struct {
 	// with the request reconciler; nil compiles them on every use.
 	Policies *requestpolicy.Cache
 	// Memory, when set, is told when a provider is gone and each time one
-	// is reconciled, so what the request reconciler keeps for it goes.
+	// is reconciled, so what the issuance path keeps for it goes.
 	Memory ProviderMemory
 }
 
-// ProviderMemory is what the request reconciler keeps in memory for each
-// provider it has used: an HTTP client, a rate limiter, a parsed CA bundle,
-// credentials. The provider reconciler drives its release: it sees a
+// ProviderMemory is what the issuance path (issuance.Issuer) keeps in
+// memory for each provider it has used: an HTTP client, a rate limiter, a
+// parsed CA bundle, credentials. The provider reconciler drives its release: it sees a
 // provider go, and sees every provider at least once per RecheckInterval,
 // whether or not any request still uses it.
 type ProviderMemory interface {
