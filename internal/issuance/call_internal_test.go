@@ -23,7 +23,9 @@ func (v *countingVendor) Issue(_ context.Context, req provider.Request) (provide
 	return provider.Token{Value: "tok", IssuedAt: req.Now, ExpiresAt: req.Now.Add(time.Hour)}, nil
 }
 
-func (v *countingVendor) SecretRefs(*v1alpha1.EmbedProviderSpec) []v1alpha1.SecretKeySelector { return nil }
+func (v *countingVendor) SecretRefs(*v1alpha1.EmbedProviderSpec) []v1alpha1.SecretKeySelector {
+	return nil
+}
 
 // testIssuer is an Issuer with workers reconcile workers, serving one
 // checked provider (shared for a ClusterEmbedProvider) through vendor.
