@@ -43,7 +43,8 @@ help: ## Display this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: ## Generate ClusterRole (config/rbac/role.yaml) and CustomResourceDefinitions (config/crd/bases).
+manifests: ## Generate ClusterRole (config/rbac/role.yaml) and CustomResourceDefinitions (config/crd/bases), after go generate (template path rule, field bounds).
+	go generate ./api/... ./internal/template/...
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
 
 .PHONY: generate

@@ -39,7 +39,8 @@ const (
 // for each.
 const (
 	// ReasonValid: a provider's configuration is valid and its credentials
-	// resolve.
+	// resolve; or a template's provider admits it and every parameter
+	// compiles, so the token endpoint can serve it.
 	ReasonValid = "Valid"
 	// ReasonTokenIssued: the first token for the current spec was issued.
 	ReasonTokenIssued = "TokenIssued"
@@ -116,6 +117,13 @@ const (
 	// --allow-vendor-cidrs allows it. Nothing was sent; a person must change
 	// the provider or the flag.
 	ReasonVendorAddressNotAllowed = "VendorAddressNotAllowed"
+	// ReasonInvalidParameters: an EmbedTokenTemplate's parameters cannot be
+	// used (a path that names no string field of the vendor block, an index
+	// the template does not hold, a validation that does not compile), or a
+	// token endpoint call's parameters are refused (unknown, missing,
+	// oversized, not UTF-8, or failing their validation). The message says
+	// which parameter and why, never its value.
+	ReasonInvalidParameters = "InvalidParameters"
 	// ReasonRequestDenied: the request fails one of its provider's
 	// spec.requestValidations rules; the message is the rule's. No vendor
 	// call is made until the request or the rule changes.

@@ -18,6 +18,10 @@ package v1alpha1
 
 import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+// The admission rule on parameters' paths is derived from the vendor
+// blocks' Go types (templatepaths.go).
+//go:generate go run ../../hack/templatepaths
+
 // Values of an EmbedTokenTemplate's spec.cache.
 const (
 	// TemplateCacheShared lets identical calls (same template generation,
@@ -47,6 +51,7 @@ const TokenSubresource = "embedtokentemplates/token"
 // replaces the value at its path with what the caller sends, so a field a
 // parameter always fills may hold a placeholder.
 // +kubebuilder:validation:XValidation:rule="!has(self.parameters) || self.parameters.all(p, self.parameters.exists_one(q, q.path == p.path))",message="each path may be filled by one parameter only"
+// +kubebuilder:validation:XValidation:rule="!has(self.parameters) || self.parameters.all(p, (has(self.qrvey) && p.path.matches('^qrvey[.](userID|appID|clientID|permissions([.][A-Za-z_][A-Za-z0-9_-]*|[[]([0-9]|[1-9][0-9])])*|extra([.][A-Za-z_][A-Za-z0-9_-]*|[[]([0-9]|[1-9][0-9])])*)$')) || (has(self.qlikCloud) && p.path.matches('^qlikCloud[.]userLookup[.](field|value)$')) || (has(self.boldBI) && p.path.matches('^boldBI[.](email|dashboardID|datasourceFilters[[]([0-9]|[1-9][0-9])][.](name|value([.][A-Za-z_][A-Za-z0-9_-]*|[[]([0-9]|[1-9][0-9])])*|operator)|dashboardParameters[[]([0-9]|[1-9][0-9])][.](name|value([.][A-Za-z_][A-Za-z0-9_-]*|[[]([0-9]|[1-9][0-9])])*|operator)|customAttributes[[]([0-9]|[1-9][0-9])][.](name|value([.][A-Za-z_][A-Za-z0-9_-]*|[[]([0-9]|[1-9][0-9])])*|operator))$')) || (has(self.jwt) && p.path.matches('^jwt[.](subject|claims([.][A-Za-z_][A-Za-z0-9_-]*|[[]([0-9]|[1-9][0-9])])*)$')) || (has(self.oauth2) && p.path.matches('^oauth2[.](scopes[[]([0-9]|[1-9][0-9])]|audience|extraParameters([.][A-Za-z_][A-Za-z0-9_-]*|[[]([0-9]|[1-9][0-9])])*)$')) || (has(self.http) && p.path.matches('^http[.]variables[.][A-Za-z_][A-Za-z0-9_-]*$')) || (has(self.powerBI) && p.path.matches('^powerBI[.](reports[[]([0-9]|[1-9][0-9])][.]id|datasets[[]([0-9]|[1-9][0-9])][.](id|xmlaPermissions)|targetWorkspaces[[]([0-9]|[1-9][0-9])][.]id|identities[[]([0-9]|[1-9][0-9])][.](username|roles[[]([0-9]|[1-9][0-9])]|datasets[[]([0-9]|[1-9][0-9])]|customData))$')) || (has(self.superset) && p.path.matches('^superset[.](user[.](username|firstName|lastName)|resources[[]([0-9]|[1-9][0-9])][.](type|id)|rls[[]([0-9]|[1-9][0-9])][.]clause)$')))",message="each parameter's path must name a string field, a string list item, or a key of a free-form object of the template's vendor block, e.g. jwt.subject, powerBI.identities[0].username, jwt.claims.tenant"
 type EmbedTokenTemplateSpec struct {
 	// ProviderRef names the provider that issues the tokens.
 	ProviderRef ProviderRef `json:"providerRef"`
@@ -103,7 +108,7 @@ type TemplateParameter struct {
 	// path indexes must exist in the template.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=256
-	// +kubebuilder:validation:Pattern=`^[A-Za-z][A-Za-z0-9]*(\[[0-9]{1,2}\])?(\.[A-Za-z_][A-Za-z0-9_-]*(\[[0-9]{1,2}\])?)+$`
+	// +kubebuilder:validation:Pattern=`^[A-Za-z][A-Za-z0-9]*(\.[A-Za-z_][A-Za-z0-9_-]*(\[([0-9]|[1-9][0-9])\])?)+$`
 	Path string `json:"path"`
 
 	// MaxLength bounds the value a caller may send, in bytes.

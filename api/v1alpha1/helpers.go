@@ -40,11 +40,15 @@ func (r *EmbedTokenRequest) RequestedLifetime() time.Duration {
 }
 
 // ProviderKind is spec.providerRef.kind, or EmbedProvider.
-func (r *EmbedTokenRequest) ProviderKind() string {
-	if r.Spec.ProviderRef.Kind == "" {
+func (r *EmbedTokenRequest) ProviderKind() string { return r.Spec.ProviderRef.KindOrDefault() }
+
+// KindOrDefault is the reference's kind, or EmbedProvider (the API server
+// defaults it; this covers objects built in code).
+func (r ProviderRef) KindOrDefault() string {
+	if r.Kind == "" {
 		return "EmbedProvider"
 	}
-	return r.Spec.ProviderRef.Kind
+	return r.Kind
 }
 
 // DefaultMaxLifetime caps request lifetimes when a provider object built in

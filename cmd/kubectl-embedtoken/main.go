@@ -1,5 +1,6 @@
-// Command kubectl-embedtoken is a kubectl plugin for EmbedTokenRequests. Put
-// it on PATH and run `kubectl embedtoken status|refresh|inspect`.
+// Command kubectl-embedtoken is a kubectl plugin for EmbedTokenRequests and
+// EmbedTokenTemplates. Put it on PATH and run
+// `kubectl embedtoken status|refresh|inspect|token`.
 package main
 
 import (

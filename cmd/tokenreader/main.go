@@ -6,12 +6,21 @@
 // validate URL, whether the vendor still accepts it:
 //
 //	time=2026-11-21T14:00:02.001Z digest=3f2a9c0b1d4e remaining=85s verdict=valid
+//
+// With -endpoint it is instead a backend that asks the operator's token
+// endpoint for a per-user token (pkg/tokenclient, with the pod's projected
+// token and the published CA) at each reading, and also prints whether the
+// endpoint answered from its cache, or the endpoint's refusal:
+//
+//	time=... digest=3f2a9c0b1d4e remaining=3599s cached=false verdict=valid
+//	time=... error="..." status=403 reason=Forbidden
 package main
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -25,6 +34,7 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
+	"github.com/embedtokens/embed-token-operator/pkg/tokenclient"
 )
 
 // reading is what one look at the token found; it never holds the token.
@@ -33,7 +43,10 @@ type reading struct {
 	remaining time.Duration
 	hasExpiry bool
 	verdict   string
-	err       error
+	// cached is set for a token from the endpoint: whether it answered
+	// from its cache.
+	cached *bool
+	err    error
 }
 
 // String renders the reading as one logfmt line, the format the e2e suite parses.
@@ -42,11 +55,17 @@ func (r reading) String() string {
 	fmt.Fprintf(&b, "time=%s", time.Now().UTC().Format(time.RFC3339Nano))
 	if r.err != nil {
 		fmt.Fprintf(&b, " error=%q", r.err.Error())
+		if refusal, ok := errors.AsType[*tokenclient.Error](r.err); ok {
+			fmt.Fprintf(&b, " status=%d reason=%s", refusal.StatusCode, refusal.Reason)
+		}
 		return b.String()
 	}
 	fmt.Fprintf(&b, " digest=%s", r.digest)
 	if r.hasExpiry {
 		fmt.Fprintf(&b, " remaining=%s", r.remaining.Round(time.Second))
+	}
+	if r.cached != nil {
+		fmt.Fprintf(&b, " cached=%t", *r.cached)
 	}
 	if r.verdict != "" {
 		fmt.Fprintf(&b, " verdict=%s", r.verdict)
@@ -60,6 +79,11 @@ type reader struct {
 	envVar      string
 	validateURL string
 	client      *http.Client
+	// endpoint is set in endpoint mode, with the template and parameters
+	// to ask for.
+	endpoint        *tokenclient.Client
+	namespace, tmpl string
+	params          map[string]string
 }
 
 func main() {
@@ -68,10 +92,28 @@ func main() {
 	flag.StringVar(&r.envVar, "env", "", "environment variable that holds the token (instead of -dir)")
 	flag.StringVar(&r.validateURL, "validate-url", "", "vendor simulator's /_sim/validate URL; empty: do not validate")
 	interval := flag.Duration("interval", 2*time.Second, "time between readings")
+	var ep endpointFlags
+	flag.StringVar(&ep.url, "endpoint", "", "the operator's token endpoint URL (instead of -dir and -env)")
+	flag.StringVar(&ep.template, "template", "", "with -endpoint: the template, NAMESPACE/NAME")
+	flag.Var(&ep.params, "param", "with -endpoint: a template parameter, NAME=VALUE (repeatable)")
+	flag.StringVar(&ep.tokenFile, "token-file", tokenclient.DefaultTokenFile, "with -endpoint: the projected ServiceAccount token")
+	flag.StringVar(&ep.caFile, "ca-file", tokenclient.DefaultCAFile, "with -endpoint: the endpoint's CA bundle")
 	flag.Parse()
-	if (r.dir == "") == (r.envVar == "") {
-		fmt.Fprintln(os.Stderr, "tokenreader: exactly one of -dir and -env is required")
+	sources := 0
+	for _, set := range []bool{r.dir != "", r.envVar != "", ep.url != ""} {
+		if set {
+			sources++
+		}
+	}
+	if sources != 1 {
+		fmt.Fprintln(os.Stderr, "tokenreader: exactly one of -dir, -env and -endpoint is required")
 		os.Exit(2)
+	}
+	if ep.url != "" {
+		if err := r.useEndpoint(ep); err != nil {
+			fmt.Fprintln(os.Stderr, "tokenreader:", err)
+			os.Exit(2)
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -88,10 +130,18 @@ func main() {
 }
 
 func (r reader) read(ctx context.Context) reading {
+	if r.endpoint != nil {
+		return r.readEndpoint(ctx)
+	}
 	token, expiresAt, err := r.load()
 	if err != nil {
 		return reading{err: err}
 	}
+	return r.reading(ctx, token, expiresAt)
+}
+
+// reading describes token, which expires at expiresAt (zero: unknown).
+func (r reader) reading(ctx context.Context, token string, expiresAt time.Time) reading {
 	rd := reading{digest: provider.Digest(token)}
 	if !expiresAt.IsZero() {
 		rd.hasExpiry, rd.remaining = true, time.Until(expiresAt)

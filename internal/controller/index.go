@@ -2,7 +2,10 @@ package controller
 
 import (
 	"context"
+	"fmt"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -11,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/issuance"
 )
 
 // providerRefIndex indexes requests by "Kind/Name" of their provider so a
@@ -28,23 +32,28 @@ func indexProviderRef(ctx context.Context, mgr ctrl.Manager) error {
 
 // requestsForProvider maps a provider to the requests that reference it.
 func (r *EmbedTokenRequestReconciler) requestsForProvider(ctx context.Context, obj client.Object) []reconcile.Request {
-	kind := "EmbedProvider"
+	return referencing(ctx, r.Client, obj, &v1alpha1.EmbedTokenRequestList{})
+}
+
+// referencing lists the objects of list's kind (requests, templates) that
+// reference the provider obj, by their providerRefIndex, as reconcile
+// requests.
+func referencing(ctx context.Context, c client.Reader, obj client.Object, list client.ObjectList) []reconcile.Request {
 	var opts []client.ListOption
-	if _, ok := obj.(*v1alpha1.ClusterEmbedProvider); ok {
-		kind = "ClusterEmbedProvider"
-	} else {
+	if _, ok := obj.(*v1alpha1.EmbedProvider); ok {
 		opts = append(opts, client.InNamespace(obj.GetNamespace()))
 	}
-	var list v1alpha1.EmbedTokenRequestList
-	opts = append(opts, client.MatchingFields{providerRefIndex: providerRefKey(kind, obj.GetName())})
-	if err := r.List(ctx, &list, opts...); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "Listing EmbedTokenRequests for provider", "provider", obj.GetName())
+	opts = append(opts, client.MatchingFields{providerRefIndex: providerRefKey(issuance.Key(obj).Kind, obj.GetName())})
+	if err := c.List(ctx, list, opts...); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Listing objects for provider", "kind", fmt.Sprintf("%T", list), "provider", obj.GetName())
 		return nil
 	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for _, etr := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: etr.Namespace, Name: etr.Name}})
-	}
+	var reqs []reconcile.Request
+	_ = meta.EachListItem(list, func(item runtime.Object) error {
+		o := item.(client.Object)
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}})
+		return nil
+	})
 	return reqs
 }
 

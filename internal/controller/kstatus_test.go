@@ -11,22 +11,25 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/vendorsim"
 )
 
-// kstatusOf computes the kstatus of the request as the API server holds it,
-// exactly as Argo CD's and Flux's generic health checks and `kubectl wait`
-// tooling built on cli-utils do.
-func kstatusOf(ctx context.Context, etr *v1alpha1.EmbedTokenRequest) func(g Gomega) status.Status {
+// kstatusOf computes the kstatus of obj (a request, a template) as the API
+// server holds it, exactly as Argo CD's and Flux's generic health checks and
+// `kubectl wait` tooling built on cli-utils do.
+func kstatusOf(ctx context.Context, obj client.Object) func(g Gomega) status.Status {
 	return func(g Gomega) status.Status {
-		cur := &v1alpha1.EmbedTokenRequest{}
-		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(etr), cur)).To(Succeed())
-		obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(cur)
+		cur := obj.DeepCopyObject().(client.Object)
+		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(obj), cur)).To(Succeed())
+		gvk, err := apiutil.GVKForObject(cur, scheme)
 		g.Expect(err).NotTo(HaveOccurred())
-		u := &unstructured.Unstructured{Object: obj}
-		u.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("EmbedTokenRequest"))
+		raw, err := runtime.DefaultUnstructuredConverter.ToUnstructured(cur)
+		g.Expect(err).NotTo(HaveOccurred())
+		u := &unstructured.Unstructured{Object: raw}
+		u.SetGroupVersionKind(gvk)
 		res, err := status.Compute(u)
 		g.Expect(err).NotTo(HaveOccurred())
 		return res.Status

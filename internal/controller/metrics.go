@@ -1,13 +1,12 @@
 package controller
 
 import (
-	"errors"
-	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/embedtokens/embed-token-operator/internal/metricsreg"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 )
 
@@ -51,37 +50,16 @@ func NewMetrics(reg prometheus.Registerer, requests client.Reader) (*Metrics, er
 		}),
 	}
 	var err error
-	register(reg, &m.issues, &err)
-	register(reg, &m.duration, &err)
-	register(reg, &m.requests, &err)
-	register(reg, &m.memory, &err)
-	register(reg, &m.EventsDropped, &err)
+	metricsreg.Register(reg, &m.issues, &err)
+	metricsreg.Register(reg, &m.duration, &err)
+	metricsreg.Register(reg, &m.requests, &err)
+	metricsreg.Register(reg, &m.memory, &err)
+	metricsreg.Register(reg, &m.EventsDropped, &err)
 	if err != nil {
 		return nil, err
 	}
 	m.requests.reader.Store(&requests)
 	return m, nil
-}
-
-// register registers *c with reg, or swaps in the equal collector that is
-// already registered. It records the first failure in *errp.
-func register[T prometheus.Collector](reg prometheus.Registerer, c *T, errp *error) {
-	if *errp != nil {
-		return
-	}
-	err := reg.Register(*c)
-	var already prometheus.AlreadyRegisteredError
-	switch {
-	case errors.As(err, &already):
-		existing, ok := already.ExistingCollector.(T)
-		if !ok {
-			*errp = fmt.Errorf("metric registered with another type: %w", err)
-			return
-		}
-		*c = existing
-	case err != nil:
-		*errp = err
-	}
 }
 
 // ObserveIssue records one vendor call: its latency and its result.

@@ -21,6 +21,7 @@ import (
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 	"github.com/embedtokens/embed-token-operator/internal/provider/egress"
 	"github.com/embedtokens/embed-token-operator/internal/requestpolicy"
+	"github.com/embedtokens/embed-token-operator/internal/template"
 )
 
 // CacheOptions limits the manager's Secret cache to Secrets this operator
@@ -122,6 +123,10 @@ type Options struct {
 	// shares with the token endpoint; it must have been built by NewIssuer
 	// for the same manager and options. Setup builds one when nil.
 	Issuer *issuance.Issuer
+	// Templates holds compiled EmbedTokenTemplates, for the template
+	// reconciler and the token endpoint to share; a new one of
+	// template.DefaultCacheSize when nil.
+	Templates *template.Cache
 }
 
 // NewIssuer builds the issuance path for mgr as opts configure it: the
@@ -194,6 +199,14 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 			cmp.Or(opts.NamespaceWriteShare, DefaultNamespaceWriteShare)),
 	}
 	if err := requests.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if opts.Templates == nil {
+		opts.Templates = template.NewCache(0)
+	}
+	templates := &EmbedTokenTemplateReconciler{Client: mgr.GetClient(), Providers: issuerChecker{issuer},
+		Templates: opts.Templates, WatchNamespaces: opts.WatchNamespaces}
+	if err := templates.SetupWithManager(mgr); err != nil {
 		return err
 	}
 	return SetupProviderReconcilers(mgr, opts.Providers, cmp.Or(opts.CredentialCheckInterval, DefaultCredentialCheckInterval),

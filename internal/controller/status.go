@@ -296,12 +296,19 @@ func problemReasons(ready string, failure *provider.Error, valid, suspended bool
 // setOptionalCondition sets an abnormal-true condition (kstatus style) when
 // reason is non-empty, and removes it otherwise.
 func setOptionalCondition(etr *v1alpha1.EmbedTokenRequest, condType, reason, message string) {
+	setAbnormalCondition(&etr.Status.Conditions, etr.Generation, condType, reason, message)
+}
+
+// setAbnormalCondition sets an abnormal-true condition (kstatus style) of
+// an object at generation when reason is non-empty, and removes it
+// otherwise.
+func setAbnormalCondition(conditions *[]metav1.Condition, generation int64, condType, reason, message string) {
 	if reason == "" {
-		meta.RemoveStatusCondition(&etr.Status.Conditions, condType)
+		meta.RemoveStatusCondition(conditions, condType)
 		return
 	}
-	meta.SetStatusCondition(&etr.Status.Conditions, metav1.Condition{
-		Type: condType, Status: metav1.ConditionTrue, Reason: reason, Message: message, ObservedGeneration: etr.Generation,
+	meta.SetStatusCondition(conditions, metav1.Condition{
+		Type: condType, Status: metav1.ConditionTrue, Reason: reason, Message: message, ObservedGeneration: generation,
 	})
 }
 

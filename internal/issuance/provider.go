@@ -183,35 +183,56 @@ func GrantedLifetime(requested, limit time.Duration) time.Duration {
 // NamespaceNotAllowed, VendorMismatch, VendorNotSupported, ProviderInvalid,
 // RequestDenied.
 func (i *Issuer) Check(ctx context.Context, p *Provider, obj *v1alpha1.EmbedTokenRequest) error {
+	policy, ns, err := i.admit(ctx, p, obj.Namespace, obj.Spec.Vendor(), "request")
+	if err != nil {
+		return err
+	}
+	return checkRequestPolicy(ctx, obj, p, policy, ns)
+}
+
+// CheckVendor is Check without the requestValidations, for an object that
+// is not yet a request: a template, whose vendor block holds placeholders
+// and whose filled calls Check judges. It checks that an object of
+// namespace whose vendor block is vendor (what names it in messages, e.g.
+// "template") may use p, and that p's requestValidations compile.
+func (i *Issuer) CheckVendor(ctx context.Context, p *Provider, namespace, vendor, what string) error {
+	_, _, err := i.admit(ctx, p, namespace, vendor, what)
+	return err
+}
+
+// admit checks that an object of namespace whose vendor block is vendor
+// (what, for messages: "request", "template") may use the provider: the
+// namespace is admitted, the vendors match, this build implements the
+// vendor, and the provider's requestValidations compile. It sets p's
+// implementation and returns the compiled rules and the Namespace, when it
+// was read.
+func (i *Issuer) admit(ctx context.Context, p *Provider, namespace, vendor, what string) (*requestpolicy.Policy, *corev1.Namespace, error) {
 	policy, policyErr := i.policies.Get(p.Key(), p.UID, p.Generation, p.Spec.RequestValidations)
 	var ns *corev1.Namespace
 	if p.hasNamespaceSelector() || policy.UsesNamespace() && len(i.watchNamespaces) == 0 {
 		var err error
-		if ns, err = i.readNamespace(ctx, obj.Namespace); err != nil {
-			return err
+		if ns, err = i.readNamespace(ctx, namespace); err != nil {
+			return nil, nil, err
 		}
 	}
 	if p.hasNamespaceSelector() {
 		if err := checkNamespaceAllowed(p, ns); err != nil {
-			return err
+			return nil, nil, err
 		}
 	}
-	if want := obj.Spec.Vendor(); want != p.vendor {
-		return provider.Permanent(v1alpha1.ReasonVendorMismatch,
-			"the request sets spec.%s but provider %s is a %s provider", want, p.Name, p.vendor)
+	if vendor != p.vendor {
+		return nil, nil, provider.Permanent(v1alpha1.ReasonVendorMismatch,
+			"the %s sets spec.%s but provider %s is a %s provider", what, vendor, p.Name, p.vendor)
 	}
 	impl, ok := i.providers[p.vendor]
 	if !ok {
-		return provider.Permanent(v1alpha1.ReasonVendorNotSupported, "this operator build has no %s provider", p.vendor)
+		return nil, nil, provider.Permanent(v1alpha1.ReasonVendorNotSupported, "this operator build has no %s provider", p.vendor)
 	}
 	if policyErr != nil {
-		return provider.Permanent(v1alpha1.ReasonProviderInvalid, "%s %s has invalid requestValidations: %v", p.Kind, p.Name, policyErr)
-	}
-	if err := checkRequestPolicy(ctx, obj, p, policy, ns); err != nil {
-		return err
+		return nil, nil, provider.Permanent(v1alpha1.ReasonProviderInvalid, "%s %s has invalid requestValidations: %v", p.Kind, p.Name, policyErr)
 	}
 	p.impl = impl
-	return nil
+	return policy, ns, nil
 }
 
 // checkRequestPolicy evaluates the provider's requestValidations. A denial

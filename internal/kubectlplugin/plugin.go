@@ -1,6 +1,7 @@
 // Package kubectlplugin implements kubectl-embedtoken, the kubectl plugin for
 // EmbedTokenRequests: a status table with time to expiry, a forced refresh,
-// and a look at a token's non-secret JWT header and claims.
+// a look at a token's non-secret JWT header and claims, and a token from an
+// EmbedTokenTemplate through the operator's token endpoint.
 package kubectlplugin
 
 import (
@@ -37,7 +38,7 @@ func NewCommand(streams Streams, clk clock.PassiveClock) *cobra.Command {
 	o := &options{streams: streams, clock: clk}
 	root := &cobra.Command{
 		Use:           "kubectl-embedtoken",
-		Short:         "Inspect and refresh EmbedTokenRequests (embedtokens.io)",
+		Short:         "Inspect and refresh EmbedTokenRequests, and get tokens from EmbedTokenTemplates (embedtokens.io)",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -49,7 +50,7 @@ func NewCommand(streams Streams, clk clock.PassiveClock) *cobra.Command {
 	// kubectl's own connection flags: --context, -n/--namespace, --server, --token, ...
 	clientcmd.BindOverrideFlags(overrides, root.PersistentFlags(), clientcmd.RecommendedConfigOverrideFlags(""))
 	o.kubeconfig = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides)
-	root.AddCommand(o.statusCommand(), o.refreshCommand(), o.inspectCommand())
+	root.AddCommand(o.statusCommand(), o.refreshCommand(), o.inspectCommand(), o.tokenCommand())
 	return root
 }
 

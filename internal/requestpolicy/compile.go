@@ -64,9 +64,18 @@ const checkFrequency = celconfig.CheckFrequency
 // baseEnv is built once: building a CEL environment validates every
 // declaration, which costs milliseconds.
 var baseEnv = sync.OnceValues(func() (*cel.Env, error) {
-	return cel.NewEnv(
-		cel.Variable(ObjectVar, cel.DynType),
-		cel.Variable(NamespaceVar, cel.DynType),
+	return NewEnv(cel.Variable(ObjectVar, cel.DynType), cel.Variable(NamespaceVar, cel.DynType))
+})
+
+// NewEnv builds a CEL environment with the libraries and options of
+// requestValidations (those of the API server's CRD rules) and the given
+// variable declarations, so every CEL rule the operator evaluates (a
+// provider's requestValidations, a template parameter's validation) speaks
+// the same language under the same bounds. Building one costs
+// milliseconds: callers build theirs once.
+func NewEnv(variables ...cel.EnvOption) (*cel.Env, error) {
+	opts := append([]cel.EnvOption{}, variables...)
+	opts = append(opts,
 		cel.HomogeneousAggregateLiterals(),
 		cel.EagerlyValidateDeclarations(true),
 		cel.DefaultUTCTimeZone(true),
@@ -90,14 +99,15 @@ var baseEnv = sync.OnceValues(func() (*cel.Env, error) {
 		library.CIDR(),
 		library.Format(),
 	)
-})
+	return cel.NewEnv(opts...)
+}
 
 // rule is one compiled requestValidations entry.
 type rule struct {
 	index      int
 	expression string
 	message    string
-	program    cel.Program
+	program    *Rule
 }
 
 // Policy is a provider's compiled requestValidations. It is immutable and
@@ -133,12 +143,12 @@ func compile(validations []v1alpha1.RequestValidation, staticLimit, perCall, bud
 	p := &Policy{perCall: perCall, budget: budget}
 	var errs []error
 	for i, v := range validations {
-		prog, usesNamespace, err := compileRule(env, v.Expression, staticLimit, perCall)
+		prog, err := compileRule(env, v.Expression, staticLimit, perCall)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("spec.requestValidations[%d].expression: %w", i, err))
 			continue
 		}
-		p.usesNamespace = p.usesNamespace || usesNamespace
+		p.usesNamespace = p.usesNamespace || prog.Reads(NamespaceVar)
 		p.rules = append(p.rules, rule{index: i, expression: v.Expression, message: v.Message, program: prog})
 	}
 	if len(errs) > 0 {
@@ -147,22 +157,38 @@ func compile(validations []v1alpha1.RequestValidation, staticLimit, perCall, bud
 	return p, nil
 }
 
-// compileRule compiles one expression and reports whether it reads
-// namespaceObject.
-func compileRule(env *cel.Env, expression string, staticLimit, perCall uint64) (cel.Program, bool, error) {
+// Rule is one compiled CEL expression returning bool, bounded as a
+// requestValidations rule is: its estimated worst-case cost stayed within
+// StaticCostLimit when compiled, and one evaluation may cost at most
+// PerCallCostLimit. It is immutable and safe for concurrent use.
+type Rule struct {
+	program cel.Program
+	// reads are the variables the expression refers to.
+	reads map[string]bool
+}
+
+// CompileRule compiles expression in env (built by NewEnv): it must parse,
+// type-check, return a bool and stay within StaticCostLimit, so other
+// packages bound their rules exactly as requestValidations are bounded.
+func CompileRule(env *cel.Env, expression string) (*Rule, error) {
+	return compileRule(env, expression, StaticCostLimit, PerCallCostLimit)
+}
+
+// compileRule is CompileRule with the limits as arguments; tests lower them.
+func compileRule(env *cel.Env, expression string, staticLimit, perCall uint64) (*Rule, error) {
 	ast, issues := env.Compile(expression)
 	if issues != nil && issues.Err() != nil {
-		return nil, false, fmt.Errorf("compilation failed: %s", strings.TrimSpace(issues.String()))
+		return nil, fmt.Errorf("compilation failed: %s", strings.TrimSpace(issues.String()))
 	}
 	if !ast.OutputType().IsExactType(cel.BoolType) {
-		return nil, false, fmt.Errorf("must evaluate to bool but got %s", ast.OutputType())
+		return nil, fmt.Errorf("must evaluate to bool but got %s", ast.OutputType())
 	}
 	est, err := env.EstimateCost(ast, &library.CostEstimator{SizeEstimator: boundedSizes{}})
 	if err != nil {
-		return nil, false, fmt.Errorf("estimating cost: %w", err)
+		return nil, fmt.Errorf("estimating cost: %w", err)
 	}
 	if est.Max > staticLimit {
-		return nil, false, fmt.Errorf("estimated worst-case cost %d exceeds the limit %d: bound the lists and strings it walks, "+
+		return nil, fmt.Errorf("estimated worst-case cost %d exceeds the limit %d: bound the lists and strings it walks, "+
 			"or avoid nesting comprehensions over request fields", est.Max, staticLimit)
 	}
 	prog, err := env.Program(ast,
@@ -173,14 +199,21 @@ func compileRule(env *cel.Env, expression string, staticLimit, perCall uint64) (
 		cel.InterruptCheckFrequency(checkFrequency),
 	)
 	if err != nil {
-		return nil, false, fmt.Errorf("program instantiation failed: %w", err)
+		return nil, fmt.Errorf("program instantiation failed: %w", err)
 	}
-	usesNamespace := false
+	r := &Rule{program: prog, reads: map[string]bool{}}
 	for _, ref := range ast.NativeRep().ReferenceMap() {
-		usesNamespace = usesNamespace || ref.Name == NamespaceVar
+		if ref.Name != "" {
+			r.reads[ref.Name] = true
+		}
 	}
-	return prog, usesNamespace, nil
+	return r, nil
 }
+
+// Reads reports whether the expression refers to variable, so callers
+// build an input (such as the Namespace, an uncached read) only when the
+// rule needs it.
+func (r *Rule) Reads(variable string) bool { return r != nil && r.reads[variable] }
 
 // boundedSizes tells the cost estimator that no value read from the
 // variables is larger than maxInputSize, as the API server assumes for

@@ -14,9 +14,9 @@ import (
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 )
 
-// evalTimeout bounds the wall time of one request's evaluation, whatever
-// the cost accounting says.
-const evalTimeout = time.Second
+// EvalTimeout bounds the wall time of one request's evaluation, whatever
+// the cost accounting says; other users of Rule bound theirs the same way.
+const EvalTimeout = time.Second
 
 // Denial says which rule refused a request and why. Its message is meant
 // for the request's owner: the rule's message (or expression), and the
@@ -54,7 +54,7 @@ func (p *Policy) Evaluate(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, 
 	if err != nil {
 		return &Denial{Index: p.rules[0].index, Message: p.rules[0].text(), Err: err}
 	}
-	ctx, cancel := context.WithTimeout(ctx, evalTimeout)
+	ctx, cancel := context.WithTimeout(ctx, EvalTimeout)
 	defer cancel()
 	remaining := p.budget
 	for _, r := range p.rules {
@@ -82,6 +82,13 @@ func (r *rule) text() string {
 
 // eval runs one rule and returns its result and actual cost.
 func (r *rule) eval(ctx context.Context, vars map[string]any) (bool, uint64, error) {
+	return r.program.Eval(ctx, vars)
+}
+
+// Eval runs the rule on vars and returns its result and actual cost. Errors
+// (a missing key, a non-bool result, the cost limit, ctx's deadline) are
+// worded for the rule's author and never quote the variables' values.
+func (r *Rule) Eval(ctx context.Context, vars map[string]any) (bool, uint64, error) {
 	out, details, err := r.program.ContextEval(ctx, vars)
 	var cost uint64
 	if details != nil && details.ActualCost() != nil {
@@ -104,7 +111,7 @@ func evalError(err error) error {
 	case strings.Contains(msg, "operation cancelled: actual cost limit exceeded"):
 		return errors.New("the rule exceeded its cost limit")
 	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(msg, "operation interrupted"):
-		return fmt.Errorf("the rule took longer than %s", evalTimeout)
+		return fmt.Errorf("the rule took longer than %s", EvalTimeout)
 	}
 	return err
 }
@@ -129,10 +136,18 @@ func variables(etr *v1alpha1.EmbedTokenRequest, ns *corev1.Namespace) (map[strin
 		},
 		"spec": spec,
 	}
+	return map[string]any{ObjectVar: object, NamespaceVar: NamespaceObject(etr.Namespace, ns)}, nil
+}
+
+// NamespaceObject is the namespaceObject variable for the Namespace named
+// name: ns's apiVersion, kind and metadata (name, labels, annotations), or
+// the name alone with empty labels and annotations when ns is nil (not
+// read), so every rule sees the Namespace in the same form.
+func NamespaceObject(name string, ns *corev1.Namespace) map[string]any {
 	namespace := map[string]any{
 		"apiVersion": "v1",
 		"kind":       "Namespace",
-		"metadata":   map[string]any{"name": etr.Namespace, "labels": map[string]any{}, "annotations": map[string]any{}},
+		"metadata":   map[string]any{"name": name, "labels": map[string]any{}, "annotations": map[string]any{}},
 	}
 	if ns != nil {
 		namespace["metadata"] = map[string]any{
@@ -141,7 +156,7 @@ func variables(etr *v1alpha1.EmbedTokenRequest, ns *corev1.Namespace) (map[strin
 			"annotations": stringMap(ns.Annotations),
 		}
 	}
-	return map[string]any{ObjectVar: object, NamespaceVar: namespace}, nil
+	return namespace
 }
 
 func stringMap(m map[string]string) map[string]any {

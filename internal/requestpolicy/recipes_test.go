@@ -1,63 +1,43 @@
 package requestpolicy
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
-	"os"
 	"path/filepath"
-	"regexp"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/test/harness/docyaml"
 )
-
-var yamlBlock = regexp.MustCompile("(?s)```yaml\n(.*?)```")
 
 // documentedRules returns the requestValidations of every provider shown in
 // the vendor guides, the README and config/samples, by provider name.
 func documentedRules(t *testing.T) map[string][]v1alpha1.RequestValidation {
 	t.Helper()
 	root := filepath.Join("..", "..")
-	pages, _ := filepath.Glob(filepath.Join(root, "docs", "vendors", "*.md"))
-	samples, _ := filepath.Glob(filepath.Join(root, "config", "samples", "*.yaml"))
+	docs, err := docyaml.Documents(docyaml.Glob(filepath.Join(root, "docs", "vendors", "*.md"), filepath.Join(root, "README.md"),
+		filepath.Join(root, "config", "samples", "*.yaml"))...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	out := map[string][]v1alpha1.RequestValidation{}
-	for _, path := range append(append(pages, filepath.Join(root, "README.md")), samples...) {
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		blocks := [][]byte{raw}
-		if filepath.Ext(path) == ".md" {
-			blocks = nil
-			for _, m := range yamlBlock.FindAllSubmatch(raw, -1) {
-				blocks = append(blocks, m[1])
+	for path, objects := range docs {
+		for _, doc := range objects {
+			var obj struct {
+				Kind     string
+				Metadata metav1.ObjectMeta
+				Spec     v1alpha1.EmbedProviderSpec
 			}
-		}
-		for _, block := range blocks {
-			dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(block), 4096)
-			for {
-				var obj struct {
-					Kind     string
-					Metadata metav1.ObjectMeta
-					Spec     v1alpha1.EmbedProviderSpec
-				}
-				if err := dec.Decode(&obj); err != nil {
-					if !errors.Is(err, io.EOF) {
-						t.Fatalf("%s: %v", path, err)
-					}
-					break
-				}
-				if len(obj.Spec.RequestValidations) > 0 {
-					out[obj.Metadata.Name] = obj.Spec.RequestValidations
-				}
+			if err := yaml.Unmarshal(doc, &obj); err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			if len(obj.Spec.RequestValidations) > 0 {
+				out[obj.Metadata.Name] = obj.Spec.RequestValidations
 			}
 		}
 	}

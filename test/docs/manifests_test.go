@@ -22,7 +22,8 @@ import (
 var yamlBlock = regexp.MustCompile("(?s)```yaml\n(.*?)```")
 
 // TestGuideManifestsAreAccepted sends every complete object (one with
-// apiVersion and kind) in the vendor guides and the README to a real API
+// apiVersion and kind) in the vendor guides, the token endpoint's guide, the
+// README and the example manifests under docs/examples to a real API
 // server with the operator's CRDs, as a server-side dry-run apply, so a guide
 // never shows a manifest that admission would refuse.
 func TestGuideManifestsAreAccepted(t *testing.T) {
@@ -30,7 +31,12 @@ func TestGuideManifestsAreAccepted(t *testing.T) {
 	if err != nil || len(pages) < 6 {
 		t.Fatalf("vendor guides: %v %v", pages, err)
 	}
-	pages = append(pages, filepath.Join(root, "README.md"))
+	pages = append(pages, filepath.Join(root, "README.md"), filepath.Join(root, "docs", "token-endpoint.md"))
+	examples, err := filepath.Glob(filepath.Join(root, "docs", "examples", "*", "*.yaml"))
+	if err != nil || len(examples) == 0 {
+		t.Fatalf("example manifests: %v %v", examples, err)
+	}
+	pages = append(pages, examples...)
 
 	_, _, c := harness.StartEnvironment(t, root)
 
@@ -41,8 +47,15 @@ func TestGuideManifestsAreAccepted(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, m := range yamlBlock.FindAllSubmatch(raw, -1) {
-			for _, obj := range decodeAll(t, page, m[1]) {
+		blocks := [][]byte{raw}
+		if filepath.Ext(page) == ".md" {
+			blocks = blocks[:0]
+			for _, m := range yamlBlock.FindAllSubmatch(raw, -1) {
+				blocks = append(blocks, m[1])
+			}
+		}
+		for _, block := range blocks {
+			for _, obj := range decodeAll(t, page, block) {
 				if obj.GetAPIVersion() == "" || obj.GetKind() == "" {
 					continue // a fragment, not an object
 				}
