@@ -16,7 +16,8 @@
 //     filled in from the template) to the provider: the namespaceSelector,
 //     the vendor block, the vendor's implementation in this build and the
 //     provider's requestValidations. It makes no vendor call; its errors
-//     carry the condition reasons (*provider.Error).
+//     carry the condition reasons (*provider.Error). CheckVendor is the
+//     same without the requestValidations, for a template's readiness.
 //  3. Fair scheduling. Every vendor call passes the same fairness.Gates: a
 //     turn under the provider's rate limit (per-namespace lanes on a shared
 //     ClusterEmbedProvider) and a call slot under caps per provider, per
