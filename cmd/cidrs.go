@@ -33,7 +33,7 @@ func (c *cidrList) Set(value string) error {
 }
 
 // ownPorts returns the ports of the manager's listen addresses (metrics,
-// health probes, pprof), skipping the disabled ones ("0", ""), so the egress
+// health probes, pprof, the token endpoint), skipping the disabled ones ("0", ""), so the egress
 // guard can refuse them to every provider.
 func ownPorts(addrs ...string) []uint16 {
 	var ports []uint16

@@ -5,6 +5,7 @@ package main
 import (
 	"crypto/tls"
 	"flag"
+	"net/http"
 	"os"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/controller"
+	"github.com/embedtokens/embed-token-operator/internal/endpointserver"
 	"github.com/embedtokens/embed-token-operator/internal/issuance"
 	"github.com/embedtokens/embed-token-operator/internal/provider/registry"
 )
@@ -42,7 +44,7 @@ func main() {
 	flag.StringVar(&leaderElectionID, "leader-election-id", "embed-token-operator.embedtokens.io",
 		"Name of the leader-election Lease; each shard (--watch-label-selector) needs its own.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS with authentication and authorization.")
-	flag.BoolVar(&enableHTTP2, "enable-http2", false, "Enable HTTP/2 for the metrics server (off by default: CVE-2023-44487).")
+	flag.BoolVar(&enableHTTP2, "enable-http2", false, "Enable HTTP/2 for the metrics server and the token endpoint (off by default: CVE-2023-44487).")
 	flag.Float64Var(&qps, "kube-api-qps", 50, "Queries per second to the Kubernetes API server.")
 	flag.IntVar(&burst, "kube-api-burst", 100, "Burst of queries to the Kubernetes API server.")
 	flag.IntVar(&concurrency, "max-concurrent-reconciles", 10, "EmbedTokenRequests reconciled in parallel.")
@@ -73,8 +75,11 @@ func main() {
 		"that every provider's vendor calls may reach although the egress guard refuses them (loopback, link-local, "+
 		"and private ranges for EmbedProviders), e.g. 127.0.0.1:8089 for a local simulator or 10.96.12.34:443 for one "+
 		"in-cluster vendor Service; [fd00::1]:443 and 10.0.0.0/24:443 for IPv6 and ranges. An entry without a port "+
-		"(10.0.0.0/24) opens every port. The operator's own metrics, health probe and pprof ports on loopback and the "+
+		"(10.0.0.0/24) opens every port. The operator's own metrics, health probe, pprof and token endpoint ports on "+
+		"loopback and the "+
 		"pod's addresses stay refused.")
+	var endpoint tokenEndpointFlags
+	endpoint.bind(flag.CommandLine)
 	var rtFlags runtimeFlags
 	rtFlags.bind(flag.CommandLine)
 	opts := zap.Options{}
@@ -99,6 +104,17 @@ func main() {
 	}
 	if sel := shard.selector(); sel != nil {
 		setupLog.Info("Serving only the EmbedTokenRequests this selector matches", "watchLabelSelector", sel.String())
+	}
+	if endpoint.enabled() {
+		if err := endpoint.resolve(); err != nil {
+			setupLog.Error(err, "Invalid token endpoint settings")
+			os.Exit(1)
+		}
+		if sharesPort(endpoint.bindAddr, metricsAddr, probeAddr, rtFlags.pprofAddr) {
+			setupLog.Error(nil, "The token endpoint's port is taken by the metrics, health probe or pprof address: "+
+				"give --token-endpoint-bind-address a port of its own", "tokenEndpointBindAddress", endpoint.bindAddr)
+			os.Exit(1)
+		}
 	}
 	if len(allowVendorCIDRs) > 0 {
 		setupLog.Info("Vendor calls may reach these ranges although the egress guard refuses them", "allowVendorCIDRs", allowVendorCIDRs.String())
@@ -127,6 +143,9 @@ func main() {
 		LeaderElectionID:       leaderElectionID,
 		Cache:                  controller.CacheOptions(shard.selector(), watchNamespaces...),
 	}
+	if endpoint.enabled() {
+		addCacheOptions(&mgrOpts.Cache)
+	}
 	rtFlags.apply(&mgrOpts)
 	mgr, err := ctrl.NewManager(restConfig, mgrOpts)
 	if err != nil {
@@ -137,7 +156,7 @@ func main() {
 	setupOpts := controller.Options{
 		Providers: registry.All(), MaxConcurrentReconciles: concurrency, CredentialCheckInterval: credentialCheck,
 		MaxVendorTimeout: vendorTimeout, WatchNamespaces: watchNamespaces, AllowVendorCIDRs: allowVendorCIDRs,
-		OwnPorts: ownPorts(metricsAddr, probeAddr, rtFlags.pprofAddr), WatchLabelSelector: shard.selector(),
+		OwnPorts: ownPorts(metricsAddr, probeAddr, rtFlags.pprofAddr, endpointAddr(endpoint)), WatchLabelSelector: shard.selector(),
 		MinRenewInterval: minRenew, MinRefreshInterval: minRefresh, NamespaceWriteShare: namespaceWriteShare,
 	}
 	// One issuance path, shared by the request reconciler and the token
@@ -149,6 +168,15 @@ func main() {
 	if err := controller.Setup(mgr, setupOpts); err != nil {
 		setupLog.Error(err, "Unable to set up controllers")
 		os.Exit(1)
+	}
+
+	if endpoint.enabled() {
+		// The token handler replaces this placeholder.
+		var handler http.Handler = endpointserver.NotImplemented()
+		if err := setupTokenEndpoint(mgr, endpoint, enableHTTP2, handler); err != nil {
+			setupLog.Error(err, "Unable to set up the token endpoint")
+			os.Exit(1)
+		}
 	}
 
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

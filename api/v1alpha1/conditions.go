@@ -92,8 +92,15 @@ const (
 	// ReasonVendorRejected: the vendor rejected the request (other 4xx).
 	ReasonVendorRejected = "VendorRejected"
 	// ReasonVendorUnavailable: the vendor failed or was unreachable (5xx,
-	// 429, timeouts, connection errors). Retried with backoff.
+	// timeouts, connection errors). Retried with backoff.
 	ReasonVendorUnavailable = "VendorUnavailable"
+	// ReasonVendorQuotaExceeded: the vendor refuses more calls for now
+	// (HTTP 429, or a vendor's own quota or capacity error such as Power
+	// BI's embed-token limits). It is reported apart from VendorUnavailable
+	// because the fix differs: the vendor is up, the operator (or something
+	// else sharing the credential) asks too often. Transient: retried with
+	// backoff, never sooner than the vendor's Retry-After.
+	ReasonVendorQuotaExceeded = "VendorQuotaExceeded"
 	// ReasonInvalidResponse: the vendor answered with something that is not a
 	// usable token (not JSON, no token, expiry in the past).
 	ReasonInvalidResponse = "InvalidResponse"

@@ -83,6 +83,19 @@ type HTTPProvider struct {
 	// +optional
 	Expiry *ExpiryFallback `json:"expiry,omitempty"`
 
+	// RequiredJWTClaims names claims the token, a JWT, must carry with a
+	// non-empty value (not null, "", [] or {}), read without verifying the
+	// signature. A vendor that grants nothing may still answer with a
+	// token, its grant empty (Domo's emb claim lists the embeds the token
+	// opens); such a token is refused as VendorRejected instead of stored.
+	// A token that is not a JWT is InvalidResponse.
+	// +optional
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=64
+	// +listType=atomic
+	RequiredJWTClaims []string `json:"requiredJWTClaims,omitempty"`
+
 	// Auth is a first call whose access token this request carries, for
 	// vendors that issue embed tokens only to an authenticated client. Its
 	// token is shared by every request of the provider until it expires.

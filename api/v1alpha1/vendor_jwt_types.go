@@ -21,8 +21,20 @@ package v1alpha1
 // in vendors.go.
 
 import (
+	"time"
+
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Bounds of JWTProvider.ClockSkew: the default covers the few seconds to a
+// minute by which hosts commonly disagree, the maximum keeps a token from
+// claiming to be valid long before it was made.
+const (
+	// DefaultJWTClockSkew is how far iat and nbf are backdated by default.
+	DefaultJWTClockSkew = 30 * time.Second
+	// MaxJWTClockSkew is the largest clockSkew accepted.
+	MaxJWTClockSkew = 5 * time.Minute
 )
 
 // VendorJWT names the signed-JWT block of a provider and of a request. It
@@ -64,6 +76,17 @@ type JWTProvider struct {
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="maxLifetime must be positive"
 	MaxLifetime *metav1.Duration `json:"maxLifetime,omitempty"`
+
+	// ClockSkew backdates the iat and nbf claims, so a vendor whose clock
+	// runs behind the operator's does not refuse a token as issued in the
+	// future or not yet valid (Tableau and Superset users report such
+	// failures). exp is not moved. 0s sends the signing time. At most 5m.
+	// +optional
+	// +kubebuilder:default="30s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('5m')",message="clockSkew must be at most 5m"
+	ClockSkew *metav1.Duration `json:"clockSkew,omitempty"`
 }
 
 // JWTParams are the claims of a locally signed token.

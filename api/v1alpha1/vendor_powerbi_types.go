@@ -25,8 +25,26 @@ package v1alpha1
 // equals the block's JSON name, as every Vendor* constant does.
 const VendorPowerBI = "powerBI"
 
+// Power BI clouds, the values of PowerBIProvider.Cloud. Each names the
+// Microsoft Entra ID authority, the Power BI REST API and the token scope of
+// one cloud, which must be used together.
+const (
+	// PowerBICloudPublic is the commercial cloud (app.powerbi.com).
+	PowerBICloudPublic = "Public"
+	// PowerBICloudUSGovernment is Power BI for US Government (GCC).
+	PowerBICloudUSGovernment = "USGovernment"
+	// PowerBICloudUSGovernmentHigh is Power BI for US Government, high
+	// security (GCC High, "DoD Contractors").
+	PowerBICloudUSGovernmentHigh = "USGovernmentHigh"
+	// PowerBICloudUSGovernmentDoD is Power BI for the US Department of Defense.
+	PowerBICloudUSGovernmentDoD = "USGovernmentDoD"
+	// PowerBICloudChina is Power BI operated by 21Vianet in China.
+	PowerBICloudChina = "China"
+)
+
 // PowerBIProvider is a Microsoft Entra ID service principal (an app
 // registration with a client secret) allowed to use the Power BI REST API.
+// +kubebuilder:validation:XValidation:rule="!has(self.cloud) || self.cloud == 'Public' || ((!has(self.apiURL) || self.apiURL != 'https://api.powerbi.com') && (!has(self.scope) || self.scope != 'https://analysis.windows.net/powerbi/api/.default'))",message="cloud sets apiURL and scope: remove the public cloud's apiURL and scope (an older operator's defaults) from a provider of another cloud"
 type PowerBIProvider struct {
 	// TenantID of the Microsoft Entra ID tenant: its GUID or a domain such
 	// as contoso.onmicrosoft.com.
@@ -44,25 +62,38 @@ type PowerBIProvider struct {
 	// client secret.
 	ClientSecretSecretRef SecretKeySelector `json:"clientSecretSecretRef"`
 
-	// AuthorityURL of Microsoft Entra ID; a sovereign cloud has its own,
-	// e.g. https://login.microsoftonline.us.
+	// Cloud is the Power BI cloud the tenant lives in. It sets the
+	// authority, the API URL and the scope together, as Microsoft's samples
+	// pair them: Public (login.microsoftonline.com, api.powerbi.com),
+	// USGovernment (login.microsoftonline.com, api.powerbigov.us),
+	// USGovernmentHigh (login.microsoftonline.us, api.high.powerbigov.us),
+	// USGovernmentDoD (login.microsoftonline.us, api.mil.powerbigov.us) and
+	// China (login.chinacloudapi.cn, api.powerbi.cn). authorityURL, apiURL
+	// and scope, when set, override the cloud's.
 	// +optional
-	// +kubebuilder:default="https://login.microsoftonline.com"
+	// +kubebuilder:default=Public
+	// +kubebuilder:validation:Enum=Public;USGovernment;USGovernmentHigh;USGovernmentDoD;China
+	Cloud string `json:"cloud,omitempty"`
+
+	// AuthorityURL of Microsoft Entra ID; overrides the cloud's, e.g.
+	// https://login.microsoftonline.us for USGovernmentHigh.
+	// +optional
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && self.matches('^https?://[^/]+')",message="authorityURL must be an absolute http(s) URL"
 	AuthorityURL string `json:"authorityURL,omitempty"`
 
-	// APIURL of the Power BI REST API; a sovereign cloud has its own, e.g.
-	// https://api.powerbigov.us.
+	// APIURL of the Power BI REST API; overrides the cloud's, e.g.
+	// https://api.powerbigov.us for USGovernment.
 	// +optional
-	// +kubebuilder:default="https://api.powerbi.com"
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && self.matches('^https?://[^/]+')",message="apiURL must be an absolute http(s) URL"
 	APIURL string `json:"apiURL,omitempty"`
 
-	// Scope requested from Microsoft Entra ID for the Power BI API.
+	// Scope requested from Microsoft Entra ID for the Power BI API;
+	// overrides the cloud's, e.g.
+	// https://analysis.usgovcloudapi.net/powerbi/api/.default for
+	// USGovernment. A token of another cloud's scope is refused by the API.
 	// +optional
-	// +kubebuilder:default="https://analysis.windows.net/powerbi/api/.default"
 	// +kubebuilder:validation:MaxLength=1024
 	Scope string `json:"scope,omitempty"`
 }
@@ -72,6 +103,17 @@ type PowerBIProvider struct {
 // effective identities for row-level security.
 // +kubebuilder:validation:XValidation:rule="(has(self.reports) && size(self.reports) > 0) || (has(self.datasets) && size(self.datasets) > 0)",message="powerBI needs at least one report or dataset"
 type PowerBIParams struct {
+	// ProfileID is the service principal profile (a GUID) the token is
+	// generated as, sent as the X-PowerBI-Profile-Id header: the profile
+	// of one of an ISV's customers, in the multi-tenancy model Power BI
+	// Embedded recommends. The profile must own (have access to) the
+	// workspaces of the reports and datasets. Without it the service
+	// principal acts as itself.
+	// +optional
+	// +kubebuilder:validation:MaxLength=36
+	// +kubebuilder:validation:Pattern=`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`
+	ProfileID string `json:"profileID,omitempty"`
+
 	// Reports the token may open.
 	// +optional
 	// +kubebuilder:validation:MaxItems=50
@@ -97,6 +139,14 @@ type PowerBIParams struct {
 	// +kubebuilder:validation:MaxItems=50
 	// +listType=atomic
 	Identities []PowerBIIdentity `json:"identities,omitempty"`
+
+	// DatasourceIdentities are the identities used to connect to data
+	// sources with single sign-on (DirectQuery SSO), each for the data
+	// sources it lists.
+	// +optional
+	// +kubebuilder:validation:MaxItems=50
+	// +listType=atomic
+	DatasourceIdentities []PowerBIDatasourceIdentity `json:"datasourceIdentities,omitempty"`
 }
 
 // PowerBIReport is one report of a token.
@@ -131,6 +181,7 @@ type PowerBIWorkspace struct {
 }
 
 // PowerBIIdentity is an effective identity for row-level security.
+// +kubebuilder:validation:XValidation:rule="(has(self.datasets) && size(self.datasets) > 0) || (has(self.reports) && size(self.reports) > 0)",message="an identity needs datasets or reports (paginated reports) it applies to"
 type PowerBIIdentity struct {
 	// Username the dataset's RLS rules see (USERNAME(), USERPRINCIPALNAME()).
 	// +kubebuilder:validation:MinLength=1
@@ -143,15 +194,81 @@ type PowerBIIdentity struct {
 	// +listType=atomic
 	Roles []string `json:"roles,omitempty"`
 	// Datasets (GUIDs) the identity applies to; each must be listed in
-	// datasets too.
-	// +kubebuilder:validation:MinItems=1
+	// datasets too. An identity needs datasets, reports or both.
+	// +optional
 	// +kubebuilder:validation:MaxItems=50
 	// +kubebuilder:validation:items:MaxLength=36
 	// +kubebuilder:validation:items:Pattern=`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`
 	// +listType=atomic
-	Datasets []string `json:"datasets"`
+	Datasets []string `json:"datasets,omitempty"`
+	// Reports (GUIDs) the identity applies to: row-level security of
+	// paginated reports, which Power BI supports only for them.
+	// +optional
+	// +kubebuilder:validation:MaxItems=50
+	// +kubebuilder:validation:items:MaxLength=36
+	// +kubebuilder:validation:items:Pattern=`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`
+	// +listType=atomic
+	Reports []string `json:"reports,omitempty"`
 	// CustomData passed to the dataset's CUSTOMDATA() function.
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
 	CustomData string `json:"customData,omitempty"`
+	// IdentityBlob is the identity a dataset with a DirectQuery connection
+	// to Azure SQL connects as (token-based identity): an Entra ID access
+	// token for Azure SQL. It is a credential: prefer filling it per call
+	// through the token endpoint's template parameters over storing it in
+	// a request.
+	// +optional
+	IdentityBlob *PowerBIIdentityBlob `json:"identityBlob,omitempty"`
+}
+
+// PowerBIIdentityBlob is Power BI's IdentityBlob object.
+type PowerBIIdentityBlob struct {
+	// Value of the blob, e.g. an Entra ID access token for Azure SQL.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=16384
+	Value string `json:"value"`
+}
+
+// PowerBIDatasourceIdentity is the identity used to connect to some data
+// sources with single sign-on (Power BI's DatasourceIdentity).
+type PowerBIDatasourceIdentity struct {
+	// IdentityBlob specifies the identity, e.g. an OAuth access token of
+	// the data source. It is a credential, as PowerBIIdentity.IdentityBlob is.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=16384
+	IdentityBlob string `json:"identityBlob"`
+	// Datasources the identity applies to.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=50
+	// +listType=atomic
+	Datasources []PowerBIDatasourceSelector `json:"datasources"`
+}
+
+// PowerBIDatasourceSelector names one data source by its connection details,
+// as Power BI's Get Datasources answers them.
+type PowerBIDatasourceSelector struct {
+	// DatasourceType of the data source, e.g. Sql or AnalysisServices.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	DatasourceType string `json:"datasourceType"`
+	// ConnectionDetails of the data source.
+	ConnectionDetails PowerBIDatasourceConnectionDetails `json:"connectionDetails"`
+}
+
+// PowerBIDatasourceConnectionDetails are a data source's connection details.
+// +kubebuilder:validation:XValidation:rule="has(self.server) || has(self.database) || has(self.url)",message="connectionDetails needs a server, database or url"
+type PowerBIDatasourceConnectionDetails struct {
+	// Server of the connection.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Server string `json:"server,omitempty"`
+	// Database of the connection.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Database string `json:"database,omitempty"`
+	// URL of the connection.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	URL string `json:"url,omitempty"`
 }

@@ -84,6 +84,14 @@ type SupersetGuestUser struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=256
 	LastName string `json:"lastName,omitempty"`
+	// Attributes of the guest, as Superset's guest user schema takes them:
+	// names and values a Superset extension (a guest token validator hook,
+	// Jinja macros reading the guest user) may use. At most 32, names up to
+	// 128 characters, values up to 1024.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) >= 1 && size(k) <= 128 && size(self[k]) <= 1024)",message="attribute names must have 1 to 128 characters and values at most 1024"
+	Attributes map[string]string `json:"attributes,omitempty"`
 }
 
 // SupersetResource is one thing the guest token opens. Superset grants

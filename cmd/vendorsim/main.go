@@ -11,6 +11,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	powerBIID := fs.String("powerbi-client-id", "", `client_id the simulated Entra ID accepts for Power BI (default $VENDORSIM_POWERBI_CLIENT_ID, else "`+vendorsim.DefaultPowerBIClientID+`")`)
 	powerBISecret := fs.String("powerbi-client-secret", "", `client_secret the simulated Entra ID accepts for Power BI (default $VENDORSIM_POWERBI_CLIENT_SECRET, else "`+vendorsim.DefaultPowerBIClientSecret+`")`)
 	powerBILifetime := fs.Duration("powerbi-access-token-lifetime", vendorsim.PowerBIAccessTokenLifetime, "lifetime of the simulated Entra ID access tokens, which also bounds Power BI embed tokens")
+	powerBICloud := fs.String("powerbi-cloud", "Public", "Power BI cloud the simulated Entra ID serves, which decides the scope it grants: Public, USGovernment, USGovernmentHigh, USGovernmentDoD or China")
+	powerBIProfiles := fs.String("powerbi-profiles", "", "comma-separated service principal profile IDs (GUIDs) GenerateToken accepts in X-PowerBI-Profile-Id")
 	domoID := fs.String("domo-client-id", "", `API client_id the Domo token endpoint accepts (default $VENDORSIM_DOMO_CLIENT_ID, else "`+vendorsim.DefaultDomoClientID+`")`)
 	domoSecret := fs.String("domo-client-secret", "", `API client secret the Domo token endpoint accepts (default $VENDORSIM_DOMO_CLIENT_SECRET, else "`+vendorsim.DefaultDomoClientSecret+`")`)
 	supersetUser := fs.String("superset-username", "", `login the Superset endpoints accept (default $VENDORSIM_SUPERSET_USERNAME, else "`+vendorsim.DefaultSupersetUsername+`")`)
@@ -81,6 +84,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	envDefault(getenv, "VENDORSIM_DOMO_CLIENT_SECRET", domoSecret)
 	envDefault(getenv, "VENDORSIM_SUPERSET_USERNAME", supersetUser)
 	envDefault(getenv, "VENDORSIM_SUPERSET_PASSWORD", supersetPassword)
+	if _, ok := vendorsim.PowerBICloudScope(*powerBICloud); !ok {
+		return fmt.Errorf("--powerbi-cloud %q is not Public, USGovernment, USGovernmentHigh, USGovernmentDoD or China", *powerBICloud)
+	}
+	var profiles []string
+	for p := range strings.SplitSeq(*powerBIProfiles, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			profiles = append(profiles, p)
+		}
+	}
 	if *supersetGuestTTL <= 0 {
 		return fmt.Errorf("--superset-guest-token-lifetime must be positive, not %s", *supersetGuestTTL)
 	}
@@ -103,6 +115,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		PowerBIClientID:            *powerBIID,
 		PowerBIClientSecret:        *powerBISecret,
 		PowerBIAccessTokenLifetime: *powerBILifetime,
+		PowerBICloud:               *powerBICloud,
+		PowerBIProfiles:            profiles,
 		DomoClientID:               *domoID,
 		DomoClientSecret:           *domoSecret,
 		Superset: vendorsim.SupersetOptions{Username: *supersetUser, Password: *supersetPassword,

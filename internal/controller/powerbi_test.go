@@ -116,10 +116,9 @@ var _ = Describe("Power BI", func() {
 		secure.AllowInsecureHTTP = false
 		secure.PowerBI.AuthorityURL, secure.PowerBI.APIURL = "", ""
 		p := &v1alpha1.EmbedProvider{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "defaults"}, Spec: secure}
-		Expect(k8sClient.Create(ctx, p)).To(Succeed(), "the defaults are https")
-		Expect(p.Spec.PowerBI.AuthorityURL).To(Equal("https://login.microsoftonline.com"))
-		Expect(p.Spec.PowerBI.APIURL).To(Equal("https://api.powerbi.com"))
-		Expect(p.Spec.PowerBI.Scope).To(Equal("https://analysis.windows.net/powerbi/api/.default"))
+		Expect(k8sClient.Create(ctx, p)).To(Succeed(), "the cloud's endpoints are https")
+		Expect(p.Spec.PowerBI.Cloud).To(Equal(v1alpha1.PowerBICloudPublic), "the cloud defaults to Public, which sets the endpoints")
+		Expect(p.Spec.PowerBI.AuthorityURL + p.Spec.PowerBI.APIURL + p.Spec.PowerBI.Scope).To(BeEmpty())
 
 		cluster := &v1alpha1.ClusterEmbedProvider{ObjectMeta: metav1.ObjectMeta{Name: "powerbi-" + f.ns},
 			Spec: v1alpha1.ClusterEmbedProviderSpec{EmbedProviderSpec: f.powerBIProviderSpec()}}

@@ -116,13 +116,14 @@ var stalledReasons = map[string]bool{
 // attempt wait for its backoff: other failures cost no vendor call and are
 // re-checked on every event, so fixing the configuration heals at once.
 var vendorFailureReasons = map[string]bool{
-	v1alpha1.ReasonVendorUnauthorized: true,
-	v1alpha1.ReasonVendorRejected:     true,
-	v1alpha1.ReasonVendorUnavailable:  true,
-	v1alpha1.ReasonInvalidResponse:    true,
-	v1alpha1.ReasonTokenLimitReached:  true,
-	v1alpha1.ReasonLifetimeExceedsMax: true,
-	v1alpha1.ReasonSecretWriteRefused: true,
+	v1alpha1.ReasonVendorUnauthorized:  true,
+	v1alpha1.ReasonVendorRejected:      true,
+	v1alpha1.ReasonVendorUnavailable:   true,
+	v1alpha1.ReasonVendorQuotaExceeded: true,
+	v1alpha1.ReasonInvalidResponse:     true,
+	v1alpha1.ReasonTokenLimitReached:   true,
+	v1alpha1.ReasonLifetimeExceedsMax:  true,
+	v1alpha1.ReasonSecretWriteRefused:  true,
 }
 
 // setStatus is the one place the status is computed. It is a function of the

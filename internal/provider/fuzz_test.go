@@ -235,7 +235,9 @@ func FuzzCheckStatus(f *testing.F) {
 		switch {
 		case status == 401 || status == 403:
 			wantReason = v1alpha1.ReasonVendorUnauthorized
-		case status == 429 || status == 408 || status >= 500:
+		case status == 429:
+			wantReason, wantPermanent = v1alpha1.ReasonVendorQuotaExceeded, false
+		case status == 408 || status >= 500:
 			wantReason, wantPermanent = v1alpha1.ReasonVendorUnavailable, false
 		}
 		if e.Reason != wantReason || e.Permanent != wantPermanent || !strings.Contains(e.Message, "HTTP "+strconv.Itoa(status)) {

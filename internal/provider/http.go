@@ -117,12 +117,15 @@ type Response struct {
 
 // Do sends req and reads the answer. Transport failures come back as
 // transient VendorUnavailable errors that name neither the URL's query nor
-// any header, since those may carry credentials.
+// any header, since those may carry credentials. The answer's Date header
+// sets VendorClockSkew for the vendor WithVendor named on ctx.
 func Do(ctx context.Context, client *http.Client, req *http.Request) (*Response, error) {
+	sent := time.Now()
 	resp, err := client.Do(req.WithContext(ctx))
 	if err != nil {
 		return nil, transportError(ctx, client, err)
 	}
+	observeClockSkew(ctx, resp.Header, sent, time.Now())
 	defer resp.Body.Close() //nolint:errcheck // read-only body
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
 	if err != nil {
@@ -178,6 +181,10 @@ func transportError(ctx context.Context, client *http.Client, err error) error {
 
 // CheckStatus turns a non-2xx answer into a classified error. detail is a
 // vendor-specific explanation parsed from the error body (never the raw body).
+// It is the one place HTTP statuses become reasons: 401 and 403 are
+// VendorUnauthorized, 429 VendorQuotaExceeded, 408 and 5xx
+// VendorUnavailable, any other VendorRejected; Retry-After is kept on every
+// one of them.
 func CheckStatus(resp *Response, detail string) error {
 	code := resp.Status
 	if code >= 200 && code < 300 {
@@ -191,9 +198,9 @@ func CheckStatus(resp *Response, detail string) error {
 	switch {
 	case code == http.StatusUnauthorized || code == http.StatusForbidden:
 		e.Reason, e.Permanent = v1alpha1.ReasonVendorUnauthorized, true
-	case code == http.StatusTooManyRequests || code >= 500:
-		e.Reason = v1alpha1.ReasonVendorUnavailable
-	case code == http.StatusRequestTimeout:
+	case code == http.StatusTooManyRequests:
+		e.Reason = v1alpha1.ReasonVendorQuotaExceeded
+	case code >= 500 || code == http.StatusRequestTimeout:
 		e.Reason = v1alpha1.ReasonVendorUnavailable
 	default:
 		e.Reason, e.Permanent = v1alpha1.ReasonVendorRejected, true

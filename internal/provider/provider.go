@@ -127,3 +127,18 @@ type ConfigValidator interface {
 type Revoker interface {
 	Revoke(ctx context.Context, req Request, token string) error
 }
+
+// SingleUser is implemented by vendors whose tokens can be redeemed once
+// (signed embed URLs, JWTs with a one-time jti): such a token cannot be
+// stored in a Secret for every pod to reuse, nor shared between callers.
+// The token endpoint serves them one vendor call per call, whatever a
+// template's cache says, and an EmbedTokenRequest for them is refused.
+type SingleUser interface {
+	SingleUse(config *v1alpha1.EmbedProviderSpec) bool
+}
+
+// IsSingleUse reports whether impl's tokens for config are single-use.
+func IsSingleUse(impl Provider, config *v1alpha1.EmbedProviderSpec) bool {
+	s, ok := impl.(SingleUser)
+	return ok && s.SingleUse(config)
+}

@@ -61,6 +61,45 @@ func JWTExpiry(token string) (exp time.Time, ok bool) {
 	return at.Time, true
 }
 
+// CheckJWTClaims refuses a token that lacks one of the named claims or
+// holds it empty (null, "", [] or {}), read without verifying the
+// signature: it serves vendors whose token states what it grants, so a
+// token granting nothing is not stored. what names the token in messages,
+// which name the claim but never quote the token or a claim's value. A
+// token that is not a JWT is a transient InvalidResponse error; an empty
+// claim a permanent VendorRejected one, since asking again grants the same.
+func CheckJWTClaims(what, token string, names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	claims := jwt.MapClaims{}
+	if _, _, err := jwt.NewParser().ParseUnverified(token, claims); err != nil {
+		return Transient(v1alpha1.ReasonInvalidResponse, "%s is not a JWT, so its claims %s cannot be checked", what, strings.Join(names, ", "))
+	}
+	for _, name := range names {
+		if claimEmpty(claims[name]) {
+			return Permanent(v1alpha1.ReasonVendorRejected, "%s has no %s claim or an empty one: the vendor granted it nothing "+
+				"(check that the vendor account may see what the request asks for)", what, name)
+		}
+	}
+	return nil
+}
+
+// claimEmpty reports whether a decoded claim is absent or empty.
+func claimEmpty(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return true
+	case string:
+		return x == ""
+	case []any:
+		return len(x) == 0
+	case map[string]any:
+		return len(x) == 0
+	}
+	return false
+}
+
 // ExpiresInOrJWT is when a token issued at now expires: after expires_in
 // when the answer has one, else at the token's own JWT exp claim. OAuth-style
 // vendors answer one or the other; with neither the operator does not guess,

@@ -370,6 +370,7 @@ func TestStatusForReason(t *testing.T) {
 		{"a vendor's per-user limit is the vendor refusing", v1alpha1.ReasonTokenLimitReached, 502},
 		{"the issuer's gates ask to wait", ReasonRateLimited, 429},
 		{"an unavailable vendor is unavailable", v1alpha1.ReasonVendorUnavailable, 503},
+		{"a vendor throttling the operator is unavailable, not the caller's 429", v1alpha1.ReasonVendorQuotaExceeded, 503},
 		{"a missing provider leaves the template unavailable", v1alpha1.ReasonProviderNotFound, 503},
 		{"missing credentials leave the template unavailable", v1alpha1.ReasonCredentialsNotFound, 503},
 		{"a refused vendor address leaves the template unavailable", v1alpha1.ReasonVendorAddressNotAllowed, 503},

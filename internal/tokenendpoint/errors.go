@@ -104,8 +104,10 @@ var reasonStatus = map[string]int{
 	ReasonInvalidParameters:       http.StatusBadRequest,
 	// The template's rateLimit or the issuer's gates ask to wait.
 	ReasonRateLimited: http.StatusTooManyRequests,
-	// The vendor is down or overloaded.
-	v1alpha1.ReasonVendorUnavailable: http.StatusServiceUnavailable,
+	// The vendor is down or overloaded, or throttles the operator: retry
+	// after the vendor's Retry-After, which the answer carries.
+	v1alpha1.ReasonVendorUnavailable:   http.StatusServiceUnavailable,
+	v1alpha1.ReasonVendorQuotaExceeded: http.StatusServiceUnavailable,
 	// The operator cannot call the vendor until a person fixes the
 	// provider, its credentials or the egress guard.
 	v1alpha1.ReasonProviderNotFound:        http.StatusServiceUnavailable,

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // Domo Everywhere wire constants, exported so clients under test and the
@@ -21,8 +23,9 @@ const (
 	DomoEmbedAuthPath = "/v1/stories/embed/auth"
 	// DomoAccessTokenPrefix starts every simulated Domo access token.
 	DomoAccessTokenPrefix = "domo_at_"
-	// DomoEmbedTokenPrefix starts every simulated Domo embed token.
-	DomoEmbedTokenPrefix = "domo_et_"
+	// DomoEmbedSigningKey signs the simulated embed tokens (HS256), so
+	// tests can verify them; Domo's own key is private to Domo.
+	DomoEmbedSigningKey = "vendorsim-domo-embed-key"
 	// DomoAccessTokenLifetime is the lifetime of every simulated access token.
 	DomoAccessTokenLifetime = time.Hour
 	// DomoEmbedScope is the scope an access token needs to make embed tokens.
@@ -87,8 +90,13 @@ func domoTokenEndpoint(s *Server, opts Options) endpoint {
 // domoEmbedEndpoint simulates POST /v1/stories/embed/auth: a live access
 // token with the dashboard scope as Bearer, and a body of sessionLength
 // (minutes) and authorizations, each an embed ID with READ, FILTER and
-// EXPORT permissions and optional filters. It answers {"authentication"}.
-func domoEmbedEndpoint(s *Server) endpoint {
+// EXPORT permissions and optional filters. It answers {"authentication"},
+// an embed token that is a JWT, as Domo's is: its exp is the session's end
+// (sessionLength, cut to Options.DomoMaxSession) and its emb claim lists
+// the embed IDs it opens, those of the authorizations the API client may
+// see (not Options.DomoDeniedEmbedIDs); with none, emb is empty, and the
+// token opens nothing.
+func domoEmbedEndpoint(s *Server, opts Options) endpoint {
 	return endpoint{
 		vendor:     "domo",
 		method:     http.MethodPost,
@@ -109,11 +117,35 @@ func domoEmbedEndpoint(s *Server) endpoint {
 			if msg != "" {
 				return domoFail(http.StatusBadRequest, msg)
 			}
-			token := newToken(DomoEmbedTokenPrefix)
 			ttl := time.Duration(minutes) * time.Minute
+			if limit := opts.DomoMaxSession; limit > 0 && limit < ttl {
+				ttl = limit
+			}
+			now := s.clock.Now()
+			token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+				"emb": domoGranted(body["authorizations"], opts.DomoDeniedEmbedIDs), "iat": now.Unix(),
+				"exp": now.Add(ttl).Unix(), "jti": newToken(""), "iss": "domo",
+			}).SignedString([]byte(DomoEmbedSigningKey))
+			if err != nil {
+				return domoFail(http.StatusInternalServerError, "sign embed token")
+			}
 			return reply{status: http.StatusOK, token: token, ttl: ttl, body: map[string]any{"authentication": token}}
 		},
 	}
+}
+
+// domoGranted lists the embed IDs of validated authorizations that are
+// not denied, never nil, so an empty grant encodes as [].
+func domoGranted(v any, denied []string) []string {
+	out := []string{}
+	list, _ := v.([]any)
+	for _, item := range list {
+		a, _ := item.(map[string]any)
+		if id := stringField(a, "token"); !slices.Contains(denied, id) && !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // domoAuthorized checks the Bearer access token: issued by the token

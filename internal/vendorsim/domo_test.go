@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/embedtokens/embed-token-operator/internal/vendorsim"
@@ -131,8 +132,21 @@ func TestDomoEmbedToken(t *testing.T) {
 				return
 			}
 			token, _ := r.json["authentication"].(string)
-			if !strings.HasPrefix(token, vendorsim.DomoEmbedTokenPrefix) || s.Validate(token) != vendorsim.ValidityValid {
+			if s.Validate(token) != vendorsim.ValidityValid {
 				t.Fatalf("answer %s", r.raw)
+			}
+			claims := jwt.MapClaims{}
+			if _, err := jwt.ParseWithClaims(token, claims, func(*jwt.Token) (any, error) { return []byte(vendorsim.DomoEmbedSigningKey), nil },
+				jwt.WithValidMethods([]string{"HS256"}), jwt.WithoutClaimsValidation()); err != nil {
+				t.Fatalf("embed token is not a JWT signed by the simulator: %v", err)
+			}
+			exp, _ := claims.GetExpirationTime()
+			iat, _ := claims.GetIssuedAt()
+			if got := exp.Sub(iat.Time); got != tc.wantTTL {
+				t.Errorf("exp - iat = %s, want the session's %s", got, tc.wantTTL)
+			}
+			if emb, _ := claims["emb"].([]any); len(emb) != 1 || emb[0] != "K2Okl" {
+				t.Errorf("emb = %v, want [K2Okl]", claims["emb"])
 			}
 		})
 	}

@@ -48,9 +48,24 @@ type Options struct {
 	// PowerBIAccessTokenLifetime is the lifetime of simulated Entra ID
 	// access tokens; zero means PowerBIAccessTokenLifetime.
 	PowerBIAccessTokenLifetime time.Duration
+	// PowerBICloud is the cloud the simulated Entra ID and Power BI belong
+	// to, which decides the only scope Entra ID grants (see
+	// PowerBICloudScope); empty means Public.
+	PowerBICloud string
+	// PowerBIProfiles are the service principal profiles (GUIDs) the
+	// simulated service principal owns: GenerateToken accepts only these in
+	// the X-PowerBI-Profile-Id header.
+	PowerBIProfiles []string
 	// DomoClientID and DomoClientSecret are the only API client the Domo
 	// token endpoint accepts. Empty means DefaultDomoClientID/Secret.
 	DomoClientID, DomoClientSecret string
+	// DomoMaxSession, when positive, caps embed tokens' sessions below the
+	// sessionLength asked for, as a Domo instance's session policy may; the
+	// token's exp states the shorter grant.
+	DomoMaxSession time.Duration
+	// DomoDeniedEmbedIDs are embed IDs the API client may not see: Domo
+	// leaves them out of the embed token's emb claim.
+	DomoDeniedEmbedIDs []string
 	// Superset configures the simulated Apache Superset.
 	Superset SupersetOptions
 }

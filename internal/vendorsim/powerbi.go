@@ -20,9 +20,12 @@ const (
 	// PowerBIGenerateTokenPath is where the Power BI REST API issues embed
 	// tokens (GenerateToken, GenerateTokenRequestV2), relative to its API URL.
 	PowerBIGenerateTokenPath = "/v1.0/myorg/GenerateToken"
-	// PowerBIScope is the only scope the simulated Entra ID grants: the one
-	// whose tokens the Power BI REST API accepts.
+	// PowerBIScope is the only scope the simulated Entra ID of the public
+	// cloud grants: the one whose tokens the Power BI REST API accepts.
 	PowerBIScope = "https://analysis.windows.net/powerbi/api/.default"
+	// PowerBIProfileHeader names the service principal profile a Power BI
+	// REST call acts as.
+	PowerBIProfileHeader = "X-PowerBI-Profile-Id"
 	// PowerBIAccessTokenPrefix starts every simulated Entra ID access token.
 	PowerBIAccessTokenPrefix = "aad_"
 	// PowerBIEmbedTokenPrefix starts every simulated embed token, as
@@ -41,6 +44,24 @@ const (
 	// DefaultPowerBIClientSecret is accepted when Options.PowerBIClientSecret is empty, for demos.
 	DefaultPowerBIClientSecret = "demo-powerbi-client-secret"
 )
+
+// powerBIScopes are the scopes of Power BI's clouds, by the names the
+// operator's API gives them: each cloud's Entra ID grants a token for its
+// own Power BI resource only (PowerBI-Developer-Samples' cloud configs).
+var powerBIScopes = map[string]string{
+	"Public":           PowerBIScope,
+	"USGovernment":     "https://analysis.usgovcloudapi.net/powerbi/api/.default",
+	"USGovernmentHigh": "https://high.analysis.usgovcloudapi.net/powerbi/api/.default",
+	"USGovernmentDoD":  "https://mil.analysis.usgovcloudapi.net/powerbi/api/.default",
+	"China":            "https://analysis.chinacloudapi.cn/powerbi/api/.default",
+}
+
+// PowerBICloudScope is the only scope the simulated Entra ID of cloud
+// grants ("" is Public); ok is false for an unknown cloud.
+func PowerBICloudScope(cloud string) (scope string, ok bool) {
+	scope, ok = powerBIScopes[cmp.Or(cloud, "Public")]
+	return scope, ok
+}
 
 // powerBIEntraPattern routes Entra ID token requests for any tenant; the
 // endpoint answers for the configured one only.
@@ -95,6 +116,7 @@ func powerBIEntraEndpoint(s *Server, opts Options) endpoint {
 	tenant := cmp.Or(opts.PowerBITenantID, DefaultPowerBITenantID)
 	id, secret := cmp.Or(opts.PowerBIClientID, DefaultPowerBIClientID), cmp.Or(opts.PowerBIClientSecret, DefaultPowerBIClientSecret)
 	lifetime := cmp.Or(opts.PowerBIAccessTokenLifetime, PowerBIAccessTokenLifetime)
+	scope, known := PowerBICloudScope(opts.PowerBICloud)
 	return endpoint{
 		vendor:       "powerBI",
 		method:       http.MethodPost,
@@ -124,7 +146,7 @@ func powerBIEntraEndpoint(s *Server, opts Options) endpoint {
 				return entraError(http.StatusBadRequest, "unauthorized_client", 700016, "Application with identifier '"+stringField(body, "client_id")+"' was not found in the directory.")
 			case subtle.ConstantTimeCompare([]byte(stringField(body, "client_secret")), []byte(secret)) != 1:
 				return entraError(http.StatusUnauthorized, "invalid_client", 7000215, "Invalid client secret provided.")
-			case stringField(body, "scope") != PowerBIScope:
+			case !known || stringField(body, "scope") != scope:
 				return entraError(http.StatusBadRequest, "invalid_scope", 1002012, "The provided value for scope is not valid.")
 			}
 			token := newToken(PowerBIAccessTokenPrefix)
@@ -152,20 +174,37 @@ type powerBIGenerateRequest struct {
 		ID string `json:"id"`
 	} `json:"targetWorkspaces"`
 	Identities []struct {
-		Username   string   `json:"username"`
-		Roles      []string `json:"roles"`
-		Datasets   []string `json:"datasets"`
-		CustomData *string  `json:"customData"`
+		Username     string   `json:"username"`
+		Roles        []string `json:"roles"`
+		Datasets     []string `json:"datasets"`
+		Reports      []string `json:"reports"`
+		CustomData   *string  `json:"customData"`
+		IdentityBlob *struct {
+			Value string `json:"value"`
+		} `json:"identityBlob"`
 	} `json:"identities"`
+	DatasourceIdentities []struct {
+		IdentityBlob string `json:"identityBlob"`
+		Datasources  []struct {
+			DatasourceType    string `json:"datasourceType"`
+			ConnectionDetails *struct {
+				Server   string `json:"server"`
+				Database string `json:"database"`
+				URL      string `json:"url"`
+			} `json:"connectionDetails"`
+		} `json:"datasources"`
+	} `json:"datasourceIdentities"`
 	LifetimeInMinutes *json.Number `json:"lifetimeInMinutes"`
 }
 
 // powerBIGenerateEndpoint simulates POST {api}/v1.0/myorg/GenerateToken: a
-// valid, unexpired access token of the simulated Entra ID as bearer, a JSON
-// body of only GenerateTokenRequestV2's fields, and, as Power BI does, an
-// embed token that lives as long as the access token has left, or
-// lifetimeInMinutes if that is shorter.
-func powerBIGenerateEndpoint(s *Server) endpoint {
+// valid, unexpired access token of the simulated Entra ID as bearer, a
+// service principal profile the principal owns when the call names one, a
+// JSON body of only GenerateTokenRequestV2's fields, and, as Power BI does,
+// an embed token that lives as long as the access token has left, or
+// lifetimeInMinutes if that is shorter. The token is scoped to the profile:
+// PowerBITokenProfile tells which.
+func powerBIGenerateEndpoint(s *Server, opts Options) endpoint {
 	return endpoint{
 		vendor:     "powerBI",
 		method:     http.MethodPost,
@@ -182,6 +221,10 @@ func powerBIGenerateEndpoint(s *Server) endpoint {
 			if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") || decodeErr != nil {
 				return powerBIError(http.StatusBadRequest, "InvalidRequest", "the body must be a JSON object (application/json)")
 			}
+			profile, rep, ok := powerBIProfile(r, opts.PowerBIProfiles)
+			if !ok {
+				return rep
+			}
 			req, err := decodePowerBIRequest(body)
 			if err != nil {
 				return powerBIError(http.StatusBadRequest, "InvalidRequest", err.Error())
@@ -196,10 +239,45 @@ func powerBIGenerateEndpoint(s *Server) endpoint {
 			}
 			expiry = expiry.Truncate(time.Second) // stated in whole seconds: never later than true
 			token := newToken(PowerBIEmbedTokenPrefix)
+			if profile != "" {
+				s.mu.Lock()
+				s.powerBIProfiles[token] = profile
+				s.mu.Unlock()
+			}
 			out := map[string]any{"token": token, "tokenId": newGUID(), "expiration": expiry.UTC().Format(time.RFC3339)}
 			return reply{status: http.StatusOK, body: out, token: token, ttl: expiry.Sub(now)}
 		},
 	}
+}
+
+// powerBIProfile reads the X-PowerBI-Profile-Id header: absent, the call
+// acts as the service principal itself ("" and ok); otherwise it must be a
+// GUID (400) and a profile the principal owns. Power BI's answer for a
+// profile the principal does not own is not documented; the simulator
+// answers 404 PowerBIEntityNotFound, as for other objects it cannot see.
+func powerBIProfile(r *http.Request, owned []string) (profile string, rep reply, ok bool) {
+	values := r.Header.Values(PowerBIProfileHeader)
+	switch {
+	case len(values) == 0:
+		return "", reply{}, true
+	case len(values) > 1 || !powerBIGUID.MatchString(values[0]):
+		return "", powerBIError(http.StatusBadRequest, "InvalidRequest", "the "+PowerBIProfileHeader+" header must be one profile ID (a GUID)"), false
+	}
+	for _, p := range owned {
+		if strings.EqualFold(p, values[0]) {
+			return strings.ToLower(values[0]), reply{}, true
+		}
+	}
+	return "", powerBIError(http.StatusNotFound, "PowerBIEntityNotFound", "the service principal has no profile "+values[0]), false
+}
+
+// PowerBITokenProfile is the service principal profile (lowercase) an
+// embed token was generated as, "" for one generated without a profile or
+// unknown, so tests can check tokens are scoped to the profile asked for.
+func (s *Server) PowerBITokenProfile(token string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.powerBIProfiles[token]
 }
 
 // powerBIBearer checks the request's access token and returns its expiry;
@@ -256,13 +334,35 @@ func decodePowerBIRequest(body map[string]any) (*powerBIGenerateRequest, error) 
 			return nil, fmt.Errorf("target workspace id %q is not a GUID", w.ID)
 		}
 	}
+	var reports []string
+	for _, r := range req.Reports {
+		reports = append(reports, strings.ToLower(r.ID))
+	}
 	for _, id := range req.Identities {
-		if id.Username == "" || len(id.Datasets) == 0 {
-			return nil, fmt.Errorf("an identity needs a username and datasets")
+		if id.Username == "" || len(id.Datasets) == 0 && len(id.Reports) == 0 {
+			return nil, fmt.Errorf("an identity needs a username and datasets or reports")
 		}
 		for _, d := range id.Datasets {
 			if !slices.Contains(datasets, strings.ToLower(d)) {
 				return nil, fmt.Errorf("identity %q names dataset %q, which the request's datasets do not list", id.Username, d)
+			}
+		}
+		for _, rep := range id.Reports {
+			if !slices.Contains(reports, strings.ToLower(rep)) {
+				return nil, fmt.Errorf("identity %q names report %q, which the request's reports do not list", id.Username, rep)
+			}
+		}
+		if id.IdentityBlob != nil && id.IdentityBlob.Value == "" {
+			return nil, fmt.Errorf("identity %q has an identityBlob without a value", id.Username)
+		}
+	}
+	for _, di := range req.DatasourceIdentities {
+		if di.IdentityBlob == "" || len(di.Datasources) == 0 {
+			return nil, fmt.Errorf("a datasource identity needs an identityBlob and datasources")
+		}
+		for _, ds := range di.Datasources {
+			if ds.DatasourceType == "" || ds.ConnectionDetails == nil {
+				return nil, fmt.Errorf("a datasource needs a datasourceType and connectionDetails")
 			}
 		}
 	}

@@ -46,6 +46,9 @@ type Server struct {
 	fault  *Fault
 	// superset is the Superset routes' shared state (logins, sessions).
 	superset supersetState
+	// powerBIProfiles maps Power BI embed tokens to the profile they were
+	// generated as.
+	powerBIProfiles map[string]string
 
 	lifeMu    sync.Mutex
 	srv       *http.Server
@@ -136,7 +139,7 @@ type reply struct {
 // New builds a Server with every vendor endpoint mounted; call Start, StartOn
 // or wrap Handler to serve it.
 func New(opts Options) *Server {
-	s := &Server{clock: opts.Clock, tokens: map[string]tokenRecord{}, done: make(chan struct{})}
+	s := &Server{clock: opts.Clock, tokens: map[string]tokenRecord{}, powerBIProfiles: map[string]string{}, done: make(chan struct{})}
 	if s.clock == nil {
 		s.clock = clock.RealClock{}
 	}
@@ -150,9 +153,9 @@ func New(opts Options) *Server {
 		boldBIEndpoint(s, opts),
 		thoughtSpotEndpoint(s, opts),
 		powerBIEntraEndpoint(s, opts),
-		powerBIGenerateEndpoint(s),
+		powerBIGenerateEndpoint(s, opts),
 		domoTokenEndpoint(s, opts),
-		domoEmbedEndpoint(s),
+		domoEmbedEndpoint(s, opts),
 		supersetLoginEndpoint(s, opts),
 		supersetCSRFEndpoint(s),
 		supersetGuestEndpoint(s, opts),
@@ -287,6 +290,7 @@ func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls, s.issued, s.tokens, s.fault = nil, 0, map[string]tokenRecord{}, nil
+	s.powerBIProfiles = map[string]string{}
 }
 
 // Validate reports whether token was issued by this server and has not
@@ -388,6 +392,10 @@ func (s *Server) answer(w http.ResponseWriter, rec *callRecord, rep reply) {
 	for k, v := range rep.header {
 		w.Header()[k] = v
 	}
+	// Date comes from the simulator's clock, as a vendor's comes from its
+	// own, so a test can put the vendor's clock ahead of or behind the
+	// operator's.
+	w.Header().Set("Date", s.clock.Now().UTC().Format(http.TimeFormat))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(rep.status)
 	_, _ = w.Write(buf.Bytes())

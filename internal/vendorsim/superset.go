@@ -52,6 +52,11 @@ type SupersetOptions struct {
 	// GuestTokenLifetime is the guest tokens' lifetime; zero means
 	// DefaultSupersetGuestTokenLifetime.
 	GuestTokenLifetime time.Duration
+	// GuestTokenValidator, when set, is Superset's GUEST_TOKEN_VALIDATOR_HOOK:
+	// it sees every well-formed guest token body, and an error refuses the
+	// token as a hook raising a marshmallow ValidationError does, with HTTP
+	// 400 and {"message": ["<the error>"]}.
+	GuestTokenValidator func(body map[string]any) error
 }
 
 // supersetState is what the three Superset routes share: live access
@@ -238,6 +243,11 @@ func supersetGuestEndpoint(s *Server, opts Options) endpoint {
 			if fields := checkGuestBody(body); fields != nil {
 				return supersetError(http.StatusBadRequest, fields)
 			}
+			if hook := opts.Superset.GuestTokenValidator; hook != nil {
+				if err := hook(body); err != nil {
+					return supersetError(http.StatusBadRequest, []string{err.Error()})
+				}
+			}
 			token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
 				"user": body["user"], "resources": body["resources"], "rls_rules": body["rls"], "type": "guest",
 				"aud": "superset", "iat": now.Unix(), "exp": now.Add(ttl).Unix(), "jti": newToken(""),
@@ -286,10 +296,15 @@ func checkGuestBody(body map[string]any) map[string]any {
 		if !isObject {
 			fields["user"] = []string{"Not a valid mapping type."}
 		}
-		checkKeys(user, []string{"username", "first_name", "last_name"}, "user.", fields)
+		checkKeys(user, []string{"username", "first_name", "last_name", "attributes"}, "user.", fields)
 		for k, v := range user {
-			if _, isString := v.(string); !isString {
+			if _, isString := v.(string); !isString && k != "attributes" {
 				fields["user."+k] = []string{"Not a valid string."}
+			}
+		}
+		if a, ok := user["attributes"]; ok {
+			if _, isObject := a.(map[string]any); !isObject && a != nil {
+				fields["user.attributes"] = []string{"Not a valid mapping type."}
 			}
 		}
 	}

@@ -35,7 +35,7 @@ func startManager(ctx context.Context, cfg config, bin, kubeconfig string, res *
 		env = append(env, "GOGC="+cfg.ManagerGOGC)
 	}
 	m, err := harness.StartManagerWithEnv(bin, kubeconfig, res.ManagerLog, env,
-		"--metrics-bind-address="+res.metricsAddr, "--metrics-secure=false", "--health-probe-bind-address=0", "--pprof-bind-address="+pprofAddr,
+		"--metrics-bind-address="+res.metricsAddr, "--metrics-secure=false", "--health-probe-bind-address=0", "--token-endpoint-bind-address=0", "--pprof-bind-address="+pprofAddr,
 		fmt.Sprintf("--kube-api-qps=%g", cfg.QPS), fmt.Sprintf("--kube-api-burst=%d", cfg.Burst),
 		fmt.Sprintf("--max-concurrent-reconciles=%d", cfg.Concurrency),
 		// Every request is in one namespace and the wave follows the last

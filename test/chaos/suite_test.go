@@ -51,7 +51,7 @@ var _ = AfterSuite(func() {
 // extra, and kills it when the spec ends. Logs are kept per spec and printed
 // on failure.
 func startManager(name string, extra ...string) *harness.Manager {
-	args := append([]string{"--metrics-bind-address=0", "--health-probe-bind-address=0", "--zap-log-level=debug",
+	args := append([]string{"--metrics-bind-address=0", "--health-probe-bind-address=0", "--token-endpoint-bind-address=0", "--zap-log-level=debug",
 		harness.AllowSimulator}, extra...)
 	logPath := filepath.Join(workDir, name+".log")
 	m, err := harness.StartManager(managerBin, cp.Kubeconfig, logPath, args...)

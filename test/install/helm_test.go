@@ -93,9 +93,10 @@ func TestHelmChart(t *testing.T) {
 			"eto-embed-token-operator-b": {"--watch-label-selector=embedtokens.io/shard=b", "--leader-election-id=b-embed-token-operator.embedtokens.io"},
 			"eto-embed-token-operator-c": {"--watch-label-selector=embedtokens.io/shard=c", "--leader-election-id=c-embed-token-operator.embedtokens.io"},
 		})
-		if n := countKinds(objs)["Service"]; n != 3 {
-			t.Errorf("%d metrics Services, want one per shard (3)", n)
+		if n := countKinds(objs)["Service"]; n != 4 {
+			t.Errorf("%d Services, want one for metrics per shard (3) and the token endpoint", n)
 		}
+		checkTokenEndpointService(t, objs)
 		var deployments []*unstructured.Unstructured
 		for _, u := range objs {
 			if u.GetKind() == "Deployment" || u.GetKind() == "Service" {
@@ -112,6 +113,7 @@ func TestHelmChart(t *testing.T) {
 		if kinds["ServiceMonitor"] != 1 || kinds["PrometheusRule"] != 1 || kinds["ConfigMap"] != 1 {
 			t.Fatalf("kinds %v, want one ServiceMonitor, PrometheusRule and dashboard ConfigMap", kinds)
 		}
+		checkCertManager(t, objs)
 		for _, u := range objs {
 			switch u.GetKind() {
 			case "PrometheusRule":

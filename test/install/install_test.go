@@ -17,7 +17,7 @@ func TestInstallerAppliesOnFreshCluster(t *testing.T) {
 	objs := readManifests(t, filepath.Join("..", "..", "dist", "install.yaml"))
 	kinds := countKinds(objs)
 	for kind, want := range map[string]int{"CustomResourceDefinition": 3, "Namespace": 1, "Deployment": 1,
-		"ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1, "Service": 1,
+		"ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1, "Service": 2,
 		"ValidatingAdmissionPolicy": 1, "ValidatingAdmissionPolicyBinding": 1} {
 		if kinds[kind] < want {
 			t.Errorf("install.yaml has %d %s, want at least %d (kinds: %v)", kinds[kind], kind, want, kinds)
@@ -39,6 +39,10 @@ func TestInstallerAppliesOnFreshCluster(t *testing.T) {
 		{"list", "embedtokens.io", "clusterembedproviders", ""},
 		{"create", "", "secrets", ""},
 		{"create", "events.k8s.io", "events", ""},
+		{"delete", "", "configmaps", ""},
+		{"create", "authentication.k8s.io", "tokenreviews", ""},
+		{"create", "authorization.k8s.io", "subjectaccessreviews", ""},
+		{"watch", "embedtokens.io", "embedtokentemplates", ""},
 		{"update", "coordination.k8s.io", "leases", ns},
 	} {
 		if !canI(ctx, t, c, user, check.verb, check.group, check.resource, check.namespace) {

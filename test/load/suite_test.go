@@ -47,7 +47,7 @@ var _ = AfterSuite(func() {
 // environment its Deployment's memory limit gives it, and extra flags; it
 // is killed when the spec ends, and its log is attached to a failed spec.
 func startManager(name string, env []string, extra ...string) *harness.Manager {
-	args := append([]string{"--metrics-bind-address=0", "--health-probe-bind-address=0"}, extra...)
+	args := append([]string{"--metrics-bind-address=0", "--health-probe-bind-address=0", "--token-endpoint-bind-address=0"}, extra...)
 	logPath := filepath.Join(workDir, name+".log")
 	m, err := harness.StartManagerWithEnv(managerBin, cp.Kubeconfig, logPath, env, args...)
 	Expect(err).NotTo(HaveOccurred())

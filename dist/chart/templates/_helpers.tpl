@@ -63,3 +63,13 @@ embedtokens.io/shard: {{ .shard | quote }}
 {{- define "eto.leaderElect" -}}
 {{- if or .Values.leaderElection.enabled (gt (int .Values.replicaCount) 1) -}}true{{- end -}}
 {{- end -}}
+
+{{/* The token endpoint's Service name. */}}
+{{- define "eto.tokenEndpointService" -}}
+{{- default (printf "%s-token-endpoint" (include "eto.fullname" .) | trunc 63 | trimSuffix "-") .Values.tokenEndpoint.serviceName -}}
+{{- end -}}
+
+{{/* The Secret holding the token endpoint's tls.crt, tls.key and ca.crt. */}}
+{{- define "eto.tokenEndpointSecret" -}}
+{{- default (printf "%s-tls" (include "eto.tokenEndpointService" .)) .Values.tokenEndpoint.certSecretName -}}
+{{- end -}}

@@ -37,6 +37,7 @@ func AuthorizeURL(serverURL, siteIdentifier string) string {
 
 // Issue implements provider.Provider.
 func (p *Provider) Issue(ctx context.Context, req provider.Request) (provider.Token, error) {
+	ctx = provider.WithVendor(ctx, v1alpha1.VendorBoldBI)
 	cfg, params := req.Config.BoldBI, req.Params.BoldBI
 	if cfg == nil || params == nil {
 		return provider.Token{}, provider.Permanent(v1alpha1.ReasonVendorMismatch, "boldBI provider needs spec.boldBI on both provider and request")

@@ -89,7 +89,7 @@ func TestIssueAgainstSimulator(t *testing.T) {
 		{name: "403", fault: &vendorsim.Fault{Status: 403}, params: v1alpha1.BoldBIParams{Email: "a@example.com"},
 			want: pt.Want{Reason: v1alpha1.ReasonVendorUnauthorized, Permanent: true}},
 		{name: "429 with Retry-After", fault: &vendorsim.Fault{Status: 429, RetryAfter: 7 * time.Second}, params: v1alpha1.BoldBIParams{Email: "a@example.com"},
-			want: pt.Want{Reason: v1alpha1.ReasonVendorUnavailable, RetryAfter: 7 * time.Second}},
+			want: pt.Want{Reason: v1alpha1.ReasonVendorQuotaExceeded, RetryAfter: 7 * time.Second}},
 		{name: "503", fault: &vendorsim.Fault{Status: 503}, params: v1alpha1.BoldBIParams{Email: "a@example.com"},
 			want: pt.Want{Reason: v1alpha1.ReasonVendorUnavailable}},
 		{name: "HTML page", fault: &vendorsim.Fault{Garbage: true}, params: v1alpha1.BoldBIParams{Email: "a@example.com"},

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 	"github.com/embedtokens/embed-token-operator/internal/provider/httpprovider"
 	"github.com/embedtokens/embed-token-operator/internal/vendorsim"
@@ -131,4 +132,36 @@ func TestDomoSampleExpiredAccessToken(t *testing.T) {
 	if auth, embed := count(); auth != 1 || embed != 2 {
 		t.Errorf("after the vendor forgot the token: %d access and %d embed calls, want 1 and 2", auth, embed)
 	}
+}
+
+// TestDomoSampleReadsTheGrant has Domo grant a 30-minute session where the
+// sample asks for 60: the embed token's exp says so, and the operator
+// stores 30 minutes, not the 60 asked for.
+func TestDomoSampleReadsTheGrant(t *testing.T) {
+	_, clientID := domoRequest(t, "http://127.0.0.1")
+	sim := pt.StartSim(t, vendorsim.Options{DomoClientID: clientID, DomoClientSecret: domoSecret, DomoMaxSession: 30 * time.Minute})
+	req, _ := domoRequest(t, sim.URL())
+	tok, err := httpprovider.New().Issue(context.Background(), req)
+	pt.CheckError(t, err, pt.Want{}, domoSecret)
+	exp, ok := provider.JWTExpiry(tok.Value)
+	if !ok || !tok.ExpiresAt.Equal(exp) {
+		t.Errorf("stored expiry %s, the token's exp %s (%v)", tok.ExpiresAt, exp, ok)
+	}
+	if got := tok.ExpiresAt.Sub(tok.IssuedAt); got < 30*time.Minute-time.Second || got > 30*time.Minute {
+		t.Errorf("stored lifetime %s, want the 30m Domo granted", got)
+	}
+}
+
+// TestDomoSampleEmptyGrant has Domo answer a token whose emb claim is
+// empty, as it does when the API client may not see the embed: the sample
+// refuses it, as Domo's own sample does, instead of storing a token that
+// opens nothing.
+func TestDomoSampleEmptyGrant(t *testing.T) {
+	req, clientID := domoRequest(t, "http://127.0.0.1")
+	embedID := req.Params.HTTP.Variables["embedID"]
+	sim := pt.StartSim(t, vendorsim.Options{DomoClientID: clientID, DomoClientSecret: domoSecret, DomoDeniedEmbedIDs: []string{embedID}})
+	req, _ = domoRequest(t, sim.URL())
+	_, err := httpprovider.New().Issue(context.Background(), req)
+	pt.CheckError(t, err, pt.Want{Reason: v1alpha1.ReasonVendorRejected, Permanent: true,
+		Message: "the token at tokenPath .authentication has no emb claim or an empty one"}, domoSecret)
 }

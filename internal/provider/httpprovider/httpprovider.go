@@ -78,6 +78,7 @@ func (p *Provider) SecretRefs(config *v1alpha1.EmbedProviderSpec) []v1alpha1.Sec
 
 // Issue implements provider.Provider.
 func (p *Provider) Issue(ctx context.Context, req provider.Request) (provider.Token, error) {
+	ctx = provider.WithVendor(ctx, v1alpha1.VendorHTTP)
 	cfg, params := req.Config.HTTP, req.Params.HTTP
 	if cfg == nil || params == nil {
 		return provider.Token{}, provider.Permanent(v1alpha1.ReasonVendorMismatch, "http provider needs spec.http on both provider and request")
@@ -322,6 +323,9 @@ func (c *compiled) parseResponse(body []byte, now time.Time) (provider.Token, er
 		return provider.Token{}, provider.Transient(v1alpha1.ReasonInvalidResponse, "the token at tokenPath %s is empty", c.token)
 	}
 	if err := provider.CheckTokenSize(fmt.Sprintf("the token at tokenPath %s", c.token), token); err != nil {
+		return provider.Token{}, err
+	}
+	if err := provider.CheckJWTClaims(fmt.Sprintf("the token at tokenPath %s", c.token), token, c.spec.RequiredJWTClaims); err != nil {
 		return provider.Token{}, err
 	}
 	exp, err := c.expiry(doc, token, now)

@@ -150,7 +150,7 @@ func TestFaultsAgainstSimulator(t *testing.T) {
 	}{
 		{"401", vendorsim.Fault{Status: 401}, 0, pt.Want{Reason: v1alpha1.ReasonVendorUnauthorized, Permanent: true, Message: "simulated fault"}},
 		{"403", vendorsim.Fault{Status: 403}, 0, pt.Want{Reason: v1alpha1.ReasonVendorUnauthorized, Permanent: true}},
-		{"429 with Retry-After", vendorsim.Fault{Status: 429, RetryAfter: 5 * time.Second}, 0, pt.Want{Reason: v1alpha1.ReasonVendorUnavailable, RetryAfter: 5 * time.Second}},
+		{"429 with Retry-After", vendorsim.Fault{Status: 429, RetryAfter: 5 * time.Second}, 0, pt.Want{Reason: v1alpha1.ReasonVendorQuotaExceeded, RetryAfter: 5 * time.Second}},
 		{"500", vendorsim.Fault{Status: 500}, 0, pt.Want{Reason: v1alpha1.ReasonVendorUnavailable}},
 		{"503 with Retry-After", vendorsim.Fault{Status: 503, RetryAfter: time.Second}, 0, pt.Want{Reason: v1alpha1.ReasonVendorUnavailable, RetryAfter: time.Second}},
 		{"HTML page", vendorsim.Fault{Garbage: true}, 0, pt.Want{Reason: v1alpha1.ReasonInvalidResponse, Message: "HTML"}},

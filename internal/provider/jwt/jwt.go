@@ -155,9 +155,20 @@ func (p *Provider) Issue(ctx context.Context, req provider.Request) (provider.To
 	return provider.Token{Value: signed, IssuedAt: req.Now, ExpiresAt: exp}, nil
 }
 
+// ClockSkew is how far cfg backdates iat and nbf: its clockSkew, bounded to
+// [0, v1alpha1.MaxJWTClockSkew] for providers built in code, or
+// v1alpha1.DefaultJWTClockSkew when unset.
+func ClockSkew(cfg *v1alpha1.JWTProvider) time.Duration {
+	if cfg.ClockSkew == nil {
+		return v1alpha1.DefaultJWTClockSkew
+	}
+	return min(max(cfg.ClockSkew.Duration, 0), v1alpha1.MaxJWTClockSkew)
+}
+
 // buildClaims merges the request's claims with the ones the operator owns.
 // exp is now plus the lifetime, capped by maxLifetime and cut to whole
-// seconds, so the recorded expiry is never later than the token's.
+// seconds, so the recorded expiry is never later than the token's; iat and
+// nbf are now less the clock skew allowance.
 func buildClaims(cfg *v1alpha1.JWTProvider, p *v1alpha1.JWTParams, lifetime time.Duration, now time.Time) (jwt.MapClaims, time.Time, error) {
 	claims, err := provider.DecodeObject("spec.jwt.claims", p.Claims, reservedClaims...)
 	if err != nil {
@@ -170,7 +181,8 @@ func buildClaims(cfg *v1alpha1.JWTProvider, p *v1alpha1.JWTParams, lifetime time
 		lifetime = min(lifetime, cfg.MaxLifetime.Duration)
 	}
 	exp := time.Unix(now.Add(lifetime).Unix(), 0).UTC()
-	claims["iat"], claims["nbf"], claims["exp"], claims["jti"] = now.Unix(), now.Unix(), exp.Unix(), newJTI()
+	issued := now.Add(-ClockSkew(cfg)).Unix()
+	claims["iat"], claims["nbf"], claims["exp"], claims["jti"] = issued, issued, exp.Unix(), newJTI()
 	for k, v := range map[string]string{"iss": cfg.Issuer, "aud": cfg.Audience, "sub": p.Subject} {
 		if v != "" {
 			claims[k] = v

@@ -135,7 +135,7 @@ func TestIssueEveryAlgorithm(t *testing.T) {
 				t.Errorf("token window = %v..%v", tok.IssuedAt, tok.ExpiresAt)
 			}
 			want := map[string]any{
-				"iat": float64(providertest.Epoch.Unix()), "nbf": float64(providertest.Epoch.Unix()), "exp": float64(wantExp.Unix()),
+				"iat": float64(providertest.Epoch.Unix() - 30), "nbf": float64(providertest.Epoch.Unix() - 30), "exp": float64(wantExp.Unix()),
 				"iss": "iss-1", "aud": "aud-1", "sub": "alice", "role": "viewer", "n": 7.0,
 			}
 			for c, v := range want {
@@ -352,7 +352,7 @@ func FuzzBuildClaims(f *testing.F) {
 			providertest.CheckError(t, err, providertest.Want{Reason: v1alpha1.ReasonInvalidRequest, Permanent: true}, providertest.Marker)
 			return
 		}
-		now, wantExp := providertest.Epoch.Unix(), providertest.Epoch.Add(10*time.Minute)
+		now, wantExp := providertest.Epoch.Add(-v1alpha1.DefaultJWTClockSkew).Unix(), providertest.Epoch.Add(10*time.Minute)
 		if got["iat"] != now || got["nbf"] != now || got["exp"] != wantExp.Unix() || !exp.Equal(wantExp) ||
 			got["iss"] != "iss" || got["aud"] != "aud" || got["sub"] != "sub" || len(got["jti"].(string)) != 32 {
 			t.Fatalf("reserved claims overridden: %v", got)

@@ -109,7 +109,7 @@ func TestIssue(t *testing.T) {
 			want: providertest.Want{Reason: v1alpha1.ReasonVendorUnauthorized, Permanent: true, Message: "[redacted]"}},
 		{name: "403", fault: &vendorsim.Fault{Status: 403}, want: providertest.Want{Reason: v1alpha1.ReasonVendorUnauthorized, Permanent: true, Message: "HTTP 403"}},
 		{name: "429 with Retry-After", fault: &vendorsim.Fault{Status: 429, RetryAfter: 2 * time.Second},
-			want: providertest.Want{Reason: v1alpha1.ReasonVendorUnavailable, RetryAfter: 2 * time.Second, Message: "temporarily_unavailable"}},
+			want: providertest.Want{Reason: v1alpha1.ReasonVendorQuotaExceeded, RetryAfter: 2 * time.Second, Message: "temporarily_unavailable"}},
 		{name: "500", fault: &vendorsim.Fault{Status: 500}, want: unavailable},
 		{name: "503", fault: &vendorsim.Fault{Status: 503}, want: unavailable},
 		{name: "timeout", fault: &vendorsim.Fault{Delay: time.Minute}, timeout: 100 * time.Millisecond,

@@ -35,7 +35,44 @@ const (
 	// GenerateTokenPath issues embed tokens (GenerateTokenRequestV2),
 	// relative to the API URL.
 	GenerateTokenPath = "/v1.0/myorg/GenerateToken"
+	// ProfileHeader names the service principal profile a call acts as.
+	ProfileHeader = "X-PowerBI-Profile-Id"
 )
+
+// Cloud is one Power BI cloud's endpoints, which only work together: an
+// access token of one cloud's scope is refused by another cloud's API.
+type Cloud struct {
+	// AuthorityURL is the cloud's Microsoft Entra ID.
+	AuthorityURL string
+	// APIURL is the cloud's Power BI REST API.
+	APIURL string
+	// Scope asks that Entra ID for a token that API accepts: the cloud's
+	// Power BI resource followed by /.default.
+	Scope string
+}
+
+// clouds are the values of Microsoft's PowerBI-Developer-Samples (the
+// "embed for your customers" sample's CloudConfigs), with the authority's
+// /common/ path dropped (the operator names the tenant) and the resource
+// turned into a client-credentials scope.
+var clouds = map[string]Cloud{
+	v1alpha1.PowerBICloudPublic: {DefaultAuthorityURL, DefaultAPIURL, DefaultScope},
+	v1alpha1.PowerBICloudUSGovernment: {"https://login.microsoftonline.com", "https://api.powerbigov.us",
+		"https://analysis.usgovcloudapi.net/powerbi/api/.default"},
+	v1alpha1.PowerBICloudUSGovernmentHigh: {"https://login.microsoftonline.us", "https://api.high.powerbigov.us",
+		"https://high.analysis.usgovcloudapi.net/powerbi/api/.default"},
+	v1alpha1.PowerBICloudUSGovernmentDoD: {"https://login.microsoftonline.us", "https://api.mil.powerbigov.us",
+		"https://mil.analysis.usgovcloudapi.net/powerbi/api/.default"},
+	v1alpha1.PowerBICloudChina: {"https://login.chinacloudapi.cn", "https://api.powerbi.cn",
+		"https://analysis.chinacloudapi.cn/powerbi/api/.default"},
+}
+
+// CloudOf returns the endpoints of the named cloud; "" is Public, and ok is
+// false for a name the API does not define.
+func CloudOf(name string) (c Cloud, ok bool) {
+	c, ok = clouds[cmp.Or(name, v1alpha1.PowerBICloudPublic)]
+	return c, ok
+}
 
 // expiredMarkers, in a 403's error code or message, say that Power BI
 // refused the access token itself (it answers an expired one with 403
@@ -71,22 +108,33 @@ type config struct {
 	authorityURL, apiURL, tenantID, clientID, scope string
 }
 
-func configOf(c *v1alpha1.PowerBIProvider) config {
+// configOf applies the cloud's endpoints where the block sets none; an
+// unknown cloud is a permanent ProviderInvalid error.
+func configOf(c *v1alpha1.PowerBIProvider) (config, error) {
+	cloud, ok := CloudOf(c.Cloud)
+	if !ok {
+		return config{}, provider.Permanent(v1alpha1.ReasonProviderInvalid, "powerBI cloud %q is not one of Public, USGovernment, USGovernmentHigh, USGovernmentDoD, China", c.Cloud)
+	}
 	return config{
-		authorityURL: strings.TrimRight(cmp.Or(c.AuthorityURL, DefaultAuthorityURL), "/"),
-		apiURL:       strings.TrimRight(cmp.Or(c.APIURL, DefaultAPIURL), "/"),
+		authorityURL: strings.TrimRight(cmp.Or(c.AuthorityURL, cloud.AuthorityURL), "/"),
+		apiURL:       strings.TrimRight(cmp.Or(c.APIURL, cloud.APIURL), "/"),
 		tenantID:     c.TenantID,
 		clientID:     c.ClientID,
-		scope:        cmp.Or(c.Scope, DefaultScope),
-	}
+		scope:        cmp.Or(c.Scope, cloud.Scope),
+	}, nil
 }
 
 // Issue implements provider.Provider. Its errors hold neither the client
 // secret nor an access token, in any encoding.
 func (p *Provider) Issue(ctx context.Context, req provider.Request) (provider.Token, error) {
+	ctx = provider.WithVendor(ctx, v1alpha1.VendorPowerBI)
 	cfg, params := req.Config.PowerBI, req.Params.PowerBI
 	if cfg == nil || params == nil {
 		return provider.Token{}, provider.Permanent(v1alpha1.ReasonVendorMismatch, "powerBI provider needs spec.powerBI on both provider and request")
+	}
+	c, err := configOf(cfg)
+	if err != nil {
+		return provider.Token{}, err
 	}
 	body, err := GenerateTokenBody(params, req.Lifetime)
 	if err != nil {
@@ -100,9 +148,26 @@ func (p *Provider) Issue(ctx context.Context, req provider.Request) (provider.To
 	if secret == "" {
 		return provider.Token{}, provider.Permanent(v1alpha1.ReasonInvalidCredentials, "powerBI client secret %s is blank", cfg.ClientSecretSecretRef.Name)
 	}
-	var used []string // access tokens sent, to redact
-	tok, err := p.issue(ctx, req, configOf(cfg), secret, body, &used)
+	used := identityBlobs(params) // access tokens sent and identity blobs, to redact
+	tok, err := p.issue(ctx, req, c, secret, body, &used)
 	return tok, provider.Redact(err, append(used, secret)...)
+}
+
+// identityBlobs lists the credentials a request's identities carry, which
+// errors must never quote, whatever Power BI echoes.
+func identityBlobs(params *v1alpha1.PowerBIParams) []string {
+	var out []string
+	for _, id := range params.Identities {
+		if id.IdentityBlob != nil && id.IdentityBlob.Value != "" {
+			out = append(out, id.IdentityBlob.Value)
+		}
+	}
+	for _, id := range params.DatasourceIdentities {
+		if id.IdentityBlob != "" {
+			out = append(out, id.IdentityBlob)
+		}
+	}
+	return out
 }
 
 // issue gets an access token (cached if usable) and asks Power BI for an
@@ -121,7 +186,7 @@ func (p *Provider) issue(ctx context.Context, req provider.Request, c config, se
 			return provider.Token{}, err
 		}
 		*used = append(*used, access.value)
-		resp, err := generateToken(ctx, req.HTTPClient, c.apiURL, access.value, body)
+		resp, err := generateToken(ctx, req.HTTPClient, c.apiURL, req.Params.PowerBI.ProfileID, access.value, body)
 		if err != nil {
 			return provider.Token{}, err
 		}
@@ -196,7 +261,8 @@ func parseAccessToken(resp *provider.Response, now time.Time) (accessToken, erro
 }
 
 // generateTokenBody is GenerateTokenRequestV2: the request's block, whose
-// JSON names are Power BI's, and the lifetime.
+// JSON names are Power BI's, without the profile (a header), and the
+// lifetime.
 type generateTokenBody struct {
 	*v1alpha1.PowerBIParams
 	LifetimeInMinutes int64 `json:"lifetimeInMinutes,omitempty"`
@@ -205,8 +271,11 @@ type generateTokenBody struct {
 // GenerateTokenBody is the JSON body of GenerateToken for params and a
 // lifetime, which is sent in whole minutes, rounded down but at least one
 // (Power BI can only shorten its default with it); no lifetime sends none.
+// The profile is not part of the body: it travels as ProfileHeader.
 func GenerateTokenBody(params *v1alpha1.PowerBIParams, lifetime time.Duration) ([]byte, error) {
-	body := generateTokenBody{PowerBIParams: params}
+	wire := *params
+	wire.ProfileID = ""
+	body := generateTokenBody{PowerBIParams: &wire}
 	if lifetime > 0 {
 		body.LifetimeInMinutes = max(1, int64(lifetime/time.Minute))
 	}
@@ -217,8 +286,9 @@ func GenerateTokenBody(params *v1alpha1.PowerBIParams, lifetime time.Duration) (
 	return raw, nil
 }
 
-// generateToken posts body to Power BI's GenerateToken with the access token.
-func generateToken(ctx context.Context, client *http.Client, apiURL, access string, body []byte) (*provider.Response, error) {
+// generateToken posts body to Power BI's GenerateToken with the access
+// token, as the service principal profile when profileID is set.
+func generateToken(ctx context.Context, client *http.Client, apiURL, profileID, access string, body []byte) (*provider.Response, error) {
 	httpReq, err := http.NewRequest(http.MethodPost, apiURL+GenerateTokenPath, bytes.NewReader(body))
 	if err != nil {
 		return nil, provider.Permanent(v1alpha1.ReasonProviderInvalid, "invalid powerBI apiURL")
@@ -226,6 +296,9 @@ func generateToken(ctx context.Context, client *http.Client, apiURL, access stri
 	httpReq.Header.Set("Authorization", "Bearer "+access)
 	httpReq.Header.Set("Content-Type", "application/json")
 	httpReq.Header.Set("Accept", "application/json")
+	if profileID != "" {
+		httpReq.Header.Set(ProfileHeader, profileID)
+	}
 	resp, err := provider.Do(ctx, client, httpReq)
 	return resp, inStep("Power BI GenerateToken", err)
 }
@@ -246,6 +319,28 @@ func errorDetail(body []byte) string {
 		return ""
 	}
 	return provider.Detail(e.Error.Code, e.Error.Message)
+}
+
+// quotaMarkers, in an error's code or message, say that Power BI refused
+// for its limits rather than for the request: the embed-token allowance of a
+// capacity, or a capacity overloaded, throttled or paused.
+var quotaMarkers = []string{"quota", "capacity"}
+
+// quotaError reports whether a refused GenerateToken hit Power BI's limits
+// (429 is one already, for every vendor): a 400, 403 or 503 whose code or
+// message names a quota or the capacity. 401 never is: it is the access
+// token.
+func quotaError(status int, detail string) bool {
+	if status != http.StatusBadRequest && status != http.StatusForbidden && status != http.StatusServiceUnavailable {
+		return false
+	}
+	lower := strings.ToLower(detail)
+	for _, m := range quotaMarkers {
+		if strings.Contains(lower, m) {
+			return true
+		}
+	}
+	return false
 }
 
 // accessTokenRefused reports whether Power BI refused the access token
@@ -280,7 +375,12 @@ type embedTokenResponse struct {
 // expiration, or a classified error quoting at most Power BI's error code
 // and message. It is pure so it can be fuzzed.
 func parseEmbedToken(resp *provider.Response, now time.Time) (provider.Token, error) {
-	if err := provider.CheckStatus(resp, errorDetail(resp.Body)); err != nil {
+	detail := errorDetail(resp.Body)
+	if err := provider.CheckStatus(resp, detail); err != nil {
+		if quotaError(resp.Status, detail) {
+			e := provider.Classify(err)
+			e.Reason, e.Permanent = v1alpha1.ReasonVendorQuotaExceeded, false
+		}
 		return provider.Token{}, inStep("Power BI GenerateToken", err)
 	}
 	var out embedTokenResponse

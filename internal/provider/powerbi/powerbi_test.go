@@ -182,7 +182,7 @@ func TestErrors(t *testing.T) {
 		{name: "not found", api: fixed(404, nil, pbiError("ItemNotFound", "Report is not found")),
 			want: providertest.Want{Reason: v1alpha1.ReasonVendorRejected, Permanent: true, Message: "ItemNotFound: Report is not found"}},
 		{name: "throttled", api: fixed(429, http.Header{"Retry-After": {"5"}}, pbiError("TooManyRequests", "")),
-			want: providertest.Want{Reason: v1alpha1.ReasonVendorUnavailable, RetryAfter: 5 * time.Second}},
+			want: providertest.Want{Reason: v1alpha1.ReasonVendorQuotaExceeded, RetryAfter: 5 * time.Second}},
 		{name: "500", api: fixed(500, nil, ""), want: providertest.Want{Reason: v1alpha1.ReasonVendorUnavailable, Message: "HTTP 500"}},
 		{name: "HTML", api: fixed(200, nil, "<html>maintenance</html>"), want: providertest.Want{Reason: v1alpha1.ReasonInvalidResponse, Message: "HTML"}},
 		{name: "no token", api: fixed(200, nil, `{"token":"","expiration":"2030-01-02T04:04:05Z"}`),

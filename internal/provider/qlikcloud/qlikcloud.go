@@ -53,6 +53,7 @@ func (p *Provider) SecretRefs(config *v1alpha1.EmbedProviderSpec) []v1alpha1.Sec
 
 // Issue implements provider.Provider.
 func (p *Provider) Issue(ctx context.Context, req provider.Request) (provider.Token, error) {
+	ctx = provider.WithVendor(ctx, v1alpha1.VendorQlikCloud)
 	cfg, params := req.Config.QlikCloud, req.Params.QlikCloud
 	if cfg == nil || params == nil {
 		return provider.Token{}, provider.Permanent(v1alpha1.ReasonVendorMismatch, "qlikCloud provider needs spec.qlikCloud on both provider and request")
@@ -73,6 +74,7 @@ func (p *Provider) Issue(ctx context.Context, req provider.Request) (provider.To
 // Revoke implements provider.Revoker, so a replaced token stops counting
 // against the user's token limit.
 func (p *Provider) Revoke(ctx context.Context, req provider.Request, token string) error {
+	ctx = provider.WithVendor(ctx, v1alpha1.VendorQlikCloud)
 	if req.Config.QlikCloud == nil {
 		return provider.Permanent(v1alpha1.ReasonVendorMismatch, "qlikCloud provider needs spec.qlikCloud")
 	}

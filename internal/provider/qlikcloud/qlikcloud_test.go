@@ -80,7 +80,7 @@ func TestIssue(t *testing.T) {
 		{name: "403", fault: &vendorsim.Fault{Status: 403}, user: alice,
 			want: providertest.Want{Reason: v1alpha1.ReasonVendorUnauthorized, Permanent: true, Message: "HTTP 403"}},
 		{name: "429 with Retry-After", fault: &vendorsim.Fault{Status: 429, RetryAfter: 3 * time.Second}, user: alice,
-			want: providertest.Want{Reason: v1alpha1.ReasonVendorUnavailable, RetryAfter: 3 * time.Second}},
+			want: providertest.Want{Reason: v1alpha1.ReasonVendorQuotaExceeded, RetryAfter: 3 * time.Second}},
 		{name: "500", fault: &vendorsim.Fault{Status: 500}, user: alice,
 			want: providertest.Want{Reason: v1alpha1.ReasonVendorUnavailable, Message: "HTTP 500"}},
 		{name: "503", fault: &vendorsim.Fault{Status: 503, RetryAfter: time.Second}, user: alice,
@@ -94,7 +94,7 @@ func TestIssue(t *testing.T) {
 		{name: "errors[] at HTTP 200, without status", url: serve(200, `{"errors":[{"code":"OAUTH-1","title":"invalid_client","detail":"client authentication failed"}]}`),
 			want: providertest.Want{Reason: v1alpha1.ReasonVendorRejected, Permanent: true, Message: "qlikCloud answered HTTP 200 with an error: OAUTH-1: invalid_client: client authentication failed"}},
 		{name: "errors[] at HTTP 200, numeric 429 status", url: serve(200, `{"errors":[{"title":"Too many requests","status":429}]}`),
-			want: providertest.Want{Reason: v1alpha1.ReasonVendorUnavailable, Message: "error of status 429: Too many requests"}},
+			want: providertest.Want{Reason: v1alpha1.ReasonVendorQuotaExceeded, Message: "error of status 429: Too many requests"}},
 		{name: "errors[] at HTTP 200, token limit", url: serve(200, `{"errors":[{"code":"OAUTH-14","title":"Too many tokens","status":"403"}]}`),
 			want: providertest.Want{Reason: v1alpha1.ReasonTokenLimitReached, Permanent: true, Message: "OAUTH-14: Too many tokens"}},
 		{name: "errors[] at HTTP 200 beside a token", url: serve(200, `{"errors":[{"title":1}],"access_token":"opaque-tok","expires_in":60}`),
@@ -253,7 +253,7 @@ func TestErrorDetail(t *testing.T) {
 	}
 	// A rate limit is not the token limit, even if it says "too many".
 	_, err := qlikcloud.ParseToken(&provider.Response{Status: 429, Header: http.Header{}, Body: []byte(`{"errors":[{"title":"Too many requests"}]}`)}, providertest.Epoch)
-	providertest.CheckError(t, err, providertest.Want{Reason: v1alpha1.ReasonVendorUnavailable})
+	providertest.CheckError(t, err, providertest.Want{Reason: v1alpha1.ReasonVendorQuotaExceeded})
 }
 
 func FuzzParseToken(f *testing.F) {

@@ -34,6 +34,7 @@ func (p *Provider) SecretRefs(config *v1alpha1.EmbedProviderSpec) []v1alpha1.Sec
 
 // Issue implements provider.Provider.
 func (p *Provider) Issue(ctx context.Context, req provider.Request) (provider.Token, error) {
+	ctx = provider.WithVendor(ctx, v1alpha1.VendorQrvey)
 	cfg, params := req.Config.Qrvey, req.Params.Qrvey
 	if cfg == nil || params == nil {
 		return provider.Token{}, provider.Permanent(v1alpha1.ReasonVendorMismatch, "qrvey provider needs spec.qrvey on both provider and request")

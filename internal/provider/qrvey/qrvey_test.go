@@ -96,7 +96,7 @@ func TestIssueAgainstSimulator(t *testing.T) {
 			want: pt.Want{Reason: v1alpha1.ReasonVendorUnauthorized, Permanent: true, Message: "HTTP 401"}},
 		{name: "429 with Retry-After is transient and carries the delay",
 			fault: &vendorsim.Fault{Status: http.StatusTooManyRequests, RetryAfter: 7 * time.Second}, params: alice(),
-			want: pt.Want{Reason: v1alpha1.ReasonVendorUnavailable, RetryAfter: 7 * time.Second, Message: "HTTP 429"}},
+			want: pt.Want{Reason: v1alpha1.ReasonVendorQuotaExceeded, RetryAfter: 7 * time.Second, Message: "HTTP 429"}},
 		{name: "500 is transient",
 			fault: &vendorsim.Fault{Status: http.StatusInternalServerError}, params: alice(),
 			want: pt.Want{Reason: v1alpha1.ReasonVendorUnavailable, Message: "HTTP 500: simulated fault"}},

@@ -60,6 +60,7 @@ func (p *Provider) SecretRefs(config *v1alpha1.EmbedProviderSpec) []v1alpha1.Sec
 // guest token. A cached login Superset no longer accepts (HTTP 401) is
 // dropped and the call is made once more with a new one.
 func (p *Provider) Issue(ctx context.Context, req provider.Request) (provider.Token, error) {
+	ctx = provider.WithVendor(ctx, v1alpha1.VendorSuperset)
 	cfg, params := req.Config.Superset, req.Params.Superset
 	if cfg == nil || params == nil {
 		return provider.Token{}, provider.Permanent(v1alpha1.ReasonVendorMismatch, "superset provider needs spec.superset on both provider and request")

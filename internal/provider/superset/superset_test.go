@@ -115,7 +115,7 @@ func TestIssueErrors(t *testing.T) {
 			want: pt.Want{Reason: v1alpha1.ReasonVendorUnauthorized, Permanent: true, Message: "Superset login"}},
 		{name: "503", fault: &vendorsim.Fault{Status: 503}, want: pt.Want{Reason: v1alpha1.ReasonVendorUnavailable, Message: "simulated fault"}},
 		{name: "429 with Retry-After", fault: &vendorsim.Fault{Status: 429, RetryAfter: 7 * time.Second},
-			want: pt.Want{Reason: v1alpha1.ReasonVendorUnavailable, RetryAfter: 7 * time.Second}},
+			want: pt.Want{Reason: v1alpha1.ReasonVendorQuotaExceeded, RetryAfter: 7 * time.Second}},
 		{name: "HTML page", fault: &vendorsim.Fault{Garbage: true}, want: pt.Want{Reason: v1alpha1.ReasonInvalidResponse, Message: "Superset login: vendor response is not the expected JSON (an HTML"}},
 		{name: "empty access token", fault: &vendorsim.Fault{EmptyToken: true, Count: 1}, want: pt.Want{Reason: v1alpha1.ReasonInvalidResponse, Message: "no access_token"}},
 		{name: "timeout", fault: &vendorsim.Fault{Delay: time.Hour}, timeout: 100 * time.Millisecond,
@@ -215,12 +215,16 @@ func TestSecretRefs(t *testing.T) {
 func TestErrorDetail(t *testing.T) {
 	for body, want := range map[string]string{
 		`{"message":"Not authorized"}`:                                    "Not authorized",
+		`{"message":["Guest token validation failed"]}`:                   "Guest token validation failed",
+		`{"message":["one","two","three","four","five"]}`:                 "one; two; three; four",
 		`{"message":{"user":{"username":["Not a valid string."]}}}`:       "user.username: Not a valid string.",
 		`{"errors":[{"message":""},{"message":"second"}]}`:                "second",
 		`{"msg":"Token has expired"}`:                                     "Token has expired",
 		`{"message":{"a":["1"],"b":["2"],"c":["3"],"d":["4"],"e":["5"]}}`: "a: 1; b: 2; c: 3; d: 4",
 		`<html>`:                  "",
 		`{"message":42}`:          "",
+		`{"message":[]}`:          "",
+		`{"message":[7]}`:         "",
 		`{"message":"a\u0000b"}`:  "a b",
 		`{"errors":"not a list"}`: "",
 	} {
@@ -235,6 +239,7 @@ func FuzzParseGuest(f *testing.F) {
 	f.Add(400, []byte(`{"message":{"rls":["`), []byte(`"]}}`))
 	f.Add(403, []byte(`{"errors":[{"message":"`), []byte(`"}]}`))
 	f.Add(401, []byte(`{"msg":"`), []byte(`"}`))
+	f.Add(400, []byte(`{"message":["`), []byte(`"]}`))
 	pt.FuzzParser(f, func(r *provider.Response) (provider.Token, error) { return superset.ParseGuest(r, pt.Epoch) }, func(body []byte) string {
 		return superset.ErrorDetail(body)
 	})

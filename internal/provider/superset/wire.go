@@ -43,9 +43,10 @@ type guestRequest struct {
 }
 
 type guestUser struct {
-	Username  string `json:"username"`
-	FirstName string `json:"first_name,omitempty"`
-	LastName  string `json:"last_name,omitempty"`
+	Username   string            `json:"username"`
+	FirstName  string            `json:"first_name,omitempty"`
+	LastName   string            `json:"last_name,omitempty"`
+	Attributes map[string]string `json:"attributes,omitempty"`
 }
 
 type resource struct {
@@ -67,7 +68,11 @@ func guestBody(p *v1alpha1.SupersetParams) ([]byte, error) {
 	if len(p.Resources) == 0 {
 		return nil, provider.Permanent(v1alpha1.ReasonInvalidRequest, "spec.superset.resources must name at least one dashboard")
 	}
-	b := guestRequest{User: guestUser{Username: p.User.Username, FirstName: p.User.FirstName, LastName: p.User.LastName},
+	if len(p.User.Attributes) > MaxUserAttributes {
+		return nil, provider.Permanent(v1alpha1.ReasonInvalidRequest, "spec.superset.user.attributes has %d entries, more than %d", len(p.User.Attributes), MaxUserAttributes)
+	}
+	b := guestRequest{User: guestUser{Username: p.User.Username, FirstName: p.User.FirstName, LastName: p.User.LastName,
+		Attributes: p.User.Attributes},
 		Resources: make([]resource, 0, len(p.Resources)), RLS: make([]rlsRule, 0, len(p.RLS))}
 	for i, r := range p.Resources {
 		typ := r.Type
@@ -182,10 +187,15 @@ func parseGuest(resp *provider.Response, now time.Time) (provider.Token, error) 
 // quoted.
 const maxDetailParts = 4
 
+// MaxUserAttributes bounds spec.superset.user.attributes, as the CRD
+// schema does, for requests built in code.
+const MaxUserAttributes = 32
+
 // errorDetail reads Superset's error bodies into one short line:
 // {"message": "..."} and {"message": {"field": ["..."]}} (its REST API),
-// {"errors": [{"message": "..."}]} (its own exceptions) and {"msg": "..."}
-// (a refused access token).
+// {"message": ["..."]} (a marshmallow ValidationError without a field, as a
+// guest token validator hook's refusal gives), {"errors": [{"message":
+// "..."}]} (its own exceptions) and {"msg": "..."} (a refused access token).
 func errorDetail(body []byte) string {
 	var e struct {
 		Message json.RawMessage `json:"message"`
@@ -200,6 +210,12 @@ func errorDetail(body []byte) string {
 	var msg string
 	if json.Unmarshal(e.Message, &msg) == nil && strings.TrimSpace(msg) != "" {
 		return provider.Detail(msg)
+	}
+	var list []any
+	if json.Unmarshal(e.Message, &list) == nil && len(list) > 0 {
+		var parts []string
+		flatten("", list, &parts)
+		return provider.Detail(strings.Join(parts[:min(len(parts), maxDetailParts)], "; "))
 	}
 	var fields map[string]any
 	if json.Unmarshal(e.Message, &fields) == nil && len(fields) > 0 {

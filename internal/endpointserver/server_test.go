@@ -1,0 +1,164 @@
+package endpointserver
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// staticCerts serves httptest's certificate (localhost, 127.0.0.1), so the
+// client verifies it against the matching pool.
+type staticCerts struct{ cert *tls.Certificate }
+
+func (s staticCerts) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return s.cert, nil
+}
+
+// testCertificate returns httptest's serving certificate and a pool holding
+// its issuer.
+func testCertificate(t *testing.T) (staticCerts, *x509.CertPool) {
+	t.Helper()
+	ts := httptest.NewTLSServer(http.NotFoundHandler())
+	t.Cleanup(ts.Close)
+	pool := x509.NewCertPool()
+	pool.AddCert(ts.Certificate())
+	return staticCerts{&ts.TLS.Certificates[0]}, pool
+}
+
+// start runs s until the test ends and returns its base URL.
+func start(t *testing.T, s *Server) (string, context.CancelFunc, <-chan error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Start(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitCtx, waitCancel := context.WithTimeout(ctx, 10*time.Second)
+	defer waitCancel()
+	addr := s.Addr(waitCtx)
+	if addr == nil {
+		t.Fatal("server never listened")
+	}
+	return "https://" + addr.String(), cancel, done
+}
+
+func client(pool *x509.CertPool, tlsCfg func(*tls.Config)) *http.Client {
+	cfg := &tls.Config{RootCAs: pool}
+	if tlsCfg != nil {
+		tlsCfg(cfg)
+	}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true}}
+}
+
+func TestPlaceholderAnswersNotImplemented(t *testing.T) {
+	certs, pool := testCertificate(t)
+	url, _, _ := start(t, New("127.0.0.1:0", NotImplemented(), certs))
+	resp, err := client(pool, nil).Post(url+"/apis/embedtokens.io/v1alpha1/namespaces/a/embedtokentemplates/b/token", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var body struct{ Reason string }
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusServiceUnavailable || body.Reason != "NotImplemented" {
+		t.Fatalf("got %d %q, want 503 NotImplemented", resp.StatusCode, body.Reason)
+	}
+	if resp.ProtoMajor != 1 {
+		t.Fatalf("negotiated %s with HTTP/2 off", resp.Proto)
+	}
+}
+
+func TestTLSAndProtocols(t *testing.T) {
+	certs, pool := testCertificate(t)
+	cases := []struct {
+		name      string
+		http2     bool
+		clientTLS func(*tls.Config)
+		wantErr   string
+		wantMajor int
+	}{
+		{name: "a TLS 1.1 client is refused", clientTLS: func(c *tls.Config) { c.MinVersion, c.MaxVersion = tls.VersionTLS10, tls.VersionTLS11 },
+			wantErr: "protocol version"},
+		{name: "a TLS 1.2 client is served", clientTLS: func(c *tls.Config) { c.MaxVersion = tls.VersionTLS12 }, wantMajor: 1},
+		{name: "HTTP/2 is offered only when enabled", http2: true, wantMajor: 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := New("127.0.0.1:0", NotImplemented(), certs)
+			s.EnableHTTP2 = tc.http2
+			url, _, _ := start(t, s)
+			resp, err := client(pool, tc.clientTLS).Get(url)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("got %v, want an error containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = resp.Body.Close()
+			if resp.ProtoMajor != tc.wantMajor {
+				t.Fatalf("negotiated %s, want HTTP/%d", resp.Proto, tc.wantMajor)
+			}
+		})
+	}
+}
+
+func TestShutdownLetsRequestsInFlightFinish(t *testing.T) {
+	certs, pool := testCertificate(t)
+	entered, release := make(chan struct{}), make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		close(entered)
+		<-release
+		_, _ = io.WriteString(w, "done")
+	})
+	url, cancel, done := start(t, New("127.0.0.1:0", h, certs))
+	got := make(chan string, 1)
+	go func() {
+		resp, err := client(pool, nil).Get(url)
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		defer func() { _ = resp.Body.Close() }()
+		b, _ := io.ReadAll(resp.Body)
+		got <- string(b)
+	}()
+	<-entered
+	cancel()
+	select {
+	case err := <-done:
+		t.Fatalf("Start returned %v with a request in flight", err)
+	default:
+	}
+	close(release)
+	if body := <-got; body != "done" {
+		t.Fatalf("request in flight got %q, want its answer", body)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Start() = %v after a graceful shutdown", err)
+	}
+}
+
+func TestServerRunsOnEveryReplicaAndWaitsForItsCertificate(t *testing.T) {
+	certs, _ := testCertificate(t)
+	s := New("127.0.0.1:0", NotImplemented(), certs)
+	if s.NeedLeaderElection() {
+		t.Fatal("the endpoint must serve on every replica, not only the leader")
+	}
+	notReady := errors.New("no certificate")
+	s.Ready = func(context.Context) error { return notReady }
+	if err := s.Start(context.Background()); !errors.Is(err, notReady) {
+		t.Fatalf("Start() = %v, want the readiness error", err)
+	}
+}
