@@ -43,7 +43,9 @@ const (
 )
 
 // PowerBIProvider is a Microsoft Entra ID service principal (an app
-// registration with a client secret) allowed to use the Power BI REST API.
+// registration with a client secret or a federated credential) allowed to
+// use the Power BI REST API.
+// +kubebuilder:validation:XValidation:rule="has(self.clientSecretSecretRef) != has(self.clientAssertion)",message="set exactly one of clientSecretSecretRef and clientAssertion"
 // +kubebuilder:validation:XValidation:rule="!has(self.cloud) || self.cloud == 'Public' || ((!has(self.apiURL) || self.apiURL != 'https://api.powerbi.com') && (!has(self.scope) || self.scope != 'https://analysis.windows.net/powerbi/api/.default'))",message="cloud sets apiURL and scope: remove the public cloud's apiURL and scope (an older operator's defaults) from a provider of another cloud"
 type PowerBIProvider struct {
 	// TenantID of the Microsoft Entra ID tenant: its GUID or a domain such
@@ -59,8 +61,16 @@ type PowerBIProvider struct {
 	ClientID string `json:"clientID"`
 
 	// ClientSecretSecretRef is the Secret key holding the app registration's
-	// client secret.
-	ClientSecretSecretRef SecretKeySelector `json:"clientSecretSecretRef"`
+	// client secret. Set it or clientAssertion.
+	// +optional
+	ClientSecretSecretRef *SecretKeySelector `json:"clientSecretSecretRef,omitempty"`
+
+	// ClientAssertion signs in with a federated identity credential of the
+	// app registration instead of a client secret: a token of a Kubernetes
+	// ServiceAccount, whose issuer, subject and audience the credential
+	// names. Set it or clientSecretSecretRef.
+	// +optional
+	ClientAssertion *ClientAssertion `json:"clientAssertion,omitempty"`
 
 	// Cloud is the Power BI cloud the tenant lives in. It sets the
 	// authority, the API URL and the scope together, as Microsoft's samples

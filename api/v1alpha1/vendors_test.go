@@ -195,12 +195,13 @@ func urlPaths(s apiextensionsv1.JSONSchemaProps, path string) []string {
 	return out
 }
 
-// secretRefPaths is how the namespace rule must reach each Secret reference
-// below s: "has(self.qrvey.apiKeySecretRef.__namespace__)" for a field, and
+// secretRefPaths is how the namespace rule must reach each Secret or
+// ServiceAccount reference below s: "has(self.qrvey.apiKeySecretRef.__namespace__)" for a field, and
 // for one inside a list the list's path and the element's path, as in
 // "self.http.headers.all(h, ... has(h.valueFrom.secretKeyRef.__namespace__))".
 func secretRefPaths(s apiextensionsv1.JSONSchemaProps, path string) []string {
-	if _, ok := s.Properties["key"]; ok && s.Properties["namespace"].Type == "string" && s.Properties["name"].Type == "string" {
+	_, key := s.Properties["key"]
+	if (key || strings.HasSuffix(path, ".serviceAccountRef")) && s.Properties["namespace"].Type == "string" && s.Properties["name"].Type == "string" {
 		return []string{"has(" + path + ".__namespace__)"}
 	}
 	var out []string

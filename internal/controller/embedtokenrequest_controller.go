@@ -80,6 +80,7 @@ type EmbedTokenRequestReconciler struct {
 // +kubebuilder:rbac:groups=embedtokens.io,resources=embedproviders;clusterembedproviders,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get
+// +kubebuilder:rbac:groups="",resources=serviceaccounts/token,verbs=create
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile fetches the request, decides whether a token is needed, issues and

@@ -223,7 +223,7 @@ var _ = Describe("Chained http flows", func() {
 		func(expiry *v1alpha1.ExpiryFallback, message string) {
 			cc := clientCredentials()
 			err := createCluster(v1alpha1.EmbedProviderSpec{VendorConfig: v1alpha1.VendorConfig{OAuth2: &v1alpha1.OAuth2Provider{
-				TokenURL: cc.TokenURL, ClientID: cc.ClientID, ClientSecretSecretRef: cc.ClientSecretSecretRef, Expiry: expiry}}})
+				TokenURL: cc.TokenURL, ClientID: cc.ClientID, ClientSecretSecretRef: &cc.ClientSecretSecretRef, Expiry: expiry}}})
 			if message == "" {
 				Expect(err).NotTo(HaveOccurred())
 				return

@@ -25,7 +25,7 @@ const (
 func (f *fixture) powerBIProviderSpec() v1alpha1.EmbedProviderSpec {
 	return v1alpha1.EmbedProviderSpec{AllowInsecureHTTP: true, VendorConfig: v1alpha1.VendorConfig{PowerBI: &v1alpha1.PowerBIProvider{
 		TenantID: vendorsim.DefaultPowerBITenantID, ClientID: vendorsim.DefaultPowerBIClientID,
-		ClientSecretSecretRef: v1alpha1.SecretKeySelector{Name: "powerbi-credentials", Key: "clientSecret"},
+		ClientSecretSecretRef: &v1alpha1.SecretKeySelector{Name: "powerbi-credentials", Key: "clientSecret"},
 		AuthorityURL:          f.sim.URL(), APIURL: f.sim.URL(),
 	}}}
 }

@@ -127,7 +127,7 @@ var _ = Describe("Credentials a vendor echoes", Ordered, func() {
 		vendor := newEchoVendor()
 
 		oauth2Spec := func(u, auth, encoding string) (v1alpha1.EmbedProviderSpec, v1alpha1.VendorParams) {
-			cfg := &v1alpha1.OAuth2Provider{TokenURL: u, ClientID: echoClientID, ClientSecretSecretRef: ref,
+			cfg := &v1alpha1.OAuth2Provider{TokenURL: u, ClientID: echoClientID, ClientSecretSecretRef: &ref,
 				ClientAuthMethod: auth, BodyEncoding: encoding}
 			return v1alpha1.EmbedProviderSpec{VendorConfig: v1alpha1.VendorConfig{OAuth2: cfg}, AllowInsecureHTTP: true},
 				v1alpha1.VendorParams{OAuth2: &v1alpha1.OAuth2Params{}}

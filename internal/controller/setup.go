@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -141,8 +142,15 @@ func NewIssuer(mgr ctrl.Manager, opts Options) (*issuance.Issuer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registering metrics: %w", err)
 	}
+	// Only the typed client has the serviceaccounts/token subresource; it
+	// shares the manager's HTTP client and rate limits.
+	core, err := corev1client.NewForConfigAndClient(mgr.GetConfig(), mgr.GetHTTPClient())
+	if err != nil {
+		return nil, fmt.Errorf("building the TokenRequest client: %w", err)
+	}
 	return issuance.New(issuance.Options{
 		Client:           mgr.GetClient(),
+		ServiceAccounts:  core,
 		APIReader:        mgr.GetAPIReader(),
 		Providers:        opts.Providers,
 		Policies:         requestpolicy.NewCache(),

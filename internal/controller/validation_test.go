@@ -54,7 +54,7 @@ var _ = Describe("Admission validation", func() {
 			"exactly one vendor block must be set"),
 		Entry("with two vendor blocks", func(s *v1alpha1.EmbedProviderSpec) {
 			s.OAuth2 = &v1alpha1.OAuth2Provider{TokenURL: "https://idp.example.com/token", ClientID: "c",
-				ClientSecretSecretRef: v1alpha1.SecretKeySelector{Name: "creds", Key: "secret"}}
+				ClientSecretSecretRef: &v1alpha1.SecretKeySelector{Name: "creds", Key: "secret"}}
 		}, "exactly one vendor block must be set"),
 		Entry("with an http:// URL without allowInsecureHTTP", func(s *v1alpha1.EmbedProviderSpec) { s.Qrvey.URL = "http://qrvey.example.com" },
 			"vendor URLs must use https:// unless allowInsecureHTTP is true"),
@@ -89,11 +89,11 @@ var _ = Describe("Admission validation", func() {
 		}, "serverURL must be an absolute http(s) URL"),
 		Entry("with an OAuth2 token URL that is not a URL", func(s *v1alpha1.EmbedProviderSpec) {
 			s.Qrvey, s.OAuth2 = nil, &v1alpha1.OAuth2Provider{TokenURL: "https://", ClientID: "c",
-				ClientSecretSecretRef: v1alpha1.SecretKeySelector{Name: "creds", Key: "secret"}}
+				ClientSecretSecretRef: &v1alpha1.SecretKeySelector{Name: "creds", Key: "secret"}}
 		}, "tokenURL must be an absolute http(s) URL"),
 		Entry("with an unknown OAuth2 client authentication method", func(s *v1alpha1.EmbedProviderSpec) {
 			s.Qrvey, s.OAuth2 = nil, &v1alpha1.OAuth2Provider{TokenURL: "https://idp.example.com/token", ClientID: "c",
-				ClientAuthMethod: "private_key_jwt", ClientSecretSecretRef: v1alpha1.SecretKeySelector{Name: "creds", Key: "secret"}}
+				ClientAuthMethod: "private_key_jwt", ClientSecretSecretRef: &v1alpha1.SecretKeySelector{Name: "creds", Key: "secret"}}
 		}, `spec.oauth2.clientAuthMethod: Unsupported value: "private_key_jwt"`),
 		Entry("with an unknown JWT algorithm", func(s *v1alpha1.EmbedProviderSpec) {
 			s.Qrvey, s.JWT = nil, &v1alpha1.JWTProvider{Algorithm: "none", SigningKeySecretRef: v1alpha1.SecretKeySelector{Name: "k", Key: "key"}}

@@ -28,6 +28,10 @@ type CredentialReader struct {
 	cache *credentialCache
 	uid   types.UID
 	stamp string
+
+	// tokens requests ServiceAccount tokens; nil refuses them.
+	tokens     *serviceAccountTokens
+	generation int64
 }
 
 // NewCredentialReader reads the credentials of a provider in namespace (an
@@ -52,6 +56,18 @@ func (c CredentialReader) Read(ctx context.Context, ref v1alpha1.SecretKeySelect
 		c.cache.put(c.uid, c.stamp, ref, v)
 	}
 	return v, err
+}
+
+// ServiceAccountToken implements provider.CredentialReader: a token of the
+// ServiceAccount ref, from the namespace the provider may use as Read's
+// Secrets are, requested through the TokenRequest API for audience and
+// reused for most of its ServiceAccountTokenSeconds.
+func (c CredentialReader) ServiceAccountToken(ctx context.Context, ref v1alpha1.ServiceAccountReference, audience string) (string, error) {
+	ns, err := c.namespaceOf("ServiceAccount", ref.Name, ref.Namespace)
+	if err != nil {
+		return "", err
+	}
+	return c.tokens.token(ctx, serviceAccountTokenKey{uid: c.uid, generation: c.generation, namespace: ns, name: ref.Name, audience: audience})
 }
 
 // read reads ref's key from the Secret in ns.
@@ -91,14 +107,21 @@ func (c CredentialReader) Version(ctx context.Context, refs []v1alpha1.SecretKey
 }
 
 func (c CredentialReader) namespaceFor(ref v1alpha1.SecretKeySelector) (string, error) {
+	return c.namespaceOf("Secret", ref.Name, ref.Namespace)
+}
+
+// namespaceOf is where the provider may use the object of kind (Secret,
+// ServiceAccount) named name in namespace: its own namespace for an
+// EmbedProvider, the one the reference names for a ClusterEmbedProvider.
+func (c CredentialReader) namespaceOf(kind, name, namespace string) (string, error) {
 	switch {
-	case c.clusterScoped && ref.Namespace == "":
-		return "", provider.Permanent(v1alpha1.ReasonProviderInvalid, "secret reference %s of a ClusterEmbedProvider must set namespace", ref.Name)
+	case c.clusterScoped && namespace == "":
+		return "", provider.Permanent(v1alpha1.ReasonProviderInvalid, "%s reference %s of a ClusterEmbedProvider must set namespace", kind, name)
 	case c.clusterScoped:
-		return ref.Namespace, nil
-	case ref.Namespace != "" && ref.Namespace != c.namespace:
+		return namespace, nil
+	case namespace != "" && namespace != c.namespace:
 		return "", provider.Permanent(v1alpha1.ReasonProviderInvalid,
-			"an EmbedProvider may only read Secrets in its own namespace %s, not %s", c.namespace, ref.Namespace)
+			"an EmbedProvider may only use %ss in its own namespace %s, not %s", kind, c.namespace, namespace)
 	}
 	return c.namespace, nil
 }

@@ -104,7 +104,9 @@ func (i *Issuer) httpClient(ctx context.Context, p *Provider) (*http.Client, err
 // provider that is gone. The provider reconciler calls it (its
 // ProviderMemory), since it sees every provider go.
 func (i *Issuer) ForgetProvider(key requestpolicy.Key) {
-	i.credCache.forget(i.clients.forget(key)...)
+	uids := i.clients.forget(key)
+	i.credCache.forget(uids...)
+	i.saTokens.forget(uids...)
 }
 
 // ReleaseProvider drops the client, limiter and credentials kept for a
@@ -112,7 +114,9 @@ func (i *Issuer) ForgetProvider(key requestpolicy.Key) {
 // have been idle for idleClientTTL. The provider reconciler calls it each
 // time it reconciles obj, at least every --credential-check-interval.
 func (i *Issuer) ReleaseProvider(key requestpolicy.Key, obj client.Object) {
-	i.credCache.forget(i.clients.release(key, obj)...)
+	uids := i.clients.release(key, obj)
+	i.credCache.forget(uids...)
+	i.saTokens.forget(uids...)
 }
 
 // HTTPClientCounts returns how many vendor HTTP clients, rate limiters and

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -54,6 +55,10 @@ type Options struct {
 	// VendorResolver resolves vendor host names; the system resolver when
 	// nil.
 	VendorResolver *net.Resolver
+	// ServiceAccounts requests the ServiceAccount tokens of providers that
+	// sign in with a clientAssertion (create on serviceaccounts/token);
+	// when nil such providers fail with ProviderInvalid.
+	ServiceAccounts corev1client.ServiceAccountsGetter
 	// Metrics, when set, records every vendor call.
 	Metrics Observer
 	// Clock is the real clock when nil.
@@ -77,6 +82,7 @@ type Issuer struct {
 
 	clients   *httpClients
 	credCache *credentialCache
+	saTokens  *serviceAccountTokens
 	gates     *fairness.Gates
 	// waiters numbers the endpoint's blocking calls, which wait in the
 	// same queues as the reconciler's requests.
@@ -97,6 +103,7 @@ func New(opts Options) *Issuer {
 		watchNamespaces: opts.WatchNamespaces, egress: opts.Egress, resolver: opts.VendorResolver, metrics: opts.Metrics, clock: clk,
 		clients:   newHTTPClients(cmp.Or(opts.MaxVendorTimeout, DefaultMaxVendorTimeout), clk),
 		credCache: newCredentialCache(),
+		saTokens:  newServiceAccountTokens(opts.ServiceAccounts, clk),
 		gates:     fairness.NewGates(max(opts.Workers, 1), nil),
 	}
 }

@@ -83,6 +83,7 @@ func (i *Issuer) newProvider(obj client.Object, spec *v1alpha1.EmbedProviderSpec
 	creds CredentialReader, selector *metav1.LabelSelector) *Provider {
 	creds.reader, creds.cache, creds.uid = i.apiReader, i.credCache, obj.GetUID()
 	creds.stamp = credentialStamp(obj.GetGeneration(), status.CredentialsVersion)
+	creds.tokens, creds.generation = i.saTokens, obj.GetGeneration()
 	return newProvider(obj, spec, status, creds, selector)
 }
 

@@ -56,10 +56,17 @@ type Request struct {
 	ProviderNamespace string
 }
 
-// CredentialReader returns the bytes of one Secret key. It is an interface so
-// the controller can scope reads to allowed namespaces and tests can use maps.
+// CredentialReader returns the credentials a provider names: the bytes of
+// one Secret key, or a token of one ServiceAccount for a client assertion.
+// It is an interface so the controller can scope both to the namespaces the
+// provider may use and tests can use maps.
 type CredentialReader interface {
 	Read(ctx context.Context, ref v1alpha1.SecretKeySelector) ([]byte, error)
+	// ServiceAccountToken returns a short-lived token of the ServiceAccount
+	// ref for audience, signed by the cluster's service-account issuer, to
+	// send as a federated client assertion. The same namespace rule as Read
+	// applies to ref. The token is a credential, as a Secret's value is.
+	ServiceAccountToken(ctx context.Context, ref v1alpha1.ServiceAccountReference, audience string) (string, error)
 }
 
 // Token is an issued token and its validity window.

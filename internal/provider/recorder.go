@@ -40,6 +40,19 @@ func (c *CredentialRecorder) Read(ctx context.Context, ref v1alpha1.SecretKeySel
 	return v, err
 }
 
+// ServiceAccountToken implements CredentialReader, recording the token.
+func (c *CredentialRecorder) ServiceAccountToken(ctx context.Context, ref v1alpha1.ServiceAccountReference, audience string) (string, error) {
+	v, err := c.reader.ServiceAccountToken(ctx, ref, audience)
+	if err == nil {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if !slices.Contains(c.values, v) {
+			c.values = append(c.values, v)
+		}
+	}
+	return v, err
+}
+
 // Redact is Redact with every credential read so far, and extra values the
 // caller knows to be secret (a token being revoked, say).
 func (c *CredentialRecorder) Redact(err error, extra ...string) error {

@@ -26,7 +26,7 @@ func TestSecretRefsIn(t *testing.T) {
 			{Name: "B", Value: ptr.To("literal")},
 			{Name: "C", ValueFrom: &v1alpha1.HTTPHeaderSource{SecretKeyRef: ref("h2")}},
 		}}, []v1alpha1.SecretKeySelector{ref("h1"), ref("h2")}},
-		{"beside JSON values", &v1alpha1.OAuth2Provider{ClientSecretSecretRef: ref("c"),
+		{"beside JSON values", &v1alpha1.OAuth2Provider{ClientSecretSecretRef: new(ref("c")),
 			ExtraParameters: &apiextensionsv1.JSON{Raw: []byte(`{"a":1}`)}}, []v1alpha1.SecretKeySelector{ref("c")}},
 	}
 	for _, tt := range tests {

@@ -46,7 +46,7 @@ var _ = Describe("Power BI on a real node", func() {
 			AllowInsecureHTTP: true,
 			VendorConfig: v1alpha1.VendorConfig{PowerBI: &v1alpha1.PowerBIProvider{
 				TenantID: powerBITenant, ClientID: powerBIClient,
-				ClientSecretSecretRef: v1alpha1.SecretKeySelector{Name: "powerbi-credentials", Key: "clientSecret"},
+				ClientSecretSecretRef: &v1alpha1.SecretKeySelector{Name: "powerbi-credentials", Key: "clientSecret"},
 				AuthorityURL:          cfg.simURL, APIURL: cfg.simURL,
 			}},
 		}})).To(Succeed())

@@ -90,7 +90,7 @@ func compileClientCredentials(cc *v1alpha1.HTTPAuthClientCredentials) (*oauth2.C
 		return nil, err
 	}
 	return &oauth2.Call{Method: method, Field: field, Config: &v1alpha1.OAuth2Provider{
-		TokenURL: cc.TokenURL, ClientID: cc.ClientID, ClientSecretSecretRef: cc.ClientSecretSecretRef,
+		TokenURL: cc.TokenURL, ClientID: cc.ClientID, ClientSecretSecretRef: &cc.ClientSecretSecretRef,
 		ClientAuthMethod: cc.ClientAuthMethod, Scopes: cc.Scopes, Audience: cc.Audience, Expiry: cc.Expiry,
 	}}, nil
 }
@@ -154,7 +154,7 @@ func (a *authStep) prepare(config *v1alpha1.EmbedProviderSpec, read SecretFunc, 
 	var err error
 	if a.call != nil {
 		var secret string
-		if secret, err = record(a.call.Config.ClientSecretSecretRef); err != nil {
+		if secret, err = record(*a.call.Config.ClientSecretSecretRef); err != nil {
 			return nil, "", err
 		}
 		keep(provider.BasicCredentials(a.call.Config.ClientID, secret)...)

@@ -38,7 +38,7 @@ const (
 
 // reserved are parameters the operator sets from dedicated fields;
 // extraParameters cannot replace them.
-var reserved = []string{"grant_type", "client_id", "client_secret", "scope", "audience"}
+var reserved = []string{"grant_type", "client_id", "client_secret", "client_assertion", "client_assertion_type", "scope", "audience"}
 
 // errorReasons maps RFC 6749 section 5.2 error codes to condition reasons;
 // all of them need a person, so they are permanent.
@@ -69,22 +69,42 @@ func (p *Provider) Issue(ctx context.Context, req provider.Request) (provider.To
 	if cfg == nil || params == nil {
 		return provider.Token{}, provider.Permanent(v1alpha1.ReasonVendorMismatch, "oauth2 provider needs spec.oauth2 on both provider and request")
 	}
-	raw, err := req.Credentials.Read(ctx, cfg.ClientSecretSecretRef)
-	if err != nil {
-		return provider.Token{}, err
-	}
-	secret := strings.TrimSpace(string(raw))
 	call := Call{Config: cfg, Params: params, Field: "spec.oauth2"}
-	httpReq, err := call.NewRequest(secret)
+	httpReq, used, err := newClientRequest(ctx, call, req.Credentials)
 	if err != nil {
-		return provider.Token{}, err
+		return provider.Token{}, provider.Redact(err, used...)
 	}
 	resp, err := provider.Do(ctx, req.HTTPClient, httpReq)
 	if err != nil {
-		return provider.Token{}, err
+		return provider.Token{}, provider.Redact(err, used...)
 	}
 	tok, err := call.ParseResponse(resp, req.Now)
-	return tok, provider.Redact(err, append([]string{secret}, provider.BasicCredentials(cfg.ClientID, secret)...)...)
+	return tok, provider.Redact(err, used...)
+}
+
+// newClientRequest builds the token request of call, authenticated with the
+// client assertion of its configuration or else its client secret; used
+// lists the credentials it carries, in every form errors must not quote.
+func newClientRequest(ctx context.Context, call Call, creds provider.CredentialReader) (*http.Request, []string, error) {
+	cfg := call.Config
+	if cfg.ClientAssertion != nil {
+		assertion, err := provider.ClientAssertion(ctx, creds, cfg.ClientAssertion)
+		if err != nil {
+			return nil, nil, err
+		}
+		httpReq, err := call.NewAssertionRequest(assertion)
+		return httpReq, []string{assertion}, err
+	}
+	if cfg.ClientSecretSecretRef == nil {
+		return nil, nil, provider.Permanent(v1alpha1.ReasonProviderInvalid, "%s needs clientSecretSecretRef or clientAssertion", cmp.Or(call.Field, "spec.oauth2"))
+	}
+	raw, err := creds.Read(ctx, *cfg.ClientSecretSecretRef)
+	if err != nil {
+		return nil, nil, err
+	}
+	secret := strings.TrimSpace(string(raw))
+	httpReq, err := call.NewRequest(secret)
+	return httpReq, append([]string{secret}, provider.BasicCredentials(cfg.ClientID, secret)...), err
 }
 
 // Call is one token request of an OAuth client: the oauth2 vendor's, and
@@ -113,6 +133,33 @@ func (c Call) NewRequest(secret string) (*http.Request, error) {
 		return nil, err
 	}
 	return newRequest(c.Config, cmp.Or(c.Method, http.MethodPost), values, secret)
+}
+
+// NewAssertionRequest builds the token request, authenticating with a JWT
+// (RFC 7523 section 2.2): client_id, client_assertion_type and
+// client_assertion in the body, whatever Config's clientAuthMethod says.
+// Only POST can carry it: GET would put the assertion in the URL.
+func (c Call) NewAssertionRequest(assertion string) (*http.Request, error) {
+	params := c.Params
+	if params == nil {
+		params = &v1alpha1.OAuth2Params{}
+	}
+	if cmp.Or(c.Method, http.MethodPost) != http.MethodPost {
+		return nil, provider.Permanent(v1alpha1.ReasonProviderInvalid, "a client assertion must be sent with POST: %s would put it in the URL", c.Method)
+	}
+	values, err := tokenParams(c.Config, params)
+	if err != nil {
+		return nil, err
+	}
+	values["client_id"] = c.Config.ClientID
+	values["client_assertion_type"] = provider.ClientAssertionType
+	values["client_assertion"] = assertion
+	httpReq, err := postRequest(c.Config.TokenURL, values, cmp.Or(c.Config.BodyEncoding, EncodingForm))
+	if err != nil {
+		return nil, err
+	}
+	httpReq.Header.Set("Accept", "application/json")
+	return httpReq, nil
 }
 
 // ParseResponse reads the token endpoint's answer. It is pure so it can be

@@ -97,8 +97,8 @@ func TestIssue(t *testing.T) {
 		{name: "reserved extra in provider", cfg: v1alpha1.OAuth2Provider{ExtraParameters: raw(`{"scope":"x"}`)}, want: invalid},
 		{name: "reserved extra in request", params: v1alpha1.OAuth2Params{ExtraParameters: raw(`{"client_secret":"x"}`)}, want: invalid},
 		{name: "extras not an object", params: v1alpha1.OAuth2Params{ExtraParameters: raw(`[1]`)}, want: invalid},
-		{name: "wrong secret", cfg: v1alpha1.OAuth2Provider{ClientSecretSecretRef: providertest.Ref("oauth/wrong")}, want: unauthorized},
-		{name: "wrong secret in body", cfg: v1alpha1.OAuth2Provider{ClientSecretSecretRef: providertest.Ref("oauth/wrong"), ClientAuthMethod: oauth2.AuthPost}, want: unauthorized},
+		{name: "wrong secret", cfg: v1alpha1.OAuth2Provider{ClientSecretSecretRef: new(providertest.Ref("oauth/wrong"))}, want: unauthorized},
+		{name: "wrong secret in body", cfg: v1alpha1.OAuth2Provider{ClientSecretSecretRef: new(providertest.Ref("oauth/wrong")), ClientAuthMethod: oauth2.AuthPost}, want: unauthorized},
 		{name: "unsupported grant", cfg: v1alpha1.OAuth2Provider{GrantType: "password"}, want: rejected("unsupported_grant_type")},
 		{name: "invalid scope", opts: vendorsim.Options{OAuth2AllowedScopes: []string{"a"}}, cfg: v1alpha1.OAuth2Provider{Scopes: []string{"a", "admin"}}, want: rejected("invalid_scope: scope admin is not allowed")},
 		{name: "invalid_client on a 400", url: answer(400, `{"error":"invalid_client"}`), want: unauthorized},
@@ -136,8 +136,8 @@ func TestIssue(t *testing.T) {
 			}
 			cfg := tc.cfg
 			cfg.TokenURL, cfg.ClientID = url, clientID
-			if cfg.ClientSecretSecretRef.Name == "" {
-				cfg.ClientSecretSecretRef = providertest.Ref("oauth/secret")
+			if cfg.ClientSecretSecretRef == nil {
+				cfg.ClientSecretSecretRef = new(providertest.Ref("oauth/secret"))
 			}
 			req := providertest.Request(t, creds, tc.timeout)
 			req.Config.OAuth2, req.Params.OAuth2 = &cfg, &tc.params
@@ -242,7 +242,7 @@ func TestExpiry(t *testing.T) {
 func TestExpiryFallbackAgainstServer(t *testing.T) {
 	url := providertest.Serve(t, 200, `{"access_token":"opaque-tok","token_type":"Bearer"}`)
 	req := providertest.Request(t, creds, 0)
-	req.Config.OAuth2 = &v1alpha1.OAuth2Provider{TokenURL: url, ClientID: clientID, ClientSecretSecretRef: providertest.Ref("oauth/secret"),
+	req.Config.OAuth2 = &v1alpha1.OAuth2Provider{TokenURL: url, ClientID: clientID, ClientSecretSecretRef: new(providertest.Ref("oauth/secret")),
 		Expiry: &v1alpha1.ExpiryFallback{Duration: &metav1.Duration{Duration: 10 * time.Minute}}}
 	req.Params.OAuth2 = &v1alpha1.OAuth2Params{}
 	tok, err := oauth2.New().Issue(context.Background(), req)

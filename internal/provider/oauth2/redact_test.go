@@ -35,7 +35,7 @@ func TestIssueRedactsEchoedCredentials(t *testing.T) {
 	for _, auth := range []string{oauth2.AuthBasic, oauth2.AuthPost} {
 		for _, enc := range []string{oauth2.EncodingForm, oauth2.EncodingJSON} {
 			cfg := v1alpha1.OAuth2Provider{TokenURL: srv.URL, ClientID: clientID, ClientAuthMethod: auth, BodyEncoding: enc,
-				ClientSecretSecretRef: providertest.Ref("oauth/html")}
+				ClientSecretSecretRef: new(providertest.Ref("oauth/html"))}
 			req := providertest.Request(t, providertest.Creds{"oauth/html": htmlSecret}, 0)
 			req.Config.OAuth2, req.Params.OAuth2 = &cfg, &v1alpha1.OAuth2Params{}
 			_, err := oauth2.New().Issue(context.Background(), req)

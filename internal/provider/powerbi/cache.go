@@ -79,12 +79,12 @@ func newTokenCache(maxEntries int) *tokenCache {
 }
 
 // cacheKey identifies what an access token was issued for: the authority,
-// tenant, client, scope and client secret. Hashing the secret in means a
-// rotated secret never finds the token of the old one, and that only a
-// holder of the secret can match an entry.
-func cacheKey(c config, secret string) string {
+// tenant, client, scope and credential (credential.id). Hashing the secret
+// in means a rotated secret never finds the token of the old one, and that
+// only a holder of the secret can match an entry.
+func cacheKey(c config, credentialID string) string {
 	h := sha256.New()
-	for _, part := range []string{c.authorityURL, c.tenantID, c.clientID, c.scope, secret} {
+	for _, part := range []string{c.authorityURL, c.tenantID, c.clientID, c.scope, credentialID} {
 		fmt.Fprintf(h, "%d:%s;", len(part), part)
 	}
 	return hex.EncodeToString(h.Sum(nil))

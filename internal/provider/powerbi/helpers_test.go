@@ -132,7 +132,7 @@ func request(t *testing.T, authority, api, key string) provider.Request {
 	t.Helper()
 	req := providertest.Request(t, creds, 0)
 	req.Config.PowerBI = &v1alpha1.PowerBIProvider{TenantID: tenant, ClientID: clientID,
-		ClientSecretSecretRef: providertest.Ref("pbi/" + key), AuthorityURL: authority + "/", APIURL: api}
+		ClientSecretSecretRef: new(providertest.Ref("pbi/" + key)), AuthorityURL: authority + "/", APIURL: api}
 	req.Params.PowerBI = fullParams()
 	req.Lifetime = 10 * time.Minute
 	return req

@@ -140,17 +140,66 @@ func (p *Provider) Issue(ctx context.Context, req provider.Request) (provider.To
 	if err != nil {
 		return provider.Token{}, err
 	}
-	raw, err := req.Credentials.Read(ctx, cfg.ClientSecretSecretRef)
+	cred, err := credentialOf(ctx, cfg, req.Credentials)
 	if err != nil {
 		return provider.Token{}, err
 	}
+	used := identityBlobs(params) // access tokens sent and identity blobs, to redact
+	tok, err := p.issue(ctx, req, c, cred, body, &used)
+	return tok, provider.Redact(err, append(used, cred.secret)...)
+}
+
+// credential is how the service principal signs in to Entra ID: its client
+// secret, or a federated credential whose assertion (a ServiceAccount
+// token) is fetched only when an access token is.
+type credential struct {
+	secret    string
+	assertion *v1alpha1.ClientAssertion
+	creds     provider.CredentialReader
+}
+
+// credentialOf reads the client secret of cfg, or takes its client
+// assertion, which is read later.
+func credentialOf(ctx context.Context, cfg *v1alpha1.PowerBIProvider, creds provider.CredentialReader) (credential, error) {
+	switch {
+	case cfg.ClientAssertion != nil:
+		return credential{assertion: cfg.ClientAssertion, creds: creds}, nil
+	case cfg.ClientSecretSecretRef == nil:
+		return credential{}, provider.Permanent(v1alpha1.ReasonProviderInvalid, "powerBI needs clientSecretSecretRef or clientAssertion")
+	}
+	raw, err := creds.Read(ctx, *cfg.ClientSecretSecretRef)
+	if err != nil {
+		return credential{}, err
+	}
 	secret := strings.TrimSpace(string(raw))
 	if secret == "" {
-		return provider.Token{}, provider.Permanent(v1alpha1.ReasonInvalidCredentials, "powerBI client secret %s is blank", cfg.ClientSecretSecretRef.Name)
+		return credential{}, provider.Permanent(v1alpha1.ReasonInvalidCredentials, "powerBI client secret %s is blank", cfg.ClientSecretSecretRef.Name)
 	}
-	used := identityBlobs(params) // access tokens sent and identity blobs, to redact
-	tok, err := p.issue(ctx, req, c, secret, body, &used)
-	return tok, provider.Redact(err, append(used, secret)...)
+	return credential{secret: secret}, nil
+}
+
+// id is what distinguishes the credential in the access token cache's key:
+// the secret itself, or the ServiceAccount and audience of the assertion,
+// whose tokens change on every TokenRequest while meaning the same client.
+func (c credential) id() string {
+	if c.assertion == nil {
+		return "secret:" + c.secret
+	}
+	ref := c.assertion.ServiceAccountRef
+	return "assertion:" + ref.Namespace + "/" + ref.Name + "@" + c.assertion.Audience
+}
+
+// form returns the form fields that authenticate the client, and the
+// credential they carry, which errors must never quote.
+func (c credential) form(ctx context.Context) (url.Values, string, error) {
+	if c.assertion == nil {
+		return url.Values{"client_secret": {c.secret}}, c.secret, nil
+	}
+	jwt, err := provider.ClientAssertion(ctx, c.creds, c.assertion)
+	if err != nil {
+		return nil, "", err
+	}
+	return url.Values{"client_assertion_type": {provider.ClientAssertionType}, "client_assertion": {jwt}}, jwt, nil
 }
 
 // identityBlobs lists the credentials a request's identities carry, which
@@ -174,12 +223,16 @@ func identityBlobs(params *v1alpha1.PowerBIParams) []string {
 // embed token with it. When Power BI refuses a cached access token as
 // expired or invalid, the token is dropped from the cache and the call is
 // made once more with a fresh one; a fresh token refused is reported.
-func (p *Provider) issue(ctx context.Context, req provider.Request, c config, secret string, body []byte, used *[]string) (provider.Token, error) {
+func (p *Provider) issue(ctx context.Context, req provider.Request, c config, cred credential, body []byte, used *[]string) (provider.Token, error) {
 	fetch := func(fctx context.Context) (accessToken, error) {
-		at, err := requestAccessToken(fctx, req.HTTPClient, c, secret, req.Now)
+		auth, secret, err := cred.form(fctx)
+		if err != nil {
+			return accessToken{}, inStep("Microsoft Entra ID token request", err)
+		}
+		at, err := requestAccessToken(fctx, req.HTTPClient, c, auth, req.Now)
 		return at, provider.Redact(err, secret)
 	}
-	key := cacheKey(c, secret)
+	key := cacheKey(c, cred.id())
 	for attempt := 0; ; attempt++ {
 		access, cached, err := p.cache.get(ctx, req.HTTPClient, key, req.Now, req.Lifetime, fetch)
 		if err != nil {
@@ -201,13 +254,16 @@ func (p *Provider) issue(ctx context.Context, req provider.Request, c config, se
 }
 
 // requestAccessToken asks Entra ID for an access token with the
-// client_credentials grant, the client secret in the form body.
-func requestAccessToken(ctx context.Context, client *http.Client, c config, secret string, now time.Time) (accessToken, error) {
+// client_credentials grant, the client's authentication (auth: its secret
+// or its assertion) in the form body.
+func requestAccessToken(ctx context.Context, client *http.Client, c config, auth url.Values, now time.Time) (accessToken, error) {
 	form := url.Values{
-		"grant_type":    {"client_credentials"},
-		"client_id":     {c.clientID},
-		"client_secret": {secret},
-		"scope":         {c.scope},
+		"grant_type": {"client_credentials"},
+		"client_id":  {c.clientID},
+		"scope":      {c.scope},
+	}
+	for k, v := range auth {
+		form[k] = v
 	}
 	tokenURL := c.authorityURL + "/" + url.PathEscape(c.tenantID) + EntraTokenPathSuffix
 	httpReq, err := http.NewRequest(http.MethodPost, tokenURL, strings.NewReader(form.Encode()))

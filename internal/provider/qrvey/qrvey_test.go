@@ -210,6 +210,10 @@ func (r failingReader) Read(context.Context, v1alpha1.SecretKeySelector) ([]byte
 	return nil, r.err
 }
 
+func (r failingReader) ServiceAccountToken(context.Context, v1alpha1.ServiceAccountReference, string) (string, error) {
+	return "", r.err
+}
+
 // TestIssueOddAnswers covers what the simulator cannot do, over a real HTTP
 // round trip: checks of the raw request and vendor answers of other shapes.
 func TestIssueOddAnswers(t *testing.T) {

@@ -21,6 +21,10 @@ func (anyCreds) Read(context.Context, v1alpha1.SecretKeySelector) ([]byte, error
 	return []byte("credential-value"), nil
 }
 
+func (anyCreds) ServiceAccountToken(context.Context, v1alpha1.ServiceAccountReference, string) (string, error) {
+	return "service-account-token", nil
+}
+
 // TestEveryVendorReportsQuota runs each vendor's sample against the
 // simulator answering its first call with 429 and Retry-After: every vendor
 // that calls a server reports VendorQuotaExceeded, transient, carrying the

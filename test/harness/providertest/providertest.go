@@ -44,6 +44,21 @@ func (c Creds) Read(_ context.Context, ref v1alpha1.SecretKeySelector) ([]byte, 
 	return []byte(v), nil
 }
 
+// ServiceAccountToken implements provider.CredentialReader: the value of
+// SAKey(ref.Name, audience), failing like the controller's reader when the
+// ServiceAccount is missing.
+func (c Creds) ServiceAccountToken(_ context.Context, ref v1alpha1.ServiceAccountReference, audience string) (string, error) {
+	v, ok := c[SAKey(ref.Name, audience)]
+	if !ok {
+		return "", provider.Transient(v1alpha1.ReasonCredentialsNotFound, "ServiceAccount %s not found", ref.Name)
+	}
+	return v, nil
+}
+
+// SAKey is the key of Creds holding the token of ServiceAccount name for
+// audience.
+func SAKey(name, audience string) string { return "serviceaccount:" + name + "@" + audience }
+
 // Ref is the selector of "name/key" in Creds.
 func Ref(nameKey string) v1alpha1.SecretKeySelector {
 	name, key, _ := strings.Cut(nameKey, "/")

@@ -1,0 +1,73 @@
+/*
+Copyright 2026 The embed-token-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+// This file is the federated credential that vendor blocks signing in to an
+// OAuth 2.0 authorization server (powerBI, oauth2) accept instead of a
+// client secret: no secret is stored, the cluster's service-account issuer
+// vouches for the client.
+
+// DefaultClientAssertionAudience is the audience of the service-account
+// token when ClientAssertion.Audience is empty: the one Microsoft Entra ID
+// expects of a federated identity credential.
+const DefaultClientAssertionAudience = "api://AzureADTokenExchange"
+
+// FederatedIdentityVerb is the RBAC verb on a ServiceAccount that lets the
+// manager request tokens for it as a client assertion: the admission policy
+// manager-guardrails refuses the manager's TokenRequests for every other
+// ServiceAccount, so the owner of a namespace opts a ServiceAccount in with
+// a Role granting this verb on it, which the manager cannot grant itself.
+const FederatedIdentityVerb = "embedtokens.io:federate"
+
+// ClientAssertion signs in to the authorization server with a JWT (RFC 7523
+// client_assertion_type urn:ietf:params:oauth:client-assertion-type:jwt-bearer):
+// a short-lived token for a Kubernetes ServiceAccount, requested through the
+// TokenRequest API and signed by the cluster's service-account issuer, which
+// the server trusts as a federated identity credential (Microsoft Entra ID
+// workload identity federation). Nothing secret is stored in a Secret.
+type ClientAssertion struct {
+	// ServiceAccountRef is the ServiceAccount whose token is the assertion:
+	// its subject is system:serviceaccount:NAMESPACE:NAME. The
+	// ServiceAccount must be opted in with a Role granting the manager the
+	// verb embedtokens.io:federate on it (see docs/vendors/powerbi.md).
+	ServiceAccountRef ServiceAccountReference `json:"serviceAccountRef"`
+
+	// Audience of the ServiceAccount token, which the server's federated
+	// credential names; api://AzureADTokenExchange when empty.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Audience string `json:"audience,omitempty"`
+}
+
+// ServiceAccountReference names a ServiceAccount, with the same namespace
+// rule as SecretKeySelector: an EmbedProvider's own namespace, the one named
+// on a ClusterEmbedProvider.
+type ServiceAccountReference struct {
+	// Name of the ServiceAccount.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+
+	// Namespace of the ServiceAccount. Required on a ClusterEmbedProvider,
+	// which has no namespace of its own. On an EmbedProvider it may be
+	// omitted or set to the provider's own namespace.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Namespace string `json:"namespace,omitempty"`
+}
