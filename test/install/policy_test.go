@@ -227,6 +227,7 @@ func checkGuardrails(ctx context.Context, t *testing.T, admin client.Client, cfg
 
 	checkPodGuardrails(ctx, t, admin, op, denied, allowed)
 	checkTokenEndpointGuardrails(ctx, t, admin, op, ns, denied, allowed)
+	checkFederatedGuardrails(ctx, t, admin, op, user, denied, allowed)
 	checkGuardrailsBeyondRBAC(ctx, t, admin, op, user, token, dep, denied, allowed)
 }
 
