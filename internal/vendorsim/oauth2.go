@@ -46,7 +46,7 @@ func oauth2Endpoint(s *Server, opts Options) endpoint {
 		vendor:       "oauth2",
 		method:       http.MethodPost,
 		path:         OAuth2TokenPath,
-		secretFields: []string{"client_secret"},
+		secretFields: []string{"client_secret", "client_assertion"},
 		formBodies:   true,
 		emptyToken:   map[string]any{"access_token": "", "token_type": "Bearer", "expires_in": 3600},
 		errorBody: func(status int, msg string) any {
@@ -60,12 +60,18 @@ func oauth2Endpoint(s *Server, opts Options) endpoint {
 			if decodeErr != nil {
 				return oauth2Error(http.StatusBadRequest, "invalid_request", "body must be form-encoded or a JSON object")
 			}
-			gotID, gotSecret, err := oauth2Client(r, body)
-			if err != nil {
-				return oauth2Error(http.StatusBadRequest, "invalid_request", err.Error())
-			}
-			if gotID != id || subtle.ConstantTimeCompare([]byte(gotSecret), []byte(secret)) != 1 {
-				return oauth2Error(http.StatusUnauthorized, "invalid_client", "client authentication failed")
+			if _, ok := body["client_assertion"]; ok {
+				if rep, ok := oauth2CheckAssertion(r, body, id, opts.OAuth2Federation, s.clock.Now()); !ok {
+					return rep
+				}
+			} else {
+				gotID, gotSecret, err := oauth2Client(r, body)
+				if err != nil {
+					return oauth2Error(http.StatusBadRequest, "invalid_request", err.Error())
+				}
+				if gotID != id || subtle.ConstantTimeCompare([]byte(gotSecret), []byte(secret)) != 1 {
+					return oauth2Error(http.StatusUnauthorized, "invalid_client", "client authentication failed")
+				}
 			}
 			if rep, ok := oauth2CheckGrant(body, opts.OAuth2AllowedScopes); !ok {
 				return rep
@@ -110,6 +116,26 @@ func oauth2Client(r *http.Request, body map[string]any) (id, secret string, err 
 		return "", "", errors.New("the Basic credentials must be form-encoded")
 	}
 	return id, secret, nil
+}
+
+// oauth2CheckAssertion authenticates a client by a JWT client assertion
+// (RFC 7523 section 2.2): client_id and the assertion in the body, no other
+// authentication, the assertion verified against fed; ok is false with the
+// error reply.
+func oauth2CheckAssertion(r *http.Request, body map[string]any, id string, fed *Federation, now time.Time) (rep reply, ok bool) {
+	_, secret := body["client_secret"]
+	switch {
+	case r.Header.Get("Authorization") != "" || secret:
+		return oauth2Error(http.StatusBadRequest, "invalid_request", "the client must use exactly one authentication method"), false
+	case stringField(body, "client_assertion_type") != ClientAssertionType:
+		return oauth2Error(http.StatusBadRequest, "invalid_request", "client_assertion_type must be "+ClientAssertionType), false
+	case stringField(body, "client_id") != id:
+		return oauth2Error(http.StatusUnauthorized, "invalid_client", "client authentication failed"), false
+	}
+	if err := fed.verify(r.Context(), stringField(body, "client_assertion"), now); err != nil {
+		return oauth2Error(http.StatusUnauthorized, "invalid_client", err.Error()), false
+	}
+	return reply{}, true
 }
 
 // oauth2CheckGrant accepts client_credentials and any URN grant, and scopes

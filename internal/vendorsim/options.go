@@ -36,6 +36,9 @@ type Options struct {
 	// OAuth2ClientID and OAuth2ClientSecret are the only client the OAuth2
 	// endpoint accepts. Empty means DefaultOAuth2ClientID/Secret.
 	OAuth2ClientID, OAuth2ClientSecret string
+	// OAuth2Federation, when set, lets the OAuth2 client authenticate with
+	// a JWT client assertion (RFC 7523) it verifies, in place of its secret.
+	OAuth2Federation *Federation
 	// OAuth2AllowedScopes, when set, are the only scopes the OAuth2 endpoint grants.
 	OAuth2AllowedScopes []string
 	// OAuth2JWTAccessTokens makes the OAuth2 endpoint issue JWTs and omit
@@ -45,6 +48,11 @@ type Options struct {
 	// tenant and service principal the simulated Entra ID accepts. Empty
 	// means DefaultPowerBITenantID/ClientID/ClientSecret.
 	PowerBITenantID, PowerBIClientID, PowerBIClientSecret string
+	// PowerBIFederation, when set, is the federated identity credential of
+	// the simulated service principal: Entra ID then also accepts a
+	// client_assertion it verifies (issuer, subject, audience, signature)
+	// in place of the client secret.
+	PowerBIFederation *Federation
 	// PowerBIAccessTokenLifetime is the lifetime of simulated Entra ID
 	// access tokens; zero means PowerBIAccessTokenLifetime.
 	PowerBIAccessTokenLifetime time.Duration

@@ -106,8 +106,12 @@ func powerBIError(status int, code, message string) reply {
 }
 
 // powerBIEntraFields are the form fields of a client_credentials request
-// with the client secret in the body, and all a request may send.
-var powerBIEntraFields = []string{"grant_type", "client_id", "client_secret", "scope"}
+// with the client secret in the body, and all a request may send;
+// powerBIEntraAssertionFields those of one with a client assertion.
+var (
+	powerBIEntraFields          = []string{"grant_type", "client_id", "client_secret", "scope"}
+	powerBIEntraAssertionFields = []string{"grant_type", "client_id", "client_assertion_type", "client_assertion", "scope"}
+)
 
 // powerBIEntraEndpoint simulates POST {authority}/{tenant}/oauth2/v2.0/token
 // with the client_credentials grant: a form body with exactly the four
@@ -121,7 +125,7 @@ func powerBIEntraEndpoint(s *Server, opts Options) endpoint {
 		vendor:       "powerBI",
 		method:       http.MethodPost,
 		path:         powerBIEntraPattern,
-		secretFields: []string{"client_secret"},
+		secretFields: []string{"client_secret", "client_assertion"},
 		formBodies:   true,
 		emptyToken:   map[string]any{"token_type": "Bearer", "expires_in": 3599, "access_token": ""},
 		errorBody: func(status int, msg string) any {
@@ -134,8 +138,13 @@ func powerBIEntraEndpoint(s *Server, opts Options) endpoint {
 			if got := r.PathValue("tenant"); got != tenant {
 				return entraError(http.StatusBadRequest, "invalid_request", 90002, fmt.Sprintf("Tenant '%s' not found.", got))
 			}
+			_, assertion := body["client_assertion"]
+			fields := powerBIEntraFields
+			if assertion {
+				fields = powerBIEntraAssertionFields
+			}
 			for k, v := range body {
-				if _, single := v.(string); !single || !slices.Contains(powerBIEntraFields, k) {
+				if _, single := v.(string); !single || !slices.Contains(fields, k) {
 					return entraError(http.StatusBadRequest, "invalid_request", 900144, "Unexpected or repeated parameter '"+k+"'.")
 				}
 			}
@@ -144,8 +153,16 @@ func powerBIEntraEndpoint(s *Server, opts Options) endpoint {
 				return entraError(http.StatusBadRequest, "unsupported_grant_type", 70003, "The app requested an unsupported grant type.")
 			case stringField(body, "client_id") != id:
 				return entraError(http.StatusBadRequest, "unauthorized_client", 700016, "Application with identifier '"+stringField(body, "client_id")+"' was not found in the directory.")
+			case assertion && stringField(body, "client_assertion_type") != ClientAssertionType:
+				return entraError(http.StatusBadRequest, "invalid_request", 50027, "Invalid client_assertion_type.")
+			case assertion:
+				if err := opts.PowerBIFederation.verify(r.Context(), stringField(body, "client_assertion"), s.clock.Now()); err != nil {
+					return entraError(http.StatusUnauthorized, "invalid_client", 700211, "No matching federated identity record found for presented assertion: "+err.Error())
+				}
 			case subtle.ConstantTimeCompare([]byte(stringField(body, "client_secret")), []byte(secret)) != 1:
 				return entraError(http.StatusUnauthorized, "invalid_client", 7000215, "Invalid client secret provided.")
+			}
+			switch {
 			case !known || stringField(body, "scope") != scope:
 				return entraError(http.StatusBadRequest, "invalid_scope", 1002012, "The provided value for scope is not valid.")
 			}

@@ -1,0 +1,145 @@
+package powerbi_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/provider"
+	"github.com/embedtokens/embed-token-operator/internal/provider/powerbi"
+	"github.com/embedtokens/embed-token-operator/internal/vendorsim"
+	"github.com/embedtokens/embed-token-operator/test/harness/providertest"
+)
+
+// The ServiceAccount the federated tests sign in as.
+const (
+	saNamespace = "analytics"
+	saName      = "powerbi-identity"
+)
+
+// federatedRequest is request signing in with a client assertion of the
+// ServiceAccount saName for audience ("" for the default), whose token
+// in creds is assertion.
+func federatedRequest(t *testing.T, authority, api, audience, assertion string) (req provider.Request) {
+	t.Helper()
+	req = request(t, authority, api, "secret")
+	req.Config.PowerBI.ClientSecretSecretRef = nil
+	req.Config.PowerBI.ClientAssertion = &v1alpha1.ClientAssertion{
+		ServiceAccountRef: v1alpha1.ServiceAccountReference{Name: saName}, Audience: audience}
+	c := providertest.Creds{}
+	for k, v := range creds {
+		c[k] = v
+	}
+	if assertion != "" {
+		aud := audience
+		if aud == "" {
+			aud = v1alpha1.DefaultClientAssertionAudience
+		}
+		c[providertest.SAKey(saName, aud)] = assertion
+	}
+	req.Credentials = c
+	return req
+}
+
+// TestClientAssertionWireFormat captures the Entra ID request of a provider
+// with a clientAssertion: RFC 7523's two fields take the client secret's
+// place in the same form. MSAL Go's confidential client (accesstokens
+// FromAssertion) sends the same names and values, grant_type
+// client_credentials, client_assertion_type, client_assertion and
+// client_id, and also client_info=1, which asks for a signed-in user's
+// client_info and means nothing in the client-credentials grant.
+func TestClientAssertionWireFormat(t *testing.T) {
+	_, _, v := sim(t, simOptions())
+	assertion := "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"
+	req := federatedRequest(t, v.url, v.url, "", assertion)
+	_, _ = powerbi.New().Issue(context.Background(), req) // the simulator has no federation: refused
+	reqs := v.requests()
+	if len(reqs) == 0 {
+		t.Fatal("no request")
+	}
+	want := "client_assertion=" + assertion +
+		"&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer" +
+		"&client_id=" + clientID + "&grant_type=client_credentials" +
+		"&scope=https%3A%2F%2Fanalysis.windows.net%2Fpowerbi%2Fapi%2F.default"
+	if got := string(reqs[0].Body); got != want {
+		t.Errorf("Entra ID form\n got %s\nwant %s", got, want)
+	}
+	if ct := reqs[0].Header.Get("Content-Type"); ct != "application/x-www-form-urlencoded" || reqs[0].Header.Get("Authorization") != "" {
+		t.Errorf("Entra ID request headers %v", reqs[0].Header)
+	}
+}
+
+// TestClientAssertion signs in to the simulated Entra ID, which verifies
+// the assertion against the issuer's JWKS as a federated identity
+// credential does: issuer, subject, audience, expiry and signature.
+func TestClientAssertion(t *testing.T) {
+	issuer := providertest.NewIssuer(t)
+	other := providertest.NewIssuer(t)
+	fresh := providertest.Epoch.Add(10 * time.Minute)
+	refused := providertest.Want{Reason: v1alpha1.ReasonVendorUnauthorized, Permanent: true, Message: "AADSTS700211"}
+	tests := []struct {
+		name      string
+		audience  string
+		assertion string
+		want      providertest.Want
+	}{
+		{name: "a token of the trusted ServiceAccount signs in",
+			assertion: issuer.Token(t, saNamespace, saName, v1alpha1.DefaultClientAssertionAudience, fresh), want: success},
+		{name: "a token of another ServiceAccount is refused",
+			assertion: issuer.Token(t, saNamespace, "someone", v1alpha1.DefaultClientAssertionAudience, fresh), want: refused},
+		{name: "a token for another audience is refused", audience: "api://elsewhere",
+			assertion: issuer.Token(t, saNamespace, saName, "api://elsewhere", fresh), want: refused},
+		{name: "an expired token is refused",
+			assertion: issuer.Token(t, saNamespace, saName, v1alpha1.DefaultClientAssertionAudience, providertest.Epoch.Add(-time.Second)), want: refused},
+		{name: "a token signed by another key is refused",
+			assertion: other.Token(t, saNamespace, saName, v1alpha1.DefaultClientAssertionAudience, fresh), want: refused},
+		{name: "a missing ServiceAccount is a transient CredentialsNotFound",
+			want: providertest.Want{Reason: v1alpha1.ReasonCredentialsNotFound}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := simOptions()
+			opts.PowerBIFederation = issuer.Federation(t, saNamespace, saName)
+			s, _, v := sim(t, opts)
+			req := federatedRequest(t, v.url, v.url, tc.audience, tc.assertion)
+			tok, err := powerbi.New().Issue(context.Background(), req)
+			providertest.CheckError(t, err, tc.want, tc.assertion)
+			if tc.want.Reason == "" && s.Validate(tok.Value) != vendorsim.ValidityValid {
+				t.Errorf("embed token %v is not valid at the simulator", tok)
+			}
+		})
+	}
+}
+
+// TestClientAssertionIsFetchedWithTheAccessToken checks that a cached
+// access token costs no assertion: the ServiceAccount token is read only
+// when Entra ID is called.
+func TestClientAssertionIsFetchedWithTheAccessToken(t *testing.T) {
+	issuer := providertest.NewIssuer(t)
+	opts := simOptions()
+	opts.PowerBIFederation = issuer.Federation(t, saNamespace, saName)
+	_, _, v := sim(t, opts)
+	req := federatedRequest(t, v.url, v.url, "", issuer.Token(t, saNamespace, saName, v1alpha1.DefaultClientAssertionAudience, providertest.Epoch.Add(10*time.Minute)))
+	counting := &countingCreds{Creds: req.Credentials.(providertest.Creds)}
+	req.Credentials = counting
+	p := powerbi.New()
+	for range 3 {
+		_, err := p.Issue(context.Background(), req)
+		providertest.CheckError(t, err, success)
+	}
+	if counting.tokens != 1 || entraCalls(v.requests()) != 1 {
+		t.Errorf("%d ServiceAccount tokens and %d Entra ID calls for three embed tokens, want 1 and 1", counting.tokens, entraCalls(v.requests()))
+	}
+}
+
+// countingCreds counts ServiceAccount token reads.
+type countingCreds struct {
+	providertest.Creds
+	tokens int
+}
+
+func (c *countingCreds) ServiceAccountToken(ctx context.Context, ref v1alpha1.ServiceAccountReference, audience string) (string, error) {
+	c.tokens++
+	return c.Creds.ServiceAccountToken(ctx, ref, audience)
+}
