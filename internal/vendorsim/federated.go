@@ -146,8 +146,8 @@ func (k jwk) publicKey() (crypto.PublicKey, error) {
 	switch k.Kty {
 	case "RSA":
 		n, err := b64(k.N)
-		if err != nil {
-			return nil, fmt.Errorf("n: %w", err)
+		if err != nil || len(n) < 256 || n[0] == 0 {
+			return nil, errors.New("n is not a base64url RSA modulus of at least 2048 bits")
 		}
 		e, err := b64(k.E)
 		if err != nil || len(e) == 0 || len(e) > 4 {
