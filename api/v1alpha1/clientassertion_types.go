@@ -16,10 +16,11 @@ limitations under the License.
 
 package v1alpha1
 
-// This file is the federated credential that vendor blocks signing in to an
-// OAuth 2.0 authorization server (powerBI, oauth2) accept instead of a
-// client secret: no secret is stored, the cluster's service-account issuer
-// vouches for the client.
+// This file is the credentials other than a client secret that vendor
+// blocks signing in to an OAuth 2.0 authorization server (powerBI, oauth2)
+// accept: a federated credential, for which no secret is stored and the
+// cluster's service-account issuer vouches for the client, and a
+// certificate, whose private key signs the client's assertions.
 
 // DefaultClientAssertionAudience is the audience of the service-account
 // token when ClientAssertion.Audience is empty: the one Microsoft Entra ID
@@ -70,4 +71,24 @@ type ServiceAccountReference struct {
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	Namespace string `json:"namespace,omitempty"`
+}
+
+// ClientCertificate signs the client's assertions (RFC 7523 client
+// authentication, private_key_jwt) with the private key of a certificate
+// registered with the authorization server, as Microsoft Entra ID's
+// certificate credentials and MSAL's confidential clients do: the JWT's
+// header names the certificate by its SHA-256 thumbprint (x5t#S256), its
+// claims are aud (the token endpoint), iss and sub (the client ID), jti,
+// nbf and exp (ten minutes).
+type ClientCertificate struct {
+	// CertificateSecretRef is the Secret key holding the PEM certificate
+	// (tls.crt of a kubernetes.io/tls Secret) or a PEM bundle of the
+	// certificate and its private key.
+	CertificateSecretRef SecretKeySelector `json:"certificateSecretRef"`
+
+	// PrivateKeySecretRef is the Secret key holding the PEM private key
+	// (tls.key), RSA or ECDSA P-256, PKCS #1, SEC 1 or PKCS #8; omit it
+	// when certificateSecretRef holds a bundle.
+	// +optional
+	PrivateKeySecretRef *SecretKeySelector `json:"privateKeySecretRef,omitempty"`
 }

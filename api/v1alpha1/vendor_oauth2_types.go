@@ -30,7 +30,7 @@ const VendorOAuth2 = "oauth2"
 // expiry is the answer's expires_in, else the access token's JWT exp claim,
 // else expiry.duration; with none of them the call fails.
 // +kubebuilder:validation:XValidation:rule="!has(self.expiry) || !has(self.expiry.fromJWT) || self.expiry.fromJWT",message="expiry.fromJWT false is not supported: a JWT's exp claim is always read when expires_in is absent"
-// +kubebuilder:validation:XValidation:rule="has(self.clientSecretSecretRef) != has(self.clientAssertion)",message="set exactly one of clientSecretSecretRef and clientAssertion"
+// +kubebuilder:validation:XValidation:rule="[has(self.clientSecretSecretRef), has(self.clientAssertion), has(self.clientCertificate)].filter(x, x).size() == 1",message="set exactly one of clientSecretSecretRef, clientAssertion and clientCertificate"
 type OAuth2Provider struct {
 	// TokenURL of the authorization server.
 	// +kubebuilder:validation:MaxLength=2048
@@ -42,19 +42,26 @@ type OAuth2Provider struct {
 	ClientID string `json:"clientID"`
 
 	// ClientSecretSecretRef is the Secret key holding the client secret.
-	// Set it or clientAssertion.
+	// Set it, clientAssertion or clientCertificate.
 	// +optional
 	ClientSecretSecretRef *SecretKeySelector `json:"clientSecretSecretRef,omitempty"`
 
 	// ClientAssertion authenticates the client with a JWT (RFC 7523) instead
 	// of a client secret: a token of a Kubernetes ServiceAccount, sent in
-	// the body with client_id, whatever clientAuthMethod says. Set it or
-	// clientSecretSecretRef.
+	// the body with client_id, whatever clientAuthMethod says. Set it,
+	// clientSecretSecretRef or clientCertificate.
 	// +optional
 	ClientAssertion *ClientAssertion `json:"clientAssertion,omitempty"`
 
+	// ClientCertificate authenticates the client with JWTs it signs with a
+	// certificate's private key (private_key_jwt), sent like a
+	// clientAssertion. Set it, clientSecretSecretRef or clientAssertion.
+	// +optional
+	ClientCertificate *ClientCertificate `json:"clientCertificate,omitempty"`
+
 	// ClientAuthMethod says how the client authenticates with a client
-	// secret; a clientAssertion is always sent in the body.
+	// secret; an assertion (clientAssertion, clientCertificate) is always
+	// sent in the body.
 	// +optional
 	// +kubebuilder:default=client_secret_basic
 	// +kubebuilder:validation:Enum=client_secret_basic;client_secret_post

@@ -43,9 +43,9 @@ const (
 )
 
 // PowerBIProvider is a Microsoft Entra ID service principal (an app
-// registration with a client secret or a federated credential) allowed to
-// use the Power BI REST API.
-// +kubebuilder:validation:XValidation:rule="has(self.clientSecretSecretRef) != has(self.clientAssertion)",message="set exactly one of clientSecretSecretRef and clientAssertion"
+// registration with a client secret, a federated credential or a
+// certificate) allowed to use the Power BI REST API.
+// +kubebuilder:validation:XValidation:rule="[has(self.clientSecretSecretRef), has(self.clientAssertion), has(self.clientCertificate)].filter(x, x).size() == 1",message="set exactly one of clientSecretSecretRef, clientAssertion and clientCertificate"
 // +kubebuilder:validation:XValidation:rule="!has(self.cloud) || self.cloud == 'Public' || ((!has(self.apiURL) || self.apiURL != 'https://api.powerbi.com') && (!has(self.scope) || self.scope != 'https://analysis.windows.net/powerbi/api/.default'))",message="cloud sets apiURL and scope: remove the public cloud's apiURL and scope (an older operator's defaults) from a provider of another cloud"
 type PowerBIProvider struct {
 	// TenantID of the Microsoft Entra ID tenant: its GUID or a domain such
@@ -61,16 +61,22 @@ type PowerBIProvider struct {
 	ClientID string `json:"clientID"`
 
 	// ClientSecretSecretRef is the Secret key holding the app registration's
-	// client secret. Set it or clientAssertion.
+	// client secret. Set it, clientAssertion or clientCertificate.
 	// +optional
 	ClientSecretSecretRef *SecretKeySelector `json:"clientSecretSecretRef,omitempty"`
 
 	// ClientAssertion signs in with a federated identity credential of the
 	// app registration instead of a client secret: a token of a Kubernetes
 	// ServiceAccount, whose issuer, subject and audience the credential
-	// names. Set it or clientSecretSecretRef.
+	// names. Set it, clientSecretSecretRef or clientCertificate.
 	// +optional
 	ClientAssertion *ClientAssertion `json:"clientAssertion,omitempty"`
+
+	// ClientCertificate signs in with a certificate credential of the app
+	// registration: assertions signed with the certificate's private key.
+	// Set it, clientSecretSecretRef or clientAssertion.
+	// +optional
+	ClientCertificate *ClientCertificate `json:"clientCertificate,omitempty"`
 
 	// Cloud is the Power BI cloud the tenant lives in. It sets the
 	// authority, the API URL and the scope together, as Microsoft's samples

@@ -89,17 +89,17 @@ var _ = Describe("Power BI with a federated credential", func() {
 		both := f.powerBIProviderSpec()
 		both.PowerBI.ClientAssertion = &v1alpha1.ClientAssertion{ServiceAccountRef: v1alpha1.ServiceAccountReference{Name: "sa"}}
 		Expect(k8sClient.Create(ctx, &v1alpha1.EmbedProvider{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "both"}, Spec: both})).
-			To(MatchError(ContainSubstring("set exactly one of clientSecretSecretRef and clientAssertion")))
+			To(MatchError(ContainSubstring("set exactly one of clientSecretSecretRef, clientAssertion and clientCertificate")))
 		neither := f.powerBIProviderSpec()
 		neither.PowerBI.ClientSecretSecretRef = nil
 		Expect(k8sClient.Create(ctx, &v1alpha1.EmbedProvider{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "neither"}, Spec: neither})).
-			To(MatchError(ContainSubstring("set exactly one of clientSecretSecretRef and clientAssertion")))
+			To(MatchError(ContainSubstring("set exactly one of clientSecretSecretRef, clientAssertion and clientCertificate")))
 		oauth := v1alpha1.EmbedProviderSpec{VendorConfig: v1alpha1.VendorConfig{OAuth2: &v1alpha1.OAuth2Provider{
 			TokenURL: "https://idp.example.com/token", ClientID: "c",
 			ClientSecretSecretRef: &v1alpha1.SecretKeySelector{Name: "creds", Key: "secret"},
 			ClientAssertion:       &v1alpha1.ClientAssertion{ServiceAccountRef: v1alpha1.ServiceAccountReference{Name: "sa"}}}}}
 		Expect(k8sClient.Create(ctx, &v1alpha1.EmbedProvider{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "oauth-both"}, Spec: oauth})).
-			To(MatchError(ContainSubstring("set exactly one of clientSecretSecretRef and clientAssertion")))
+			To(MatchError(ContainSubstring("set exactly one of clientSecretSecretRef, clientAssertion and clientCertificate")))
 
 		federated := f.powerBIProviderSpec()
 		federated.PowerBI.ClientSecretSecretRef = nil
@@ -110,5 +110,14 @@ var _ = Describe("Power BI with a federated credential", func() {
 		cluster.Spec.PowerBI.ClientAssertion.ServiceAccountRef.Namespace = f.ns
 		Expect(k8sClient.Create(ctx, cluster)).To(Succeed())
 		DeferCleanup(func() { Expect(k8sClient.Delete(ctx, cluster)).To(Succeed()) })
+
+		certified := f.powerBIProviderSpec()
+		certified.PowerBI.ClientSecretSecretRef = nil
+		certified.PowerBI.ClientCertificate = &v1alpha1.ClientCertificate{
+			CertificateSecretRef: v1alpha1.SecretKeySelector{Name: "powerbi-cert", Key: "tls.crt", Namespace: f.ns},
+			PrivateKeySecretRef:  &v1alpha1.SecretKeySelector{Name: "powerbi-cert", Key: "tls.key"}}
+		certCluster := &v1alpha1.ClusterEmbedProvider{ObjectMeta: metav1.ObjectMeta{Name: "powerbi-cert-" + f.ns},
+			Spec: v1alpha1.ClusterEmbedProviderSpec{EmbedProviderSpec: certified}}
+		Expect(k8sClient.Create(ctx, certCluster)).To(MatchError(ContainSubstring("must set namespace")), "the private key's reference lacks one")
 	})
 })

@@ -7,6 +7,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -169,4 +171,61 @@ func (k jwk) publicKey() (crypto.PublicKey, error) {
 		return ecdsa.ParseUncompressedPublicKey(curve, append(append([]byte{4}, x...), y...))
 	}
 	return nil, nil
+}
+
+// isCertificateAssertion reports whether assertion's header names a
+// certificate by its SHA-256 thumbprint (x5t#S256), as assertions signed
+// with a certificate credential do; a federated one names its key by kid.
+func isCertificateAssertion(assertion string) bool {
+	tok, _, err := jwt.NewParser().ParseUnverified(assertion, jwt.MapClaims{})
+	if err != nil {
+		return false
+	}
+	_, ok := tok.Header["x5t#S256"]
+	return ok
+}
+
+// verifyCertificateAssertion checks a client assertion signed with a
+// certificate credential as Entra ID checks one: the header's x5t#S256
+// names one of certs, whose public key made the signature (PS256, RS256 or
+// ES256); iss and sub are clientID, aud is the token endpoint audience, jti
+// is set, and now lies between nbf and exp.
+func verifyCertificateAssertion(certs []*x509.Certificate, assertion, clientID, audience string, now time.Time) error {
+	claims := jwt.MapClaims{}
+	_, err := jwt.ParseWithClaims(assertion, claims, func(t *jwt.Token) (any, error) {
+		thumbprint, _ := t.Header["x5t#S256"].(string)
+		for _, c := range certs {
+			sum := sha256.Sum256(c.Raw)
+			if thumbprint == base64.StdEncoding.EncodeToString(sum[:]) {
+				return c.PublicKey, nil
+			}
+		}
+		return nil, errors.New("no certificate with the thumbprint x5t#S256 is registered")
+	},
+		jwt.WithValidMethods([]string{"PS256", "RS256", "ES256"}),
+		jwt.WithIssuer(clientID), jwt.WithSubject(clientID), jwt.WithAudience(audience),
+		jwt.WithExpirationRequired(), jwt.WithTimeFunc(func() time.Time { return now }))
+	if err != nil {
+		return fmt.Errorf("client assertion failed validation: %w", err)
+	}
+	if jti, _ := claims["jti"].(string); jti == "" {
+		return errors.New("client assertion has no jti")
+	}
+	if _, err := claims.GetNotBefore(); err != nil || claims["nbf"] == nil {
+		return errors.New("client assertion has no nbf")
+	}
+	return nil
+}
+
+// verifyAssertion checks a client assertion at the token endpoint r
+// reached: one signed with a registered certificate, else a federated one.
+func verifyAssertion(r *http.Request, fed *Federation, certs []*x509.Certificate, assertion, clientID string, now time.Time) error {
+	if isCertificateAssertion(assertion) {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		return verifyCertificateAssertion(certs, assertion, clientID, scheme+"://"+r.Host+r.URL.Path, now)
+	}
+	return fed.verify(r.Context(), assertion, now)
 }

@@ -61,7 +61,7 @@ func oauth2Endpoint(s *Server, opts Options) endpoint {
 				return oauth2Error(http.StatusBadRequest, "invalid_request", "body must be form-encoded or a JSON object")
 			}
 			if _, ok := body["client_assertion"]; ok {
-				if rep, ok := oauth2CheckAssertion(r, body, id, opts.OAuth2Federation, s.clock.Now()); !ok {
+				if rep, ok := oauth2CheckAssertion(r, body, id, opts, s.clock.Now()); !ok {
 					return rep
 				}
 			} else {
@@ -120,9 +120,9 @@ func oauth2Client(r *http.Request, body map[string]any) (id, secret string, err 
 
 // oauth2CheckAssertion authenticates a client by a JWT client assertion
 // (RFC 7523 section 2.2): client_id and the assertion in the body, no other
-// authentication, the assertion verified against fed; ok is false with the
-// error reply.
-func oauth2CheckAssertion(r *http.Request, body map[string]any, id string, fed *Federation, now time.Time) (rep reply, ok bool) {
+// authentication, the assertion verified against the federation or the
+// certificates opts configure; ok is false with the error reply.
+func oauth2CheckAssertion(r *http.Request, body map[string]any, id string, opts Options, now time.Time) (rep reply, ok bool) {
 	_, secret := body["client_secret"]
 	switch {
 	case r.Header.Get("Authorization") != "" || secret:
@@ -132,7 +132,7 @@ func oauth2CheckAssertion(r *http.Request, body map[string]any, id string, fed *
 	case stringField(body, "client_id") != id:
 		return oauth2Error(http.StatusUnauthorized, "invalid_client", "client authentication failed"), false
 	}
-	if err := fed.verify(r.Context(), stringField(body, "client_assertion"), now); err != nil {
+	if err := verifyAssertion(r, opts.OAuth2Federation, opts.OAuth2Certificates, stringField(body, "client_assertion"), id, now); err != nil {
 		return oauth2Error(http.StatusUnauthorized, "invalid_client", err.Error()), false
 	}
 	return reply{}, true

@@ -1,6 +1,7 @@
 package vendorsim
 
 import (
+	"crypto/x509"
 	"time"
 
 	"k8s.io/utils/clock"
@@ -39,6 +40,9 @@ type Options struct {
 	// OAuth2Federation, when set, lets the OAuth2 client authenticate with
 	// a JWT client assertion (RFC 7523) it verifies, in place of its secret.
 	OAuth2Federation *Federation
+	// OAuth2Certificates let the OAuth2 client authenticate with JWTs it
+	// signs with one of their keys (private_key_jwt).
+	OAuth2Certificates []*x509.Certificate
 	// OAuth2AllowedScopes, when set, are the only scopes the OAuth2 endpoint grants.
 	OAuth2AllowedScopes []string
 	// OAuth2JWTAccessTokens makes the OAuth2 endpoint issue JWTs and omit
@@ -53,6 +57,10 @@ type Options struct {
 	// client_assertion it verifies (issuer, subject, audience, signature)
 	// in place of the client secret.
 	PowerBIFederation *Federation
+	// PowerBICertificates are the certificate credentials of the simulated
+	// service principal: Entra ID then also accepts a client assertion
+	// signed with one of their keys, named by its x5t#S256 thumbprint.
+	PowerBICertificates []*x509.Certificate
 	// PowerBIAccessTokenLifetime is the lifetime of simulated Entra ID
 	// access tokens; zero means PowerBIAccessTokenLifetime.
 	PowerBIAccessTokenLifetime time.Duration

@@ -156,7 +156,7 @@ func powerBIEntraEndpoint(s *Server, opts Options) endpoint {
 			case assertion && stringField(body, "client_assertion_type") != ClientAssertionType:
 				return entraError(http.StatusBadRequest, "invalid_request", 50027, "Invalid client_assertion_type.")
 			case assertion:
-				if err := opts.PowerBIFederation.verify(r.Context(), stringField(body, "client_assertion"), s.clock.Now()); err != nil {
+				if err := verifyAssertion(r, opts.PowerBIFederation, opts.PowerBICertificates, stringField(body, "client_assertion"), id, s.clock.Now()); err != nil {
 					return entraError(http.StatusUnauthorized, "invalid_client", 700211, "No matching federated identity record found for presented assertion: "+err.Error())
 				}
 			case subtle.ConstantTimeCompare([]byte(stringField(body, "client_secret")), []byte(secret)) != 1:

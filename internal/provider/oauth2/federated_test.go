@@ -2,6 +2,10 @@ package oauth2_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -100,6 +104,40 @@ func TestClientAssertion(t *testing.T) {
 			s := providertest.StartSim(t, vendorsim.Options{OAuth2ClientID: clientID, OAuth2Federation: fed})
 			tok, err := oauth2.New().Issue(context.Background(), assertionRequest(t, s.URL()+vendorsim.OAuth2TokenPath, "", tc.assertion))
 			providertest.CheckError(t, err, tc.want, tc.assertion)
+			if tc.want.Reason == "" && s.Validate(tok.Value) != vendorsim.ValidityValid {
+				t.Errorf("token %v is not valid at the simulator", tok)
+			}
+		})
+	}
+}
+
+// TestClientCertificate authenticates with private_key_jwt: assertions the
+// provider signs with a certificate's key, which the simulated server
+// verifies against the registered certificate, with aud its token endpoint.
+func TestClientCertificate(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	certPEM, keyPEM, cert := providertest.Certificate(t, key)
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	otherPEM, otherKeyPEM, _ := providertest.Certificate(t, other)
+	tests := []struct {
+		name      string
+		cert, key []byte
+		want      providertest.Want
+	}{
+		{name: "a registered certificate authenticates", cert: certPEM, key: keyPEM},
+		{name: "an unregistered certificate is refused", cert: otherPEM, key: otherKeyPEM,
+			want: providertest.Want{Reason: v1alpha1.ReasonVendorUnauthorized, Permanent: true, Message: "invalid_client"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := providertest.StartSim(t, vendorsim.Options{OAuth2ClientID: clientID, OAuth2Certificates: []*x509.Certificate{cert}})
+			req := assertionRequest(t, s.URL()+vendorsim.OAuth2TokenPath, "", "")
+			req.Credentials = providertest.Creds{"client/tls.crt": string(tc.cert), "client/tls.key": string(tc.key)}
+			req.Config.OAuth2.ClientAssertion = nil
+			req.Config.OAuth2.ClientCertificate = &v1alpha1.ClientCertificate{CertificateSecretRef: providertest.Ref("client/tls.crt"),
+				PrivateKeySecretRef: new(providertest.Ref("client/tls.key"))}
+			tok, err := oauth2.New().Issue(context.Background(), req)
+			providertest.CheckError(t, err, tc.want, string(tc.key))
 			if tc.want.Reason == "" && s.Validate(tok.Value) != vendorsim.ValidityValid {
 				t.Errorf("token %v is not valid at the simulator", tok)
 			}

@@ -70,7 +70,7 @@ func (p *Provider) Issue(ctx context.Context, req provider.Request) (provider.To
 		return provider.Token{}, provider.Permanent(v1alpha1.ReasonVendorMismatch, "oauth2 provider needs spec.oauth2 on both provider and request")
 	}
 	call := Call{Config: cfg, Params: params, Field: "spec.oauth2"}
-	httpReq, used, err := newClientRequest(ctx, call, req.Credentials)
+	httpReq, used, err := newClientRequest(ctx, call, req.Credentials, req.Now)
 	if err != nil {
 		return provider.Token{}, provider.Redact(err, used...)
 	}
@@ -82,21 +82,31 @@ func (p *Provider) Issue(ctx context.Context, req provider.Request) (provider.To
 	return tok, provider.Redact(err, used...)
 }
 
-// newClientRequest builds the token request of call, authenticated with the
-// client assertion of its configuration or else its client secret; used
-// lists the credentials it carries, in every form errors must not quote.
-func newClientRequest(ctx context.Context, call Call, creds provider.CredentialReader) (*http.Request, []string, error) {
+// newClientRequest builds the token request of call at now, authenticated
+// with the client assertion of its configuration, an assertion signed with
+// its certificate, or else its client secret; used lists the credentials
+// it carries, in every form errors must not quote.
+func newClientRequest(ctx context.Context, call Call, creds provider.CredentialReader, now time.Time) (*http.Request, []string, error) {
 	cfg := call.Config
-	if cfg.ClientAssertion != nil {
-		assertion, err := provider.ClientAssertion(ctx, creds, cfg.ClientAssertion)
-		if err != nil {
-			return nil, nil, err
+	var assertion string
+	var err error
+	switch {
+	case cfg.ClientAssertion != nil:
+		assertion, err = provider.ClientAssertion(ctx, creds, cfg.ClientAssertion)
+	case cfg.ClientCertificate != nil:
+		var cert provider.ClientCertificate
+		if cert, err = provider.ReadClientCertificate(ctx, creds, cfg.ClientCertificate); err == nil {
+			assertion, err = cert.Assertion(cfg.ClientID, cfg.TokenURL, now)
 		}
+	case cfg.ClientSecretSecretRef == nil:
+		return nil, nil, provider.Permanent(v1alpha1.ReasonProviderInvalid, "%s needs clientSecretSecretRef, clientAssertion or clientCertificate", cmp.Or(call.Field, "spec.oauth2"))
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if assertion != "" {
 		httpReq, err := call.NewAssertionRequest(assertion)
 		return httpReq, []string{assertion}, err
-	}
-	if cfg.ClientSecretSecretRef == nil {
-		return nil, nil, provider.Permanent(v1alpha1.ReasonProviderInvalid, "%s needs clientSecretSecretRef or clientAssertion", cmp.Or(call.Field, "spec.oauth2"))
 	}
 	raw, err := creds.Read(ctx, *cfg.ClientSecretSecretRef)
 	if err != nil {

@@ -2,6 +2,10 @@ package powerbi_test
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"net/url"
 	"testing"
 	"time"
 
@@ -142,4 +146,59 @@ type countingCreds struct {
 func (c *countingCreds) ServiceAccountToken(ctx context.Context, ref v1alpha1.ServiceAccountReference, audience string) (string, error) {
 	c.tokens++
 	return c.Creds.ServiceAccountToken(ctx, ref, audience)
+}
+
+// TestClientCertificate signs in to the simulated Entra ID with assertions
+// signed by a registered certificate's key, which it verifies as Entra ID
+// does: the thumbprint, the signature, iss and sub (the client), aud (the
+// token endpoint), nbf and exp.
+func TestClientCertificate(t *testing.T) {
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	certPEM, keyPEM, cert := providertest.Certificate(t, key)
+	otherKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	otherPEM, otherKeyPEM, _ := providertest.Certificate(t, otherKey)
+	tests := []struct {
+		name      string
+		cert, key string
+		want      providertest.Want
+	}{
+		{name: "a registered certificate signs in", cert: string(certPEM), key: string(keyPEM), want: success},
+		{name: "a bundle of certificate and key signs in", cert: string(certPEM) + string(keyPEM), want: success},
+		{name: "an unregistered certificate is refused", cert: string(otherPEM), key: string(otherKeyPEM),
+			want: providertest.Want{Reason: v1alpha1.ReasonVendorUnauthorized, Permanent: true, Message: "AADSTS700211"}},
+		{name: "a key of another certificate is InvalidCredentials", cert: string(certPEM), key: string(otherKeyPEM),
+			want: providertest.Want{Reason: v1alpha1.ReasonInvalidCredentials, Permanent: true, Message: "not the certificate's"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := simOptions()
+			opts.PowerBICertificates = []*x509.Certificate{cert}
+			s, _, v := sim(t, opts)
+			req := request(t, v.url, v.url, "secret")
+			c := providertest.Creds{"pbi/tls.crt": tc.cert}
+			cc := &v1alpha1.ClientCertificate{CertificateSecretRef: providertest.Ref("pbi/tls.crt")}
+			if tc.key != "" {
+				c["pbi/tls.key"] = tc.key
+				cc.PrivateKeySecretRef = new(providertest.Ref("pbi/tls.key"))
+			}
+			req.Credentials = c
+			req.Config.PowerBI.ClientSecretSecretRef, req.Config.PowerBI.ClientCertificate = nil, cc
+			tok, err := powerbi.New().Issue(context.Background(), req)
+			providertest.CheckError(t, err, tc.want, tc.key)
+			if tc.want.Reason == "" && s.Validate(tok.Value) != vendorsim.ValidityValid {
+				t.Errorf("embed token %v is not valid at the simulator", tok)
+			}
+			reqs := v.requests()
+			if tc.want.Reason == v1alpha1.ReasonInvalidCredentials {
+				if len(reqs) != 0 {
+					t.Errorf("%d requests with a key that cannot sign, want none", len(reqs))
+				}
+				return
+			}
+			form, _ := url.ParseQuery(string(reqs[0].Body))
+			if form.Get("client_assertion_type") != provider.ClientAssertionType || form.Has("client_secret") || form.Get("client_id") != clientID {
+				t.Errorf("Entra ID form %v", form)
+			}
+		})
+	}
 }

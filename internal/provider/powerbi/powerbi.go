@@ -108,6 +108,12 @@ type config struct {
 	authorityURL, apiURL, tenantID, clientID, scope string
 }
 
+// tokenURL is the tenant's Entra ID token endpoint, the audience of the
+// client's assertions.
+func (c config) tokenURL() string {
+	return c.authorityURL + "/" + url.PathEscape(c.tenantID) + EntraTokenPathSuffix
+}
+
 // configOf applies the cloud's endpoints where the block sets none; an
 // unknown cloud is a permanent ProviderInvalid error.
 func configOf(c *v1alpha1.PowerBIProvider) (config, error) {
@@ -150,22 +156,30 @@ func (p *Provider) Issue(ctx context.Context, req provider.Request) (provider.To
 }
 
 // credential is how the service principal signs in to Entra ID: its client
-// secret, or a federated credential whose assertion (a ServiceAccount
-// token) is fetched only when an access token is.
+// secret, a federated credential whose assertion (a ServiceAccount token)
+// is fetched only when an access token is, or a certificate that signs an
+// assertion then.
 type credential struct {
-	secret    string
-	assertion *v1alpha1.ClientAssertion
-	creds     provider.CredentialReader
+	secret      string
+	assertion   *v1alpha1.ClientAssertion
+	creds       provider.CredentialReader
+	certificate *provider.ClientCertificate
 }
 
-// credentialOf reads the client secret of cfg, or takes its client
-// assertion, which is read later.
+// credentialOf reads the client secret or certificate of cfg, or takes its
+// client assertion, which is read later.
 func credentialOf(ctx context.Context, cfg *v1alpha1.PowerBIProvider, creds provider.CredentialReader) (credential, error) {
 	switch {
 	case cfg.ClientAssertion != nil:
 		return credential{assertion: cfg.ClientAssertion, creds: creds}, nil
+	case cfg.ClientCertificate != nil:
+		cert, err := provider.ReadClientCertificate(ctx, creds, cfg.ClientCertificate)
+		if err != nil {
+			return credential{}, err
+		}
+		return credential{certificate: &cert}, nil
 	case cfg.ClientSecretSecretRef == nil:
-		return credential{}, provider.Permanent(v1alpha1.ReasonProviderInvalid, "powerBI needs clientSecretSecretRef or clientAssertion")
+		return credential{}, provider.Permanent(v1alpha1.ReasonProviderInvalid, "powerBI needs clientSecretSecretRef, clientAssertion or clientCertificate")
 	}
 	raw, err := creds.Read(ctx, *cfg.ClientSecretSecretRef)
 	if err != nil {
@@ -182,20 +196,30 @@ func credentialOf(ctx context.Context, cfg *v1alpha1.PowerBIProvider, creds prov
 // the secret itself, or the ServiceAccount and audience of the assertion,
 // whose tokens change on every TokenRequest while meaning the same client.
 func (c credential) id() string {
-	if c.assertion == nil {
-		return "secret:" + c.secret
+	switch {
+	case c.certificate != nil:
+		return "certificate:" + c.certificate.Thumbprint()
+	case c.assertion != nil:
+		ref := c.assertion.ServiceAccountRef
+		return "assertion:" + ref.Namespace + "/" + ref.Name + "@" + c.assertion.Audience
 	}
-	ref := c.assertion.ServiceAccountRef
-	return "assertion:" + ref.Namespace + "/" + ref.Name + "@" + c.assertion.Audience
+	return "secret:" + c.secret
 }
 
-// form returns the form fields that authenticate the client, and the
-// credential they carry, which errors must never quote.
-func (c credential) form(ctx context.Context) (url.Values, string, error) {
-	if c.assertion == nil {
+// form returns the form fields that authenticate the client to the token
+// endpoint tokenURL at now, and the credential they carry, which errors
+// must never quote.
+func (c credential) form(ctx context.Context, clientID, tokenURL string, now time.Time) (url.Values, string, error) {
+	var jwt string
+	var err error
+	switch {
+	case c.certificate != nil:
+		jwt, err = c.certificate.Assertion(clientID, tokenURL, now)
+	case c.assertion != nil:
+		jwt, err = provider.ClientAssertion(ctx, c.creds, c.assertion)
+	default:
 		return url.Values{"client_secret": {c.secret}}, c.secret, nil
 	}
-	jwt, err := provider.ClientAssertion(ctx, c.creds, c.assertion)
 	if err != nil {
 		return nil, "", err
 	}
@@ -225,7 +249,7 @@ func identityBlobs(params *v1alpha1.PowerBIParams) []string {
 // made once more with a fresh one; a fresh token refused is reported.
 func (p *Provider) issue(ctx context.Context, req provider.Request, c config, cred credential, body []byte, used *[]string) (provider.Token, error) {
 	fetch := func(fctx context.Context) (accessToken, error) {
-		auth, secret, err := cred.form(fctx)
+		auth, secret, err := cred.form(fctx, c.clientID, c.tokenURL(), req.Now)
 		if err != nil {
 			return accessToken{}, inStep("Microsoft Entra ID token request", err)
 		}
@@ -265,8 +289,7 @@ func requestAccessToken(ctx context.Context, client *http.Client, c config, auth
 	for k, v := range auth {
 		form[k] = v
 	}
-	tokenURL := c.authorityURL + "/" + url.PathEscape(c.tenantID) + EntraTokenPathSuffix
-	httpReq, err := http.NewRequest(http.MethodPost, tokenURL, strings.NewReader(form.Encode()))
+	httpReq, err := http.NewRequest(http.MethodPost, c.tokenURL(), strings.NewReader(form.Encode()))
 	if err != nil {
 		return accessToken{}, provider.Permanent(v1alpha1.ReasonProviderInvalid, "invalid powerBI authorityURL or tenantID")
 	}
