@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -67,6 +69,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	tableauSecretID := fs.String("tableau-secret-id", "", `connected app secret ID Tableau JWTs must name as kid (default $VENDORSIM_TABLEAU_SECRET_ID, else "`+vendorsim.DefaultTableauSecretID+`")`)
 	tableauSecret := fs.String("tableau-secret-value", "", `connected app secret value Tableau JWTs must be signed with (default $VENDORSIM_TABLEAU_SECRET_VALUE, else "`+vendorsim.DefaultTableauSecretValue+`")`)
 	oauth2JWT := fs.Bool("oauth2-jwt-access-tokens", false, "answer OAuth2 with JWT access tokens and no expires_in, so clients must read the exp claim")
+	fedIssuer := fs.String("federated-issuer", "", "iss a federated client assertion must carry: the cluster's service-account issuer (kubectl get --raw /.well-known/openid-configuration)")
+	fedJWKSFile := fs.String("federated-jwks-file", "", "file holding the issuer's JWKS (kubectl get --raw /openid/v1/jwks)")
+	fedJWKSURL := fs.String("federated-jwks-url", "", "URL serving the issuer's JWKS, read on each verification; instead of --federated-jwks-file")
+	powerBIFedSubject := fs.String("powerbi-federated-subject", "", "sub of the simulated service principal's federated credential, system:serviceaccount:NAMESPACE:NAME; enables client assertions")
+	oauth2FedSubject := fs.String("oauth2-federated-subject", "", "sub the OAuth2 endpoint trusts in a client assertion; enables client assertions")
+	oauth2FedAudience := fs.String("oauth2-federated-audience", vendorsim.DefaultFederatedAudience, "aud the OAuth2 endpoint expects in a federated client assertion")
+	powerBICertFile := fs.String("powerbi-client-certificate", "", "PEM file of the certificate credential the simulated Entra ID accepts assertions signed with")
+	oauth2CertFile := fs.String("oauth2-client-certificate", "", "PEM file of the certificate the OAuth2 endpoint accepts private_key_jwt assertions signed with")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("parse flags: %w", err)
 	}
@@ -109,6 +119,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return fmt.Errorf("--superset-guest-token-lifetime must be positive, not %s", *supersetGuestTTL)
 	}
 
+	fed := federation{issuer: *fedIssuer, jwksFile: *fedJWKSFile, jwksURL: *fedJWKSURL}
+	powerBIFed, err := fed.of(*powerBIFedSubject, "")
+	if err != nil {
+		return err
+	}
+	oauth2Fed, err := fed.of(*oauth2FedSubject, *oauth2FedAudience)
+	if err != nil {
+		return err
+	}
+	powerBICerts, err := readCertificates(*powerBICertFile)
+	if err != nil {
+		return err
+	}
+	oauth2Certs, err := readCertificates(*oauth2CertFile)
+	if err != nil {
+		return err
+	}
+
 	logger := log.New(stderr, "", log.LstdFlags)
 	sim := vendorsim.New(vendorsim.Options{
 		QrveyAPIKey:           *qrveyKey,
@@ -122,6 +150,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		OAuth2ClientID:        *oauth2ID,
 		OAuth2ClientSecret:    *oauth2Secret,
 		OAuth2JWTAccessTokens: *oauth2JWT,
+		OAuth2Federation:      oauth2Fed,
+		OAuth2Certificates:    oauth2Certs,
 
 		PowerBITenantID:            *powerBITenant,
 		PowerBIClientID:            *powerBIID,
@@ -129,6 +159,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		PowerBIAccessTokenLifetime: *powerBILifetime,
 		PowerBICloud:               *powerBICloud,
 		PowerBIProfiles:            profiles,
+		PowerBIFederation:          powerBIFed,
+		PowerBICertificates:        powerBICerts,
 		DomoClientID:               *domoID,
 		DomoClientSecret:           *domoSecret,
 		Superset: vendorsim.SupersetOptions{Username: *supersetUser, Password: *supersetPassword,
@@ -172,4 +204,59 @@ func envDefault(getenv func(string) string, name string, v *string) {
 	if *v == "" {
 		*v = getenv(name)
 	}
+}
+
+// federation is the --federated-* flags: the issuer whose ServiceAccount
+// tokens the simulated token endpoints accept as client assertions.
+type federation struct {
+	issuer, jwksFile, jwksURL string
+}
+
+// of is the federated credential of subject for audience ("" for the
+// default), or nil when subject is empty.
+func (f federation) of(subject, audience string) (*vendorsim.Federation, error) {
+	if subject == "" {
+		return nil, nil
+	}
+	if f.issuer == "" || (f.jwksFile == "") == (f.jwksURL == "") {
+		return nil, errors.New("a federated subject needs --federated-issuer and one of --federated-jwks-file and --federated-jwks-url")
+	}
+	out := &vendorsim.Federation{Issuer: f.issuer, Subject: subject, Audience: audience, JWKSURL: f.jwksURL}
+	if f.jwksFile != "" {
+		raw, err := os.ReadFile(f.jwksFile)
+		if err != nil {
+			return nil, fmt.Errorf("--federated-jwks-file: %w", err)
+		}
+		if _, err := vendorsim.ParseJWKS(raw); err != nil {
+			return nil, fmt.Errorf("--federated-jwks-file: %w", err)
+		}
+		out.JWKS = raw
+	}
+	return out, nil
+}
+
+// readCertificates reads the certificates of a PEM file; none for "".
+func readCertificates(path string) ([]*x509.Certificate, error) {
+	if path == "" {
+		return nil, nil
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read certificate: %w", err)
+	}
+	var certs []*x509.Certificate
+	for block, rest := pem.Decode(raw); block != nil; block, rest = pem.Decode(rest) {
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %s: %w", path, err)
+		}
+		certs = append(certs, cert)
+	}
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return certs, nil
 }

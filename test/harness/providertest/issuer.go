@@ -36,13 +36,14 @@ func NewIssuer(t testing.TB) *Issuer {
 	return &Issuer{key: key, kid: "providertest-key"}
 }
 
-// Token is a ServiceAccount token of namespace/name for audience, issued at
-// Epoch and expiring at exp, with the claims the API server sets.
+// Token is a ServiceAccount token of namespace/name for audience, expiring
+// at exp and issued ten minutes earlier, with the claims the API server
+// sets.
 func (i *Issuer) Token(t testing.TB, namespace, name, audience string, exp time.Time) string {
 	t.Helper()
 	tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{
 		"iss": IssuerURL, "sub": Subject(namespace, name), "aud": []string{audience},
-		"iat": Epoch.Unix(), "nbf": Epoch.Unix(), "exp": exp.Unix(),
+		"iat": exp.Add(-10 * time.Minute).Unix(), "nbf": exp.Add(-10 * time.Minute).Unix(), "exp": exp.Unix(),
 		"kubernetes.io": map[string]any{"namespace": namespace, "serviceaccount": map[string]string{"name": name, "uid": "7c9a3a34-0000-4000-8000-000000000001"}},
 	})
 	tok.Header["kid"] = i.kid
