@@ -62,6 +62,17 @@ func (p *Provider) SecretRefs(config *v1alpha1.EmbedProviderSpec) []v1alpha1.Sec
 	return provider.SecretRefsIn(config.OAuth2)
 }
 
+// Validate implements provider.ConfigValidator: a clientCertificate must
+// parse and its private key be the certificate's, so the provider's Ready
+// condition says so before any request is made.
+func (p *Provider) Validate(ctx context.Context, config *v1alpha1.EmbedProviderSpec, creds provider.CredentialReader) error {
+	if c := config.OAuth2; c != nil && c.ClientCertificate != nil {
+		_, err := provider.ReadClientCertificate(ctx, creds, c.ClientCertificate)
+		return err
+	}
+	return nil
+}
+
 // Issue implements provider.Provider.
 func (p *Provider) Issue(ctx context.Context, req provider.Request) (provider.Token, error) {
 	ctx = provider.WithVendor(ctx, v1alpha1.VendorOAuth2)

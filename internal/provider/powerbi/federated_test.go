@@ -202,3 +202,29 @@ func TestClientCertificate(t *testing.T) {
 		})
 	}
 }
+
+// TestValidateChecksTheCertificate checks a provider's Ready condition
+// catches a certificate credential that cannot sign, before any request.
+func TestValidateChecksTheCertificate(t *testing.T) {
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	certPEM, keyPEM, _ := providertest.Certificate(t, key)
+	other, _ := rsa.GenerateKey(rand.Reader, 2048)
+	_, otherKeyPEM, _ := providertest.Certificate(t, other)
+	for _, tc := range []struct {
+		name string
+		key  []byte
+		want providertest.Want
+	}{
+		{"the certificate's own key passes", keyPEM, success},
+		{"another certificate's key is InvalidCredentials", otherKeyPEM,
+			providertest.Want{Reason: v1alpha1.ReasonInvalidCredentials, Permanent: true, Message: "not the certificate's"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := &v1alpha1.EmbedProviderSpec{VendorConfig: v1alpha1.VendorConfig{PowerBI: &v1alpha1.PowerBIProvider{
+				ClientCertificate: &v1alpha1.ClientCertificate{CertificateSecretRef: providertest.Ref("c/tls.crt"),
+					PrivateKeySecretRef: new(providertest.Ref("c/tls.key"))}}}}
+			err := powerbi.New().Validate(context.Background(), spec, providertest.Creds{"c/tls.crt": string(certPEM), "c/tls.key": string(tc.key)})
+			providertest.CheckError(t, err, tc.want, string(tc.key))
+		})
+	}
+}

@@ -130,6 +130,17 @@ func configOf(c *v1alpha1.PowerBIProvider) (config, error) {
 	}, nil
 }
 
+// Validate implements provider.ConfigValidator: a clientCertificate must
+// parse and its private key be the certificate's, so the provider's Ready
+// condition says so before any request is made.
+func (p *Provider) Validate(ctx context.Context, config *v1alpha1.EmbedProviderSpec, creds provider.CredentialReader) error {
+	if c := config.PowerBI; c != nil && c.ClientCertificate != nil {
+		_, err := provider.ReadClientCertificate(ctx, creds, c.ClientCertificate)
+		return err
+	}
+	return nil
+}
+
 // Issue implements provider.Provider. Its errors hold neither the client
 // secret nor an access token, in any encoding.
 func (p *Provider) Issue(ctx context.Context, req provider.Request) (provider.Token, error) {
