@@ -105,6 +105,9 @@ var _ = Describe("The token endpoint on the issuance path", Ordered, func() {
 		return n
 	}
 
+	// cachedTokens is how many tokens the endpoint holds.
+	cachedTokens := func() float64 { return metricValue(endpointRegs, "embedtoken_endpoint_cache_entries", nil) }
+
 	// servable waits until the endpoint's cache holds tmpl Ready for its
 	// current generation, as the endpoint requires before a vendor call.
 	servable := func(tmpl *v1alpha1.EmbedTokenTemplate) {
@@ -271,6 +274,10 @@ var _ = Describe("The token endpoint on the issuance path", Ordered, func() {
 		Expect(f.sim.CallCount()).To(Equal(before))
 	})
 
+	// Ten concurrent vendor calls fit the Issuer's queues without a
+	// Throttled: with the suite's four workers the provider and the
+	// namespace have two call slots each, so eight calls wait, four rounds,
+	// which is issuance.MaxQueueRounds.
 	It("makes exactly ten vendor calls for 1,000 concurrent calls for ten users", func() {
 		bearer := token(f.ns, "web", authenticationv1.TokenRequestSpec{})
 		before := f.sim.CallCount()
@@ -351,8 +358,10 @@ var _ = Describe("The token endpoint on the issuance path", Ordered, func() {
 		bearer := token(f.ns, "web", authenticationv1.TokenRequestSpec{})
 		code, first := call(f.ns, "dash", bearer, forUser("fay", ""))
 		Expect(code).To(Equal(http.StatusOK), "%v", first)
+		Expect(cachedTokens()).To(BeNumerically(">", 0))
 		tmpl := &v1alpha1.EmbedTokenTemplate{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "dash"}}
 		patchObject(ctx, tmpl, func(t *v1alpha1.EmbedTokenTemplate) { t.Spec.Qrvey.AppID = "app-2" })
+		Eventually(cachedTokens).Should(BeZero(), "the informer's update drops the tokens of dash, the only template with tokens so far")
 		servable(tmpl)
 		code, body := call(f.ns, "dash", bearer, forUser("fay", ""))
 		Expect(code).To(Equal(http.StatusOK), "%v", body)
@@ -366,7 +375,9 @@ var _ = Describe("The token endpoint on the issuance path", Ordered, func() {
 		createTemplate(tmpl)
 		code, first := call(f.ns, "ephemeral", bearer, forUser("gus", ""))
 		Expect(code).To(Equal(http.StatusOK), "%v", first)
+		held := cachedTokens()
 		Expect(k8sClient.Delete(ctx, tmpl)).To(Succeed())
+		Eventually(cachedTokens).Should(Equal(held-1), "the informer's deletion drops the template's one token")
 		Eventually(func() int { code, _ := call(f.ns, "ephemeral", bearer, forUser("gus", "")); return code }).
 			Should(Equal(http.StatusNotFound))
 
@@ -399,7 +410,7 @@ var _ = Describe("The token endpoint on the issuance path", Ordered, func() {
 		// lookerCalls is the manager's count of Looker tokens issued.
 		lookerCalls := func() float64 {
 			GinkgoHelper()
-			return counterValue(operatorRegs, "embedtoken_issue_total", map[string]string{"vendor": v1alpha1.VendorLooker, "result": "success"})
+			return metricValue(operatorRegs, "embedtoken_issue_total", map[string]string{"vendor": v1alpha1.VendorLooker, "result": "success"})
 		}
 
 		BeforeAll(func() {
@@ -407,7 +418,7 @@ var _ = Describe("The token endpoint on the issuance path", Ordered, func() {
 			Expect(lookerSim.Start()).To(Succeed())
 			DeferCleanup(lookerSim.Close)
 			f.createSecret(ctx, "looker-embed", map[string][]byte{"secret": []byte(vendorsim.DefaultLookerEmbedSecret)})
-			f.createNamedProvider(ctx, "looker", v1alpha1.EmbedProviderSpec{VendorConfig: v1alpha1.VendorConfig{Looker: &v1alpha1.LookerProvider{
+			f.createNamedProvider(ctx, "looker", v1alpha1.EmbedProviderSpec{AllowInsecureHTTP: true, VendorConfig: v1alpha1.VendorConfig{Looker: &v1alpha1.LookerProvider{
 				URL: lookerSim.URL(), EmbedSecretSecretRef: v1alpha1.SecretKeySelector{Name: "looker-embed", Key: "secret"}}}})
 		})
 
@@ -423,7 +434,7 @@ var _ = Describe("The token endpoint on the issuance path", Ordered, func() {
 					Parameters: []v1alpha1.TemplateParameter{{Name: "user", Path: "looker.externalUserID"}}}}
 			createTemplate(tmpl)
 			bearer := token(f.ns, "web", authenticationv1.TokenRequestSpec{})
-			before := lookerCalls()
+			before, held := lookerCalls(), cachedTokens()
 			urls := map[string]bool{}
 			for i := range 3 {
 				code, body := call(f.ns, tmpl.Name, bearer, forUser("ivy", ""))
@@ -433,6 +444,7 @@ var _ = Describe("The token endpoint on the issuance path", Ordered, func() {
 				Expect(lookerCalls() - before).To(BeEquivalentTo(i + 1))
 			}
 			Expect(urls).To(HaveLen(3))
+			Expect(cachedTokens()).To(Equal(held), "single-use tokens are never cached")
 			for u := range urls {
 				Expect(redeem(u)).To(Equal(http.StatusOK), "the simulator redeems each URL")
 				Expect(redeem(u)).To(Equal(http.StatusForbidden), "and only once")
@@ -467,9 +479,9 @@ func redeem(url string) int {
 	return resp.StatusCode
 }
 
-// counterValue sums the samples of the counter name in g whose labels
-// include labels.
-func counterValue(g prometheus.Gatherer, name string, labels map[string]string) float64 {
+// metricValue sums the samples of the counter or gauge name in g whose
+// labels include labels.
+func metricValue(g prometheus.Gatherer, name string, labels map[string]string) float64 {
 	GinkgoHelper()
 	families, err := g.Gather()
 	Expect(err).NotTo(HaveOccurred())
@@ -489,7 +501,7 @@ func counterValue(g prometheus.Gatherer, name string, labels map[string]string) 
 					continue metrics
 				}
 			}
-			sum += m.GetCounter().GetValue()
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 		}
 	}
 	return sum
