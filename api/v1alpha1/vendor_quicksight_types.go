@@ -204,6 +204,7 @@ type QuickSightAnonymousUser struct {
 
 // QuickSightAnonymousExperience is what an anonymous viewer's URL opens.
 // +kubebuilder:validation:XValidation:rule="[has(self.dashboard), has(self.qSearchBar)].filter(x, x).size() == 1",message="exactly one of dashboard and qSearchBar must be set"
+// +kubebuilder:validation:XValidation:rule="!has(self.qSearchBar) || has(self.qSearchBar.initialTopicID)",message="an anonymous qSearchBar must set initialTopicID"
 type QuickSightAnonymousExperience struct {
 	// Dashboard opens one dashboard, which must be among the authorized
 	// resources.

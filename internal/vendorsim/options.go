@@ -68,4 +68,6 @@ type Options struct {
 	DomoDeniedEmbedIDs []string
 	// Superset configures the simulated Apache Superset.
 	Superset SupersetOptions
+	// QuickSight configures the simulated Amazon QuickSight and AWS STS.
+	QuickSight QuickSightOptions
 }

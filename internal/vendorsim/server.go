@@ -49,6 +49,9 @@ type Server struct {
 	// powerBIProfiles maps Power BI embed tokens to the profile they were
 	// generated as.
 	powerBIProfiles map[string]string
+	// quickSight is the QuickSight and STS routes' shared state (STS
+	// sessions, unredeemed embed URLs).
+	quickSight quickSightState
 
 	lifeMu    sync.Mutex
 	srv       *http.Server
@@ -127,6 +130,13 @@ type endpoint struct {
 	issue func(r *http.Request, body map[string]any, decodeErr error) reply
 }
 
+// rawBody is an answer body written as it is, for vendors that answer in
+// another format than JSON (STS's XML).
+type rawBody struct {
+	contentType string
+	data        []byte
+}
+
 // reply is a vendor's answer; a non-empty token is stored with lifetime ttl.
 type reply struct {
 	status int
@@ -159,6 +169,10 @@ func New(opts Options) *Server {
 		supersetLoginEndpoint(s, opts),
 		supersetCSRFEndpoint(s),
 		supersetGuestEndpoint(s, opts),
+		quickSightEmbedEndpoint(s, opts, false),
+		quickSightEmbedEndpoint(s, opts, true),
+		quickSightRedeemEndpoint(s),
+		stsEndpoint(s, opts),
 	} {
 		handle := s.serveVendor(e)
 		pattern := e.path
@@ -291,6 +305,7 @@ func (s *Server) Reset() {
 	defer s.mu.Unlock()
 	s.calls, s.issued, s.tokens, s.fault = nil, 0, map[string]tokenRecord{}, nil
 	s.powerBIProfiles = map[string]string{}
+	s.quickSight.reset()
 }
 
 // Validate reports whether token was issued by this server and has not
@@ -319,6 +334,7 @@ func (s *Server) validate(token string) (Validity, time.Time) {
 func (s *Server) serveVendor(e endpoint) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		raw, readErr := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+		r.Body = io.NopCloser(bytes.NewReader(raw)) // for vendors that hash the body (SigV4)
 		body, decodeErr := decodeObject(raw)
 		if e.formBodies && isFormBody(r) {
 			body, decodeErr = decodeForm(raw)
@@ -385,7 +401,11 @@ func (s *Server) answer(w http.ResponseWriter, rec *callRecord, rep reply) {
 		return
 	}
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(rep.body); err != nil {
+	contentType := "application/json"
+	if raw, ok := rep.body.(rawBody); ok {
+		buf.Write(raw.data)
+		contentType = raw.contentType
+	} else if err := json.NewEncoder(&buf).Encode(rep.body); err != nil {
 		http.Error(w, "encode response", http.StatusInternalServerError)
 		return
 	}
@@ -396,7 +416,7 @@ func (s *Server) answer(w http.ResponseWriter, rec *callRecord, rep reply) {
 	// own, so a test can put the vendor's clock ahead of or behind the
 	// operator's.
 	w.Header().Set("Date", s.clock.Now().UTC().Format(http.TimeFormat))
-	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Type", contentType)
 	w.WriteHeader(rep.status)
 	_, _ = w.Write(buf.Bytes())
 }

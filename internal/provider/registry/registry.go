@@ -13,6 +13,7 @@ import (
 	"github.com/embedtokens/embed-token-operator/internal/provider/powerbi"
 	"github.com/embedtokens/embed-token-operator/internal/provider/qlikcloud"
 	"github.com/embedtokens/embed-token-operator/internal/provider/qrvey"
+	"github.com/embedtokens/embed-token-operator/internal/provider/quicksight"
 	"github.com/embedtokens/embed-token-operator/internal/provider/superset"
 )
 
@@ -31,5 +32,8 @@ func All() map[string]provider.Provider {
 		v1alpha1.VendorHTTP:      httpprovider.New(),
 		v1alpha1.VendorPowerBI:   powerbi.New(),
 		v1alpha1.VendorSuperset:  superset.New(),
+
+		// Single-use vendors, served by the token endpoint only.
+		v1alpha1.VendorQuickSight: quicksight.New(),
 	}
 }
