@@ -29,9 +29,10 @@ import (
 // QuickSight and STS wire constants, exported so clients under test and the
 // standalone binary agree with the simulator without repeating literals.
 const (
-	// QuickSightEmbedRedeemPath starts every simulated embed URL's path;
-	// a GET of the URL redeems it, once.
-	QuickSightEmbedRedeemPath = "/embed/"
+	// QuickSightEmbedRedeemPath is every simulated embed URL's path (the
+	// code and the page it opens are in the query); a GET of the URL
+	// redeems it, once.
+	QuickSightEmbedRedeemPath = "/embed"
 	// QuickSightURLRedemptionWindow is how long an embed URL may wait to
 	// be redeemed, as QuickSight's.
 	QuickSightURLRedemptionWindow = 5 * time.Minute
@@ -60,7 +61,7 @@ const (
 	QuickSightSTSCredentialsLifetime = time.Hour
 	// STSPath is where the simulated STS answers besides "/", the path an
 	// STS endpoint's base URL gives.
-	STSPath = "/sts/"
+	STSPath = "/sts"
 )
 
 // QuickSightRegisteredUserPath is GenerateEmbedUrlForRegisteredUser's route
@@ -176,9 +177,8 @@ func quickSightEmbedEndpoint(s *Server, opts Options, anonymous bool) endpoint {
 				return fail(http.StatusBadRequest, msg)
 			}
 			code := newToken("")
-			page := "dashboards/" + quickSightInitial(body)
-			url := "http://" + r.Host + QuickSightEmbedRedeemPath + newToken("")[:24] + "/" + page +
-				"?code=" + code + "&identityprovider=quicksight&isauthcode=true"
+			url := "http://" + r.Host + QuickSightEmbedRedeemPath + "?open=" + quickSightInitial(body) +
+				"&code=" + code + "&identityprovider=quicksight&isauthcode=true"
 			s.quickSight.mu.Lock()
 			if s.quickSight.codes == nil {
 				s.quickSight.codes = map[string]time.Time{}
