@@ -469,4 +469,3 @@ func optional(s string) *string {
 	}
 	return &s
 }
-
