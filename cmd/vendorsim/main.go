@@ -60,6 +60,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	supersetUser := fs.String("superset-username", "", `login the Superset endpoints accept (default $VENDORSIM_SUPERSET_USERNAME, else "`+vendorsim.DefaultSupersetUsername+`")`)
 	supersetPassword := fs.String("superset-password", "", `password of that login (default $VENDORSIM_SUPERSET_PASSWORD, else "`+vendorsim.DefaultSupersetPassword+`")`)
 	supersetGuestTTL := fs.Duration("superset-guest-token-lifetime", vendorsim.DefaultSupersetGuestTokenLifetime, "lifetime of Superset guest tokens (Superset's GUEST_TOKEN_JWT_EXP_SECONDS)")
+	qsAccount := fs.String("quicksight-account-id", vendorsim.DefaultQuickSightAccountID, "AWS account whose QuickSight routes the simulator serves")
+	qsRegion := fs.String("quicksight-region", vendorsim.DefaultQuickSightRegion, "region QuickSight signatures must be scoped to")
+	qsKeyID := fs.String("quicksight-access-key-id", "", `access key ID that may sign QuickSight calls (default $VENDORSIM_QUICKSIGHT_ACCESS_KEY_ID, else "`+vendorsim.DefaultQuickSightAccessKeyID+`")`)
+	qsSecret := fs.String("quicksight-secret-access-key", "", `secret access key of that key ID (default $VENDORSIM_QUICKSIGHT_SECRET_ACCESS_KEY, else AWS's documentation example key)`)
+	qsRole := fs.String("quicksight-role-arn", vendorsim.DefaultQuickSightRoleARN, "only role the simulated STS lets a web identity assume")
+	qsWebIdentity := fs.String("quicksight-web-identity-token", "", `only web identity token the simulated STS trusts (default $VENDORSIM_QUICKSIGHT_WEB_IDENTITY_TOKEN, else "`+vendorsim.DefaultQuickSightWebIdentityToken+`")`)
 	oauth2JWT := fs.Bool("oauth2-jwt-access-tokens", false, "answer OAuth2 with JWT access tokens and no expires_in, so clients must read the exp claim")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("parse flags: %w", err)
@@ -84,6 +90,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	envDefault(getenv, "VENDORSIM_DOMO_CLIENT_SECRET", domoSecret)
 	envDefault(getenv, "VENDORSIM_SUPERSET_USERNAME", supersetUser)
 	envDefault(getenv, "VENDORSIM_SUPERSET_PASSWORD", supersetPassword)
+	envDefault(getenv, "VENDORSIM_QUICKSIGHT_ACCESS_KEY_ID", qsKeyID)
+	envDefault(getenv, "VENDORSIM_QUICKSIGHT_SECRET_ACCESS_KEY", qsSecret)
+	envDefault(getenv, "VENDORSIM_QUICKSIGHT_WEB_IDENTITY_TOKEN", qsWebIdentity)
 	if _, ok := vendorsim.PowerBICloudScope(*powerBICloud); !ok {
 		return fmt.Errorf("--powerbi-cloud %q is not Public, USGovernment, USGovernmentHigh, USGovernmentDoD or China", *powerBICloud)
 	}
@@ -121,6 +130,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		DomoClientSecret:           *domoSecret,
 		Superset: vendorsim.SupersetOptions{Username: *supersetUser, Password: *supersetPassword,
 			GuestTokenLifetime: *supersetGuestTTL},
+		QuickSight: vendorsim.QuickSightOptions{AccountID: *qsAccount, Region: *qsRegion, AccessKeyID: *qsKeyID,
+			SecretAccessKey: *qsSecret, RoleARN: *qsRole, WebIdentityToken: *qsWebIdentity},
 	})
 	if err := sim.StartOn(*listen); err != nil {
 		return fmt.Errorf("start: %w", err)
@@ -134,6 +145,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	logger.Printf("Power BI authority and API URL %s (Entra ID token at %s, GenerateToken at %s)", sim.URL(), vendorsim.PowerBIEntraTokenPath("<tenant>"), vendorsim.PowerBIGenerateTokenPath)
 	logger.Printf("Domo access tokens at GET %s%s, embed tokens at %s%s", sim.URL(), vendorsim.DomoTokenPath, sim.URL(), vendorsim.DomoEmbedAuthPath)
 	logger.Printf("Superset URL %s (guest tokens at %s)", sim.URL(), vendorsim.SupersetGuestTokenPath)
+	logger.Printf("QuickSight endpoint and STS endpoint %s (embed URLs at %s, region %s)", sim.URL(), vendorsim.QuickSightRegisteredUserPath(*qsAccount), *qsRegion)
 
 	<-ctx.Done()
 	logger.Printf("Shutting down vendor simulator")
