@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"sigs.k8s.io/yaml"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
@@ -490,3 +491,70 @@ func dropNulls(v any) any {
 // egressNothing is the egress guard of a cluster with no allow list, which
 // refuses loopback addresses such as the simulator's.
 func egressNothing() egress.Guard { return egress.Guard{Scope: egress.Cluster} }
+
+// sample reads a config/samples file holding one provider and one
+// template: their specs.
+func sample(t *testing.T, file string) (v1alpha1.EmbedProviderSpec, v1alpha1.EmbedTokenTemplateSpec) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "..", "..", "config", "samples", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prov v1alpha1.EmbedProviderSpec
+	var tmpl v1alpha1.EmbedTokenTemplateSpec
+	for _, doc := range strings.Split(string(raw), "\n---\n") {
+		var obj struct {
+			Kind string          `json:"kind"`
+			Spec json.RawMessage `json:"spec"`
+		}
+		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		var dst any = &prov
+		if obj.Kind == "EmbedTokenTemplate" {
+			dst = &tmpl
+		}
+		if err := json.Unmarshal(obj.Spec, dst); err != nil {
+			t.Fatalf("%s, %s: %v", file, obj.Kind, err)
+		}
+	}
+	return prov, tmpl
+}
+
+// TestSamples runs the documented samples against the simulator, their
+// templates' placeholders as they stand.
+func TestSamples(t *testing.T) {
+	tests := []struct {
+		name, file string
+		creds      pt.Creds
+		getenv     func(t *testing.T) func(string) string
+	}{
+		{
+			name: "access keys from a Secret", file: "embedtokens_v1alpha1_embedprovider_quicksight.yaml",
+			creds:  pt.Creds{"quicksight-credentials/accessKeyID": keyID, "quicksight-credentials/secretAccessKey": secretKey},
+			getenv: func(*testing.T) func(string) string { return func(string) string { return "" } },
+		},
+		{
+			name: "the operator pod's web identity", file: "embedtokens_v1alpha1_clusterembedprovider_quicksight_irsa.yaml",
+			getenv: func(t *testing.T) func(string) string {
+				return webIdentity(t, vendorsim.DefaultQuickSightWebIdentityToken, vendorsim.DefaultQuickSightRoleARN)
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sim := pt.StartSim(t, vendorsim.Options{})
+			prov, tmpl := sample(t, tt.file)
+			prov.QuickSight.Endpoint = sim.URL()
+			if id := prov.QuickSight.Credentials.PodIdentity; id != nil {
+				id.STSEndpoint = sim.URL()
+			}
+			req := request(t, tt.creds, prov.QuickSight, tmpl.QuickSight)
+			tok, err := quicksight.NewWithOptions(quicksight.Options{Getenv: tt.getenv(t)}).Issue(context.Background(), req)
+			pt.CheckError(t, err, pt.Want{})
+			if sim.Validate(tok.Value) != vendorsim.ValidityValid {
+				t.Errorf("the simulator does not know the URL %q", tok.Value)
+			}
+		})
+	}
+}

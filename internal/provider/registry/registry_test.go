@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/provider"
 	"github.com/embedtokens/embed-token-operator/internal/provider/registry"
 	"github.com/embedtokens/embed-token-operator/internal/vendorsim"
 )
@@ -51,7 +52,13 @@ func TestEveryVendorIsComplete(t *testing.T) {
 			if _, exempt := notSimulated[v]; !exempt && !slices.Contains(simulated, v) {
 				t.Errorf("internal/vendorsim serves %v, not %s", simulated, v)
 			}
-			for _, kind := range []string{"EmbedProvider", "EmbedTokenRequest"} {
+			// A single-use vendor's tokens cannot be stored, so its sample
+			// is a template for the token endpoint.
+			uses := "EmbedTokenRequest"
+			if impl, ok := providers[v]; ok && provider.IsSingleUse(impl, spec) {
+				uses = "EmbedTokenTemplate"
+			}
+			for _, kind := range []string{"EmbedProvider", uses} {
 				if !samples[kind][v] {
 					t.Errorf("no %s under config/samples sets %s", kind, v)
 				}
@@ -157,7 +164,7 @@ func sampleBlocks(t *testing.T) map[string]map[string]bool {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no samples: %v", err)
 	}
-	out := map[string]map[string]bool{"EmbedProvider": {}, "EmbedTokenRequest": {}}
+	out := map[string]map[string]bool{"EmbedProvider": {}, "EmbedTokenRequest": {}, "EmbedTokenTemplate": {}}
 	for _, f := range files {
 		raw, err := os.ReadFile(f)
 		if err != nil {
