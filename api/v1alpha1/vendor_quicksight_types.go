@@ -41,8 +41,8 @@ type QuickSightProvider struct {
 	// +kubebuilder:validation:Pattern=`^[0-9]{12}$`
 	AWSAccountID string `json:"awsAccountId"`
 
-	// Namespace is the QuickSight namespace anonymous embeddings run in,
-	// unless a request names another.
+	// Namespace is the QuickSight namespace of anonymous sessions and of
+	// users named by userName, unless a request names another.
 	// +optional
 	// +kubebuilder:default=default
 	// +kubebuilder:validation:MaxLength=64
@@ -145,13 +145,40 @@ type QuickSightParams struct {
 }
 
 // QuickSightRegisteredUser is a QuickSight user and the experience the URL
-// opens for it.
+// opens for it. The user is named by its ARN, or by its name, from which
+// the operator builds the ARN in the provider's account: a template then
+// lets a caller fill the name only, never another account's user.
+// +kubebuilder:validation:XValidation:rule="has(self.userARN) != has(self.userName)",message="exactly one of userARN and userName must be set"
 type QuickSightRegisteredUser struct {
 	// UserARN is the QuickSight user,
 	// e.g. arn:aws:quicksight:us-east-1:111122223333:user/default/alice.
+	// +optional
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:Pattern=`^arn:aws[a-z-]*:quicksight:[a-z0-9-]+:[0-9]{12}:user/.+$`
-	UserARN string `json:"userARN"`
+	UserARN string `json:"userARN,omitempty"`
+
+	// UserName is the QuickSight user's name, e.g. alice, or
+	// embed-role/alice for a user federated through an IAM role. The ARN
+	// is arn:<partition>:quicksight:<identityRegion>:<awsAccountId>:user/<namespace>/<userName>.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9._@+=,-]+(/[A-Za-z0-9._@+=,-]+)?$`
+	UserName string `json:"userName,omitempty"`
+
+	// Namespace is the QuickSight namespace of a user named by userName;
+	// empty means the provider's.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9._-]+$`
+	Namespace string `json:"namespace,omitempty"`
+
+	// IdentityRegion is the region of the account's QuickSight users (the
+	// identity region chosen at sign-up) for a user named by userName;
+	// empty means the provider's region.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^[a-z]{2}(-[a-z]+)+-[0-9]+$`
+	IdentityRegion string `json:"identityRegion,omitempty"`
 
 	// Experience is what the URL opens.
 	Experience QuickSightRegisteredExperience `json:"experience"`

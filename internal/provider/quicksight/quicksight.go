@@ -187,12 +187,37 @@ func RegisteredUserInput(cfg *v1alpha1.QuickSightProvider, params *v1alpha1.Quic
 	user := params.RegisteredUser
 	in := &quicksight.GenerateEmbedUrlForRegisteredUserInput{
 		AwsAccountId:             aws.String(cfg.AWSAccountID),
-		UserArn:                  aws.String(user.UserARN),
+		UserArn:                  aws.String(UserARN(cfg, user)),
 		AllowedDomains:           params.AllowedDomains,
 		SessionLifetimeInMinutes: params.SessionLifetimeInMinutes,
 		ExperienceConfiguration:  registeredExperience(user.Experience),
 	}
 	return in
+}
+
+// UserARN is the registered user's ARN: its userARN, or the one its
+// userName has in the provider's account, in the namespace the user names
+// (else the provider's, else "default") and its identity region (else the
+// provider's region).
+func UserARN(cfg *v1alpha1.QuickSightProvider, user *v1alpha1.QuickSightRegisteredUser) string {
+	if user.UserARN != "" {
+		return user.UserARN
+	}
+	region := cmp.Or(user.IdentityRegion, cfg.Region)
+	return "arn:" + partition(region) + ":quicksight:" + region + ":" + cfg.AWSAccountID +
+		":user/" + cmp.Or(user.Namespace, cfg.Namespace, "default") + "/" + user.UserName
+}
+
+// partition is the AWS partition of region: aws-cn for China, aws-us-gov
+// for GovCloud, aws elsewhere.
+func partition(region string) string {
+	switch {
+	case strings.HasPrefix(region, "cn-"):
+		return "aws-cn"
+	case strings.HasPrefix(region, "us-gov-"):
+		return "aws-us-gov"
+	}
+	return "aws"
 }
 
 // AnonymousUserInput is the GenerateEmbedUrlForAnonymousUser request for

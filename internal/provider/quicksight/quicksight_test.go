@@ -424,6 +424,20 @@ func TestInputs(t *testing.T) {
 			want: `{"AwsAccountId":"111122223333","ExperienceConfiguration":{"QuickSightConsole":{"InitialPath":"/start"}},"UserArn":"` + userARN + `"}`,
 		},
 		{
+			name: "a user named by name is the provider's account's, namespace's and region's",
+			params: &v1alpha1.QuickSightParams{RegisteredUser: &v1alpha1.QuickSightRegisteredUser{UserName: "alice",
+				Experience: v1alpha1.QuickSightRegisteredExperience{Dashboard: &v1alpha1.QuickSightDashboard{InitialDashboardID: "d"}}}},
+			want: `{"AwsAccountId":"111122223333","ExperienceConfiguration":{"Dashboard":{"InitialDashboardId":"d"}},"UserArn":"` + userARN + `"}`,
+		},
+		{
+			name: "a named user's namespace and identity region replace the provider's, in the region's partition",
+			params: &v1alpha1.QuickSightParams{RegisteredUser: &v1alpha1.QuickSightRegisteredUser{UserName: "embed-role/alice",
+				Namespace: "tenant-a", IdentityRegion: "us-gov-west-1",
+				Experience: v1alpha1.QuickSightRegisteredExperience{Dashboard: &v1alpha1.QuickSightDashboard{InitialDashboardID: "d"}}}},
+			want: `{"AwsAccountId":"111122223333","ExperienceConfiguration":{"Dashboard":{"InitialDashboardId":"d"}},` +
+				`"UserArn":"arn:aws-us-gov:quicksight:us-gov-west-1:111122223333:user/tenant-a/embed-role/alice"}`,
+		},
+		{
 			name: "a Q search bar without a topic sends no topic",
 			params: &v1alpha1.QuickSightParams{RegisteredUser: &v1alpha1.QuickSightRegisteredUser{UserARN: userARN,
 				Experience: v1alpha1.QuickSightRegisteredExperience{QSearchBar: &v1alpha1.QuickSightQSearchBar{}}}},
