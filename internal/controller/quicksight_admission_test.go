@@ -54,13 +54,12 @@ var _ = Describe("Admission validation of QuickSight", func() {
 		Entry("accepts an https endpoint", block(func(b *v1alpha1.QuickSightProvider) {
 			b.Endpoint = "https://quicksight.vpce.example.com"
 		}), false, true),
-		Entry("accepts http endpoints when allowInsecureHTTP is set", block(func(b *v1alpha1.QuickSightProvider) {
+		Entry("accepts an http endpoint when allowInsecureHTTP is set", block(func(b *v1alpha1.QuickSightProvider) {
 			b.Endpoint = "http://127.0.0.1:8089"
-			b.Credentials = v1alpha1.AWSCredentials{PodIdentity: &v1alpha1.AWSPodIdentity{STSEndpoint: "http://127.0.0.1:8089"}}
 		}), true, true),
 		Entry("refuses an http endpoint otherwise", block(func(b *v1alpha1.QuickSightProvider) { b.Endpoint = "http://127.0.0.1:8089" }), false, false),
-		Entry("refuses an http STS endpoint otherwise", block(func(b *v1alpha1.QuickSightProvider) {
-			b.Credentials = v1alpha1.AWSCredentials{PodIdentity: &v1alpha1.AWSPodIdentity{STSEndpoint: "http://127.0.0.1:8089"}}
+		Entry("refuses the operator pod's identity, which is not the namespace's", block(func(b *v1alpha1.QuickSightProvider) {
+			b.Credentials = v1alpha1.AWSCredentials{PodIdentity: &v1alpha1.AWSPodIdentity{}}
 		}), false, false),
 		Entry("refuses both credential sources", block(func(b *v1alpha1.QuickSightProvider) {
 			b.Credentials.PodIdentity = &v1alpha1.AWSPodIdentity{}
@@ -68,12 +67,31 @@ var _ = Describe("Admission validation of QuickSight", func() {
 		Entry("refuses no credential source", block(func(b *v1alpha1.QuickSightProvider) { b.Credentials = v1alpha1.AWSCredentials{} }), false, false),
 		Entry("refuses an account ID that is not 12 digits", block(func(b *v1alpha1.QuickSightProvider) { b.AWSAccountID = "1111" }), false, false),
 		Entry("refuses a region that is not one", block(func(b *v1alpha1.QuickSightProvider) { b.Region = "US East" }), false, false),
-		Entry("refuses a role that is not an IAM role ARN", block(func(b *v1alpha1.QuickSightProvider) {
-			b.Credentials = v1alpha1.AWSCredentials{PodIdentity: &v1alpha1.AWSPodIdentity{RoleARN: "arn:aws:iam::111122223333:user/alice"}}
-		}), false, false),
 	)
 
-	It("requires a namespace on a ClusterEmbedProvider's key references, and admits the pod's identity", func() {
+	DescribeTable("ClusterEmbedProvider with the pod's identity",
+		func(id v1alpha1.AWSPodIdentity, allowHTTP, accepted bool) {
+			p := &v1alpha1.ClusterEmbedProvider{ObjectMeta: metav1.ObjectMeta{Name: ns + "-irsa"},
+				Spec: v1alpha1.ClusterEmbedProviderSpec{EmbedProviderSpec: v1alpha1.EmbedProviderSpec{AllowInsecureHTTP: allowHTTP,
+					VendorConfig: v1alpha1.VendorConfig{QuickSight: block(func(b *v1alpha1.QuickSightProvider) {
+						b.Credentials = v1alpha1.AWSCredentials{PodIdentity: &id}
+					})}}}}
+			err := k8sClient.Create(context.Background(), p)
+			if accepted {
+				Expect(err).NotTo(HaveOccurred())
+				DeferCleanup(func() { Expect(k8sClient.Delete(context.Background(), p)).To(Succeed()) })
+				return
+			}
+			Expect(apierrors.IsInvalid(err)).To(BeTrue(), "error: %v", err)
+		},
+		Entry("accepts a role and an https STS endpoint",
+			v1alpha1.AWSPodIdentity{RoleARN: "arn:aws:iam::111122223333:role/embed", STSEndpoint: "https://sts.us-east-1.amazonaws.com"}, false, true),
+		Entry("accepts an http STS endpoint when allowInsecureHTTP is set", v1alpha1.AWSPodIdentity{STSEndpoint: "http://127.0.0.1:8089"}, true, true),
+		Entry("refuses an http STS endpoint otherwise", v1alpha1.AWSPodIdentity{STSEndpoint: "http://127.0.0.1:8089"}, false, false),
+		Entry("refuses a role that is not an IAM role ARN", v1alpha1.AWSPodIdentity{RoleARN: "arn:aws:iam::111122223333:user/alice"}, false, false),
+	)
+
+	It("requires a namespace on a ClusterEmbedProvider's key references", func() {
 		ctx := context.Background()
 		withoutNS := &v1alpha1.ClusterEmbedProvider{ObjectMeta: metav1.ObjectMeta{Name: ns + "-keys"},
 			Spec: v1alpha1.ClusterEmbedProviderSpec{EmbedProviderSpec: v1alpha1.EmbedProviderSpec{VendorConfig: v1alpha1.VendorConfig{QuickSight: block(nil)}}}}
@@ -86,14 +104,6 @@ var _ = Describe("Admission validation of QuickSight", func() {
 		withNS.Spec.QuickSight.Credentials.Secret.SecretAccessKeySecretRef.Namespace = ns
 		Expect(k8sClient.Create(ctx, withNS)).To(Succeed())
 		DeferCleanup(func() { Expect(k8sClient.Delete(ctx, withNS)).To(Succeed()) })
-
-		pod := &v1alpha1.ClusterEmbedProvider{ObjectMeta: metav1.ObjectMeta{Name: ns + "-irsa"},
-			Spec: v1alpha1.ClusterEmbedProviderSpec{EmbedProviderSpec: v1alpha1.EmbedProviderSpec{VendorConfig: v1alpha1.VendorConfig{
-				QuickSight: block(func(b *v1alpha1.QuickSightProvider) {
-					b.Credentials = v1alpha1.AWSCredentials{PodIdentity: &v1alpha1.AWSPodIdentity{RoleARN: "arn:aws:iam::111122223333:role/embed"}}
-				})}}}}
-		Expect(k8sClient.Create(ctx, pod)).To(Succeed())
-		DeferCleanup(func() { Expect(k8sClient.Delete(ctx, pod)).To(Succeed()) })
 	})
 
 	dashboard := func() v1alpha1.QuickSightRegisteredExperience {
