@@ -7,6 +7,7 @@ import (
 	"encoding/xml"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/embedtokens/embed-token-operator/internal/vendorsim"
 )
@@ -24,7 +26,7 @@ var longTermKeys = aws.Credentials{AccessKeyID: vendorsim.DefaultQuickSightAcces
 
 // signed is a GenerateEmbedUrlForRegisteredUser request signed with SigV4
 // by the SDK's signer; tamper may change it after signing.
-func signed(t *testing.T, base string, creds aws.Credentials, region string, at time.Time, tamper func(*http.Request)) *http.Request {
+func signed(t testing.TB, base string, creds aws.Credentials, region string, at time.Time, tamper func(*http.Request)) *http.Request {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, base+vendorsim.QuickSightRegisteredUserPath(vendorsim.DefaultQuickSightAccountID), strings.NewReader(quickSightBody))
 	if err != nil {
@@ -201,4 +203,31 @@ func TestQuickSightEmbedURLExpiresUnredeemed(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("redeeming late answered %d, want 401", resp.StatusCode)
 	}
+}
+
+// FuzzQuickSightRequest sends arbitrary Authorization and X-Amz-Date
+// headers and bodies to GenerateEmbedUrlForRegisteredUser: the simulator
+// must never panic, and must answer 200 only to the one seed signed with
+// the known keys.
+func FuzzQuickSightRequest(f *testing.F) {
+	s := vendorsim.New(vendorsim.Options{Clock: clocktesting.NewFakeClock(epoch)})
+	valid := signed(f, "http://sim.test", longTermKeys, "us-east-1", epoch, nil)
+	f.Add(valid.Header.Get("Authorization"), valid.Header.Get("X-Amz-Date"), quickSightBody)
+	f.Add("AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20300102/us-east-1/quicksight/aws4_request, SignedHeaders=host, Signature="+strings.Repeat("0", 64), "20300102T030405Z", "{}")
+	f.Add("", "", "")
+	f.Fuzz(func(t *testing.T, auth, date, body string) {
+		req := httptest.NewRequest(http.MethodPost, "http://sim.test"+vendorsim.QuickSightRegisteredUserPath(vendorsim.DefaultQuickSightAccountID), strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", auth)
+		req.Header.Set("X-Amz-Date", date)
+		w := httptest.NewRecorder()
+		s.Handler().ServeHTTP(w, req)
+		signedSeed := auth == valid.Header.Get("Authorization") && date == valid.Header.Get("X-Amz-Date") && body == quickSightBody
+		if w.Code == http.StatusOK && !signedSeed {
+			t.Fatalf("answered 200 to an unsigned request: %q %q %q", auth, date, body)
+		}
+		if signedSeed && w.Code != http.StatusOK {
+			t.Fatalf("refused the signed request: %d %s", w.Code, w.Body)
+		}
+	})
 }
