@@ -102,6 +102,7 @@ var _ = Describe("QuickSight through the token endpoint on a real node", func() 
 						Experience: v1alpha1.QuickSightRegisteredExperience{Dashboard: &v1alpha1.QuickSightDashboard{InitialDashboardID: "sales-7"}}},
 					SessionLifetimeInMinutes: ptr.To[int64](15)}},
 				Parameters: []v1alpha1.TemplateParameter{{Name: "user", Path: "quickSight.registeredUser.userName"}},
+				Cache:      v1alpha1.TemplateCacheNone,
 			}}
 		Expect(k8s.Create(ctx, tmpl)).To(Succeed())
 		Eventually(func(g Gomega) {
