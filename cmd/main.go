@@ -21,6 +21,7 @@ import (
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/controller"
 	"github.com/embedtokens/embed-token-operator/internal/endpointserver"
+	"github.com/embedtokens/embed-token-operator/internal/issuance"
 	"github.com/embedtokens/embed-token-operator/internal/provider/registry"
 )
 
@@ -49,7 +50,7 @@ func main() {
 	flag.IntVar(&concurrency, "max-concurrent-reconciles", 10, "EmbedTokenRequests reconciled in parallel.")
 	flag.DurationVar(&credentialCheck, "credential-check-interval", controller.DefaultCredentialCheckInterval,
 		"How often providers' credential Secrets are checked for rotation.")
-	flag.DurationVar(&vendorTimeout, "max-vendor-timeout", controller.DefaultMaxVendorTimeout,
+	flag.DurationVar(&vendorTimeout, "max-vendor-timeout", issuance.DefaultMaxVendorTimeout,
 		"Upper bound on each vendor call, whatever a provider's spec.timeout says, so a vendor that never answers "+
 			"holds a reconcile worker for at most this long.")
 	flag.DurationVar(&minRenew, "min-renew-interval", controller.DefaultMinRenewInterval,
@@ -152,12 +153,19 @@ func main() {
 		os.Exit(1)
 	}
 
-	if err := controller.Setup(mgr, controller.Options{
+	setupOpts := controller.Options{
 		Providers: registry.All(), MaxConcurrentReconciles: concurrency, CredentialCheckInterval: credentialCheck,
 		MaxVendorTimeout: vendorTimeout, WatchNamespaces: watchNamespaces, AllowVendorCIDRs: allowVendorCIDRs,
 		OwnPorts: ownPorts(metricsAddr, probeAddr, rtFlags.pprofAddr, endpointAddr(endpoint)), WatchLabelSelector: shard.selector(),
 		MinRenewInterval: minRenew, MinRefreshInterval: minRefresh, NamespaceWriteShare: namespaceWriteShare,
-	}); err != nil {
+	}
+	// One issuance path, shared by the request reconciler and the token
+	// endpoint, so their vendor calls count against the same caps.
+	if setupOpts.Issuer, err = controller.NewIssuer(mgr, setupOpts); err != nil {
+		setupLog.Error(err, "Unable to set up the issuance path")
+		os.Exit(1)
+	}
+	if err := controller.Setup(mgr, setupOpts); err != nil {
 		setupLog.Error(err, "Unable to set up controllers")
 		os.Exit(1)
 	}
