@@ -1,14 +1,21 @@
 package controller_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/rand"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/utils/ptr"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
@@ -24,7 +31,33 @@ var _ = Describe("Admission validation of QuickSight", func() {
 		Expect(k8sClient.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
 	})
 
-	ref := func(name string) v1alpha1.SecretKeySelector { return v1alpha1.SecretKeySelector{Name: "aws", Key: name} }
+	It("accepts the QuickSight samples", func() {
+		ctx := context.Background()
+		for _, file := range []string{"embedtokens_v1alpha1_embedprovider_quicksight.yaml", "embedtokens_v1alpha1_clusterembedprovider_quicksight_irsa.yaml"} {
+			raw, err := os.ReadFile(filepath.Join("..", "..", "config", "samples", file))
+			Expect(err).NotTo(HaveOccurred())
+			dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(raw), 4096)
+			for {
+				obj := &unstructured.Unstructured{}
+				if err := dec.Decode(&obj.Object); errors.Is(err, io.EOF) {
+					break
+				} else {
+					Expect(err).NotTo(HaveOccurred(), file)
+				}
+				if obj.GetKind() == "ClusterEmbedProvider" {
+					obj.SetName(ns + "-" + obj.GetName())
+					DeferCleanup(func() { Expect(k8sClient.Delete(ctx, obj)).To(Succeed()) })
+				} else {
+					obj.SetNamespace(ns)
+				}
+				Expect(k8sClient.Create(ctx, obj)).To(Succeed(), file+": "+obj.GetKind())
+			}
+		}
+	})
+
+	ref := func(name string) v1alpha1.SecretKeySelector {
+		return v1alpha1.SecretKeySelector{Name: "aws", Key: name}
+	}
 	secretKeys := func() v1alpha1.AWSCredentials {
 		return v1alpha1.AWSCredentials{Secret: &v1alpha1.AWSSecretCredentials{AccessKeyIDSecretRef: ref("id"), SecretAccessKeySecretRef: ref("secret")}}
 	}
