@@ -371,8 +371,12 @@ type clockSigner struct {
 
 // SignHTTP implements quicksight.HTTPSignerV4.
 func (s clockSigner) SignHTTP(ctx context.Context, creds aws.Credentials, r *http.Request, payloadHash, service, region string,
-	_ time.Time, optFns ...func(*v4.SignerOptions)) error {
-	if err := s.signer.SignHTTP(ctx, creds, r, payloadHash, service, region, s.now, optFns...); err != nil {
+	sdkTime time.Time, optFns ...func(*v4.SignerOptions)) error {
+	at := s.now
+	if at.IsZero() {
+		at = sdkTime
+	}
+	if err := s.signer.SignHTTP(ctx, creds, r, payloadHash, service, region, at, optFns...); err != nil {
 		return fmt.Errorf("sign: %w", err)
 	}
 	return nil
@@ -404,6 +408,8 @@ func classify(err error) error {
 	stsFailed := errors.As(err, &assume)
 	var pe *provider.Error
 	var resp *awshttp.ResponseError
+	var invalid *smithy.InvalidParamsError
+	var unserializable *smithy.SerializationError
 	switch {
 	case errors.As(err, &pe):
 		if stsFailed {
@@ -423,6 +429,12 @@ func classify(err error) error {
 			e.Reason = v1alpha1.ReasonVendorUnauthorized
 		}
 		return e
+	case errors.As(err, &invalid):
+		// The SDK checks required fields before sending anything.
+		return provider.Permanent(v1alpha1.ReasonInvalidRequest, "spec.quickSight cannot be sent: %s", bounded(invalid.Error()))
+	case errors.As(err, &unserializable):
+		// An empty path parameter: nothing was sent.
+		return provider.Permanent(v1alpha1.ReasonInvalidRequest, "spec.quickSight cannot be sent: %s", bounded(unserializable.Error()))
 	case stsFailed:
 		return provider.Transient(v1alpha1.ReasonCredentialsNotFound, "AWS credentials from the pod's web identity failed: %s", bounded(assume.err.Error()))
 	}

@@ -572,3 +572,18 @@ func TestSamples(t *testing.T) {
 		})
 	}
 }
+
+// TestIncompleteBlockIsRefusedBeforeSending checks that a block admission
+// would refuse, when it reaches the provider anyway (an older CRD), is a
+// permanent InvalidRequest and sends nothing.
+func TestIncompleteBlockIsRefusedBeforeSending(t *testing.T) {
+	sim := pt.StartSim(t, vendorsim.Options{})
+	cfg := secretConfig(sim.URL())
+	cfg.AWSAccountID = ""
+	_, err := quicksight.New().Issue(context.Background(), request(t, secretCreds(), cfg, registered()))
+	t.Logf("error: %v", err)
+	pt.CheckError(t, err, pt.Want{Reason: v1alpha1.ReasonInvalidRequest, Permanent: true, Message: "AwsAccountId"}, keyID, secretKey)
+	if n := sim.CallCount(); n != 0 {
+		t.Errorf("the simulator saw %d calls", n)
+	}
+}
