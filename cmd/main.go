@@ -3,9 +3,9 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"flag"
-	"net/http"
 	"os"
 	"time"
 
@@ -20,9 +20,9 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/controller"
-	"github.com/embedtokens/embed-token-operator/internal/endpointserver"
 	"github.com/embedtokens/embed-token-operator/internal/issuance"
 	"github.com/embedtokens/embed-token-operator/internal/provider/registry"
+	"github.com/embedtokens/embed-token-operator/internal/template"
 )
 
 func main() {
@@ -158,6 +158,9 @@ func main() {
 		MaxVendorTimeout: vendorTimeout, WatchNamespaces: watchNamespaces, AllowVendorCIDRs: allowVendorCIDRs,
 		OwnPorts: ownPorts(metricsAddr, probeAddr, rtFlags.pprofAddr, endpointAddr(endpoint)), WatchLabelSelector: shard.selector(),
 		MinRenewInterval: minRenew, MinRefreshInterval: minRefresh, NamespaceWriteShare: namespaceWriteShare,
+		// Compiled templates, shared by the template reconciler and the
+		// token endpoint.
+		Templates: template.NewCache(0),
 	}
 	// One issuance path, shared by the request reconciler and the token
 	// endpoint, so their vendor calls count against the same caps.
@@ -171,8 +174,11 @@ func main() {
 	}
 
 	if endpoint.enabled() {
-		// The token handler replaces this placeholder.
-		var handler http.Handler = endpointserver.NotImplemented()
+		handler, err := tokenHandler(context.Background(), mgr, endpoint, setupOpts)
+		if err != nil {
+			setupLog.Error(err, "Unable to set up the token endpoint")
+			os.Exit(1)
+		}
 		if err := setupTokenEndpoint(mgr, endpoint, enableHTTP2, handler); err != nil {
 			setupLog.Error(err, "Unable to set up the token endpoint")
 			os.Exit(1)

@@ -178,6 +178,10 @@ func (r *EmbedTokenRequestReconciler) mayIssue(ctx context.Context, etr *v1alpha
 	if provErr == nil {
 		provErr = r.Issuer.Check(ctx, prov, etr)
 	}
+	if provErr == nil && prov.SingleUse() {
+		provErr = provider.Permanent(v1alpha1.ReasonInvalidRequest, "%s issues single-use %s tokens, which cannot be stored in a "+
+			"Secret for pods to reuse: use an EmbedTokenTemplate and the token endpoint instead", prov.Describe(), prov.Vendor())
+	}
 	if provErr != nil {
 		o.fail(provErr)
 		return false

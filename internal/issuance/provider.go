@@ -124,6 +124,13 @@ func (p *Provider) Vendor() string { return p.vendor }
 // per-namespace share and take turns by namespace under its rate limit.
 func (p *Provider) Shared() bool { return p.creds.clusterScoped }
 
+// SingleUse reports whether the vendor's tokens for this provider can be
+// redeemed once (provider.SingleUser): known once Check or CheckVendor has
+// passed.
+func (p *Provider) SingleUse() bool {
+	return p.impl != nil && provider.IsSingleUse(p.impl, p.Spec)
+}
+
 // CredentialsVersion is the provider's status.credentialsVersion, which
 // changes when a credential Secret is rotated: a cache of tokens keys on it.
 func (p *Provider) CredentialsVersion() string { return p.credentialsVersion }
