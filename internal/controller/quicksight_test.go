@@ -25,9 +25,9 @@ import (
 // read from its namespace, the call is signed with SigV4 and sent through
 // the provider's HTTP client, and the simulator checks the signature.
 var _ = Describe("QuickSight through the Issuer", func() {
-	It("issues a new signed embed URL per call, each opening once", func() {
-		ctx := context.Background()
-		f := newFixture(ctx)
+	// quickSightProvider creates, in f's namespace, a QuickSight provider
+	// signing with the simulator's keys from a Secret.
+	quickSightProvider := func(ctx context.Context, f *fixture) *v1alpha1.EmbedProvider {
 		Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "aws"},
 			StringData: map[string]string{"id": vendorsim.DefaultQuickSightAccessKeyID, "secret": vendorsim.DefaultQuickSightSecretAccessKey + "\n"}})).To(Succeed())
 		prov := &v1alpha1.EmbedProvider{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "quicksight"},
@@ -37,6 +37,40 @@ var _ = Describe("QuickSight through the Issuer", func() {
 					AccessKeyIDSecretRef:     v1alpha1.SecretKeySelector{Name: "aws", Key: "id"},
 					SecretAccessKeySecretRef: v1alpha1.SecretKeySelector{Name: "aws", Key: "secret"}}}}}}}
 		Expect(k8sClient.Create(ctx, prov)).To(Succeed())
+		return prov
+	}
+	alice := func() *v1alpha1.QuickSightParams {
+		return &v1alpha1.QuickSightParams{
+			RegisteredUser: &v1alpha1.QuickSightRegisteredUser{UserName: "alice",
+				Experience: v1alpha1.QuickSightRegisteredExperience{Dashboard: &v1alpha1.QuickSightDashboard{InitialDashboardID: "sales-7"}}},
+			SessionLifetimeInMinutes: ptr.To[int64](15)}
+	}
+
+	It("refuses an EmbedTokenRequest: an embed URL stored in a Secret could be opened once", func() {
+		ctx := context.Background()
+		f := newFixture(ctx)
+		DeferCleanup(func() { deleteFixtures(ctx, f) })
+		prov := quickSightProvider(ctx, f)
+		etr := &v1alpha1.EmbedTokenRequest{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "stored"},
+			Spec: v1alpha1.EmbedTokenRequestSpec{ProviderRef: v1alpha1.ProviderRef{Name: prov.Name},
+				VendorParams: v1alpha1.VendorParams{QuickSight: alice()}}}
+		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+		Eventually(func(g Gomega) {
+			cur := &v1alpha1.EmbedTokenRequest{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(etr), cur)).To(Succeed())
+			stalled := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionStalled)
+			g.Expect(stalled).NotTo(BeNil())
+			g.Expect(stalled.Status).To(Equal(metav1.ConditionTrue))
+			g.Expect(stalled.Reason).To(Equal(v1alpha1.ReasonInvalidRequest))
+			g.Expect(stalled.Message).To(ContainSubstring("single-use"))
+		}).Should(Succeed())
+		Expect(f.sim.CallCount()).To(BeZero(), "QuickSight is never called for a stored request")
+	})
+
+	It("issues a new signed embed URL per call, each opening once", func() {
+		ctx := context.Background()
+		f := newFixture(ctx)
+		prov := quickSightProvider(ctx, f)
 
 		stopMgr()
 		DeferCleanup(func() { stopMgr = startManager() })
@@ -51,10 +85,7 @@ var _ = Describe("QuickSight through the Issuer", func() {
 			g.Expect(meta.IsStatusConditionTrue(p.Status.Conditions, v1alpha1.ConditionReady)).To(BeTrue(), "%+v", p.Status.Conditions)
 		}).Should(Succeed(), "the provider's keys are read and checked")
 
-		params := &v1alpha1.VendorParams{QuickSight: &v1alpha1.QuickSightParams{
-			RegisteredUser: &v1alpha1.QuickSightRegisteredUser{UserName: "alice",
-				Experience: v1alpha1.QuickSightRegisteredExperience{Dashboard: &v1alpha1.QuickSightDashboard{InitialDashboardID: "sales-7"}}},
-			SessionLifetimeInMinutes: ptr.To[int64](15)}}
+		params := &v1alpha1.VendorParams{QuickSight: alice()}
 		// A template's call, filled in, as the token endpoint makes it.
 		filled := &v1alpha1.EmbedTokenRequest{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "per-user"},
 			Spec: v1alpha1.EmbedTokenRequestSpec{ProviderRef: v1alpha1.ProviderRef{Kind: issuance.KindEmbedProvider, Name: prov.Name},
