@@ -114,7 +114,7 @@ var _ = Describe("QuickSight through the Issuer", func() {
 		}
 
 		By("opening the first URL twice: one session")
-		for _, want := range []int{http.StatusOK, http.StatusUnauthorized} {
+		for _, want := range []int{http.StatusOK, http.StatusForbidden} {
 			resp, err := http.Get(urls[0])
 			Expect(err).NotTo(HaveOccurred())
 			Expect(resp.Body.Close()).To(Succeed())

@@ -347,7 +347,8 @@ func (s *Server) quickSightCredentials(accessKey string, o QuickSightOptions) (a
 
 // quickSightRedeemEndpoint simulates opening an embed URL: the first GET
 // within the redemption window starts the session, any later one is
-// refused, as QuickSight refuses a reused URL.
+// refused (403, as the other single-use redeemers answer a replay), as
+// QuickSight refuses a reused URL.
 func quickSightRedeemEndpoint(s *Server) endpoint {
 	errorBody := func(status int, msg string) any { return map[string]any{"message": msg} }
 	return endpoint{
@@ -368,9 +369,9 @@ func quickSightRedeemEndpoint(s *Server) endpoint {
 			}
 			switch {
 			case !ok:
-				return reply{status: http.StatusUnauthorized, body: errorBody(0, "embed URL unknown or already used")}
+				return reply{status: http.StatusForbidden, body: errorBody(0, "embed URL unknown or already used")}
 			case !s.clock.Now().Before(deadline):
-				return reply{status: http.StatusUnauthorized, body: errorBody(0, "embed URL expired")}
+				return reply{status: http.StatusForbidden, body: errorBody(0, "embed URL expired")}
 			}
 			return reply{status: http.StatusOK, body: map[string]any{"session": "started"}}
 		},

@@ -200,8 +200,8 @@ func TestQuickSightEmbedURLExpiresUnredeemed(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("redeeming late answered %d, want 401", resp.StatusCode)
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("redeeming late answered %d, want 403", resp.StatusCode)
 	}
 }
 

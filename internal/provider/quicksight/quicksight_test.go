@@ -192,7 +192,7 @@ func TestEmbedURLRedeemsOnce(t *testing.T) {
 	if v := sim.Validate(tok.Value); v != vendorsim.ValidityValid {
 		t.Errorf("before redemption the URL is %s", v)
 	}
-	for i, want := range []int{http.StatusOK, http.StatusUnauthorized} {
+	for i, want := range []int{http.StatusOK, http.StatusForbidden} {
 		resp, err := http.Get(tok.Value)
 		if err != nil {
 			t.Fatal(err)
