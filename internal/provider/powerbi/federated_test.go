@@ -228,3 +228,23 @@ func TestValidateChecksTheCertificate(t *testing.T) {
 		})
 	}
 }
+
+// TestFederatedSample runs the federated sample against the simulator,
+// with a token of its ServiceAccount the simulated Entra ID trusts.
+func TestFederatedSample(t *testing.T) {
+	prov, etr := providertest.Sample(t, "embedtokens_v1alpha1_embedprovider_powerbi_federated.yaml")
+	issuer := providertest.NewIssuer(t)
+	sa := prov.PowerBI.ClientAssertion.ServiceAccountRef.Name
+	opts := vendorsim.Options{PowerBITenantID: prov.PowerBI.TenantID, PowerBIClientID: prov.PowerBI.ClientID,
+		PowerBIFederation: issuer.Federation(t, "default", sa)}
+	s, _, v := sim(t, opts)
+	prov.PowerBI.AuthorityURL, prov.PowerBI.APIURL = v.url, v.url
+	assertion := issuer.Token(t, "default", sa, v1alpha1.DefaultClientAssertionAudience, providertest.Epoch.Add(10*time.Minute))
+	req := providertest.Request(t, providertest.Creds{providertest.SAKey(sa, v1alpha1.DefaultClientAssertionAudience): assertion}, 0)
+	req.Config, req.Params, req.Lifetime = &prov, &etr.VendorParams, etr.Lifetime.Duration
+	tok, err := powerbi.New().Issue(context.Background(), req)
+	providertest.CheckError(t, err, success, assertion)
+	if s.Validate(tok.Value) != vendorsim.ValidityValid {
+		t.Errorf("the sample's token is not valid at the simulator")
+	}
+}

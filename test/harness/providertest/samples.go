@@ -42,6 +42,9 @@ func Sample(t testing.TB, file string) (v1alpha1.EmbedProviderSpec, v1alpha1.Emb
 		} else if err != nil {
 			t.Fatalf("sample %s: %v", file, err)
 		}
+		if doc.Spec == nil {
+			continue // a ServiceAccount or RBAC object beside the operator's
+		}
 		var dst any = &prov
 		if doc.Kind == "EmbedTokenRequest" || doc.Kind == "EmbedTokenTemplate" {
 			dst = &req
