@@ -83,14 +83,16 @@ const (
 // manager with the operator's controllers and issuance path, the serving
 // certificate and the callers' ServiceAccount tokens.
 type world struct {
-	env       *envtest.Environment
-	cfg       *rest.Config
-	client    client.Client
-	sim       *vendorsim.Server
-	mgr       ctrl.Manager
-	opts      controller.Options
-	certs     *servingcert.Source
-	bearers   []string
+	env     *envtest.Environment
+	cfg     *rest.Config
+	client  client.Client
+	sim     *vendorsim.Server
+	mgr     ctrl.Manager
+	opts    controller.Options
+	certs   *servingcert.Source
+	bearers []string
+	// metrics is the manager's registry, with the vendor call histogram.
+	metrics   *prometheus.Registry
 	stopMgr   context.CancelFunc
 	mgrStoped chan struct{}
 }
@@ -215,11 +217,12 @@ func (w *world) startManager() error {
 		return fmt.Errorf("manager: %w", err)
 	}
 	w.mgr = mgr
+	w.metrics = prometheus.NewRegistry()
 	w.opts = controller.Options{
 		Providers:               registry.All(),
 		MaxConcurrentReconciles: workers,
 		AllowVendorCIDRs:        []egress.Allowed{{Prefix: netip.MustParsePrefix("127.0.0.1/32")}},
-		MetricsRegisterer:       prometheus.NewRegistry(),
+		MetricsRegisterer:       w.metrics,
 		Templates:               template.NewCache(0),
 	}
 	if w.opts.Issuer, err = controller.NewIssuer(mgr, w.opts); err != nil {
@@ -446,4 +449,24 @@ func (w *world) reviews(b *testing.B) (tokenReviews, accessReviews float64) {
 		}
 	}
 	return tokenReviews, accessReviews
+}
+
+// vendorSeconds is the count and sum of the vendor calls' durations as the
+// issuance path observed them (embedtoken_vendor_request_duration_seconds).
+func (w *world) vendorSeconds(b *testing.B) (count uint64, sum float64) {
+	b.Helper()
+	families, err := w.metrics.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "embedtoken_vendor_request_duration_seconds" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			count += m.GetHistogram().GetSampleCount()
+			sum += m.GetHistogram().GetSampleSum()
+		}
+	}
+	return count, sum
 }
