@@ -43,6 +43,13 @@ import (
 var coldConns = flag.Int("endpointbench.cold-conns", 1,
 	"connections per caller (64 callers) in the cold-path benchmark")
 
+// cachedRate, when positive, paces BenchmarkCachedPath's calls at this
+// many per second (an open loop) instead of as fast as the 64 callers go;
+// each call's latency then counts from when it was due, so calls delayed
+// behind slow ones are not left out.
+var cachedRate = flag.Float64("endpointbench.cached-rate", 0,
+	"calls per second BenchmarkCachedPath paces its 64 callers at; 0 runs them flat out")
+
 // BenchmarkCachedPath measures tokens served from the endpoint's shared
 // cache: 64 callers over TLS, each a backend with its own ServiceAccount
 // token and keep-alive connection, asking for 1,000 users' tokens in turn
@@ -66,17 +73,20 @@ func BenchmarkCachedPath(b *testing.B) {
 	trBefore, sarBefore := w.reviews(b)
 	vendorBefore := w.sim.CallCount()
 
-	work := make(chan int, callers)
+	type call struct {
+		n   int
+		due time.Time
+	}
+	work := make(chan call, callers)
 	lat := make([][]time.Duration, callers)
 	uncached := make([]int, callers)
 	failed := make([]int, callers)
 	var wg sync.WaitGroup
 	for c := range callers {
 		wg.Go(func() {
-			for i := range work {
-				t0 := time.Now()
-				tok, err := clients[c].Fetch(ctx, namespace, templateName, map[string]string{"user": names[i%users]})
-				lat[c] = append(lat[c], time.Since(t0))
+			for w := range work {
+				tok, err := clients[c].Fetch(ctx, namespace, templateName, map[string]string{"user": names[w.n%users]})
+				lat[c] = append(lat[c], time.Since(w.due))
 				switch {
 				case err != nil:
 					failed[c]++
@@ -89,7 +99,12 @@ func BenchmarkCachedPath(b *testing.B) {
 	start := time.Now()
 	n := 0
 	for b.Loop() {
-		work <- n
+		due := time.Now()
+		if *cachedRate > 0 {
+			due = start.Add(time.Duration(float64(n) / *cachedRate * float64(time.Second)))
+			time.Sleep(time.Until(due))
+		}
+		work <- call{n: n, due: due}
 		n++
 	}
 	close(work)
