@@ -38,8 +38,8 @@ import (
 )
 
 // coldConns is how many keep-alive connections each of the 64 callers
-// opens in BenchmarkColdPath: the calls in flight
-// at the endpoint are at most 64 times this, the rest wait in the callers.
+// opens in BenchmarkColdPath: the calls in flight at the endpoint are at
+// most 64 times this, the rest wait in the callers.
 var coldConns = flag.Int("endpointbench.cold-conns", 1,
 	"connections per caller (64 callers) in the cold-path benchmark")
 
@@ -62,9 +62,10 @@ func BenchmarkCachedPath(b *testing.B) {
 	srv := w.serve(b, w.newEndpoint(b, tokenendpoint.Options{}, nil))
 	clients := w.callerClients(b, srv.url, 1)
 	names := userIDs("cached", users)
-	// Warm-up: every user's token issued once, then every caller's review
-	// cached and its connection open.
-	if _, failed := fetchAll(ctx, clients, names, callers); failed > 0 {
+	// Warm-up: every user's token issued once (within the call slots'
+	// queue, so without 429 waits), then every caller's review cached and
+	// its connection open.
+	if _, failed := fetchAll(ctx, clients, names, fillParallel); failed > 0 {
 		b.Fatalf("warm-up: %d users got no token", failed)
 	}
 	if _, failed := fetchAll(ctx, clients, names, callers); failed > 0 {
@@ -84,9 +85,9 @@ func BenchmarkCachedPath(b *testing.B) {
 	var wg sync.WaitGroup
 	for c := range callers {
 		wg.Go(func() {
-			for w := range work {
-				tok, err := clients[c].Fetch(ctx, namespace, templateName, map[string]string{"user": names[w.n%users]})
-				lat[c] = append(lat[c], time.Since(w.due))
+			for job := range work {
+				tok, err := clients[c].Fetch(ctx, namespace, templateName, map[string]string{"user": names[job.n%users]})
+				lat[c] = append(lat[c], time.Since(job.due))
 				switch {
 				case err != nil:
 					failed[c]++
@@ -135,8 +136,8 @@ func BenchmarkCachedPath(b *testing.B) {
 
 // BenchmarkColdPath asks for 10,000 distinct users' tokens at once, over
 // TLS from the 64 callers (-endpointbench.cold-conns connections each):
-// every call needs a vendor call, through the issuance path's fair gates. Callers answered
-// 429 retry after Retry-After, as pkg/tokenclient does. The workload is
+// every call needs a vendor call, through the issuance path's fair gates.
+// Callers answered 429 retry after Retry-After, as pkg/tokenclient does. The workload is
 // fixed; run it with -benchtime=1x.
 func BenchmarkColdPath(b *testing.B) {
 	const users = 10000
