@@ -70,9 +70,9 @@ envtest: ## Build (first time, ~5 min) or find the cached envtest assets (kube-a
 	@bash hack/envtest-assets.sh
 
 .PHONY: test
-test: manifests generate fmt vet ## Run unit and envtest integration tests (everything except test/e2e, test/chaos, test/bench).
+test: manifests generate fmt vet ## Run unit and envtest integration tests (everything except test/e2e, test/chaos, test/bench, test/endpointbench).
 	@assets="$$(bash hack/envtest-assets.sh)"; \
-	pkgs="$$(go list ./... | grep -v -e /test/e2e -e /test/chaos -e /test/bench -e /test/load)"; \
+	pkgs="$$(go list ./... | grep -v -e /test/e2e -e /test/chaos -e /test/bench -e /test/endpointbench -e /test/load)"; \
 	echo "KUBEBUILDER_ASSETS=$$assets"; \
 	KUBEBUILDER_ASSETS="$$assets" go test $$pkgs -timeout 30m -coverprofile cover.out
 
@@ -98,9 +98,18 @@ test-load: ## One namespace floods the manager binary (1,000 one-second tokens, 
 N ?= 1000
 BENCH_ARGS ?=
 
+# ENDPOINT_CALLS is how many cached calls the token endpoint benchmark makes;
+# ENDPOINT_BENCH_ARGS adds its flags (-endpointbench.cached-rate,
+# -endpointbench.cold-conns).
+ENDPOINT_CALLS ?= 60000
+ENDPOINT_BENCH_ARGS ?=
+
 .PHONY: bench
-bench: ## Go benchmarks of the hot pure code, then the operator at scale (N requests, default 1000); see docs/benchmarks.md.
+bench: ## Go benchmarks of the hot pure code, the token endpoint (test/endpointbench), then the operator at scale (N requests, default 1000); see docs/benchmarks.md.
 	go test -run '^$$' -bench . -benchmem ./internal/controller/ ./internal/provider/ ./internal/provider/httpprovider/ ./internal/provider/jwt/
+	@assets="$$(bash hack/envtest-assets.sh)"; \
+	KUBEBUILDER_ASSETS="$$assets" go test ./test/endpointbench/ -run '^$$' -bench 'CachedPath' -benchtime $(ENDPOINT_CALLS)x -timeout 10m $(ENDPOINT_BENCH_ARGS); \
+	KUBEBUILDER_ASSETS="$$assets" go test ./test/endpointbench/ -run '^$$' -bench 'ColdPath|Memory|PageViews' -benchtime 1x -timeout 15m $(ENDPOINT_BENCH_ARGS)
 	@assets="$$(bash hack/envtest-assets.sh)"; \
 	go build -o bin/bench ./test/bench; \
 	KUBEBUILDER_ASSETS="$$assets" bin/bench -n $(N) $(BENCH_ARGS)

@@ -49,11 +49,20 @@ const (
 type tokenCache struct {
 	mu         sync.Mutex
 	lru        *lru.Cache
-	byTemplate map[types.UID]map[string]struct{}
+	byTemplate map[types.UID]*templateEntries
 	bytes      int64
 	maxBytes   int64
 	// changed is told the number of entries after each change.
 	changed func(entries int)
+}
+
+// templateEntries are the keys of one template's entries, all of one
+// generation and credentials version, so a put checks whether the others
+// are stale at once, not entry by entry.
+type templateEntries struct {
+	generation   int64
+	credsVersion string
+	keys         map[string]struct{}
 }
 
 // cacheEntry is one cached token and what its key was made of.
@@ -76,7 +85,7 @@ func newTokenCache(maxEntries int, maxBytes int64, changed func(int)) *tokenCach
 	if changed == nil {
 		changed = func(int) {}
 	}
-	c := &tokenCache{byTemplate: map[types.UID]map[string]struct{}{}, maxBytes: maxBytes, changed: changed}
+	c := &tokenCache{byTemplate: map[types.UID]*templateEntries{}, maxBytes: maxBytes, changed: changed}
 	// The eviction function runs inside the lru's calls, which are made
 	// with c.mu held only.
 	c.lru = lru.NewWithEvictionFunc(maxEntries, func(_ lru.Key, v any) { c.unindex(v.(*cacheEntry)) })
@@ -151,17 +160,22 @@ func (c *tokenCache) put(key string, uid types.UID, generation int64, credsVersi
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for k := range c.byTemplate[uid] {
-		v, ok := c.lru.Get(k)
-		if ok && (k == key || v.(*cacheEntry).generation != generation || v.(*cacheEntry).credsVersion != credsVersion) {
-			c.lru.Remove(k)
+	if t := c.byTemplate[uid]; t != nil {
+		if t.generation != generation || t.credsVersion != credsVersion {
+			for k := range t.keys {
+				c.lru.Remove(k)
+			}
+		} else if _, ok := t.keys[key]; ok {
+			c.lru.Remove(key)
 		}
 	}
 	c.lru.Add(key, e)
-	if c.byTemplate[uid] == nil {
-		c.byTemplate[uid] = map[string]struct{}{}
+	t := c.byTemplate[uid]
+	if t == nil {
+		t = &templateEntries{generation: generation, credsVersion: credsVersion, keys: map[string]struct{}{}}
+		c.byTemplate[uid] = t
 	}
-	c.byTemplate[uid][key] = struct{}{}
+	t.keys[key] = struct{}{}
 	c.bytes += e.size
 	for c.bytes > c.maxBytes && c.lru.Len() > 0 {
 		c.lru.RemoveOldest()
@@ -173,8 +187,10 @@ func (c *tokenCache) put(key string, uid types.UID, generation int64, credsVersi
 func (c *tokenCache) forget(uid types.UID) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for k := range c.byTemplate[uid] {
-		c.lru.Remove(k)
+	if t := c.byTemplate[uid]; t != nil {
+		for k := range t.keys {
+			c.lru.Remove(k)
+		}
 	}
 	c.changed(c.lru.Len())
 }
@@ -189,9 +205,12 @@ func (c *tokenCache) len() int {
 // unindex accounts for an entry leaving the lru; c.mu is held.
 func (c *tokenCache) unindex(e *cacheEntry) {
 	c.bytes -= e.size
-	keys := c.byTemplate[e.uid]
-	delete(keys, e.key)
-	if len(keys) == 0 {
+	t := c.byTemplate[e.uid]
+	if t == nil {
+		return
+	}
+	delete(t.keys, e.key)
+	if len(t.keys) == 0 {
 		delete(c.byTemplate, e.uid)
 	}
 }

@@ -324,7 +324,12 @@ func TestCacheBounds(t *testing.T) {
 		maxEntries int
 		maxBytes   int64
 		puts       []string
-		wantKept   []string
+		// oneTemplate puts every token under one template's UID.
+		oneTemplate bool
+		// touch are read before the last put, making them the most
+		// recently used.
+		touch    []string
+		wantKept []string
 	}{
 		{name: "the least recently used token leaves when the entries are full", maxEntries: 2,
 			puts: []string{"a", "b", "c"}, wantKept: []string{"b", "c"}},
@@ -332,12 +337,27 @@ func TestCacheBounds(t *testing.T) {
 			puts: []string{"a", "b", "c", "d"}, wantKept: []string{"c", "d"}},
 		{name: "a token larger than the byte bound is not cached", maxEntries: 100, maxBytes: 100,
 			puts: []string{"a"}, wantKept: nil},
+		{name: "a put keeps the least recently used order of its template's other tokens", maxEntries: 3, oneTemplate: true,
+			puts: []string{"a", "b", "c", "d"}, touch: []string{"a"}, wantKept: []string{"a", "c", "d"}},
+		{name: "a put of a key already cached replaces its token", maxEntries: 3, oneTemplate: true,
+			puts: []string{"a", "b", "a"}, wantKept: []string{"a", "b"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newTokenCache(tc.maxEntries, tc.maxBytes, nil)
-			for _, p := range tc.puts {
-				c.put(p, types.UID("uid-"+p), 1, "", tok(strings.Repeat(p, 1000)))
+			for i, p := range tc.puts {
+				if i == len(tc.puts)-1 {
+					for _, k := range tc.touch {
+						if _, ok := c.get(k, epoch, 0); !ok {
+							t.Fatalf("token %s not cached before the last put", k)
+						}
+					}
+				}
+				uid := types.UID("uid-" + p)
+				if tc.oneTemplate {
+					uid = "uid"
+				}
+				c.put(p, uid, 1, "", tok(strings.Repeat(p, 1000)))
 			}
 			for _, p := range tc.puts {
 				_, ok := c.get(p, epoch, 0)
