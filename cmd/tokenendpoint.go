@@ -31,7 +31,7 @@ const certLoadTimeout = 2 * time.Minute
 // tokenEndpointFlags are the token endpoint's listener and TLS settings.
 type tokenEndpointFlags struct {
 	bindAddr, serviceName, namespace, certSecret string
-	manageCert                                   bool
+	manageCert, reusePort                        bool
 }
 
 // bind registers the flags on fs.
@@ -48,6 +48,10 @@ func (f *tokenEndpointFlags) bind(fs *flag.FlagSet) {
 	fs.BoolVar(&f.manageCert, "token-endpoint-manage-cert", true,
 		"Create and rotate the token endpoint's CA and serving certificate in --token-endpoint-cert-secret. "+
 			"False reads a Secret someone else keeps current, such as a cert-manager Certificate's.")
+	fs.BoolVar(&f.reusePort, "token-endpoint-reuse-port", false,
+		"Bind the token endpoint with SO_REUSEPORT, for replicas that share one network namespace (pods on the "+
+			"host network): they all listen on one address, the kernel spreads new connections across them, and "+
+			"a stopped replica's share goes to the others. Replicas must run as the same user.")
 }
 
 // enabled reports whether the endpoint is served.
@@ -131,6 +135,7 @@ func setupTokenEndpoint(mgr ctrl.Manager, f tokenEndpointFlags, http2 bool, hand
 	}
 	srv := endpointserver.New(f.bindAddr, handler, certs)
 	srv.EnableHTTP2 = http2
+	srv.ReusePort = f.reusePort
 	srv.Ready = func(ctx context.Context) error { return certs.WaitForCertificate(ctx, certLoadTimeout) }
 	if err := mgr.Add(srv); err != nil {
 		return fmt.Errorf("add token endpoint server: %w", err)
