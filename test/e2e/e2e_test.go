@@ -38,6 +38,10 @@ var _ = Describe("The operator on a real node", Ordered, func() {
 			{"list", "secrets", "-A"}, {"watch", "secrets", "-A"}, {"create", "secrets", "-n", ns},
 			{"update", "secrets", "-n", ns}, {"patch", "deployments.apps", "-n", ns},
 			{"patch", "embedtokenrequests.embedtokens.io", "--subresource", "status", "-n", ns},
+			// The token endpoint: its callers' reviews, and the CA bundle it
+			// publishes in each namespace with a template.
+			{"create", "tokenreviews.authentication.k8s.io"}, {"create", "subjectaccessreviews.authorization.k8s.io"},
+			{"get", "configmaps", "-n", ns}, {"create", "configmaps", "-n", ns},
 		} {
 			Expect(canI(ctx, allowed...)).To(BeTrue(), "can-i %v", allowed)
 		}
@@ -47,7 +51,9 @@ var _ = Describe("The operator on a real node", Ordered, func() {
 			{"get", "pods", "-n", ns}, {"create", "pods", "-n", ns}, {"delete", "pods", "-n", ns},
 			{"update", "deployments.apps", "-n", ns}, {"delete", "deployments.apps", "-n", ns},
 			{"update", "embedtokenrequests.embedtokens.io", "-n", ns}, {"create", "embedproviders.embedtokens.io", "-n", ns},
-			{"get", "configmaps", "-n", ns}, {"create", "clusterrolebindings"}, {"impersonate", "serviceaccounts"},
+			{"patch", "configmaps", "-n", ns}, {"update", "embedtokentemplates.embedtokens.io", "-n", ns},
+			{"create", "embedtokentemplates.embedtokens.io", "--subresource", "token", "-n", ns},
+			{"create", "clusterrolebindings"}, {"impersonate", "serviceaccounts"},
 			{"*", "*"},
 		} {
 			Expect(canI(ctx, denied...)).To(BeFalse(), "can-i %v", denied)
