@@ -3,9 +3,9 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"flag"
-	"net/http"
 	"os"
 	"time"
 
@@ -20,8 +20,9 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/controller"
-	"github.com/embedtokens/embed-token-operator/internal/endpointserver"
+	"github.com/embedtokens/embed-token-operator/internal/issuance"
 	"github.com/embedtokens/embed-token-operator/internal/provider/registry"
+	"github.com/embedtokens/embed-token-operator/internal/template"
 )
 
 func main() {
@@ -49,7 +50,7 @@ func main() {
 	flag.IntVar(&concurrency, "max-concurrent-reconciles", 10, "EmbedTokenRequests reconciled in parallel.")
 	flag.DurationVar(&credentialCheck, "credential-check-interval", controller.DefaultCredentialCheckInterval,
 		"How often providers' credential Secrets are checked for rotation.")
-	flag.DurationVar(&vendorTimeout, "max-vendor-timeout", controller.DefaultMaxVendorTimeout,
+	flag.DurationVar(&vendorTimeout, "max-vendor-timeout", issuance.DefaultMaxVendorTimeout,
 		"Upper bound on each vendor call, whatever a provider's spec.timeout says, so a vendor that never answers "+
 			"holds a reconcile worker for at most this long.")
 	flag.DurationVar(&minRenew, "min-renew-interval", controller.DefaultMinRenewInterval,
@@ -152,19 +153,32 @@ func main() {
 		os.Exit(1)
 	}
 
-	if err := controller.Setup(mgr, controller.Options{
+	setupOpts := controller.Options{
 		Providers: registry.All(), MaxConcurrentReconciles: concurrency, CredentialCheckInterval: credentialCheck,
 		MaxVendorTimeout: vendorTimeout, WatchNamespaces: watchNamespaces, AllowVendorCIDRs: allowVendorCIDRs,
 		OwnPorts: ownPorts(metricsAddr, probeAddr, rtFlags.pprofAddr, endpointAddr(endpoint)), WatchLabelSelector: shard.selector(),
 		MinRenewInterval: minRenew, MinRefreshInterval: minRefresh, NamespaceWriteShare: namespaceWriteShare,
-	}); err != nil {
+		// Compiled templates, shared by the template reconciler and the
+		// token endpoint.
+		Templates: template.NewCache(0),
+	}
+	// One issuance path, shared by the request reconciler and the token
+	// endpoint, so their vendor calls count against the same caps.
+	if setupOpts.Issuer, err = controller.NewIssuer(mgr, setupOpts); err != nil {
+		setupLog.Error(err, "Unable to set up the issuance path")
+		os.Exit(1)
+	}
+	if err := controller.Setup(mgr, setupOpts); err != nil {
 		setupLog.Error(err, "Unable to set up controllers")
 		os.Exit(1)
 	}
 
 	if endpoint.enabled() {
-		// The token handler replaces this placeholder.
-		var handler http.Handler = endpointserver.NotImplemented()
+		handler, err := tokenHandler(context.Background(), mgr, endpoint, setupOpts)
+		if err != nil {
+			setupLog.Error(err, "Unable to set up the token endpoint")
+			os.Exit(1)
+		}
 		if err := setupTokenEndpoint(mgr, endpoint, enableHTTP2, handler); err != nil {
 			setupLog.Error(err, "Unable to set up the token endpoint")
 			os.Exit(1)

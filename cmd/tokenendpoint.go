@@ -16,9 +16,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/controller"
 	"github.com/embedtokens/embed-token-operator/internal/endpointserver"
 	"github.com/embedtokens/embed-token-operator/internal/eventwriter"
+	"github.com/embedtokens/embed-token-operator/internal/ondemand"
 	"github.com/embedtokens/embed-token-operator/internal/servingcert"
+	"github.com/embedtokens/embed-token-operator/internal/tokenendpoint"
 )
 
 // serviceAccountNamespaceFile is where a pod finds its own namespace.
@@ -32,6 +36,11 @@ const certLoadTimeout = 2 * time.Minute
 type tokenEndpointFlags struct {
 	bindAddr, serviceName, namespace, certSecret string
 	manageCert, reusePort                        bool
+	// cacheSize bounds the tokens the endpoint keeps for identical calls.
+	cacheSize int
+	// logParameterValues puts parameter values, which name end users, in
+	// the audit log line beside their digest.
+	logParameterValues bool
 }
 
 // bind registers the flags on fs.
@@ -52,6 +61,10 @@ func (f *tokenEndpointFlags) bind(fs *flag.FlagSet) {
 		"Bind the token endpoint with SO_REUSEPORT, for replicas that share one network namespace (pods on the "+
 			"host network): they all listen on one address, the kernel spreads new connections across them, and "+
 			"a stopped replica's share goes to the others. Replicas must run as the same user.")
+	fs.IntVar(&f.cacheSize, "token-endpoint-cache-size", tokenendpoint.DefaultCacheMaxEntries,
+		"Most tokens the endpoint keeps in memory for identical calls (least recently used go first); never written anywhere.")
+	fs.BoolVar(&f.logParameterValues, "token-endpoint-log-parameter-values", false,
+		"Log each issued token's parameter values (which name end users) in the audit line, not only their digest.")
 }
 
 // enabled reports whether the endpoint is served.
@@ -162,4 +175,29 @@ func sharesPort(addr string, others ...string) bool {
 		}
 	}
 	return false
+}
+
+// tokenHandler builds the endpoint's handler over the manager's one
+// issuance path, and points the template informer's changes at its cache.
+func tokenHandler(ctx context.Context, mgr ctrl.Manager, f tokenEndpointFlags, opts controller.Options) (http.Handler, error) {
+	ep, err := tokenendpoint.New(tokenendpoint.Options{
+		Templates: mgr.GetCache(),
+		Minter: &ondemand.Minter{Issuer: opts.Issuer, Templates: opts.Templates, Providers: opts.Providers,
+			APIReader: mgr.GetAPIReader()},
+		Client:             mgr.GetClient(),
+		CacheMaxEntries:    f.cacheSize,
+		LogParameterValues: f.logParameterValues,
+		Logger:             mgr.GetLogger().WithName("token-endpoint"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("token endpoint: %w", err)
+	}
+	informer, err := mgr.GetCache().GetInformer(ctx, &v1alpha1.EmbedTokenTemplate{})
+	if err != nil {
+		return nil, fmt.Errorf("template informer: %w", err)
+	}
+	if _, err := informer.AddEventHandler(ep.TemplateEventHandler()); err != nil {
+		return nil, fmt.Errorf("template informer handler: %w", err)
+	}
+	return ep, nil
 }

@@ -106,7 +106,7 @@ const (
 	ReasonInvalidResponse = "InvalidResponse"
 	// ReasonTokenExpiryCapped (Warning event only): the vendor stated an
 	// expiry further away than the operator trusts (see
-	// controller.MaxTrustedLifetime); the token is stored with a capped
+	// issuance.MaxTrustedLifetime); the token is stored with a capped
 	// expiry, so it is renewed sooner than the vendor said.
 	ReasonTokenExpiryCapped = "TokenExpiryCapped"
 	// ReasonLifetimeExceedsMax: the vendor issued a token valid for longer

@@ -87,6 +87,7 @@ func examplePath(t *testing.T, vendor string) string {
 		VendorQrvey: "qrvey.userID", VendorQlikCloud: "qlikCloud.userLookup.value", VendorBoldBI: "boldBI.email",
 		VendorJWT: "jwt.claims.tenant", VendorOAuth2: "oauth2.scopes[0]", VendorHTTP: "http.variables.username",
 		VendorPowerBI: "powerBI.identities[0].username", VendorSuperset: "superset.user.username",
+		VendorLooker: "looker.externalUserID", VendorSigma: "sigma.email",
 	}
 	p, ok := examples[vendor]
 	if !ok {

@@ -87,6 +87,14 @@ type JWTProvider struct {
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('5m')",message="clockSkew must be at most 5m"
 	ClockSkew *metav1.Duration `json:"clockSkew,omitempty"`
+
+	// SingleUse declares that the vendor accepts each token's jti once, as
+	// Tableau connected apps do: a stored token would fail for every reader
+	// after the first, so the provider's tokens are served only by the
+	// token endpoint, one signature per call, and an EmbedTokenRequest for
+	// them is refused.
+	// +optional
+	SingleUse bool `json:"singleUse,omitempty"`
 }
 
 // JWTParams are the claims of a locally signed token.

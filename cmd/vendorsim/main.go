@@ -60,6 +60,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	supersetUser := fs.String("superset-username", "", `login the Superset endpoints accept (default $VENDORSIM_SUPERSET_USERNAME, else "`+vendorsim.DefaultSupersetUsername+`")`)
 	supersetPassword := fs.String("superset-password", "", `password of that login (default $VENDORSIM_SUPERSET_PASSWORD, else "`+vendorsim.DefaultSupersetPassword+`")`)
 	supersetGuestTTL := fs.Duration("superset-guest-token-lifetime", vendorsim.DefaultSupersetGuestTokenLifetime, "lifetime of Superset guest tokens (Superset's GUEST_TOKEN_JWT_EXP_SECONDS)")
+	lookerSecret := fs.String("looker-embed-secret", "", `embed secret Looker signed embed URLs must be signed with (default $VENDORSIM_LOOKER_EMBED_SECRET, else "`+vendorsim.DefaultLookerEmbedSecret+`")`)
+	sigmaID := fs.String("sigma-client-id", "", `embed client ID Sigma embed JWTs must name as kid (default $VENDORSIM_SIGMA_CLIENT_ID, else "`+vendorsim.DefaultSigmaClientID+`")`)
+	sigmaSecret := fs.String("sigma-secret", "", `embed secret Sigma embed JWTs must be signed with (default $VENDORSIM_SIGMA_SECRET, else "`+vendorsim.DefaultSigmaSecret+`")`)
+	tableauID := fs.String("tableau-client-id", "", `connected app client ID Tableau JWTs must name as iss (default $VENDORSIM_TABLEAU_CLIENT_ID, else "`+vendorsim.DefaultTableauClientID+`")`)
+	tableauSecretID := fs.String("tableau-secret-id", "", `connected app secret ID Tableau JWTs must name as kid (default $VENDORSIM_TABLEAU_SECRET_ID, else "`+vendorsim.DefaultTableauSecretID+`")`)
+	tableauSecret := fs.String("tableau-secret-value", "", `connected app secret value Tableau JWTs must be signed with (default $VENDORSIM_TABLEAU_SECRET_VALUE, else "`+vendorsim.DefaultTableauSecretValue+`")`)
 	oauth2JWT := fs.Bool("oauth2-jwt-access-tokens", false, "answer OAuth2 with JWT access tokens and no expires_in, so clients must read the exp claim")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("parse flags: %w", err)
@@ -84,6 +90,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	envDefault(getenv, "VENDORSIM_DOMO_CLIENT_SECRET", domoSecret)
 	envDefault(getenv, "VENDORSIM_SUPERSET_USERNAME", supersetUser)
 	envDefault(getenv, "VENDORSIM_SUPERSET_PASSWORD", supersetPassword)
+	envDefault(getenv, "VENDORSIM_LOOKER_EMBED_SECRET", lookerSecret)
+	envDefault(getenv, "VENDORSIM_SIGMA_CLIENT_ID", sigmaID)
+	envDefault(getenv, "VENDORSIM_SIGMA_SECRET", sigmaSecret)
+	envDefault(getenv, "VENDORSIM_TABLEAU_CLIENT_ID", tableauID)
+	envDefault(getenv, "VENDORSIM_TABLEAU_SECRET_ID", tableauSecretID)
+	envDefault(getenv, "VENDORSIM_TABLEAU_SECRET_VALUE", tableauSecret)
 	if _, ok := vendorsim.PowerBICloudScope(*powerBICloud); !ok {
 		return fmt.Errorf("--powerbi-cloud %q is not Public, USGovernment, USGovernmentHigh, USGovernmentDoD or China", *powerBICloud)
 	}
@@ -121,6 +133,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		DomoClientSecret:           *domoSecret,
 		Superset: vendorsim.SupersetOptions{Username: *supersetUser, Password: *supersetPassword,
 			GuestTokenLifetime: *supersetGuestTTL},
+		LookerEmbedSecret:  *lookerSecret,
+		SigmaClientID:      *sigmaID,
+		SigmaSecret:        *sigmaSecret,
+		TableauClientID:    *tableauID,
+		TableauSecretID:    *tableauSecretID,
+		TableauSecretValue: *tableauSecret,
 	})
 	if err := sim.StartOn(*listen); err != nil {
 		return fmt.Errorf("start: %w", err)
@@ -134,6 +152,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	logger.Printf("Power BI authority and API URL %s (Entra ID token at %s, GenerateToken at %s)", sim.URL(), vendorsim.PowerBIEntraTokenPath("<tenant>"), vendorsim.PowerBIGenerateTokenPath)
 	logger.Printf("Domo access tokens at GET %s%s, embed tokens at %s%s", sim.URL(), vendorsim.DomoTokenPath, sim.URL(), vendorsim.DomoEmbedAuthPath)
 	logger.Printf("Superset URL %s (guest tokens at %s)", sim.URL(), vendorsim.SupersetGuestTokenPath)
+	logger.Printf("Looker URL %s (signed embed URLs redeemed at %s...)", sim.URL(), vendorsim.LookerEmbedPathPrefix)
+	logger.Printf("Sigma embed URLs at %s%s<workbook>?:jwt=..., Tableau connected-app JWTs at %s%s?token=...", sim.URL(), vendorsim.SigmaEmbedPath, sim.URL(), vendorsim.TableauSessionPath)
 
 	<-ctx.Done()
 	logger.Printf("Shutting down vendor simulator")

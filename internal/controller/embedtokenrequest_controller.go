@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"errors"
-	"net"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -21,9 +20,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/issuance"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
-	"github.com/embedtokens/embed-token-operator/internal/provider/egress"
-	"github.com/embedtokens/embed-token-operator/internal/requestpolicy"
 )
 
 // EmbedTokenRequestReconciler keeps a valid token in each request's Secret:
@@ -38,16 +36,14 @@ type EmbedTokenRequestReconciler struct {
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	Clock     clock.PassiveClock
-	// Providers maps a vendor name (v1alpha1.Vendor*) to its implementation.
-	Providers map[string]provider.Provider
-	// MaxConcurrentReconciles bounds parallel reconciles. Vendor calls are
-	// bounded by each provider's rateLimit and by a share of these workers
-	// per provider and per namespace (callCaps), so one provider or one
-	// namespace cannot occupy them all.
+	// Issuer makes every vendor call: provider resolution and checks,
+	// credentials, fair scheduling, the call itself and redaction. It is
+	// shared with the token endpoint, whose calls count against the same
+	// caps; the caps are shares of the Issuer's workers, which should be
+	// MaxConcurrentReconciles.
+	Issuer *issuance.Issuer
+	// MaxConcurrentReconciles bounds parallel reconciles.
 	MaxConcurrentReconciles int
-	// MaxVendorTimeout caps every provider's spec.timeout; unbounded when
-	// zero.
-	MaxVendorTimeout time.Duration
 	// MinRenewInterval is the least time between issuing a token and
 	// renewing it (--min-renew-interval), so a vendor granting very short
 	// tokens cannot make one request spend the API budget;
@@ -66,28 +62,16 @@ type EmbedTokenRequestReconciler struct {
 	Metrics *Metrics
 	// WatchNamespaces is set in namespaced mode (--watch-namespaces): the
 	// operator may not read cluster-scoped objects, so ClusterEmbedProviders
-	// are neither watched nor read.
+	// are not watched.
 	WatchNamespaces []string
 	// Sharded is set when --watch-label-selector limits this instance to one
 	// shard: its cache then misses the Secret of a request moved in from
 	// another shard, which is looked up uncached and adopted.
 	Sharded bool
-	// Policies holds each provider's compiled requestValidations, shared
-	// with the provider reconcilers; nil compiles them on every use.
-	Policies *requestpolicy.Cache
-	// Egress is the --allow-vendor-cidrs part of the egress guard every
-	// vendor connection passes; the zero Policy applies the built-in rules
-	// only.
-	Egress egress.Policy
-	// VendorResolver resolves vendor host names; the system resolver when
-	// nil.
-	VendorResolver *net.Resolver
 
-	clients   *httpClients
-	fair      *fairness
-	credCache *credentialCache
-	expect    *writeExpectations
-	held      *heldTokens
+	fair   *requestGates
+	expect *writeExpectations
+	held   *heldTokens
 }
 
 // +kubebuilder:rbac:groups=embedtokens.io,resources=embedtokenrequests,verbs=get;list;watch
@@ -139,10 +123,10 @@ func (r *EmbedTokenRequestReconciler) reconcile(ctx context.Context, etr *v1alph
 	if err != nil {
 		return err
 	}
-	prov, provErr := r.getProvider(ctx, etr)
+	prov, provErr := r.Issuer.Resolve(ctx, etr.Namespace, etr.Spec.ProviderRef)
 	in := r.policyInput(etr, o, prov)
 	o.decision = Decide(in, o.now)
-	o.lifetimeNote = prov.lifetimeNote(etr, o.stored)
+	o.lifetimeNote = lifetimeNote(prov, etr, o.stored)
 	o.minRenewInterval = in.Renew.MinInterval
 
 	switch {
@@ -167,9 +151,9 @@ func (r *EmbedTokenRequestReconciler) reconcile(ctx context.Context, etr *v1alph
 // metadata and finishes restarts a crash or the coalescing window left
 // pending.
 func (r *EmbedTokenRequestReconciler) keep(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, secret *metav1.PartialObjectMetadata,
-	prov *resolvedProvider, o *outcome) error {
+	prov *issuance.Provider, o *outcome) error {
 	if o.stored.CredentialsVersion == "" && prov != nil {
-		o.stored.CredentialsVersion = prov.credentialsVersion // record it, so a later rotation is noticed
+		o.stored.CredentialsVersion = prov.RotationVersion() // record it, so a later rotation is noticed
 	}
 	if err := r.syncSecretMetadata(ctx, etr, secret, o); err != nil {
 		return err
@@ -184,7 +168,7 @@ func (r *EmbedTokenRequestReconciler) keep(ctx context.Context, etr *v1alpha1.Em
 // they run on every event (a provider created after its request heals at
 // once); only the vendor call waits out the backoff.
 func (r *EmbedTokenRequestReconciler) mayIssue(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, secret *metav1.PartialObjectMetadata,
-	prov *resolvedProvider, provErr error, o *outcome) bool {
+	prov *issuance.Provider, provErr error, o *outcome) bool {
 	if secret == nil && !o.secretAbsent {
 		if err := r.checkSecretConflict(ctx, etr, o); err != nil {
 			o.fail(err)
@@ -192,7 +176,11 @@ func (r *EmbedTokenRequestReconciler) mayIssue(ctx context.Context, etr *v1alpha
 		}
 	}
 	if provErr == nil {
-		provErr = r.checkProvider(ctx, etr, prov)
+		provErr = r.Issuer.Check(ctx, prov, etr)
+	}
+	if provErr == nil && prov.SingleUse() {
+		provErr = provider.Permanent(v1alpha1.ReasonInvalidRequest, "%s issues single-use %s tokens, which cannot be stored in a "+
+			"Secret for pods to reuse: use an EmbedTokenTemplate and the token endpoint instead", prov.Describe(), prov.Vendor())
 	}
 	if provErr != nil {
 		o.fail(provErr)
@@ -208,12 +196,12 @@ func (r *EmbedTokenRequestReconciler) mayIssue(ctx context.Context, etr *v1alpha
 // store writes a newly issued token, then revokes the token it replaced and
 // restarts the workloads that read it.
 func (r *EmbedTokenRequestReconciler) store(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, secret *metav1.PartialObjectMetadata,
-	tok provider.Token, prov *resolvedProvider, o *outcome) error {
+	tok provider.Token, prov *issuance.Provider, o *outcome) error {
 	o.replaced = r.replacedToken(ctx, etr, secret, prov)
 	if err := r.writeSecret(ctx, etr, secret, tok, prov, o); err != nil || o.issued == nil {
 		return err
 	}
-	o.lifetimeNote = prov.lifetimeNote(etr, o.stored)
+	o.lifetimeNote = lifetimeNote(prov, etr, o.stored)
 	if replaced := o.replaced; replaced != "" && replaced != tok.Value {
 		r.revoke(ctx, etr, prov, replaced, "replaced")
 	}
@@ -277,12 +265,10 @@ func (r *EmbedTokenRequestReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := indexProviderRef(context.Background(), mgr); err != nil {
 		return err
 	}
-	r.fair = newFairness(max(r.MaxConcurrentReconciles, 1), r.NamespaceWrites)
-	r.credCache = newCredentialCache()
+	r.fair = newRequestGates(r.Issuer.Gates(), r.NamespaceWrites)
 	r.expect = newWriteExpectations()
 	r.held = newHeldTokens(MaxHeldTokenBytes, MaxHeldTokenBytesPerNamespace)
-	r.clients = newHTTPClients(r.MaxVendorTimeout, r.Clock)
-	r.Metrics.observeMemory(r.held, r.clients)
+	r.Metrics.observeMemory(r.held, r.Issuer)
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.EmbedTokenRequest{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, shardLabelChanged))).

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/issuance"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 	"github.com/embedtokens/embed-token-operator/internal/template"
 )
@@ -27,25 +28,22 @@ type providerChecker interface {
 	ResolveAndCheck(ctx context.Context, namespace string, ref v1alpha1.ProviderRef, vendor string) error
 }
 
-// requestProviderChecker resolves a template's provider with the request
-// reconciler's own steps (read the provider from the cache, admit the
-// namespace, match the vendor, compile the requestValidations), so a
-// template is Ready exactly when a request of its namespace could use the
-// provider. It evaluates no requestValidations: a template's vendor block
-// holds placeholders; each filled call is checked by the endpoint.
-type requestProviderChecker struct {
-	requests *EmbedTokenRequestReconciler
+// issuerChecker resolves a template's provider with the issuance path the
+// requests and the token endpoint use, so a template is Ready exactly when a
+// request of its namespace could use the provider. It evaluates no
+// requestValidations: a template's vendor block holds placeholders; each
+// filled call is checked by the endpoint.
+type issuerChecker struct {
+	issuer *issuance.Issuer
 }
 
 // ResolveAndCheck implements providerChecker.
-func (c requestProviderChecker) ResolveAndCheck(ctx context.Context, namespace string, ref v1alpha1.ProviderRef, vendor string) error {
-	etr := &v1alpha1.EmbedTokenRequest{ObjectMeta: metav1.ObjectMeta{Namespace: namespace}, Spec: v1alpha1.EmbedTokenRequestSpec{ProviderRef: ref}}
-	p, err := c.requests.getProvider(ctx, etr)
+func (c issuerChecker) ResolveAndCheck(ctx context.Context, namespace string, ref v1alpha1.ProviderRef, vendor string) error {
+	p, err := c.issuer.Resolve(ctx, namespace, ref)
 	if err != nil {
 		return err
 	}
-	_, _, err = c.requests.admitProvider(ctx, namespace, vendor, "template", p)
-	return err
+	return c.issuer.CheckVendor(ctx, p, namespace, vendor, "template")
 }
 
 // EmbedTokenTemplateReconciler reports, in each EmbedTokenTemplate's status,

@@ -21,7 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
-	"github.com/embedtokens/embed-token-operator/internal/controller"
+	"github.com/embedtokens/embed-token-operator/internal/issuance"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 	"github.com/embedtokens/embed-token-operator/internal/vendorsim"
 )
@@ -139,7 +139,7 @@ var _ = Describe("Runtime faults", func() {
 		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
 
 		waitForToken(ctx, etr, "")
-		want := time.Now().Add(controller.MaxTrustedLifetime)
+		want := time.Now().Add(issuance.MaxTrustedLifetime)
 		s := secretOf(ctx, etr)(Default)
 		expiresAt, err := time.Parse(time.RFC3339, string(s.Data[v1alpha1.SecretExpiresAtKey]))
 		Expect(err).NotTo(HaveOccurred())

@@ -12,21 +12,22 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/issuance"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 )
 
 // takeHeld returns the token an earlier attempt issued for etr but could not
 // store, when it is still one to keep (heldTokens.take); the caller stores it
 // instead of calling the vendor.
-func (r *EmbedTokenRequestReconciler) takeHeld(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, p *resolvedProvider, in PolicyInput,
+func (r *EmbedTokenRequestReconciler) takeHeld(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, p *issuance.Provider, in PolicyInput,
 	o *outcome) (provider.Token, bool) {
 	tok, ok := r.held.take(client.ObjectKeyFromObject(etr), etr.UID, in, o.now)
 	if !ok {
 		return provider.Token{}, false
 	}
-	o.vendor = p.vendor
+	o.vendor = p.Vendor()
 	log.FromContext(ctx).Info("Storing a token an earlier attempt could not store", "embedTokenRequest", klog.KObj(etr),
-		"vendor", p.vendor, "digest", tok.Digest(), "expiresAt", tok.ExpiresAt)
+		"vendor", p.Vendor(), "digest", tok.Digest(), "expiresAt", tok.ExpiresAt)
 	return tok, true
 }
 

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/issuance"
 )
 
 // providerRefIndex indexes requests by "Kind/Name" of their provider so a
@@ -42,7 +43,7 @@ func referencing(ctx context.Context, c client.Reader, obj client.Object, list c
 	if _, ok := obj.(*v1alpha1.EmbedProvider); ok {
 		opts = append(opts, client.InNamespace(obj.GetNamespace()))
 	}
-	opts = append(opts, client.MatchingFields{providerRefIndex: providerRefKey(providerKind(obj), obj.GetName())})
+	opts = append(opts, client.MatchingFields{providerRefIndex: providerRefKey(issuance.Key(obj).Kind, obj.GetName())})
 	if err := c.List(ctx, list, opts...); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "Listing objects for provider", "kind", fmt.Sprintf("%T", list), "provider", obj.GetName())
 		return nil

@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -9,29 +8,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
-	"github.com/embedtokens/embed-token-operator/internal/provider"
+	"github.com/embedtokens/embed-token-operator/internal/issuance"
 )
-
-func TestGrantedLifetime(t *testing.T) {
-	tests := []struct {
-		name             string
-		requested, limit time.Duration
-		want             time.Duration
-	}{
-		{"a request within the cap gets what it asks", time.Hour, 24 * time.Hour, time.Hour},
-		{"a request at the cap gets it", 24 * time.Hour, 24 * time.Hour, 24 * time.Hour},
-		{"a request above the cap gets the cap", 87600 * time.Hour, 24 * time.Hour, 24 * time.Hour},
-		{"a short cap applies to a default request", time.Hour, 10 * time.Minute, 10 * time.Minute},
-		{"no cap leaves the request alone", 87600 * time.Hour, 0, 87600 * time.Hour},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := GrantedLifetime(tt.requested, tt.limit); got != tt.want {
-				t.Errorf("GrantedLifetime(%s, %s) = %s, want %s", tt.requested, tt.limit, got, tt.want)
-			}
-		})
-	}
-}
 
 func lifetimeRequest(lifetime time.Duration) *v1alpha1.EmbedTokenRequest {
 	return &v1alpha1.EmbedTokenRequest{Spec: v1alpha1.EmbedTokenRequestSpec{
@@ -41,8 +19,8 @@ func lifetimeRequest(lifetime time.Duration) *v1alpha1.EmbedTokenRequest {
 	}}
 }
 
-func providerWithCap(limit *metav1.Duration) *resolvedProvider {
-	return &resolvedProvider{name: "shared", spec: &v1alpha1.EmbedProviderSpec{MaxLifetime: limit}}
+func providerWithCap(limit *metav1.Duration) *issuance.Provider {
+	return &issuance.Provider{Name: "shared", Spec: &v1alpha1.EmbedProviderSpec{MaxLifetime: limit}}
 }
 
 func TestLifetimeNoteAndHash(t *testing.T) {
@@ -50,7 +28,7 @@ func TestLifetimeNoteAndHash(t *testing.T) {
 	tests := []struct {
 		name      string
 		requested time.Duration
-		prov      *resolvedProvider
+		prov      *issuance.Provider
 		note      string // "" for none
 		// sameHashAs, when set, is a lifetime whose uncapped hash must equal
 		// this one's: the cap did not change what is asked of the vendor.
@@ -73,10 +51,10 @@ func TestLifetimeNoteAndHash(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			etr := lifetimeRequest(tt.requested)
-			if got := tt.prov.lifetimeNote(etr, StoredToken{}); got != tt.note {
+			if got := lifetimeNote(tt.prov, etr, StoredToken{}); got != tt.note {
 				t.Errorf("lifetimeNote = %q, want %q", got, tt.note)
 			}
-			if got, want := inputHash(etr, tt.prov.lifetime(etr)), inputHash(etr, tt.sameHashAs); got != want {
+			if got, want := inputHash(etr, grantedLifetime(tt.prov, etr)), inputHash(etr, tt.sameHashAs); got != want {
 				t.Errorf("input hash %s, want the hash for %s (%s)", got, tt.sameHashAs, want)
 			}
 		})
@@ -87,7 +65,7 @@ func TestInputHashFollowsTheGrantedLifetime(t *testing.T) {
 	etr := lifetimeRequest(10 * time.Hour)
 	at := func(limit time.Duration) string {
 		p := providerWithCap(&metav1.Duration{Duration: limit})
-		return inputHash(etr, p.lifetime(etr))
+		return inputHash(etr, grantedLifetime(p, etr))
 	}
 	if at(24*time.Hour) != at(48*time.Hour) {
 		t.Error("raising a cap the request is under changed the hash: its token would be re-minted for nothing")
@@ -105,7 +83,7 @@ func TestReadyMessageSaysWhatTheLifetimeCapAskedFor(t *testing.T) {
 	now := t0
 	o := &outcome{now: now, stored: StoredToken{Present: true, IssuedAt: now, ExpiresAt: now.Add(24 * time.Hour)},
 		decision:     Decision{At: now.Add(16 * time.Hour)},
-		lifetimeNote: providerWithCap(nil).lifetimeNote(etr, StoredToken{})}
+		lifetimeNote: lifetimeNote(providerWithCap(nil), etr, StoredToken{})}
 	setStatus(etr, o)
 	msg := readyMessage(etr)
 	if !strings.HasPrefix(msg, "The token is valid until ") ||
@@ -117,77 +95,6 @@ func TestReadyMessageSaysWhatTheLifetimeCapAskedFor(t *testing.T) {
 	setStatus(etr, o)
 	if msg := readyMessage(etr); strings.Contains(msg, "maxLifetime") {
 		t.Errorf("Ready message %q mentions a cap that does not apply", msg)
-	}
-}
-
-func TestLimitLifetime(t *testing.T) {
-	issued := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	const secret = "tok-3f9a-the-vendor-token"
-	tests := []struct {
-		name    string
-		callFor time.Duration // how long the vendor call took
-		expires time.Time
-		policy  string
-		// want is the recorded expiry when the token is kept; zero when it
-		// is refused.
-		want       time.Time
-		wantVendor time.Time // the recorded vendor expiry
-		wantErr    string
-	}{
-		{name: "a token at exactly maxLifetime, as the operator signs it, is kept as it is",
-			expires: issued.Add(10 * time.Minute), want: issued.Add(10 * time.Minute)},
-		{name: "a token shorter than maxLifetime is kept as it is",
-			expires: issued.Add(5 * time.Minute), want: issued.Add(5 * time.Minute)},
-		{name: "a vendor clock a few seconds ahead of the operator's still honours maxLifetime",
-			expires: issued.Add(10*time.Minute + 4*time.Second), want: issued.Add(10*time.Minute + 4*time.Second)},
-		{name: "a token minted at the end of a slow call and stated on the vendor's clock still honours maxLifetime",
-			callFor: 8 * time.Second, expires: issued.Add(10*time.Minute + 11*time.Second), want: issued.Add(10*time.Minute + 11*time.Second)},
-		{name: "a vendor that ignores the lifetime is refused by default",
-			expires: issued.Add(time.Hour),
-			wantErr: "the vendor issued a token valid for 1h, longer than provider shared's maxLifetime of 10m; it was refused and not stored (the provider's lifetimeExceedsMax is Refuse)"},
-		{name: "a vendor that ignores the lifetime is refused under Refuse",
-			expires: issued.Add(time.Hour), policy: v1alpha1.LifetimeExceedsMaxRefuse,
-			wantErr: "the vendor issued a token valid for 1h, longer than provider shared's maxLifetime"},
-		{name: "a token just beyond the tolerance is refused",
-			expires: issued.Add(10*time.Minute + lifetimeTolerance + time.Second),
-			wantErr: "the vendor issued a token valid for 10m6s, longer than provider shared's maxLifetime of 10m"},
-		{name: "a placeholder expiry in the year 9000 is refused and told by its date",
-			expires: time.Date(9000, 1, 1, 0, 0, 0, 0, time.UTC),
-			wantErr: "the vendor issued a token valid until 9000-01-01T00:00:00Z, longer than provider shared's maxLifetime of 10m"},
-		{name: "under RenewAtMax a longer token is kept, recorded as expiring at maxLifetime, with the vendor's expiry",
-			expires: issued.Add(time.Hour), policy: v1alpha1.LifetimeExceedsMaxRenewAtMax,
-			want: issued.Add(10 * time.Minute), wantVendor: issued.Add(time.Hour)},
-		{name: "under RenewAtMax a token within maxLifetime keeps its own expiry",
-			expires: issued.Add(10 * time.Minute), policy: v1alpha1.LifetimeExceedsMaxRenewAtMax,
-			want: issued.Add(10 * time.Minute)},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tok := provider.Token{Value: secret, IssuedAt: issued, ExpiresAt: tt.expires}
-			got, err := holdToMaxLifetime(tok, issued.Add(tt.callFor), "shared", 10*time.Minute, tt.policy)
-			if tt.wantErr != "" {
-				var perr *provider.Error
-				if !errors.As(err, &perr) {
-					t.Fatalf("holdToMaxLifetime kept the token (expires %s), want it refused", got.ExpiresAt)
-				}
-				if perr.Reason != v1alpha1.ReasonLifetimeExceedsMax || !perr.Permanent {
-					t.Errorf("refused with reason %s (permanent %t), want permanent %s", perr.Reason, perr.Permanent, v1alpha1.ReasonLifetimeExceedsMax)
-				}
-				if !strings.Contains(perr.Message, tt.wantErr) {
-					t.Errorf("message %q does not contain %q", perr.Message, tt.wantErr)
-				}
-				if strings.Contains(perr.Error(), secret) || got.Value != "" {
-					t.Error("the refusal carries the token")
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("holdToMaxLifetime refused the token: %v", err)
-			}
-			if !got.ExpiresAt.Equal(tt.want) || !got.VendorExpiresAt.Equal(tt.wantVendor) || got.Value != secret || !got.IssuedAt.Equal(issued) {
-				t.Errorf("kept token expires %s (vendor %s), want %s (vendor %s)", got.ExpiresAt, got.VendorExpiresAt, tt.want, tt.wantVendor)
-			}
-		})
 	}
 }
 
@@ -216,7 +123,7 @@ func TestLifetimeNoteSaysAStoredTokenRenewsAtTheCap(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := prov.lifetimeNote(lifetimeRequest(tt.req), tt.stored); got != tt.note {
+			if got := lifetimeNote(prov, lifetimeRequest(tt.req), tt.stored); got != tt.note {
 				t.Errorf("lifetimeNote = %q, want %q", got, tt.note)
 			}
 		})

@@ -13,7 +13,7 @@ import (
 // what deleted objects left goes with them.
 type memoryCollector struct {
 	held                              atomic.Pointer[heldTokens]
-	clients                           atomic.Pointer[httpClients]
+	clients                           atomic.Pointer[httpClientCounter]
 	heldBytes, httpClients, caBundles *prometheus.Desc
 }
 
@@ -43,18 +43,25 @@ func (c *memoryCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	if clients := c.clients.Load(); clients != nil {
-		n, _, pools := clients.size()
+		n, _, pools := (*clients).HTTPClientCounts()
 		ch <- prometheus.MustNewConstMetric(c.httpClients, prometheus.GaugeValue, float64(n))
 		ch <- prometheus.MustNewConstMetric(c.caBundles, prometheus.GaugeValue, float64(pools))
 	}
 }
 
+// httpClientCounter counts the vendor HTTP clients and parsed CA bundles
+// kept: the Issuer does.
+type httpClientCounter interface {
+	HTTPClientCounts() (clients, limiters, pools int)
+}
+
 // observeMemory points the memory series at a reconciler's held tokens and
-// HTTP clients (a manager restarted in one process replaces them).
-func (m *Metrics) observeMemory(held *heldTokens, clients *httpClients) {
+// its Issuer's HTTP clients (a manager restarted in one process replaces
+// them).
+func (m *Metrics) observeMemory(held *heldTokens, clients httpClientCounter) {
 	if m == nil {
 		return
 	}
 	m.memory.held.Store(held)
-	m.memory.clients.Store(clients)
+	m.memory.clients.Store(&clients)
 }

@@ -68,18 +68,6 @@ func DefaultRenewMargin(lifetime time.Duration) time.Duration {
 	return min(max(lifetime/3, MinDefaultRenewMargin), lifetime/2)
 }
 
-// GrantedLifetime is the lifetime asked of the vendor: the request's, but
-// no more than the provider's maxLifetime (limit), so a namespace cannot hold
-// a token minted with a shared credential for longer than the platform
-// allows. It is part of the input hash: lowering maxLifetime below a
-// request's lifetime re-issues that request's token, and nothing else.
-func GrantedLifetime(requested, limit time.Duration) time.Duration {
-	if limit > 0 && requested > limit {
-		return limit
-	}
-	return requested
-}
-
 // StoredToken is what the written Secret records about the token it holds.
 // The Secret, not the status, is the source of truth: it is written first,
 // so after a crash it tells whether a token was already issued.

@@ -8,24 +8,23 @@ import (
 	"time"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/issuance"
 )
 
 // policyInput gathers what Decide needs. A failed vendor call delays the
 // next attempt while it is newer than the stored token and the spec has not
 // changed since.
-func (r *EmbedTokenRequestReconciler) policyInput(etr *v1alpha1.EmbedTokenRequest, o *outcome, prov *resolvedProvider) PolicyInput {
+func (r *EmbedTokenRequestReconciler) policyInput(etr *v1alpha1.EmbedTokenRequest, o *outcome, prov *issuance.Provider) PolicyInput {
 	in := PolicyInput{
 		Stored:         o.stored,
-		InputHash:      inputHash(etr, prov.lifetime(etr)),
+		InputHash:      inputHash(etr, grantedLifetime(prov, etr)),
 		RefreshRequest: etr.Annotations[v1alpha1.RefreshAnnotation],
 		Renew:          r.renewPolicy(etr),
 		Seed:           string(etr.UID),
 		// The zero value is the default: only a manager option lowers it.
 		MinRefreshInterval: cmp.Or(r.MinRefreshInterval, DefaultMinRefreshInterval),
 	}
-	if prov != nil {
-		in.CredentialsVersion = prov.credentialsVersion
-	}
+	in.CredentialsVersion = prov.RotationVersion()
 	st := etr.Status
 	if st.FailedAttempts > 0 && st.RenewAt != nil && st.LastFailureTime != nil && st.LastFailure != nil && vendorFailureReasons[st.LastFailure.Reason] &&
 		st.ObservedGeneration == etr.Generation && st.LastFailureTime.Time.After(o.stored.IssuedAt) {

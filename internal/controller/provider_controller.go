@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/issuance"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 	"github.com/embedtokens/embed-token-operator/internal/requestpolicy"
 )
@@ -39,13 +40,13 @@ type ProviderReconciler struct {
 	// with the request reconciler; nil compiles them on every use.
 	Policies *requestpolicy.Cache
 	// Memory, when set, is told when a provider is gone and each time one
-	// is reconciled, so what the request reconciler keeps for it goes.
+	// is reconciled, so what the issuance path keeps for it goes.
 	Memory ProviderMemory
 }
 
-// ProviderMemory is what the request reconciler keeps in memory for each
-// provider it has used: an HTTP client, a rate limiter, a parsed CA bundle,
-// credentials. The provider reconciler drives its release: it sees a
+// ProviderMemory is what the issuance path (issuance.Issuer) keeps in
+// memory for each provider it has used: an HTTP client, a rate limiter, a
+// parsed CA bundle, credentials. The provider reconciler drives its release: it sees a
 // provider go, and sees every provider at least once per RecheckInterval,
 // whether or not any request still uses it.
 type ProviderMemory interface {
@@ -81,7 +82,7 @@ func SetupProviderReconcilers(mgr ctrl.Manager, providers map[string]provider.Pr
 // Reconcile validates the provider and patches its Ready condition.
 func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	obj, spec, status := r.newObject()
-	key := requestpolicy.Key{Kind: providerKind(obj), Namespace: req.Namespace, Name: req.Name}
+	key := requestpolicy.Key{Kind: issuance.Key(obj).Kind, Namespace: req.Namespace, Name: req.Name}
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.Policies.Forget(key)
@@ -96,7 +97,7 @@ func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	}
 	before := status.DeepCopy()
 
-	creds := credentialReader{reader: r.APIReader, namespace: obj.GetNamespace(), clusterScoped: r.ClusterScoped}
+	creds := issuance.NewCredentialReader(r.APIReader, obj.GetNamespace(), r.ClusterScoped)
 	ready := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonValid,
 		Message: "The configuration is valid and its credentials resolve", ObservedGeneration: obj.GetGeneration()}
 	// Validation reads the credentials; none of them may reach the condition.
@@ -109,7 +110,7 @@ func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	}
 	status.Vendor = spec.Vendor()
 	status.ObservedGeneration = obj.GetGeneration()
-	if version, err := creds.version(ctx, credentialRefs(spec, r.Providers[spec.Vendor()])); err == nil {
+	if version, err := creds.Version(ctx, credentialRefs(spec, r.Providers[spec.Vendor()])); err == nil {
 		status.CredentialsVersion = version
 	}
 	meta.SetStatusCondition(&status.Conditions, ready)

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/issuance"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 )
 
@@ -106,8 +107,8 @@ func tokenIn(secret *corev1.Secret) string {
 // replacedToken is the token a new one is about to replace, read uncached
 // because the cache holds no token values; only a vendor that can revoke
 // it needs it, so other vendors cost no read.
-func (r *EmbedTokenRequestReconciler) replacedToken(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, secret *metav1.PartialObjectMetadata, prov *resolvedProvider) string {
-	if _, ok := prov.impl.(provider.Revoker); !ok || secret == nil {
+func (r *EmbedTokenRequestReconciler) replacedToken(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, secret *metav1.PartialObjectMetadata, prov *issuance.Provider) string {
+	if !prov.CanRevoke() || secret == nil {
 		return ""
 	}
 	full, err := r.readSecret(ctx, etr)
@@ -121,11 +122,11 @@ func (r *EmbedTokenRequestReconciler) replacedToken(ctx context.Context, etr *v1
 // writeSecret stores a newly issued token, creating the Secret or updating it
 // in place so pods that mount it see the new token without a restart. It
 // records the stored token in o; o.issued stays nil when it was not stored.
-func (r *EmbedTokenRequestReconciler) writeSecret(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, secret *metav1.PartialObjectMetadata, tok provider.Token, prov *resolvedProvider, o *outcome) error {
+func (r *EmbedTokenRequestReconciler) writeSecret(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, secret *metav1.PartialObjectMetadata, tok provider.Token, prov *issuance.Provider, o *outcome) error {
 	rec := StoredToken{
 		Present: true, IssuedAt: tok.IssuedAt.UTC().Truncate(time.Second), ExpiresAt: tok.ExpiresAt.UTC().Truncate(time.Second),
-		InputHash: inputHash(etr, prov.lifetime(etr)), RefreshHandled: etr.Annotations[v1alpha1.RefreshAnnotation],
-		CredentialsVersion: prov.credentialsVersion, VendorExpiresAt: tok.VendorExpiresAt.UTC().Truncate(time.Second),
+		InputHash: inputHash(etr, grantedLifetime(prov, etr)), RefreshHandled: etr.Annotations[v1alpha1.RefreshAnnotation],
+		CredentialsVersion: prov.RotationVersion(), VendorExpiresAt: tok.VendorExpiresAt.UTC().Truncate(time.Second),
 	}
 	err := r.putToken(ctx, etr, secret, tok.Value, rec)
 	if secret == nil && apierrors.IsAlreadyExists(err) {
@@ -178,11 +179,11 @@ func writeRefused(err error) bool {
 // call per backoff rather than one per retry. The API server's message,
 // which an admission webhook writes and might echo the Secret in, is cut
 // and cleared of the token before it reaches the status.
-func (r *EmbedTokenRequestReconciler) discard(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, tok provider.Token, prov *resolvedProvider,
+func (r *EmbedTokenRequestReconciler) discard(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, tok provider.Token, prov *issuance.Provider,
 	writeErr error, o *outcome) {
 	name := etr.TargetSecretName()
 	log.FromContext(ctx).Info("The API server refused the Secret write; the token is discarded", "embedTokenRequest", klog.KObj(etr),
-		"secret", name, "reason", apierrors.ReasonForError(writeErr), "vendor", prov.vendor, "digest", tok.Digest())
+		"secret", name, "reason", apierrors.ReasonForError(writeErr), "vendor", prov.Vendor(), "digest", tok.Digest())
 	r.revoke(ctx, etr, prov, tok.Value, "discarded")
 	o.failedAt = r.Clock.Now() // the backoff counts from now, as after a failed vendor call
 	o.fail(provider.Redact(provider.Permanent(v1alpha1.ReasonSecretWriteRefused,

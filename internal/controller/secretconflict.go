@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/issuance"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 )
 
@@ -56,7 +57,7 @@ func (r *EmbedTokenRequestReconciler) readSecret(ctx context.Context, etr *v1alp
 // reported as SecretConflict; the token already issued for it is revoked
 // where the vendor can, and nil is returned.
 func (r *EmbedTokenRequestReconciler) createConflict(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, tok provider.Token,
-	prov *resolvedProvider, o *outcome) (*corev1.Secret, error) {
+	prov *issuance.Provider, o *outcome) (*corev1.Secret, error) {
 	existing, err := r.readSecret(ctx, etr)
 	if err == nil && metav1.IsControlledBy(existing, etr) {
 		return existing, nil

@@ -17,6 +17,7 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/eventwriter"
+	"github.com/embedtokens/embed-token-operator/internal/issuance"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 	"github.com/embedtokens/embed-token-operator/internal/provider/egress"
 	"github.com/embedtokens/embed-token-operator/internal/requestpolicy"
@@ -71,7 +72,7 @@ type Options struct {
 	// MaxConcurrentReconciles bounds parallel EmbedTokenRequest reconciles.
 	MaxConcurrentReconciles int
 	// MaxVendorTimeout caps each vendor call whatever a provider's
-	// spec.timeout says; DefaultMaxVendorTimeout when zero.
+	// spec.timeout says; issuance.DefaultMaxVendorTimeout when zero.
 	MaxVendorTimeout time.Duration
 	// Clock defaults to the real clock.
 	Clock clock.PassiveClock
@@ -118,10 +119,41 @@ type Options struct {
 	// and burst) one namespace may spend issuing tokens;
 	// DefaultNamespaceWriteShare when zero.
 	NamespaceWriteShare float64
+	// Issuer, when set, is the issuance path the request reconciler
+	// shares with the token endpoint; it must have been built by NewIssuer
+	// for the same manager and options. Setup builds one when nil.
+	Issuer *issuance.Issuer
 	// Templates holds compiled EmbedTokenTemplates, for the template
 	// reconciler and the token endpoint to share; a new one of
 	// template.DefaultCacheSize when nil.
 	Templates *template.Cache
+}
+
+// NewIssuer builds the issuance path for mgr as opts configure it: the
+// one the request reconciler (Setup) and the token endpoint share, so
+// their vendor calls count against the same caps and rate limits.
+func NewIssuer(mgr ctrl.Manager, opts Options) (*issuance.Issuer, error) {
+	reg := opts.MetricsRegisterer
+	if reg == nil {
+		reg = ctrlmetrics.Registry
+	}
+	m, err := NewMetrics(reg, mgr.GetCache())
+	if err != nil {
+		return nil, fmt.Errorf("registering metrics: %w", err)
+	}
+	return issuance.New(issuance.Options{
+		Client:           mgr.GetClient(),
+		APIReader:        mgr.GetAPIReader(),
+		Providers:        opts.Providers,
+		Policies:         requestpolicy.NewCache(),
+		Workers:          max(opts.MaxConcurrentReconciles, 1),
+		MaxVendorTimeout: opts.MaxVendorTimeout,
+		WatchNamespaces:  opts.WatchNamespaces,
+		Egress:           egress.NewPolicy(opts.AllowVendorCIDRs...).WithOwnPorts(egress.LocalAddrs(), opts.OwnPorts...),
+		VendorResolver:   opts.VendorResolver,
+		Metrics:          m,
+		Clock:            opts.Clock,
+	}), nil
 }
 
 // Setup registers every controller of the operator with mgr, so the binary
@@ -145,21 +177,22 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if err := mgr.Add(recorder); err != nil {
 		return fmt.Errorf("adding the event writer: %w", err)
 	}
-	policies := requestpolicy.NewCache()
+	issuer := opts.Issuer
+	if issuer == nil {
+		if issuer, err = NewIssuer(mgr, opts); err != nil {
+			return err
+		}
+	}
 	requests := &EmbedTokenRequestReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
 		Recorder:                recorder,
 		Clock:                   opts.Clock,
-		Providers:               opts.Providers,
+		Issuer:                  issuer,
 		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
-		MaxVendorTimeout:        cmp.Or(opts.MaxVendorTimeout, DefaultMaxVendorTimeout),
 		Metrics:                 m,
 		WatchNamespaces:         opts.WatchNamespaces,
 		Sharded:                 opts.WatchLabelSelector != nil && !opts.WatchLabelSelector.Empty(),
-		Policies:                policies,
-		Egress:                  egress.NewPolicy(opts.AllowVendorCIDRs...).WithOwnPorts(egress.LocalAddrs(), opts.OwnPorts...),
-		VendorResolver:          opts.VendorResolver,
 		MinRenewInterval:        opts.MinRenewInterval,
 		MinRefreshInterval:      opts.MinRefreshInterval,
 		NamespaceWrites: NamespaceWriteBudget(mgr.GetConfig().QPS, mgr.GetConfig().Burst,
@@ -171,11 +204,11 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if opts.Templates == nil {
 		opts.Templates = template.NewCache(0)
 	}
-	templates := &EmbedTokenTemplateReconciler{Client: mgr.GetClient(), Providers: requestProviderChecker{requests},
+	templates := &EmbedTokenTemplateReconciler{Client: mgr.GetClient(), Providers: issuerChecker{issuer},
 		Templates: opts.Templates, WatchNamespaces: opts.WatchNamespaces}
 	if err := templates.SetupWithManager(mgr); err != nil {
 		return err
 	}
 	return SetupProviderReconcilers(mgr, opts.Providers, cmp.Or(opts.CredentialCheckInterval, DefaultCredentialCheckInterval),
-		len(opts.WatchNamespaces) == 0, policies, requests)
+		len(opts.WatchNamespaces) == 0, issuer.Policies(), issuer)
 }

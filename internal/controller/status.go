@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/issuance"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 )
 
@@ -337,7 +338,7 @@ func (o *outcome) notes(st *v1alpha1.EmbedTokenRequestStatus) string {
 	if st.IssuedAt != nil && st.ExpiresAt != nil {
 		if granted := st.ExpiresAt.Sub(st.IssuedAt.Time); granted < o.minRenewInterval {
 			notes = append(notes, fmt.Sprintf("the vendor granted %s, less than the minimum renewal interval of %s, so the token is renewed only after it expired",
-				formatDuration(granted), formatDuration(o.minRenewInterval)))
+				issuance.FormatDuration(granted), issuance.FormatDuration(o.minRenewInterval)))
 		}
 	}
 	return noteSuffix(strings.Join(notes, "; "))

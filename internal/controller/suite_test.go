@@ -27,6 +27,7 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/controller"
+	"github.com/embedtokens/embed-token-operator/internal/issuance"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 	"github.com/embedtokens/embed-token-operator/internal/provider/egress"
 	"github.com/embedtokens/embed-token-operator/internal/provider/egress/egresstest"
@@ -166,6 +167,15 @@ func (p grantingQrvey) Issue(ctx context.Context, req provider.Request) (provide
 // function that stops it. A zero logger is the suite's, a zero syncTimeout
 // controller-runtime's default.
 func startOperator(restCfg *rest.Config, logger logr.Logger, syncTimeout time.Duration, opts controller.Options) context.CancelFunc {
+	stop, _ := startOperatorWithIssuer(restCfg, logger, syncTimeout, opts)
+	return stop
+}
+
+// startOperatorWithIssuer is startOperator, also returning the Issuer the
+// manager's reconciler shares, as cmd/main.go shares it with the token
+// endpoint.
+func startOperatorWithIssuer(restCfg *rest.Config, logger logr.Logger, syncTimeout time.Duration,
+	opts controller.Options) (context.CancelFunc, *issuance.Issuer) {
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:     scheme,
 		Logger:     logger,
@@ -174,8 +184,10 @@ func startOperator(restCfg *rest.Config, logger logr.Logger, syncTimeout time.Du
 		Controller: config.Controller{SkipNameValidation: ptr.To(true), CacheSyncTimeout: syncTimeout},
 	})
 	Expect(err).NotTo(HaveOccurred())
+	opts.Issuer, err = controller.NewIssuer(mgr, opts)
+	Expect(err).NotTo(HaveOccurred())
 	Expect(controller.Setup(mgr, opts)).To(Succeed())
-	return runManager(mgr)
+	return runManager(mgr), opts.Issuer
 }
 
 // runManager starts mgr and returns a function that stops it and waits,

@@ -86,7 +86,7 @@ func (n *namespaceLimiters) limiter(namespace string, now time.Time) *rate.Limit
 // writeTurn is how long after now key's turn under its namespace's write
 // budget l comes, reserving one if key holds none. The budget is the
 // namespace's own, so no lane shares it out further.
-func (f *fairness) writeTurn(key types.NamespacedName, l *rate.Limiter, now time.Time) time.Duration {
-	wait, _, _ := f.writeTickets.claim(key, l, "", now)
+func (f *requestGates) writeTurn(key types.NamespacedName, l *rate.Limiter, now time.Time) time.Duration {
+	wait, _, _ := f.writeTickets.Claim(key, l, "", now)
 	return wait
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/embedtokens/embed-token-operator/internal/fairness"
 )
 
 func TestNamespaceWriteBudget(t *testing.T) {
@@ -33,7 +35,7 @@ func TestNamespaceWriteBudget(t *testing.T) {
 }
 
 func TestAFloodingNamespaceWaitsForItsShareWhileAnotherIssuesAtOnce(t *testing.T) {
-	f := newFairness(10, WriteBudget{QPS: 25, Burst: 50})
+	f := newRequestGates(fairness.NewGates(10, nil), WriteBudget{QPS: 25, Burst: 50})
 	now := t0
 	var waits []time.Duration
 	for i := range 100 {
@@ -53,7 +55,7 @@ func TestAFloodingNamespaceWaitsForItsShareWhileAnotherIssuesAtOnce(t *testing.T
 }
 
 func TestNoWriteBudgetNeverWaits(t *testing.T) {
-	f := newFairness(10, WriteBudget{})
+	f := newRequestGates(fairness.NewGates(10, nil), WriteBudget{})
 	for i := range 1000 {
 		k := types.NamespacedName{Namespace: "flood", Name: fmt.Sprintf("r%04d", i)}
 		if w := f.writeTurn(k, f.writes.limiter("flood", t0), t0); w != 0 {

@@ -431,6 +431,9 @@ func TestDocumentedTemplatesCompile(t *testing.T) {
 			params := map[string]string{}
 			for _, name := range c.Parameters() {
 				params[name] = "alice"
+				if name == "email" { // Sigma's sub must be an address
+					params[name] = "alice@acme.example"
+				}
 			}
 			if _, err := c.Fill(params, Caller{Namespace: "shop"}, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}); err != nil {
 				t.Errorf("%s: %v", path, err)

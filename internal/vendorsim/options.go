@@ -66,6 +66,16 @@ type Options struct {
 	// DomoDeniedEmbedIDs are embed IDs the API client may not see: Domo
 	// leaves them out of the embed token's emb claim.
 	DomoDeniedEmbedIDs []string
+	// LookerEmbedSecret is the only embed secret Looker's signed embed URLs
+	// may be signed with. Empty means DefaultLookerEmbedSecret.
+	LookerEmbedSecret string
+	// SigmaClientID and SigmaSecret are the only embed credentials Sigma's
+	// embed JWTs may be signed with. Empty means DefaultSigmaClientID/Secret.
+	SigmaClientID, SigmaSecret string
+	// TableauClientID, TableauSecretID and TableauSecretValue are the only
+	// connected app whose JWTs Tableau redeems. Empty means the
+	// DefaultTableau* constants.
+	TableauClientID, TableauSecretID, TableauSecretValue string
 	// Superset configures the simulated Apache Superset.
 	Superset SupersetOptions
 }

@@ -49,6 +49,8 @@ type Server struct {
 	// powerBIProfiles maps Power BI embed tokens to the profile they were
 	// generated as.
 	powerBIProfiles map[string]string
+	// looker, sigma and tableau are the nonces and jtis already redeemed.
+	looker, sigma, tableau usedOnce
 
 	lifeMu    sync.Mutex
 	srv       *http.Server
@@ -159,6 +161,9 @@ func New(opts Options) *Server {
 		supersetLoginEndpoint(s, opts),
 		supersetCSRFEndpoint(s),
 		supersetGuestEndpoint(s, opts),
+		lookerEndpoint(s, opts),
+		sigmaEndpoint(s, opts),
+		tableauEndpoint(s, opts),
 	} {
 		handle := s.serveVendor(e)
 		pattern := e.path
@@ -186,8 +191,9 @@ func New(opts Options) *Server {
 
 // Vendors lists the vendors the simulator serves, by the name its call log
 // gives them: the operator's vendor name (qrvey, qlikCloud, boldBI, oauth2,
-// powerBI, superset) where the vendor has its own block, else the product's
-// (thoughtspot and domo, which the generic http block reaches). Tests check
+// powerBI, superset, looker, sigma) where the vendor has its own block, else
+// the product's (thoughtspot and domo, which the generic http block reaches,
+// and tableau, whose connected-app JWTs the jwt block signs). Tests check
 // it against the vendors the operator supports.
 func (s *Server) Vendors() []string { return slices.Clone(s.vendors) }
 
@@ -291,6 +297,9 @@ func (s *Server) Reset() {
 	defer s.mu.Unlock()
 	s.calls, s.issued, s.tokens, s.fault = nil, 0, map[string]tokenRecord{}, nil
 	s.powerBIProfiles = map[string]string{}
+	s.looker.reset()
+	s.sigma.reset()
+	s.tableau.reset()
 }
 
 // Validate reports whether token was issued by this server and has not

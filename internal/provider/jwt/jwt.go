@@ -7,8 +7,10 @@
 // the connected app's secret value, keyID the secret ID, headers
 // {"iss": "<client ID>"}, issuer the client ID, audience "tableau",
 // maxLifetime 9m (Tableau rejects an exp more than 10 minutes ahead of its
-// clock; the minute spare absorbs clock skew), and in the request subject the
-// Tableau username and claims {"scp": ["tableau:views:embed"]}.
+// clock; the minute spare absorbs clock skew), singleUse true (Tableau
+// accepts each jti once, so tokens are served by the token endpoint, one per
+// call), and in the template subject the Tableau username and claims
+// {"scp": ["tableau:views:embed"]}.
 //
 // Metabase static embedding: algorithm HS256, signingKeySecretRef the
 // embedding secret key, and in the request claims
@@ -77,7 +79,7 @@ var methods = map[string]jwt.SigningMethod{
 }
 
 // Provider is the signed-JWT implementation of provider.Provider,
-// provider.ConfigValidator and provider.ConfigWarner. Its only state is the
+// provider.ConfigValidator, provider.ConfigWarner and provider.SingleUser. Its only state is the
 // cache of parsed signing keys, so a key is parsed once, not per token.
 type Provider struct {
 	keys *keyCache
@@ -89,6 +91,13 @@ func New() *Provider { return &Provider{keys: newKeyCache(maxCachedKeys)} }
 // SecretRefs implements provider.Provider: the references of spec.jwt.
 func (p *Provider) SecretRefs(config *v1alpha1.EmbedProviderSpec) []v1alpha1.SecretKeySelector {
 	return provider.SecretRefsIn(config.JWT)
+}
+
+// SingleUse implements provider.SingleUser: every token carries a new jti,
+// and a provider declaring singleUse signs for a vendor that accepts each
+// jti once (Tableau connected apps).
+func (p *Provider) SingleUse(config *v1alpha1.EmbedProviderSpec) bool {
+	return config.JWT != nil && config.JWT.SingleUse
 }
 
 // Validate implements provider.ConfigValidator: it parses the signing key and
@@ -111,6 +120,16 @@ func (p *Provider) ConfigWarnings(ctx context.Context, config *v1alpha1.EmbedPro
 	if config.JWT == nil {
 		return nil
 	}
+	var warnings []string
+	if config.JWT.Audience == "tableau" && !config.JWT.SingleUse {
+		warnings = append(warnings, `audience "tableau" signs Tableau connected-app tokens, which Tableau accepts once each: `+
+			"set singleUse: true and serve them through an EmbedTokenTemplate")
+	}
+	return append(warnings, hmacKeyWarnings(ctx, config, creds)...)
+}
+
+// hmacKeyWarnings warns of an HMAC key ending in whitespace.
+func hmacKeyWarnings(ctx context.Context, config *v1alpha1.EmbedProviderSpec, creds provider.CredentialReader) []string {
 	if _, isHMAC := methods[config.JWT.Algorithm].(*jwt.SigningMethodHMAC); !isHMAC {
 		return nil
 	}

@@ -10,6 +10,9 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -24,6 +27,7 @@ import (
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 	jwtprovider "github.com/embedtokens/embed-token-operator/internal/provider/jwt"
+	"github.com/embedtokens/embed-token-operator/internal/vendorsim"
 	"github.com/embedtokens/embed-token-operator/test/harness/providertest"
 )
 
@@ -294,19 +298,98 @@ func TestValidate(t *testing.T) {
 	providertest.CheckError(t, err, providertest.Want{Reason: v1alpha1.ReasonVendorMismatch, Permanent: true})
 }
 
-// TestSample signs the token config/samples documents and checks it as
-// Tableau would.
+// TestSample signs the token config/samples documents and has the
+// simulator redeem it as Tableau would: once.
 func TestSample(t *testing.T) {
-	prov, etr := providertest.Sample(t, "embedtokens_v1alpha1_embedprovider_jwt.yaml")
+	prov, tpl := providertest.Sample(t, "embedtokens_v1alpha1_embedprovider_jwt.yaml")
+	sim := providertest.StartSim(t, vendorsim.Options{TableauClientID: prov.JWT.Issuer, TableauSecretID: prov.JWT.KeyID, TableauSecretValue: hmacSecret})
 	req := providertest.Request(t, providertest.Creds{"tableau-connected-app/secretValue": hmacSecret}, 0)
-	req.Config, req.Params, req.Lifetime = &prov, &etr.VendorParams, etr.Lifetime.Duration
+	tpl.JWT.Subject = "alice@example.com"
+	req.Config, req.Params, req.Lifetime = &prov, &tpl.VendorParams, tpl.Lifetime.Duration
 	providertest.CheckError(t, jwtprovider.New().Validate(context.Background(), req.Config, req.Credentials), providertest.Want{})
+	if !provider.IsSingleUse(jwtprovider.New(), req.Config) {
+		t.Error("the Tableau sample is not single-use")
+	}
 	tok, err := jwtprovider.New().Issue(context.Background(), req)
 	providertest.CheckError(t, err, providertest.Want{}, hmacSecret)
 	claims, header := verify(t, tok.Value, "HS256", []byte(hmacSecret))
 	if header["kid"] != prov.JWT.KeyID || header["iss"] != prov.JWT.Issuer || claims["aud"] != "tableau" || claims["sub"] != "alice@example.com" ||
-		claims["scp"] == nil || !tok.ExpiresAt.Equal(providertest.Epoch.Add(9*time.Minute)) {
+		claims["scp"] == nil || !tok.ExpiresAt.Equal(providertest.Epoch.Add(5*time.Minute)) {
 		t.Errorf("header %v claims %v expires %v", header, claims, tok.ExpiresAt)
+	}
+	for i, want := range []int{http.StatusOK, http.StatusForbidden} {
+		if got := redeemTableau(t, sim.URL(), tok.Value); got != want {
+			t.Errorf("redemption %d: status %d, want %d", i+1, got, want)
+		}
+	}
+	again, err := jwtprovider.New().Issue(context.Background(), req)
+	providertest.CheckError(t, err, providertest.Want{}, hmacSecret)
+	if got := redeemTableau(t, sim.URL(), again.Value); got != http.StatusOK {
+		t.Errorf("a second token: status %d, want 200", got)
+	}
+}
+
+// TestTableauSimulatorChecks has the simulator refuse tokens Tableau would.
+func TestTableauSimulatorChecks(t *testing.T) {
+	sim := providertest.StartSim(t, vendorsim.Options{TableauClientID: "client-id", TableauSecretID: "secret-id", TableauSecretValue: hmacSecret})
+	base := v1alpha1.JWTProvider{KeyID: "secret-id", Issuer: "client-id", Audience: "tableau",
+		MaxLifetime: &metav1.Duration{Duration: 9 * time.Minute}, SingleUse: true}
+	scp := raw(`{"scp":["tableau:views:embed"]}`)
+	tests := []struct {
+		name   string
+		edit   func(*v1alpha1.JWTProvider)
+		claims *apiextensionsv1.JSON
+		want   int
+	}{
+		{"the documented preset is redeemed", nil, scp, http.StatusOK},
+		{"an exp more than 10 minutes ahead is refused", func(c *v1alpha1.JWTProvider) { c.MaxLifetime = nil }, scp, http.StatusUnauthorized},
+		{"another audience is refused", func(c *v1alpha1.JWTProvider) { c.Audience = "tableau-server" }, scp, http.StatusUnauthorized},
+		{"another secret ID is refused", func(c *v1alpha1.JWTProvider) { c.KeyID = "old-secret" }, scp, http.StatusUnauthorized},
+		{"another client ID is refused", func(c *v1alpha1.JWTProvider) { c.Issuer = "other" }, scp, http.StatusUnauthorized},
+		{"a token without the embed scope is refused", nil, raw(`{"scp":["tableau:content:read"]}`), http.StatusUnauthorized},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := base
+			if tc.edit != nil {
+				tc.edit(&cfg)
+			}
+			req := request(t, "HS256", "hmac", cfg, v1alpha1.JWTParams{Subject: "alice", Claims: tc.claims})
+			req.Lifetime = time.Hour
+			tok, err := jwtprovider.New().Issue(context.Background(), req)
+			providertest.CheckError(t, err, providertest.Want{})
+			if got := redeemTableau(t, sim.URL(), tok.Value); got != tc.want {
+				t.Errorf("status %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+func redeemTableau(t *testing.T, base, token string) int {
+	t.Helper()
+	resp, err := http.Get(base + vendorsim.TableauSessionPath + "?token=" + url.QueryEscape(token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close() //nolint:errcheck // test
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}
+
+// TestSingleUse: only a provider declaring singleUse is single-use.
+func TestSingleUse(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		config *v1alpha1.EmbedProviderSpec
+		want   bool
+	}{
+		{"singleUse true", &v1alpha1.EmbedProviderSpec{VendorConfig: v1alpha1.VendorConfig{JWT: &v1alpha1.JWTProvider{SingleUse: true}}}, true},
+		{"singleUse unset", &v1alpha1.EmbedProviderSpec{VendorConfig: v1alpha1.VendorConfig{JWT: &v1alpha1.JWTProvider{Audience: "tableau"}}}, false},
+		{"no jwt block", &v1alpha1.EmbedProviderSpec{}, false},
+	} {
+		if got := provider.IsSingleUse(jwtprovider.New(), tc.config); got != tc.want {
+			t.Errorf("%s: IsSingleUse = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
 
@@ -397,6 +480,14 @@ func TestConfigWarnings(t *testing.T) {
 	}
 	if got := jwtprovider.New().ConfigWarnings(context.Background(), &v1alpha1.EmbedProviderSpec{}, creds); got != nil {
 		t.Errorf("warnings without spec.jwt: %q", got)
+	}
+	for singleUse, want := range map[bool]int{false: 1, true: 0} {
+		config := &v1alpha1.EmbedProviderSpec{VendorConfig: v1alpha1.VendorConfig{JWT: &v1alpha1.JWTProvider{
+			Algorithm: "HS256", SigningKeySecretRef: providertest.Ref("k/clean"), Audience: "tableau", SingleUse: singleUse}}}
+		if got := jwtprovider.New().ConfigWarnings(context.Background(), config, creds); len(got) != want ||
+			want == 1 && !strings.Contains(got[0], "singleUse: true") {
+			t.Errorf("audience tableau, singleUse %v: warnings %q", singleUse, got)
+		}
 	}
 
 	// The warning changes nothing: the key is signed with as it is.

@@ -9,10 +9,12 @@ import (
 	"github.com/embedtokens/embed-token-operator/internal/provider/boldbi"
 	"github.com/embedtokens/embed-token-operator/internal/provider/httpprovider"
 	jwtprovider "github.com/embedtokens/embed-token-operator/internal/provider/jwt"
+	"github.com/embedtokens/embed-token-operator/internal/provider/looker"
 	"github.com/embedtokens/embed-token-operator/internal/provider/oauth2"
 	"github.com/embedtokens/embed-token-operator/internal/provider/powerbi"
 	"github.com/embedtokens/embed-token-operator/internal/provider/qlikcloud"
 	"github.com/embedtokens/embed-token-operator/internal/provider/qrvey"
+	"github.com/embedtokens/embed-token-operator/internal/provider/sigma"
 	"github.com/embedtokens/embed-token-operator/internal/provider/superset"
 )
 
@@ -31,5 +33,7 @@ func All() map[string]provider.Provider {
 		v1alpha1.VendorHTTP:      httpprovider.New(),
 		v1alpha1.VendorPowerBI:   powerbi.New(),
 		v1alpha1.VendorSuperset:  superset.New(),
+		v1alpha1.VendorLooker:    looker.New(),
+		v1alpha1.VendorSigma:     sigma.New(),
 	}
 }

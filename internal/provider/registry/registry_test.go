@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/provider"
 	"github.com/embedtokens/embed-token-operator/internal/provider/registry"
 	"github.com/embedtokens/embed-token-operator/internal/vendorsim"
 )
@@ -25,15 +26,17 @@ const root = "../../.."
 // notSimulated are the vendors the simulator has no endpoint of their own
 // for, and why. Keep it tiny: every vendor that calls a server is simulated.
 var notSimulated = map[string]string{
-	v1alpha1.VendorJWT:  "signs tokens locally: there is no server to simulate",
+	v1alpha1.VendorJWT:  "signs tokens locally: the simulator redeems its Tableau tokens as \"tableau\", a product, not a block",
 	v1alpha1.VendorHTTP: "generic: its samples call the simulated products' own endpoints (thoughtspot, qrvey, boldBI, domo)",
 }
 
 // TestEveryVendorIsComplete fails when a vendor of the API (a block of the
 // unions; api/v1alpha1/vendors_test.go checks the API's own lists) is
 // missing from anything outside the API that must know it: the registry,
-// the provider's Secret references, the simulator, the samples, its guide
-// under docs/vendors and its row in the README's vendor table.
+// the provider's Secret references, the simulator, the samples (a request,
+// or for a vendor whose tokens are always single-use a template and no
+// request), its guide under docs/vendors and its row in the README's vendor
+// table.
 func TestEveryVendorIsComplete(t *testing.T) {
 	providers := registry.All()
 	simulated := vendorsim.New(vendorsim.Options{}).Vendors()
@@ -51,7 +54,14 @@ func TestEveryVendorIsComplete(t *testing.T) {
 			if _, exempt := notSimulated[v]; !exempt && !slices.Contains(simulated, v) {
 				t.Errorf("internal/vendorsim serves %v, not %s", simulated, v)
 			}
-			for _, kind := range []string{"EmbedProvider", "EmbedTokenRequest"} {
+			kinds := []string{"EmbedProvider", "EmbedTokenRequest"}
+			if impl, ok := providers[v]; ok && provider.IsSingleUse(impl, spec) {
+				kinds[1] = "EmbedTokenTemplate"
+				if samples["EmbedTokenRequest"][v] {
+					t.Errorf("an EmbedTokenRequest under config/samples sets %s, whose tokens are single-use and cannot be stored", v)
+				}
+			}
+			for _, kind := range kinds {
 				if !samples[kind][v] {
 					t.Errorf("no %s under config/samples sets %s", kind, v)
 				}
@@ -157,7 +167,7 @@ func sampleBlocks(t *testing.T) map[string]map[string]bool {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no samples: %v", err)
 	}
-	out := map[string]map[string]bool{"EmbedProvider": {}, "EmbedTokenRequest": {}}
+	out := map[string]map[string]bool{"EmbedProvider": {}, "EmbedTokenRequest": {}, "EmbedTokenTemplate": {}}
 	for _, f := range files {
 		raw, err := os.ReadFile(f)
 		if err != nil {

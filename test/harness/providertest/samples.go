@@ -18,7 +18,8 @@ import (
 // (internal/provider/<vendor>), where go test runs.
 var samplesDir = filepath.Join("..", "..", "..", "config", "samples")
 
-// Sample reads a config/samples file holding one provider and one request,
+// Sample reads a config/samples file holding one provider and one request
+// or template (whose vendor block and lifetime a request's spec holds too),
 // so vendor tests run the documented samples themselves and the docs cannot
 // drift from working configuration.
 func Sample(t testing.TB, file string) (v1alpha1.EmbedProviderSpec, v1alpha1.EmbedTokenRequestSpec) {
@@ -42,7 +43,7 @@ func Sample(t testing.TB, file string) (v1alpha1.EmbedProviderSpec, v1alpha1.Emb
 			t.Fatalf("sample %s: %v", file, err)
 		}
 		var dst any = &prov
-		if doc.Kind == "EmbedTokenRequest" {
+		if doc.Kind == "EmbedTokenRequest" || doc.Kind == "EmbedTokenTemplate" {
 			dst = &req
 		}
 		if err := json.Unmarshal(doc.Spec, dst); err != nil {

@@ -1,4 +1,4 @@
-package controller
+package issuance
 
 import (
 	"crypto/ecdsa"
@@ -126,9 +126,9 @@ func TestHTTPClientsForgetAndRelease(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := clocktesting.NewFakePassiveClock(start)
 			h := newHTTPClients(0, clk)
-			p := &resolvedProvider{kind: "EmbedProvider", namespace: "team-a", name: "p", uid: "uid-1", generation: 1,
-				spec: &v1alpha1.EmbedProviderSpec{RateLimit: &v1alpha1.RateLimit{RequestsPerSecond: 1}}}
-			if _, err := h.client(p.policyKey(), p.uid, p.generation, time.Second, bundle, egress.Guard{}); err != nil {
+			p := &Provider{Kind: "EmbedProvider", Namespace: "team-a", Name: "p", UID: "uid-1", Generation: 1,
+				Spec: &v1alpha1.EmbedProviderSpec{RateLimit: &v1alpha1.RateLimit{RequestsPerSecond: 1}}}
+			if _, err := h.client(p.Key(), p.UID, p.Generation, time.Second, bundle, egress.Guard{}); err != nil {
 				t.Fatal(err)
 			}
 			h.limiter(p)
@@ -149,9 +149,9 @@ func TestHTTPClientsHoldNothingForDeletedProviders(t *testing.T) {
 	for cycle := range 3 {
 		for i := range 50 {
 			name := fmt.Sprintf("p%d", i)
-			p := &resolvedProvider{kind: "EmbedProvider", namespace: "team-a", name: name, uid: types.UID(fmt.Sprint(cycle, name)),
-				generation: 1, spec: &v1alpha1.EmbedProviderSpec{}}
-			if _, err := h.client(p.policyKey(), p.uid, 1, time.Second, bundle, egress.Guard{}); err != nil {
+			p := &Provider{Kind: "EmbedProvider", Namespace: "team-a", Name: name, UID: types.UID(fmt.Sprint(cycle, name)),
+				Generation: 1, Spec: &v1alpha1.EmbedProviderSpec{}}
+			if _, err := h.client(p.Key(), p.UID, 1, time.Second, bundle, egress.Guard{}); err != nil {
 				t.Fatal(err)
 			}
 			h.limiter(p)

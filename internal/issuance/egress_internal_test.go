@@ -1,4 +1,4 @@
-package controller
+package issuance
 
 import (
 	"context"
@@ -18,15 +18,15 @@ import (
 func TestProviderKindPicksTheEgressScope(t *testing.T) {
 	spec := &v1alpha1.EmbedProviderSpec{}
 	status := &v1alpha1.EmbedProviderStatus{}
-	cluster := newResolvedProvider(&v1alpha1.ClusterEmbedProvider{ObjectMeta: metav1.ObjectMeta{Name: "shared", UID: "same-uid"}},
-		spec, status, credentialReader{clusterScoped: true}, nil)
-	namespaced := newResolvedProvider(&v1alpha1.EmbedProvider{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "own", UID: "same-uid"}},
-		spec, status, credentialReader{namespace: "team-a"}, nil)
+	cluster := newProvider(&v1alpha1.ClusterEmbedProvider{ObjectMeta: metav1.ObjectMeta{Name: "shared", UID: "same-uid"}},
+		spec, status, CredentialReader{clusterScoped: true}, nil)
+	namespaced := newProvider(&v1alpha1.EmbedProvider{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "own", UID: "same-uid"}},
+		spec, status, CredentialReader{namespace: "team-a"}, nil)
 	if cluster.scope != egress.Cluster || namespaced.scope != egress.Namespaced {
 		t.Fatalf("scopes = %v, %v; want ClusterEmbedProvider, EmbedProvider", cluster.scope, namespaced.scope)
 	}
 
-	r := &EmbedTokenRequestReconciler{clients: newHTTPClients(0, clock.RealClock{})}
+	r := &Issuer{clients: newHTTPClients(0, clock.RealClock{})}
 	ctx := context.Background()
 	cc, err := r.httpClient(ctx, cluster)
 	if err != nil {

@@ -1,4 +1,4 @@
-package controller
+package issuance
 
 import (
 	"context"
@@ -16,11 +16,11 @@ import (
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 )
 
-// credentialReader reads credential Secrets uncached, only from namespaces
+// CredentialReader reads credential Secrets uncached, only from namespaces
 // the provider may read: its own for an EmbedProvider, the one named in each
 // reference for a ClusterEmbedProvider. With a cache, it serves values read
 // for the same provider object, generation and credentialsVersion (stamp).
-type credentialReader struct {
+type CredentialReader struct {
 	reader        client.Reader
 	namespace     string
 	clusterScoped bool
@@ -30,8 +30,16 @@ type credentialReader struct {
 	stamp string
 }
 
+// NewCredentialReader reads the credentials of a provider in namespace (an
+// EmbedProvider's) or, when clusterScoped, of a ClusterEmbedProvider,
+// uncached through reader: the provider reconciler validates with it what
+// the issuance path later reads through its cache.
+func NewCredentialReader(reader client.Reader, namespace string, clusterScoped bool) CredentialReader {
+	return CredentialReader{reader: reader, namespace: namespace, clusterScoped: clusterScoped}
+}
+
 // Read implements provider.CredentialReader.
-func (c credentialReader) Read(ctx context.Context, ref v1alpha1.SecretKeySelector) ([]byte, error) {
+func (c CredentialReader) Read(ctx context.Context, ref v1alpha1.SecretKeySelector) ([]byte, error) {
 	ns, err := c.namespaceFor(ref)
 	if err != nil {
 		return nil, err
@@ -47,7 +55,7 @@ func (c credentialReader) Read(ctx context.Context, ref v1alpha1.SecretKeySelect
 }
 
 // read reads ref's key from the Secret in ns.
-func (c credentialReader) read(ctx context.Context, ns string, ref v1alpha1.SecretKeySelector) ([]byte, error) {
+func (c CredentialReader) read(ctx context.Context, ns string, ref v1alpha1.SecretKeySelector) ([]byte, error) {
 	secret := &corev1.Secret{}
 	if err := c.reader.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, secret); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -62,10 +70,10 @@ func (c credentialReader) read(ctx context.Context, ns string, ref v1alpha1.Secr
 	return v, nil
 }
 
-// version fingerprints the resource versions of the Secrets behind refs,
+// Version fingerprints the resource versions of the Secrets behind refs,
 // reading only their metadata, so a rotation is noticed without exposing or
 // hashing the credentials themselves.
-func (c credentialReader) version(ctx context.Context, refs []v1alpha1.SecretKeySelector) (string, error) {
+func (c CredentialReader) Version(ctx context.Context, refs []v1alpha1.SecretKeySelector) (string, error) {
 	h := sha256.New()
 	for _, ref := range refs {
 		ns, err := c.namespaceFor(ref)
@@ -82,7 +90,7 @@ func (c credentialReader) version(ctx context.Context, refs []v1alpha1.SecretKey
 	return hex.EncodeToString(h.Sum(nil)[:8]), nil
 }
 
-func (c credentialReader) namespaceFor(ref v1alpha1.SecretKeySelector) (string, error) {
+func (c CredentialReader) namespaceFor(ref v1alpha1.SecretKeySelector) (string, error) {
 	switch {
 	case c.clusterScoped && ref.Namespace == "":
 		return "", provider.Permanent(v1alpha1.ReasonProviderInvalid, "secret reference %s of a ClusterEmbedProvider must set namespace", ref.Name)

@@ -1,14 +1,11 @@
-package controller
+package issuance
 
 import (
 	"context"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 )
 
@@ -23,9 +20,9 @@ import (
 const MaxTrustedLifetime = 7 * 24 * time.Hour
 
 // capExpiry applies MaxTrustedLifetime to a freshly issued token that was
-// asked for lifetime, keeping the vendor's expiry in VendorExpiresAt.
-func (r *EmbedTokenRequestReconciler) capExpiry(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, tok provider.Token,
-	lifetime time.Duration, now time.Time) provider.Token {
+// asked for lifetime, keeping the vendor's expiry in VendorExpiresAt, and
+// tells c.ExpiryCapped when it did.
+func capExpiry(ctx context.Context, c Call, tok provider.Token, lifetime time.Duration, now time.Time) provider.Token {
 	issued := tok.IssuedAt
 	if issued.IsZero() {
 		issued = now
@@ -37,12 +34,12 @@ func (r *EmbedTokenRequestReconciler) capExpiry(ctx context.Context, etr *v1alph
 	if tok.VendorExpiresAt.IsZero() {
 		tok.VendorExpiresAt = tok.ExpiresAt
 	}
-	stated := tok.VendorExpiresAt.UTC().Format(time.RFC3339)
 	tok.ExpiresAt = limit
-	log.FromContext(ctx).Info("Warning: capping the expiry the vendor stated", "embedTokenRequest", klog.KObj(etr),
-		"digest", tok.Digest(), "statedExpiresAt", stated, "recordedExpiresAt", limit.UTC().Format(time.RFC3339))
-	r.Recorder.Eventf(etr, nil, corev1.EventTypeWarning, v1alpha1.ReasonTokenExpiryCapped, "Issue",
-		"The vendor stated the token expires at %s, further away than the operator trusts; it is recorded as expiring at %s and renewed before then",
-		stated, limit.UTC().Format(time.RFC3339))
+	log.FromContext(ctx).Info("Warning: capping the expiry the vendor stated", c.logKey(), c.Object,
+		"digest", tok.Digest(), "statedExpiresAt", tok.VendorExpiresAt.UTC().Format(time.RFC3339),
+		"recordedExpiresAt", limit.UTC().Format(time.RFC3339))
+	if c.ExpiryCapped != nil {
+		c.ExpiryCapped(tok.VendorExpiresAt, limit)
+	}
 	return tok
 }

@@ -1,4 +1,4 @@
-package controller
+package fairness
 
 import (
 	"fmt"
@@ -11,7 +11,7 @@ import (
 )
 
 // TestSharedRateLimitTakesTurnsAcrossNamespaces replays the reconciler's use
-// of a ticketBook on a simulated clock: namespaces' requests arrive at a
+// of a Tickets on a simulated clock: namespaces' requests arrive at a
 // shared provider limited to 2 calls a second, and each request's first
 // call is timed. A namespace with a backlog must not push a newcomer's
 // first call back by that backlog, and a namespace alone must still get the
@@ -95,14 +95,14 @@ type arrival struct {
 	at        time.Duration
 }
 
-// turnSim is the reconciler's loop around a ticketBook for one shared
+// turnSim is the reconciler's loop around a Tickets for one shared
 // provider, on a simulated clock: a request claims its turn; a turn further
 // than maxLimiterSleep away requeues it for then, a nearer one is its call
 // (the worker sleeps the rest); a request with no place in its namespace's
 // lane waits to be woken. Wake-ups reach the queue after latency. There is
 // no fallback requeue, so a lost wake-up leaves a request without a call.
 type turnSim struct {
-	book    ticketBook
+	book    Tickets
 	limiter *rate.Limiter
 	latency time.Duration
 	now     time.Time
@@ -117,9 +117,13 @@ type simEvent struct {
 	key types.NamespacedName
 }
 
+// maxLimiterSleep is the longest a reconcile worker sleeps for its turn
+// (issuance.MaxLimiterSleep); a later turn is a requeue.
+const maxLimiterSleep = 200 * time.Millisecond
+
 func newTurnSim(l *rate.Limiter, latency time.Duration) *turnSim {
 	s := &turnSim{limiter: l, latency: latency, now: t0, calls: map[types.NamespacedName]time.Time{}}
-	s.book.turns.wake = func(k types.NamespacedName) { s.push(k, s.now.Add(s.latency)) }
+	s.book.turns.Wake = func(k types.NamespacedName) { s.push(k, s.now.Add(s.latency)) }
 	return s
 }
 
@@ -153,13 +157,13 @@ func (s *turnSim) run() {
 		if _, done := s.calls[e.key]; done {
 			continue
 		}
-		wait, _, placed := s.book.claim(e.key, s.limiter, "shared/"+e.key.Namespace, s.now)
+		wait, _, placed := s.book.Claim(e.key, s.limiter, "shared/"+e.key.Namespace, s.now)
 		switch {
 		case !placed:
 		case wait > maxLimiterSleep:
 			s.push(e.key, s.now.Add(wait))
 		default:
-			s.book.use(e.key)
+			s.book.Use(e.key)
 			s.calls[e.key] = s.now.Add(wait)
 		}
 	}
@@ -181,9 +185,9 @@ func (s *turnSim) firstCall(namespace string) time.Time {
 // is woken when that one is used or given back, and nothing is kept for a
 // namespace that has left.
 func TestTicketBookLanes(t *testing.T) {
-	var b ticketBook
+	var b Tickets
 	var woken []string
-	b.turns.wake = func(k types.NamespacedName) { woken = append(woken, k.Namespace+"/"+k.Name) }
+	b.turns.Wake = func(k types.NamespacedName) { woken = append(woken, k.Namespace+"/"+k.Name) }
 	l := rate.NewLimiter(1, 1)
 	type result struct {
 		wait   time.Duration
@@ -191,19 +195,19 @@ func TestTicketBookLanes(t *testing.T) {
 	}
 	claim := func(ns, name string, l *rate.Limiter, lane string) func(time.Time) result {
 		return func(now time.Time) result {
-			d, _, ok := b.claim(types.NamespacedName{Namespace: ns, Name: name}, l, lane, now)
+			d, _, ok := b.Claim(types.NamespacedName{Namespace: ns, Name: name}, l, lane, now)
 			return result{d, ok}
 		}
 	}
 	use := func(ns, name string) func(time.Time) result {
 		return func(time.Time) result {
-			b.use(types.NamespacedName{Namespace: ns, Name: name})
+			b.Use(types.NamespacedName{Namespace: ns, Name: name})
 			return result{placed: true}
 		}
 	}
 	drop := func(ns, name string) func(time.Time) result {
 		return func(now time.Time) result {
-			b.drop(types.NamespacedName{Namespace: ns, Name: name}, now)
+			b.Drop(types.NamespacedName{Namespace: ns, Name: name}, now)
 			return result{placed: true}
 		}
 	}

@@ -1,4 +1,4 @@
-package controller
+package issuance
 
 import (
 	"context"
@@ -38,22 +38,22 @@ func (r *recordingReader) List(context.Context, client.ObjectList, ...client.Lis
 func TestCredentialReaderStaysInItsNamespaces(t *testing.T) {
 	tests := []struct {
 		name       string
-		reader     credentialReader
+		reader     CredentialReader
 		ref        v1alpha1.SecretKeySelector
 		wantRead   string // namespace read, "" for none
 		wantReason string
 	}{
 		{name: "an EmbedProvider reads its own namespace by default",
-			reader: credentialReader{namespace: "team-a"}, ref: v1alpha1.SecretKeySelector{Name: "creds", Key: "key"}, wantRead: "team-a"},
+			reader: CredentialReader{namespace: "team-a"}, ref: v1alpha1.SecretKeySelector{Name: "creds", Key: "key"}, wantRead: "team-a"},
 		{name: "an EmbedProvider may name its own namespace",
-			reader: credentialReader{namespace: "team-a"}, ref: v1alpha1.SecretKeySelector{Name: "creds", Key: "key", Namespace: "team-a"}, wantRead: "team-a"},
+			reader: CredentialReader{namespace: "team-a"}, ref: v1alpha1.SecretKeySelector{Name: "creds", Key: "key", Namespace: "team-a"}, wantRead: "team-a"},
 		{name: "an EmbedProvider naming another namespace reads nothing",
-			reader: credentialReader{namespace: "team-a"}, ref: v1alpha1.SecretKeySelector{Name: "creds", Key: "key", Namespace: "kube-system"},
+			reader: CredentialReader{namespace: "team-a"}, ref: v1alpha1.SecretKeySelector{Name: "creds", Key: "key", Namespace: "kube-system"},
 			wantReason: v1alpha1.ReasonProviderInvalid},
 		{name: "a ClusterEmbedProvider reads the namespace its reference names",
-			reader: credentialReader{clusterScoped: true}, ref: v1alpha1.SecretKeySelector{Name: "creds", Key: "key", Namespace: "platform"}, wantRead: "platform"},
+			reader: CredentialReader{clusterScoped: true}, ref: v1alpha1.SecretKeySelector{Name: "creds", Key: "key", Namespace: "platform"}, wantRead: "platform"},
 		{name: "a ClusterEmbedProvider reference without namespace reads nothing",
-			reader: credentialReader{clusterScoped: true}, ref: v1alpha1.SecretKeySelector{Name: "creds", Key: "key"},
+			reader: CredentialReader{clusterScoped: true}, ref: v1alpha1.SecretKeySelector{Name: "creds", Key: "key"},
 			wantReason: v1alpha1.ReasonProviderInvalid},
 	}
 	for _, tc := range tests {
@@ -61,7 +61,7 @@ func TestCredentialReaderStaysInItsNamespaces(t *testing.T) {
 			rec := &recordingReader{}
 			tc.reader.reader = rec
 			_, err := tc.reader.Read(context.Background(), tc.ref)
-			_, verr := tc.reader.version(context.Background(), []v1alpha1.SecretKeySelector{tc.ref})
+			_, verr := tc.reader.Version(context.Background(), []v1alpha1.SecretKeySelector{tc.ref})
 			if tc.wantReason != "" {
 				if err == nil || provider.Classify(err).Reason != tc.wantReason || verr == nil {
 					t.Fatalf("Read = %v, version = %v; want %s from both", err, verr, tc.wantReason)
@@ -102,12 +102,12 @@ func TestCredentialCache(t *testing.T) {
 	ref := v1alpha1.SecretKeySelector{Name: "creds", Key: "key"}
 	cache := newCredentialCache()
 	rec := &recordingReader{}
-	reader := func(uid string, generation int64, version string) credentialReader {
-		return credentialReader{reader: rec, namespace: "team-a", cache: cache, uid: types.UID(uid), stamp: credentialStamp(generation, version)}
+	reader := func(uid string, generation int64, version string) CredentialReader {
+		return CredentialReader{reader: rec, namespace: "team-a", cache: cache, uid: types.UID(uid), stamp: credentialStamp(generation, version)}
 	}
 	steps := []struct {
 		name      string
-		reader    credentialReader
+		reader    CredentialReader
 		wantReads int // total so far
 	}{
 		{"first read", reader("p1", 1, "v1"), 1},
@@ -118,7 +118,7 @@ func TestCredentialCache(t *testing.T) {
 		{"another provider object", reader("p2", 2, "v2"), 4},
 		{"no credentialsVersion yet: never cached", reader("p3", 1, ""), 5},
 		{"no credentialsVersion yet, again", reader("p3", 1, ""), 6},
-		{"no cache at all", credentialReader{reader: rec, namespace: "team-a"}, 7},
+		{"no cache at all", CredentialReader{reader: rec, namespace: "team-a"}, 7},
 	}
 	for _, s := range steps {
 		v, err := s.reader.Read(context.Background(), ref)
@@ -131,7 +131,7 @@ func TestCredentialCache(t *testing.T) {
 	}
 
 	failing := &failingReader{}
-	r := credentialReader{reader: failing, namespace: "team-a", cache: cache, uid: "p4", stamp: credentialStamp(1, "v1")}
+	r := CredentialReader{reader: failing, namespace: "team-a", cache: cache, uid: "p4", stamp: credentialStamp(1, "v1")}
 	for i := range 2 {
 		if _, err := r.Read(context.Background(), ref); err == nil {
 			t.Fatal("a failed read returned no error")

@@ -1,4 +1,4 @@
-package controller
+package issuance
 
 import (
 	"context"
@@ -20,11 +20,6 @@ import (
 	"github.com/embedtokens/embed-token-operator/internal/provider/egress"
 	"github.com/embedtokens/embed-token-operator/internal/requestpolicy"
 )
-
-// DefaultMaxVendorTimeout bounds each vendor call whatever a provider's
-// spec.timeout says (--max-vendor-timeout), so a vendor that never answers
-// holds a worker for at most this long.
-const DefaultMaxVendorTimeout = 30 * time.Second
 
 // defaultVendorTimeout applies when a provider sets no spec.timeout.
 const defaultVendorTimeout = 10 * time.Second
@@ -101,35 +96,43 @@ func newHTTPClients(maxTimeout time.Duration, clk clock.PassiveClock) *httpClien
 
 // httpClient returns the provider's HTTP client, whose connections the
 // egress guard checks for the provider's kind. Every vendor call uses it.
-func (r *EmbedTokenRequestReconciler) httpClient(ctx context.Context, p *resolvedProvider) (*http.Client, error) {
-	return r.clients.get(ctx, p, egress.Guard{Policy: r.Egress, Scope: p.scope, Resolver: r.VendorResolver})
+func (i *Issuer) httpClient(ctx context.Context, p *Provider) (*http.Client, error) {
+	return i.clients.get(ctx, p, egress.Guard{Policy: i.egress, Scope: p.scope, Resolver: i.resolver})
 }
 
-// ForgetProvider implements ProviderMemory: it drops the client, limiter
-// and credentials kept for a provider that is gone.
-func (r *EmbedTokenRequestReconciler) ForgetProvider(key requestpolicy.Key) {
-	r.credCache.forget(r.clients.forget(key)...)
+// ForgetProvider drops the client, limiter and credentials kept for a
+// provider that is gone. The provider reconciler calls it (its
+// ProviderMemory), since it sees every provider go.
+func (i *Issuer) ForgetProvider(key requestpolicy.Key) {
+	i.credCache.forget(i.clients.forget(key)...)
 }
 
-// ReleaseProvider implements ProviderMemory: it drops the client, limiter
-// and credentials kept for a provider that were built for another object
-// or an older spec, or that have been idle for idleClientTTL.
-func (r *EmbedTokenRequestReconciler) ReleaseProvider(key requestpolicy.Key, obj client.Object) {
-	r.credCache.forget(r.clients.release(key, obj)...)
+// ReleaseProvider drops the client, limiter and credentials kept for a
+// provider that were built for another object or an older spec, or that
+// have been idle for idleClientTTL. The provider reconciler calls it each
+// time it reconciles obj, at least every --credential-check-interval.
+func (i *Issuer) ReleaseProvider(key requestpolicy.Key, obj client.Object) {
+	i.credCache.forget(i.clients.release(key, obj)...)
+}
+
+// HTTPClientCounts returns how many vendor HTTP clients, rate limiters and
+// parsed CA bundles are kept, for the operator's memory metrics.
+func (i *Issuer) HTTPClientCounts() (clients, limiters, pools int) {
+	return i.clients.size()
 }
 
 // get returns the provider's client, building a new one when anything it
 // was built from changed. The guard's scope is part of the key: a UID is
 // never both kinds, but the key should not depend on that.
-func (h *httpClients) get(ctx context.Context, p *resolvedProvider, guard egress.Guard) (*http.Client, error) {
+func (h *httpClients) get(ctx context.Context, p *Provider, guard egress.Guard) (*http.Client, error) {
 	var caPEM []byte
-	if ref := p.spec.CABundleSecretRef; ref != nil {
+	if ref := p.Spec.CABundleSecretRef; ref != nil {
 		var err error
 		if caPEM, err = p.creds.Read(ctx, *ref); err != nil {
 			return nil, err
 		}
 	}
-	return h.client(p.policyKey(), p.uid, p.generation, vendorTimeout(p.spec.Timeout, h.maxTimeout), caPEM, guard)
+	return h.client(p.Key(), p.UID, p.Generation, vendorTimeout(p.Spec.Timeout, h.maxTimeout), caPEM, guard)
 }
 
 // client returns the client cached for the provider key, or builds and
@@ -202,15 +205,15 @@ func (h *httpClients) dropClient(pk requestpolicy.Key) {
 	}
 }
 
-func (h *httpClients) limiter(p *resolvedProvider) *rate.Limiter {
+func (h *httpClients) limiter(p *Provider) *rate.Limiter {
 	limit := v1alpha1.RateLimit{}
-	if p.spec.RateLimit != nil {
-		limit = *p.spec.RateLimit
+	if p.Spec.RateLimit != nil {
+		limit = *p.Spec.RateLimit
 	}
-	pk, now := p.policyKey(), h.clock.Now()
+	pk, now := p.Key(), h.clock.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if l, ok := h.limiters[pk]; ok && l.uid == p.uid && l.limit == limit {
+	if l, ok := h.limiters[pk]; ok && l.uid == p.UID && l.limit == limit {
 		l.lastUsed = now
 		return l.limiter
 	}
@@ -218,7 +221,7 @@ func (h *httpClients) limiter(p *resolvedProvider) *rate.Limiter {
 	if limit.RequestsPerSecond > 0 {
 		l = rate.NewLimiter(rate.Limit(limit.RequestsPerSecond), int(max(limit.Burst, 1)))
 	}
-	h.limiters[pk] = &cachedLimiter{uid: p.uid, limit: limit, limiter: l, lastUsed: now}
+	h.limiters[pk] = &cachedLimiter{uid: p.UID, limit: limit, limiter: l, lastUsed: now}
 	return l
 }
 
