@@ -199,5 +199,17 @@ func tokenHandler(ctx context.Context, mgr ctrl.Manager, f tokenEndpointFlags, o
 	if _, err := informer.AddEventHandler(ep.TemplateEventHandler()); err != nil {
 		return nil, fmt.Errorf("template informer handler: %w", err)
 	}
+	// Every replica answers, but the controllers whose watches start the
+	// provider informers run on the leader only, and the cache refuses a
+	// read of a type without an informer (ReaderFailOnMissingInformer).
+	providers := []client.Object{&v1alpha1.EmbedProvider{}}
+	if len(opts.WatchNamespaces) == 0 {
+		providers = append(providers, &v1alpha1.ClusterEmbedProvider{})
+	}
+	for _, obj := range providers {
+		if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
+			return nil, fmt.Errorf("%T informer: %w", obj, err)
+		}
+	}
 	return ep, nil
 }

@@ -274,7 +274,7 @@ var _ = Describe("The token endpoint on a real node", Ordered, func() {
 		Expect(simIssued(ctx)).NotTo(HaveKey(user))
 	}, NodeTimeout(4*time.Minute))
 
-	It("keeps answering from the other replica when the replica serving a pod is killed", func(ctx SpecContext) {
+	It("keeps answering when the replica serving a pod is killed, and then the leader", func(ctx SpecContext) {
 		orig := &appsv1.Deployment{}
 		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: operatorSA}, orig)).To(Succeed())
 		Expect(orig.Spec.Template.Spec.Containers[0].Args).To(ContainElement("--token-endpoint-reuse-port"),
@@ -284,6 +284,11 @@ var _ = Describe("The token endpoint on a real node", Ordered, func() {
 		second := secondReplica(orig)
 		Expect(k8s.Create(ctx, second)).To(Succeed())
 		DeferCleanup(func(ctx SpecContext) {
+			if CurrentSpecReport().Failed() {
+				// The suite's own dump runs after this cleanup, when the
+				// second replica and its log are gone.
+				AddReportEntry("operator log tail, both replicas", operatorLogTail(100))
+			}
 			Expect(client.IgnoreNotFound(k8s.Delete(ctx, second, client.PropagationPolicy(metav1.DeletePropagationForeground)))).To(Succeed())
 			By("waiting for the operator to be back to its one replica")
 			Eventually(func(g Gomega) {
@@ -295,90 +300,121 @@ var _ = Describe("The token endpoint on a real node", Ordered, func() {
 				g.Expect(orig.Status.ReadyReplicas).To(BeEquivalentTo(1))
 			}).WithContext(ctx).WithTimeout(3 * time.Minute).Should(Succeed())
 		}, NodeTimeout(4*time.Minute))
-		Eventually(func(g Gomega) {
-			pods := operatorPods(ctx)
-			g.Expect(pods).To(HaveLen(2))
-			for i := range pods {
-				g.Expect(podReady(&pods[i])).To(BeTrue(), "pod %s ready", pods[i].Name)
-				g.Expect(servesEndpoint(g, &pods[i])).To(BeTrue(), "pod %s serves the endpoint", pods[i].Name)
-			}
-		}).WithContext(ctx).WithTimeout(3 * time.Minute).Should(Succeed())
+		twoReplicasServing(ctx)
 
 		By("starting a reader that asks for a new user at each reading, so the endpoint answers every one")
 		user := ns + "-bob"
-		pod := endpointReaderPod("endpoint-failover", backend, template, user, "-vary-param", "user")
-		startPod(ctx, pod)
-		lines := readerLines(ctx, pod, 5)
+		reader := endpointReaderPod("endpoint-failover", backend, template, user, "-vary-param", "user")
+		startPod(ctx, reader)
+		lines := readerLines(ctx, reader, 5)
 		last := lines[len(lines)-1]
 		Expect(goodEndpointReading(last)).To(BeTrue(), "reading: %s", last.Raw)
+
+		By("killing the replica that served the reader's last reading")
 		var servedBy []string
 		Eventually(func() []string {
 			servedBy = issuedBy(ctx, last.Fields["digest"])
 			return servedBy
 		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(HaveLen(1))
+		replicas := operatorPods(ctx)
+		serving := slices.IndexFunc(replicas, func(p corev1.Pod) bool { return p.Name == servedBy[0] })
+		Expect(serving).To(BeNumerically(">=", 0))
+		good := killReplica(ctx, reader, replicas[serving])
 
-		var victim *corev1.Pod
-		for _, p := range operatorPods(ctx) {
-			if p.Name == servedBy[0] {
-				victim = &p
-			}
-		}
-		Expect(victim).NotTo(BeNil())
-		victimLines, err := podLogLines(victim, "manager")
-		Expect(err).NotTo(HaveOccurred())
-		wasLeader := slices.ContainsFunc(victimLines, func(l logLine) bool { return strings.Contains(l.Raw, "successfully acquired lease") })
-		By(fmt.Sprintf("deleting replica %s, which served the reader's last reading (leader: %t)", victim.Name, wasLeader))
-		killedAt := time.Now()
-		Expect(k8s.Delete(ctx, victim)).To(Succeed())
-		var goneAt time.Time
+		By("killing the leader once a new replica serves beside the survivor")
+		twoReplicasServing(ctx)
+		var leader corev1.Pod
 		Eventually(func(g Gomega) {
-			err := k8s.Get(ctx, client.ObjectKeyFromObject(victim), &corev1.Pod{})
-			g.Expect(err).To(Satisfy(apierrors.IsNotFound))
+			var leaders []corev1.Pod
+			for _, p := range operatorPods(ctx) {
+				if isLeader(g, &p) {
+					leaders = append(leaders, p)
+				}
+			}
+			g.Expect(leaders).To(HaveLen(1), "one live replica holds the lease")
+			leader = leaders[0]
 		}).WithContext(ctx).WithTimeout(time.Minute).Should(Succeed())
-		goneAt = time.Now()
+		good += killReplica(ctx, reader, leader)
 
-		By(fmt.Sprintf("reading %d more tokens once the replica is gone", readingsAfterKill))
-		var after []logLine
-		Eventually(func(g Gomega) int {
-			lines, err := podLogLines(pod, "reader")
-			g.Expect(err).NotTo(HaveOccurred())
-			after = slices.DeleteFunc(lines, func(l logLine) bool { return l.Time.Before(killedAt) })
-			return len(slices.DeleteFunc(slices.Clone(after), func(l logLine) bool { return l.Time.Before(goneAt) }))
-		}).WithContext(ctx).WithTimeout(readingsAfterKill*endpointReadInterval + time.Minute).
-			Should(BeNumerically(">=", readingsAfterKill))
-
-		failed, digests := 0, map[string]bool{}
-		for _, l := range after {
-			if !goodEndpointReading(l) {
-				failed++
-				GinkgoWriter.Println("Failed reading while a replica died:", l.Raw)
-				continue
-			}
-			Expect(digests).NotTo(HaveKey(l.Fields["digest"]), "each reading is a new user's token")
-			digests[l.Fields["digest"]] = true
-		}
-		summary := fmt.Sprintf("killed replica %s (leader: %t); %d readings since, %d failed (at most %d allowed); pod gone after %s",
-			victim.Name, wasLeader, len(after), failed, maxFailedReadings, goneAt.Sub(killedAt).Round(time.Second))
-		AddReportEntry("endpoint failover", summary)
-		GinkgoWriter.Println("Endpoint failover:", summary)
-		Expect(failed).To(BeNumerically("<=", maxFailedReadings))
-		for _, l := range after {
-			if goodEndpointReading(l) && !l.Time.Before(goneAt) {
-				Expect(issuedBy(ctx, l.Fields["digest"])).To(HaveLen(1), "a live replica issued %s", l.Raw)
-			}
-		}
-
-		By("checking each reading was a vendor call for a user the parameter named")
-		issued := simIssued(ctx)
+		By("checking each good reading was a vendor call for a user the parameter named")
 		bobs := 0
-		for u, n := range issued {
+		for u, n := range simIssued(ctx) {
 			if strings.HasPrefix(u, user+"-") {
 				bobs += n
 			}
 		}
-		Expect(bobs).To(BeNumerically(">=", len(digests)))
+		Expect(bobs).To(BeNumerically(">=", good))
 	}, NodeTimeout(12*time.Minute))
 })
+
+// twoReplicasServing waits until two operator replicas are ready and serve
+// the token endpoint.
+func twoReplicasServing(ctx SpecContext) {
+	Eventually(func(g Gomega) {
+		pods := operatorPods(ctx)
+		g.Expect(pods).To(HaveLen(2))
+		for i := range pods {
+			g.Expect(podReady(&pods[i])).To(BeTrue(), "pod %s ready", pods[i].Name)
+			g.Expect(servesEndpoint(g, &pods[i])).To(BeTrue(), "pod %s serves the endpoint", pods[i].Name)
+		}
+	}).WithContext(ctx).WithTimeout(3 * time.Minute).Should(Succeed())
+}
+
+// isLeader reports whether the operator pod's log says it holds the
+// leader-election Lease. Pods on the host network share the node's
+// hostname, so the Lease's holder identity does not name the pod.
+func isLeader(g Gomega, p *corev1.Pod) bool {
+	lines, err := podLogLines(p, "manager")
+	g.Expect(err).NotTo(HaveOccurred())
+	return slices.ContainsFunc(lines, func(l logLine) bool { return strings.Contains(l.Raw, "Successfully acquired lease") })
+}
+
+// killReplica deletes the operator pod victim while the reader pod asks the
+// endpoint every second, waits for readingsAfterKill readings once the pod
+// is gone, and checks that at most maxFailedReadings failed and that a live
+// replica issued every token read after it was gone. It returns the number
+// of good readings since the delete.
+func killReplica(ctx SpecContext, reader *corev1.Pod, victim corev1.Pod) int {
+	leader := isLeader(Default, &victim)
+	By(fmt.Sprintf("deleting replica %s (leader: %t)", victim.Name, leader))
+	killedAt := time.Now()
+	Expect(k8s.Delete(ctx, &victim)).To(Succeed())
+	Eventually(func() error {
+		return k8s.Get(ctx, client.ObjectKeyFromObject(&victim), &corev1.Pod{})
+	}).WithContext(ctx).WithTimeout(time.Minute).Should(Satisfy(apierrors.IsNotFound))
+	goneAt := time.Now()
+
+	var after []logLine
+	Eventually(func(g Gomega) int {
+		lines, err := podLogLines(reader, "reader")
+		g.Expect(err).NotTo(HaveOccurred())
+		after = slices.DeleteFunc(lines, func(l logLine) bool { return l.Time.Before(killedAt) })
+		return len(slices.DeleteFunc(slices.Clone(after), func(l logLine) bool { return l.Time.Before(goneAt) }))
+	}).WithContext(ctx).WithTimeout(readingsAfterKill*endpointReadInterval + time.Minute).
+		Should(BeNumerically(">=", readingsAfterKill))
+
+	failed, digests := 0, map[string]bool{}
+	for _, l := range after {
+		if !goodEndpointReading(l) {
+			failed++
+			GinkgoWriter.Println("Failed reading while a replica died:", l.Raw)
+			continue
+		}
+		Expect(digests).NotTo(HaveKey(l.Fields["digest"]), "each reading is a new user's token")
+		digests[l.Fields["digest"]] = true
+	}
+	summary := fmt.Sprintf("killed replica %s (leader: %t), gone after %s; %d readings since the delete, %d failed (at most %d allowed)",
+		victim.Name, leader, goneAt.Sub(killedAt).Round(time.Second), len(after), failed, maxFailedReadings)
+	AddReportEntry("endpoint failover", summary)
+	GinkgoWriter.Println("Endpoint failover:", summary)
+	Expect(failed).To(BeNumerically("<=", maxFailedReadings))
+	for _, l := range after {
+		if goodEndpointReading(l) && !l.Time.Before(goneAt) {
+			Expect(issuedBy(ctx, l.Fields["digest"])).To(HaveLen(1), "a live replica issued %s", l.Raw)
+		}
+	}
+	return len(digests)
+}
 
 // simIssued counts the tokens the simulator issued per Qrvey user ID.
 func simIssued(ctx context.Context) map[string]int {
