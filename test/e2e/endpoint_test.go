@@ -44,7 +44,7 @@ const (
 	operatorCertSecret = "embed-token-operator-token-endpoint-tls"
 	// secondReplicaLabel marks the pods of the second operator Deployment.
 	secondReplicaLabel = "e2e.embedtokens.io/replica"
-	// secondProbeAddr and secondMetricsAddr are the second replica's
+	// secondProbePort and secondMetricsPort are the second replica's
 	// ports: on the host network the first replica holds 18081 and 18443.
 	secondProbePort   = 18082
 	secondMetricsPort = 18444
