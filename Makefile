@@ -74,7 +74,7 @@ test: manifests generate fmt vet ## Run unit and envtest integration tests (ever
 	@assets="$$(bash hack/envtest-assets.sh)"; \
 	pkgs="$$(go list ./... | grep -v -e /test/e2e -e /test/chaos -e /test/bench -e /test/load)"; \
 	echo "KUBEBUILDER_ASSETS=$$assets"; \
-	KUBEBUILDER_ASSETS="$$assets" go test $$pkgs -coverprofile cover.out
+	KUBEBUILDER_ASSETS="$$assets" go test $$pkgs -timeout 30m -coverprofile cover.out
 
 # FUZZTIME is how long `make fuzz` runs each fuzz target.
 FUZZTIME ?= 10s

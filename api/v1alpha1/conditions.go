@@ -24,8 +24,12 @@ const (
 	// as the stored token has not expired.
 	ConditionReady = "Ready"
 
-	// ConditionReconciling is True while the first token (or the token for a
-	// changed spec) is being issued.
+	// ConditionReconciling is True while no valid token is stored and the
+	// operator is still trying without needing a person: the first token,
+	// an expired token being replaced, a transient failure (its reason then
+	// names the failure). A new token asked for while the stored one is
+	// still valid (a refresh, a changed spec) does not set it: Ready stays
+	// True then.
 	ConditionReconciling = "Reconciling"
 
 	// ConditionStalled is True when progress needs a person: bad
@@ -148,3 +152,57 @@ const (
 	// next sync of the pod instead. Retried.
 	ReasonPropagationFailed = "PropagationFailed"
 )
+
+// The polarity of the reasons: which failures need a person (Stalled) and
+// which cost a vendor call to retry (and so wait out a backoff). The
+// controller reads them here, next to the reasons, so a new reason is
+// classified where it is declared.
+
+// stalledReasons need a person to act; the rest heal by retrying.
+var stalledReasons = map[string]bool{
+	ReasonSecretConflict:      true,
+	ReasonProviderNotFound:    true,
+	ReasonProviderInvalid:     true,
+	ReasonVendorMismatch:      true,
+	ReasonVendorNotSupported:  true,
+	ReasonNamespaceNotAllowed: true,
+	ReasonInvalidRequest:      true,
+	ReasonCredentialsNotFound: true,
+	ReasonInvalidCredentials:  true,
+	ReasonVendorUnauthorized:  true,
+	ReasonVendorRejected:      true,
+	ReasonTokenLimitReached:   true,
+	ReasonRequestDenied:       true,
+	ReasonInvalidParameters:   true,
+	// The vendor ignores the lifetime asked for: asking again gets the same.
+	ReasonLifetimeExceedsMax: true,
+	// Nothing was sent: the egress guard refused the vendor's address.
+	ReasonVendorAddressNotAllowed: true,
+	ReasonSecretWriteRefused:      true,
+}
+
+// vendorFailureReasons are failures whose retry costs a vendor call: those
+// of the call itself, and a Secret write the API server refused (its token
+// is discarded, so the retry asks for a new one).
+var vendorFailureReasons = map[string]bool{
+	ReasonVendorUnauthorized:  true,
+	ReasonVendorRejected:      true,
+	ReasonVendorUnavailable:   true,
+	ReasonVendorQuotaExceeded: true,
+	ReasonInvalidResponse:     true,
+	ReasonTokenLimitReached:   true,
+	ReasonLifetimeExceedsMax:  true,
+	ReasonSecretWriteRefused:  true,
+}
+
+// IsStalledReason reports whether a failure with reason needs a person to
+// act (bad configuration, rejected credentials, a denied request): the
+// object reports Stalled, and retries come at the slowest backoff.
+func IsStalledReason(reason string) bool { return stalledReasons[reason] }
+
+// IsVendorFailureReason reports whether a failure with reason came from a
+// vendor call (or discarded its token), so that retrying costs another
+// vendor call: only these make the next attempt wait for its backoff. Other
+// failures cost no vendor call and are re-checked on every event, so fixing
+// the configuration heals at once.
+func IsVendorFailureReason(reason string) bool { return vendorFailureReasons[reason] }

@@ -172,6 +172,9 @@ type EmbedProvider struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
+	// Spec may not use the operator pod's own cloud identity (QuickSight's
+	// podIdentity): that identity is the operator's, not the namespace's.
+	// +kubebuilder:validation:XValidation:rule="!has(self.quickSight) || !has(self.quickSight.credentials.podIdentity)",message="quickSight.credentials.podIdentity is the operator's own IAM identity: only a ClusterEmbedProvider may use it"
 	Spec   EmbedProviderSpec   `json:"spec"`
 	Status EmbedProviderStatus `json:"status,omitempty"`
 }

@@ -88,6 +88,7 @@ func examplePath(t *testing.T, vendor string) string {
 		VendorJWT: "jwt.claims.tenant", VendorOAuth2: "oauth2.scopes[0]", VendorHTTP: "http.variables.username",
 		VendorPowerBI: "powerBI.identities[0].username", VendorSuperset: "superset.user.username",
 		VendorLooker: "looker.externalUserID", VendorSigma: "sigma.email",
+		VendorQuickSight: "quickSight.registeredUser.userARN",
 	}
 	p, ok := examples[vendor]
 	if !ok {

@@ -32,8 +32,8 @@ import (
 
 // VendorConfig holds one pointer per vendor; exactly one is set. It is only
 // ever inlined into EmbedProviderSpec, whose allowInsecureHTTP its rules read.
-// +kubebuilder:validation:XValidation:rule="[has(self.qrvey), has(self.qlikCloud), has(self.boldBI), has(self.jwt), has(self.oauth2), has(self.http), has(self.powerBI), has(self.superset), has(self.looker), has(self.sigma)].filter(x, x).size() == 1",message="exactly one vendor block must be set: qrvey, qlikCloud, boldBI, jwt, oauth2, http, powerBI, superset, looker or sigma"
-// +kubebuilder:validation:XValidation:rule="self.allowInsecureHTTP || ((!has(self.qrvey) || self.qrvey.url.startsWith('https://')) && (!has(self.qlikCloud) || self.qlikCloud.tenantURL.startsWith('https://')) && (!has(self.boldBI) || self.boldBI.serverURL.startsWith('https://')) && (!has(self.oauth2) || self.oauth2.tokenURL.startsWith('https://')) && (!has(self.http) || self.http.url.startsWith('https://')) && (!has(self.http) || !has(self.http.auth) || ((!has(self.http.auth.clientCredentials) || self.http.auth.clientCredentials.tokenURL.startsWith('https://')) && (!has(self.http.auth.login) || self.http.auth.login.url.startsWith('https://')))) && (!has(self.powerBI) || ((!has(self.powerBI.authorityURL) || self.powerBI.authorityURL.startsWith('https://')) && (!has(self.powerBI.apiURL) || self.powerBI.apiURL.startsWith('https://')))) && (!has(self.superset) || self.superset.url.startsWith('https://')) && (!has(self.looker) || self.looker.url.startsWith('https://')))",message="vendor URLs must use https:// unless allowInsecureHTTP is true"
+// +kubebuilder:validation:XValidation:rule="[has(self.qrvey), has(self.qlikCloud), has(self.boldBI), has(self.jwt), has(self.oauth2), has(self.http), has(self.powerBI), has(self.superset), has(self.looker), has(self.sigma), has(self.quickSight)].filter(x, x).size() == 1",message="exactly one vendor block must be set: qrvey, qlikCloud, boldBI, jwt, oauth2, http, powerBI, superset, looker, sigma or quickSight"
+// +kubebuilder:validation:XValidation:rule="self.allowInsecureHTTP || ((!has(self.qrvey) || self.qrvey.url.startsWith('https://')) && (!has(self.qlikCloud) || self.qlikCloud.tenantURL.startsWith('https://')) && (!has(self.boldBI) || self.boldBI.serverURL.startsWith('https://')) && (!has(self.oauth2) || self.oauth2.tokenURL.startsWith('https://')) && (!has(self.http) || self.http.url.startsWith('https://')) && (!has(self.http) || !has(self.http.auth) || ((!has(self.http.auth.clientCredentials) || self.http.auth.clientCredentials.tokenURL.startsWith('https://')) && (!has(self.http.auth.login) || self.http.auth.login.url.startsWith('https://')))) && (!has(self.powerBI) || ((!has(self.powerBI.authorityURL) || self.powerBI.authorityURL.startsWith('https://')) && (!has(self.powerBI.apiURL) || self.powerBI.apiURL.startsWith('https://')))) && (!has(self.superset) || self.superset.url.startsWith('https://')) && (!has(self.looker) || self.looker.url.startsWith('https://')) && (!has(self.quickSight) || ((!has(self.quickSight.endpoint) || self.quickSight.endpoint.startsWith('https://')) && (!has(self.quickSight.credentials.podIdentity) || !has(self.quickSight.credentials.podIdentity.stsEndpoint) || self.quickSight.credentials.podIdentity.stsEndpoint.startsWith('https://')))))",message="vendor URLs must use https:// unless allowInsecureHTTP is true"
 type VendorConfig struct {
 	// Qrvey issues opaque embed tokens from an API key.
 	// +optional
@@ -66,12 +66,16 @@ type VendorConfig struct {
 	// Sigma signs Sigma Computing embed JWTs locally, each redeemable once.
 	// +optional
 	Sigma *SigmaProvider `json:"sigma,omitempty"`
+	// QuickSight issues Amazon QuickSight embed URLs, signed with AWS
+	// credentials; each URL can be redeemed once.
+	// +optional
+	QuickSight *QuickSightProvider `json:"quickSight,omitempty"`
 }
 
 // VendorParams holds one pointer per vendor; exactly one is set and it must
 // match the provider's vendor. It is only ever inlined into
 // EmbedTokenRequestSpec.
-// +kubebuilder:validation:XValidation:rule="[has(self.qrvey), has(self.qlikCloud), has(self.boldBI), has(self.jwt), has(self.oauth2), has(self.http), has(self.powerBI), has(self.superset), has(self.looker), has(self.sigma)].filter(x, x).size() == 1",message="exactly one vendor parameter block must be set: qrvey, qlikCloud, boldBI, jwt, oauth2, http, powerBI, superset, looker or sigma"
+// +kubebuilder:validation:XValidation:rule="[has(self.qrvey), has(self.qlikCloud), has(self.boldBI), has(self.jwt), has(self.oauth2), has(self.http), has(self.powerBI), has(self.superset), has(self.looker), has(self.sigma), has(self.quickSight)].filter(x, x).size() == 1",message="exactly one vendor parameter block must be set: qrvey, qlikCloud, boldBI, jwt, oauth2, http, powerBI, superset, looker, sigma or quickSight"
 type VendorParams struct {
 	// Qrvey parameters.
 	// +optional
@@ -103,6 +107,9 @@ type VendorParams struct {
 	// Sigma parameters.
 	// +optional
 	Sigma *SigmaParams `json:"sigma,omitempty"`
+	// QuickSight parameters.
+	// +optional
+	QuickSight *QuickSightParams `json:"quickSight,omitempty"`
 }
 
 // ClusterEmbedProviderSpec is declared in this file because its admission
@@ -111,7 +118,7 @@ type VendorParams struct {
 // ClusterEmbedProviderSpec is a provider spec plus the namespaces allowed to use it.
 // A cluster-scoped object has no namespace of its own, so every Secret
 // reference must name one; otherwise the reference could only be guessed.
-// +kubebuilder:validation:XValidation:rule="(!has(self.qrvey) || has(self.qrvey.apiKeySecretRef.__namespace__)) && (!has(self.qlikCloud) || has(self.qlikCloud.clientSecretSecretRef.__namespace__)) && (!has(self.boldBI) || has(self.boldBI.embedSecretSecretRef.__namespace__)) && (!has(self.jwt) || has(self.jwt.signingKeySecretRef.__namespace__)) && (!has(self.oauth2) || has(self.oauth2.clientSecretSecretRef.__namespace__)) && (!has(self.http) || !has(self.http.headers) || self.http.headers.all(h, !has(h.valueFrom) || has(h.valueFrom.secretKeyRef.__namespace__))) && (!has(self.http) || !has(self.http.auth) || ((!has(self.http.auth.clientCredentials) || has(self.http.auth.clientCredentials.clientSecretSecretRef.__namespace__)) && (!has(self.http.auth.login) || !has(self.http.auth.login.headers) || self.http.auth.login.headers.all(h, !has(h.valueFrom) || has(h.valueFrom.secretKeyRef.__namespace__))))) && (!has(self.powerBI) || has(self.powerBI.clientSecretSecretRef.__namespace__)) && (!has(self.superset) || has(self.superset.passwordSecretRef.__namespace__)) && (!has(self.looker) || has(self.looker.embedSecretSecretRef.__namespace__)) && (!has(self.sigma) || has(self.sigma.secretSecretRef.__namespace__)) && (!has(self.caBundleSecretRef) || has(self.caBundleSecretRef.__namespace__))",message="every Secret reference of a ClusterEmbedProvider must set namespace"
+// +kubebuilder:validation:XValidation:rule="(!has(self.qrvey) || has(self.qrvey.apiKeySecretRef.__namespace__)) && (!has(self.qlikCloud) || has(self.qlikCloud.clientSecretSecretRef.__namespace__)) && (!has(self.boldBI) || has(self.boldBI.embedSecretSecretRef.__namespace__)) && (!has(self.jwt) || has(self.jwt.signingKeySecretRef.__namespace__)) && (!has(self.oauth2) || has(self.oauth2.clientSecretSecretRef.__namespace__)) && (!has(self.http) || !has(self.http.headers) || self.http.headers.all(h, !has(h.valueFrom) || has(h.valueFrom.secretKeyRef.__namespace__))) && (!has(self.http) || !has(self.http.auth) || ((!has(self.http.auth.clientCredentials) || has(self.http.auth.clientCredentials.clientSecretSecretRef.__namespace__)) && (!has(self.http.auth.login) || !has(self.http.auth.login.headers) || self.http.auth.login.headers.all(h, !has(h.valueFrom) || has(h.valueFrom.secretKeyRef.__namespace__))))) && (!has(self.powerBI) || has(self.powerBI.clientSecretSecretRef.__namespace__)) && (!has(self.superset) || has(self.superset.passwordSecretRef.__namespace__)) && (!has(self.looker) || has(self.looker.embedSecretSecretRef.__namespace__)) && (!has(self.sigma) || has(self.sigma.secretSecretRef.__namespace__)) && (!has(self.quickSight) || !has(self.quickSight.credentials.secret) || (has(self.quickSight.credentials.secret.accessKeyIDSecretRef.__namespace__) && has(self.quickSight.credentials.secret.secretAccessKeySecretRef.__namespace__) && (!has(self.quickSight.credentials.secret.sessionTokenSecretRef) || has(self.quickSight.credentials.secret.sessionTokenSecretRef.__namespace__)))) && (!has(self.caBundleSecretRef) || has(self.caBundleSecretRef.__namespace__))",message="every Secret reference of a ClusterEmbedProvider must set namespace"
 type ClusterEmbedProviderSpec struct {
 	EmbedProviderSpec `json:",inline"`
 

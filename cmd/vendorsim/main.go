@@ -66,6 +66,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	tableauID := fs.String("tableau-client-id", "", `connected app client ID Tableau JWTs must name as iss (default $VENDORSIM_TABLEAU_CLIENT_ID, else "`+vendorsim.DefaultTableauClientID+`")`)
 	tableauSecretID := fs.String("tableau-secret-id", "", `connected app secret ID Tableau JWTs must name as kid (default $VENDORSIM_TABLEAU_SECRET_ID, else "`+vendorsim.DefaultTableauSecretID+`")`)
 	tableauSecret := fs.String("tableau-secret-value", "", `connected app secret value Tableau JWTs must be signed with (default $VENDORSIM_TABLEAU_SECRET_VALUE, else "`+vendorsim.DefaultTableauSecretValue+`")`)
+	qsAccount := fs.String("quicksight-account-id", vendorsim.DefaultQuickSightAccountID, "AWS account whose QuickSight routes the simulator serves")
+	qsRegion := fs.String("quicksight-region", vendorsim.DefaultQuickSightRegion, "region QuickSight signatures must be scoped to")
+	qsKeyID := fs.String("quicksight-access-key-id", "", `access key ID that may sign QuickSight calls (default $VENDORSIM_QUICKSIGHT_ACCESS_KEY_ID, else "`+vendorsim.DefaultQuickSightAccessKeyID+`")`)
+	qsSecret := fs.String("quicksight-secret-access-key", "", `secret access key of that key ID (default $VENDORSIM_QUICKSIGHT_SECRET_ACCESS_KEY, else AWS's documentation example key)`)
+	qsRole := fs.String("quicksight-role-arn", vendorsim.DefaultQuickSightRoleARN, "only role the simulated STS lets a web identity assume")
+	qsWebIdentity := fs.String("quicksight-web-identity-token", "", `only web identity token the simulated STS trusts (default $VENDORSIM_QUICKSIGHT_WEB_IDENTITY_TOKEN, else "`+vendorsim.DefaultQuickSightWebIdentityToken+`")`)
 	oauth2JWT := fs.Bool("oauth2-jwt-access-tokens", false, "answer OAuth2 with JWT access tokens and no expires_in, so clients must read the exp claim")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("parse flags: %w", err)
@@ -96,6 +102,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	envDefault(getenv, "VENDORSIM_TABLEAU_CLIENT_ID", tableauID)
 	envDefault(getenv, "VENDORSIM_TABLEAU_SECRET_ID", tableauSecretID)
 	envDefault(getenv, "VENDORSIM_TABLEAU_SECRET_VALUE", tableauSecret)
+	envDefault(getenv, "VENDORSIM_QUICKSIGHT_ACCESS_KEY_ID", qsKeyID)
+	envDefault(getenv, "VENDORSIM_QUICKSIGHT_SECRET_ACCESS_KEY", qsSecret)
+	envDefault(getenv, "VENDORSIM_QUICKSIGHT_WEB_IDENTITY_TOKEN", qsWebIdentity)
 	if _, ok := vendorsim.PowerBICloudScope(*powerBICloud); !ok {
 		return fmt.Errorf("--powerbi-cloud %q is not Public, USGovernment, USGovernmentHigh, USGovernmentDoD or China", *powerBICloud)
 	}
@@ -139,6 +148,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		TableauClientID:    *tableauID,
 		TableauSecretID:    *tableauSecretID,
 		TableauSecretValue: *tableauSecret,
+		QuickSight: vendorsim.QuickSightOptions{AccountID: *qsAccount, Region: *qsRegion, AccessKeyID: *qsKeyID,
+			SecretAccessKey: *qsSecret, RoleARN: *qsRole, WebIdentityToken: *qsWebIdentity},
 	})
 	if err := sim.StartOn(*listen); err != nil {
 		return fmt.Errorf("start: %w", err)
@@ -154,6 +165,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	logger.Printf("Superset URL %s (guest tokens at %s)", sim.URL(), vendorsim.SupersetGuestTokenPath)
 	logger.Printf("Looker URL %s (signed embed URLs redeemed at %s...)", sim.URL(), vendorsim.LookerEmbedPathPrefix)
 	logger.Printf("Sigma embed URLs at %s%s<workbook>?:jwt=..., Tableau connected-app JWTs at %s%s?token=...", sim.URL(), vendorsim.SigmaEmbedPath, sim.URL(), vendorsim.TableauSessionPath)
+	logger.Printf("QuickSight endpoint and STS endpoint %s (embed URLs at %s, region %s)", sim.URL(), vendorsim.QuickSightRegisteredUserPath(*qsAccount), *qsRegion)
 
 	<-ctx.Done()
 	logger.Printf("Shutting down vendor simulator")

@@ -26,7 +26,7 @@ func (r *EmbedTokenRequestReconciler) policyInput(etr *v1alpha1.EmbedTokenReques
 	}
 	in.CredentialsVersion = prov.RotationVersion()
 	st := etr.Status
-	if st.FailedAttempts > 0 && st.RenewAt != nil && st.LastFailureTime != nil && st.LastFailure != nil && vendorFailureReasons[st.LastFailure.Reason] &&
+	if st.FailedAttempts > 0 && st.RenewAt != nil && st.LastFailureTime != nil && st.LastFailure != nil && v1alpha1.IsVendorFailureReason(st.LastFailure.Reason) &&
 		st.ObservedGeneration == etr.Generation && st.LastFailureTime.Time.After(o.stored.IssuedAt) {
 		in.RetryAt = st.RenewAt.Time
 	}

@@ -88,44 +88,6 @@ func (o *outcome) latest() time.Time {
 	return o.now
 }
 
-// stalledReasons need a person to act; the rest heal by retrying.
-var stalledReasons = map[string]bool{
-	v1alpha1.ReasonSecretConflict:      true,
-	v1alpha1.ReasonProviderNotFound:    true,
-	v1alpha1.ReasonProviderInvalid:     true,
-	v1alpha1.ReasonVendorMismatch:      true,
-	v1alpha1.ReasonVendorNotSupported:  true,
-	v1alpha1.ReasonNamespaceNotAllowed: true,
-	v1alpha1.ReasonInvalidRequest:      true,
-	v1alpha1.ReasonCredentialsNotFound: true,
-	v1alpha1.ReasonInvalidCredentials:  true,
-	v1alpha1.ReasonVendorUnauthorized:  true,
-	v1alpha1.ReasonVendorRejected:      true,
-	v1alpha1.ReasonTokenLimitReached:   true,
-	v1alpha1.ReasonRequestDenied:       true,
-	// The vendor ignores the lifetime asked for: asking again gets the same.
-	v1alpha1.ReasonLifetimeExceedsMax: true,
-	// Nothing was sent: the egress guard refused the vendor's address.
-	v1alpha1.ReasonVendorAddressNotAllowed: true,
-	v1alpha1.ReasonSecretWriteRefused:      true,
-}
-
-// vendorFailureReasons are failures whose retry costs a vendor call: those
-// of the call itself, and a Secret write the API server refused (its token
-// is discarded, so the retry asks for a new one). Only they make the next
-// attempt wait for its backoff: other failures cost no vendor call and are
-// re-checked on every event, so fixing the configuration heals at once.
-var vendorFailureReasons = map[string]bool{
-	v1alpha1.ReasonVendorUnauthorized:  true,
-	v1alpha1.ReasonVendorRejected:      true,
-	v1alpha1.ReasonVendorUnavailable:   true,
-	v1alpha1.ReasonVendorQuotaExceeded: true,
-	v1alpha1.ReasonInvalidResponse:     true,
-	v1alpha1.ReasonTokenLimitReached:   true,
-	v1alpha1.ReasonLifetimeExceedsMax:  true,
-	v1alpha1.ReasonSecretWriteRefused:  true,
-}
-
 // setStatus is the one place the status is computed. It is a function of the
 // previous status and the outcome, so unchanged inputs give an unchanged
 // status and no write.
@@ -284,7 +246,7 @@ func setValidReady(ready *metav1.Condition, etr *v1alpha1.EmbedTokenRequest, o *
 // rest reconcile while there is no valid token.
 func problemReasons(ready string, failure *provider.Error, valid, suspended bool) (reconciling, stalled string) {
 	switch {
-	case failure != nil && stalledReasons[failure.Reason]:
+	case failure != nil && v1alpha1.IsStalledReason(failure.Reason):
 		stalled = failure.Reason
 	case failure != nil && !valid:
 		reconciling = failure.Reason

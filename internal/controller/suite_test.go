@@ -33,6 +33,7 @@ import (
 	"github.com/embedtokens/embed-token-operator/internal/provider/egress/egresstest"
 	"github.com/embedtokens/embed-token-operator/internal/provider/qrvey"
 	"github.com/embedtokens/embed-token-operator/internal/provider/registry"
+	"github.com/embedtokens/embed-token-operator/internal/template"
 	"github.com/embedtokens/embed-token-operator/test/harness"
 )
 
@@ -176,6 +177,15 @@ func startOperator(restCfg *rest.Config, logger logr.Logger, syncTimeout time.Du
 // endpoint.
 func startOperatorWithIssuer(restCfg *rest.Config, logger logr.Logger, syncTimeout time.Duration,
 	opts controller.Options) (context.CancelFunc, *issuance.Issuer) {
+	mgr, opts := newOperator(restCfg, logger, syncTimeout, opts)
+	return runManager(mgr), opts.Issuer
+}
+
+// newOperator builds, without starting it, a manager wired as startOperator
+// wires it, and returns it with opts completed by what its controllers
+// share with the token endpoint: the Issuer and the compiled templates.
+func newOperator(restCfg *rest.Config, logger logr.Logger, syncTimeout time.Duration,
+	opts controller.Options) (ctrl.Manager, controller.Options) {
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:     scheme,
 		Logger:     logger,
@@ -186,8 +196,11 @@ func startOperatorWithIssuer(restCfg *rest.Config, logger logr.Logger, syncTimeo
 	Expect(err).NotTo(HaveOccurred())
 	opts.Issuer, err = controller.NewIssuer(mgr, opts)
 	Expect(err).NotTo(HaveOccurred())
+	if opts.Templates == nil {
+		opts.Templates = template.NewCache(0)
+	}
 	Expect(controller.Setup(mgr, opts)).To(Succeed())
-	return runManager(mgr), opts.Issuer
+	return mgr, opts
 }
 
 // runManager starts mgr and returns a function that stops it and waits,

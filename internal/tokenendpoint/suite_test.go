@@ -21,14 +21,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"github.com/onsi/gomega/gstruct"
@@ -158,22 +156,7 @@ var _ = Describe("Authentication and authorization on the API server", Ordered, 
 	// the API server checks an expiry it would otherwise never issue.
 	resign := func(tok string, shift time.Duration) string {
 		GinkgoHelper()
-		claims := jwt.MapClaims{}
-		parsed, _, err := jwt.NewParser().ParseUnverified(tok, claims)
-		Expect(err).NotTo(HaveOccurred())
-		for _, c := range []string{"exp", "iat", "nbf"} {
-			if v, ok := claims[c].(float64); ok {
-				claims[c] = int64(v) + int64(shift.Seconds())
-			}
-		}
-		pem, err := os.ReadFile(filepath.Join(testEnv.ControlPlane.APIServer.CertDir, "sa-signer.key"))
-		Expect(err).NotTo(HaveOccurred())
-		// envtest's service-account key is ECDSA P-256.
-		key, err := jwt.ParseECPrivateKeyFromPEM(pem)
-		Expect(err).NotTo(HaveOccurred())
-		out := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
-		out.Header["kid"] = parsed.Header["kid"]
-		s, err := out.SignedString(key)
+		s, err := harness.ResignServiceAccountToken(tok, shift, testEnv.ControlPlane.APIServer.CertDir)
 		Expect(err).NotTo(HaveOccurred())
 		return s
 	}

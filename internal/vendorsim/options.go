@@ -78,4 +78,6 @@ type Options struct {
 	TableauClientID, TableauSecretID, TableauSecretValue string
 	// Superset configures the simulated Apache Superset.
 	Superset SupersetOptions
+	// QuickSight configures the simulated Amazon QuickSight and AWS STS.
+	QuickSight QuickSightOptions
 }

@@ -51,6 +51,9 @@ type Server struct {
 	powerBIProfiles map[string]string
 	// looker, sigma and tableau are the nonces and jtis already redeemed.
 	looker, sigma, tableau usedOnce
+	// quickSight is the QuickSight and STS routes' shared state (STS
+	// sessions, unredeemed embed URLs).
+	quickSight quickSightState
 
 	lifeMu    sync.Mutex
 	srv       *http.Server
@@ -129,6 +132,13 @@ type endpoint struct {
 	issue func(r *http.Request, body map[string]any, decodeErr error) reply
 }
 
+// rawBody is an answer body written as it is, for vendors that answer in
+// another format than JSON (STS's XML).
+type rawBody struct {
+	contentType string
+	data        []byte
+}
+
 // reply is a vendor's answer; a non-empty token is stored with lifetime ttl.
 type reply struct {
 	status int
@@ -164,6 +174,10 @@ func New(opts Options) *Server {
 		lookerEndpoint(s, opts),
 		sigmaEndpoint(s, opts),
 		tableauEndpoint(s, opts),
+		quickSightEmbedEndpoint(s, opts, false),
+		quickSightEmbedEndpoint(s, opts, true),
+		quickSightRedeemEndpoint(s),
+		stsEndpoint(s, opts),
 	} {
 		handle := s.serveVendor(e)
 		pattern := e.path
@@ -300,6 +314,7 @@ func (s *Server) Reset() {
 	s.looker.reset()
 	s.sigma.reset()
 	s.tableau.reset()
+	s.quickSight.reset()
 }
 
 // Validate reports whether token was issued by this server and has not
@@ -328,6 +343,7 @@ func (s *Server) validate(token string) (Validity, time.Time) {
 func (s *Server) serveVendor(e endpoint) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		raw, readErr := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+		r.Body = io.NopCloser(bytes.NewReader(raw)) // for vendors that hash the body (SigV4)
 		body, decodeErr := decodeObject(raw)
 		if e.formBodies && isFormBody(r) {
 			body, decodeErr = decodeForm(raw)
@@ -394,7 +410,11 @@ func (s *Server) answer(w http.ResponseWriter, rec *callRecord, rep reply) {
 		return
 	}
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(rep.body); err != nil {
+	contentType := "application/json"
+	if raw, ok := rep.body.(rawBody); ok {
+		buf.Write(raw.data)
+		contentType = raw.contentType
+	} else if err := json.NewEncoder(&buf).Encode(rep.body); err != nil {
 		http.Error(w, "encode response", http.StatusInternalServerError)
 		return
 	}
@@ -405,7 +425,7 @@ func (s *Server) answer(w http.ResponseWriter, rec *callRecord, rep reply) {
 	// own, so a test can put the vendor's clock ahead of or behind the
 	// operator's.
 	w.Header().Set("Date", s.clock.Now().UTC().Format(http.TimeFormat))
-	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Type", contentType)
 	w.WriteHeader(rep.status)
 	_, _ = w.Write(buf.Bytes())
 }

@@ -131,3 +131,22 @@ func walk(s *apiextensionsv1.JSONSchemaProps, path string, missing *[]string) {
 func inherited(path, name string) bool {
 	return !strings.Contains(path, ".") && (name == "apiVersion" || name == "kind" || name == "metadata")
 }
+
+// TestREADMEListsEveryReason fails when the README's list of reasons (the
+// paragraph after its conditions table) misses a condition reason.
+func TestREADMEListsEveryReason(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, list, ok := strings.Cut(string(readme), "Reasons (also used as Event reasons):")
+	if !ok {
+		t.Fatal("README.md has no \"Reasons (also used as Event reasons):\" paragraph")
+	}
+	list, _, _ = strings.Cut(list, "\n\n")
+	for _, reason := range conditionReasons(t) {
+		if !strings.Contains(list, "`"+reason+"`") {
+			t.Errorf("README.md's reason list lacks `%s`", reason)
+		}
+	}
+}

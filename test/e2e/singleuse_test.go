@@ -3,10 +3,13 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"os"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -34,8 +37,10 @@ const tokenEndpoint = "https://127.0.0.1:8443"
 // configure it against the simulator's default credentials and how a
 // browser redeems a token there.
 type singleUseVendor struct {
-	name     string
-	secret   string
+	name   string
+	secret string
+	// data holds the credential Secret's other keys, if any.
+	data     map[string]string
 	provider func(secretRef v1alpha1.SecretKeySelector) v1alpha1.VendorConfig
 	template v1alpha1.VendorParams
 	path     string
@@ -78,6 +83,32 @@ var singleUseVendors = []singleUseVendor{
 			return cfg.simURL + vendorsim.TableauSessionPath + "?token=" + url.QueryEscape(token)
 		},
 	},
+	{
+		name: "quicksight", secret: quickSightSecretKey(), data: map[string]string{"accessKeyID": quickSightKeyID()},
+		provider: func(ref v1alpha1.SecretKeySelector) v1alpha1.VendorConfig {
+			return v1alpha1.VendorConfig{QuickSight: &v1alpha1.QuickSightProvider{
+				Region: vendorsim.DefaultQuickSightRegion, AWSAccountID: vendorsim.DefaultQuickSightAccountID, Endpoint: cfg.simURL,
+				Credentials: v1alpha1.AWSCredentials{Secret: &v1alpha1.AWSSecretCredentials{
+					AccessKeyIDSecretRef: v1alpha1.SecretKeySelector{Name: ref.Name, Key: "accessKeyID"}, SecretAccessKeySecretRef: ref}}}}
+		},
+		template: v1alpha1.VendorParams{QuickSight: &v1alpha1.QuickSightParams{
+			RegisteredUser: &v1alpha1.QuickSightRegisteredUser{UserName: "placeholder",
+				Experience: v1alpha1.QuickSightRegisteredExperience{Dashboard: &v1alpha1.QuickSightDashboard{InitialDashboardID: "sales-7"}}},
+			SessionLifetimeInMinutes: ptr.To[int64](15)}},
+		path:   "quickSight.registeredUser.userName",
+		redeem: func(token string) string { return token },
+	},
+}
+
+// quickSightKeyID and quickSightSecretKey are the access keys the
+// simulator started by hack/local-cluster accepts: its defaults unless the
+// environment overrides them, as it does for the simulator.
+func quickSightKeyID() string {
+	return cmp.Or(os.Getenv("VENDORSIM_QUICKSIGHT_ACCESS_KEY_ID"), vendorsim.DefaultQuickSightAccessKeyID)
+}
+
+func quickSightSecretKey() string {
+	return cmp.Or(os.Getenv("VENDORSIM_QUICKSIGHT_SECRET_ACCESS_KEY"), vendorsim.DefaultQuickSightSecretAccessKey)
 }
 
 var _ = Describe("Single-use vendors through the token endpoint", Ordered, func() {
@@ -139,8 +170,9 @@ var _ = Describe("Single-use vendors through the token endpoint", Ordered, func(
 // a shared cache, which a single-use provider must override.
 func createSingleUseVendor(ctx context.Context, v singleUseVendor) {
 	By("creating the " + v.name + " provider and template")
-	Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: objectMeta(ns, v.name+"-credentials"),
-		StringData: map[string]string{"secret": v.secret}})).To(Succeed())
+	data := map[string]string{"secret": v.secret}
+	maps.Copy(data, v.data)
+	Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: objectMeta(ns, v.name+"-credentials"), StringData: data})).To(Succeed())
 	ref := v1alpha1.SecretKeySelector{Name: v.name + "-credentials", Key: "secret"}
 	Expect(k8s.Create(ctx, &v1alpha1.EmbedProvider{ObjectMeta: objectMeta(ns, v.name),
 		Spec: v1alpha1.EmbedProviderSpec{VendorConfig: v.provider(ref), AllowInsecureHTTP: true}})).To(Succeed())

@@ -14,6 +14,7 @@ import (
 	"github.com/embedtokens/embed-token-operator/internal/provider/powerbi"
 	"github.com/embedtokens/embed-token-operator/internal/provider/qlikcloud"
 	"github.com/embedtokens/embed-token-operator/internal/provider/qrvey"
+	"github.com/embedtokens/embed-token-operator/internal/provider/quicksight"
 	"github.com/embedtokens/embed-token-operator/internal/provider/sigma"
 	"github.com/embedtokens/embed-token-operator/internal/provider/superset"
 )
@@ -25,15 +26,16 @@ import (
 // callers may share or modify the map freely.
 func All() map[string]provider.Provider {
 	return map[string]provider.Provider{
-		v1alpha1.VendorQrvey:     qrvey.New(),
-		v1alpha1.VendorQlikCloud: qlikcloud.New(),
-		v1alpha1.VendorBoldBI:    boldbi.New(),
-		v1alpha1.VendorJWT:       jwtprovider.New(),
-		v1alpha1.VendorOAuth2:    oauth2.New(),
-		v1alpha1.VendorHTTP:      httpprovider.New(),
-		v1alpha1.VendorPowerBI:   powerbi.New(),
-		v1alpha1.VendorSuperset:  superset.New(),
-		v1alpha1.VendorLooker:    looker.New(),
-		v1alpha1.VendorSigma:     sigma.New(),
+		v1alpha1.VendorQrvey:      qrvey.New(),
+		v1alpha1.VendorQlikCloud:  qlikcloud.New(),
+		v1alpha1.VendorBoldBI:     boldbi.New(),
+		v1alpha1.VendorJWT:        jwtprovider.New(),
+		v1alpha1.VendorOAuth2:     oauth2.New(),
+		v1alpha1.VendorHTTP:       httpprovider.New(),
+		v1alpha1.VendorPowerBI:    powerbi.New(),
+		v1alpha1.VendorSuperset:   superset.New(),
+		v1alpha1.VendorLooker:     looker.New(),
+		v1alpha1.VendorSigma:      sigma.New(),
+		v1alpha1.VendorQuickSight: quicksight.New(),
 	}
 }
