@@ -35,7 +35,7 @@ const certLoadTimeout = 2 * time.Minute
 // tokenEndpointFlags are the token endpoint's listener and TLS settings.
 type tokenEndpointFlags struct {
 	bindAddr, serviceName, namespace, certSecret string
-	manageCert                                   bool
+	manageCert, reusePort                        bool
 	// cacheSize bounds the tokens the endpoint keeps for identical calls.
 	cacheSize int
 	// logParameterValues puts parameter values, which name end users, in
@@ -57,6 +57,10 @@ func (f *tokenEndpointFlags) bind(fs *flag.FlagSet) {
 	fs.BoolVar(&f.manageCert, "token-endpoint-manage-cert", true,
 		"Create and rotate the token endpoint's CA and serving certificate in --token-endpoint-cert-secret. "+
 			"False reads a Secret someone else keeps current, such as a cert-manager Certificate's.")
+	fs.BoolVar(&f.reusePort, "token-endpoint-reuse-port", false,
+		"Bind the token endpoint with SO_REUSEPORT, for replicas that share one network namespace (pods on the "+
+			"host network): they all listen on one address, the kernel spreads new connections across them, and "+
+			"a stopped replica's share goes to the others. Replicas must run as the same user.")
 	fs.IntVar(&f.cacheSize, "token-endpoint-cache-size", tokenendpoint.DefaultCacheMaxEntries,
 		"Most tokens the endpoint keeps in memory for identical calls (least recently used go first); never written anywhere.")
 	fs.BoolVar(&f.logParameterValues, "token-endpoint-log-parameter-values", false,
@@ -144,6 +148,7 @@ func setupTokenEndpoint(mgr ctrl.Manager, f tokenEndpointFlags, http2 bool, hand
 	}
 	srv := endpointserver.New(f.bindAddr, handler, certs)
 	srv.EnableHTTP2 = http2
+	srv.ReusePort = f.reusePort
 	srv.Ready = func(ctx context.Context) error { return certs.WaitForCertificate(ctx, certLoadTimeout) }
 	if err := mgr.Add(srv); err != nil {
 		return fmt.Errorf("add token endpoint server: %w", err)
@@ -193,6 +198,18 @@ func tokenHandler(ctx context.Context, mgr ctrl.Manager, f tokenEndpointFlags, o
 	}
 	if _, err := informer.AddEventHandler(ep.TemplateEventHandler()); err != nil {
 		return nil, fmt.Errorf("template informer handler: %w", err)
+	}
+	// Every replica answers, but the controllers whose watches start the
+	// provider informers run on the leader only, and the cache refuses a
+	// read of a type without an informer (ReaderFailOnMissingInformer).
+	providers := []client.Object{&v1alpha1.EmbedProvider{}}
+	if len(opts.WatchNamespaces) == 0 {
+		providers = append(providers, &v1alpha1.ClusterEmbedProvider{})
+	}
+	for _, obj := range providers {
+		if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
+			return nil, fmt.Errorf("%T informer: %w", obj, err)
+		}
 	}
 	return ep, nil
 }

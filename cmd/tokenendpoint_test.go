@@ -14,6 +14,7 @@ func TestTokenEndpointFlags(t *testing.T) {
 		wantEnabled        bool
 		wantNamespace      string
 		wantSecret         string
+		wantReusePort      bool
 	}{
 		{name: "the defaults serve on 8443 with the Secret named after the Service", podNamespace: "ops",
 			wantEnabled: true, wantNamespace: "ops", wantSecret: "embed-token-operator-token-endpoint-tls"},
@@ -21,6 +22,9 @@ func TestTokenEndpointFlags(t *testing.T) {
 		{name: "the namespace flag wins over POD_NAMESPACE", podNamespace: "ops",
 			args:        []string{"--token-endpoint-namespace=other", "--token-endpoint-cert-secret=from-cert-manager"},
 			wantEnabled: true, wantNamespace: "other", wantSecret: "from-cert-manager"},
+		{name: "replicas on one host network share the address with --token-endpoint-reuse-port", podNamespace: "ops",
+			args:        []string{"--token-endpoint-reuse-port"},
+			wantEnabled: true, wantNamespace: "ops", wantSecret: "embed-token-operator-token-endpoint-tls", wantReusePort: true},
 		{name: "a Service name that is no DNS label is refused", podNamespace: "ops",
 			args: []string{"--token-endpoint-service-name=Not_A_Name"}, wantEnabled: true, wantErr: "invalid"},
 	}
@@ -49,8 +53,9 @@ func TestTokenEndpointFlags(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if f.namespace != tc.wantNamespace || f.certSecret != tc.wantSecret {
-				t.Fatalf("namespace, secret = %q, %q; want %q, %q", f.namespace, f.certSecret, tc.wantNamespace, tc.wantSecret)
+			if f.namespace != tc.wantNamespace || f.certSecret != tc.wantSecret || f.reusePort != tc.wantReusePort {
+				t.Fatalf("namespace, secret, reuse port = %q, %q, %v; want %q, %q, %v",
+					f.namespace, f.certSecret, f.reusePort, tc.wantNamespace, tc.wantSecret, tc.wantReusePort)
 			}
 		})
 	}

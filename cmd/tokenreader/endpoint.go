@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
+	"strconv"
 	"strings"
 
 	"github.com/embedtokens/embed-token-operator/pkg/tokenclient"
@@ -13,6 +15,9 @@ type endpointFlags struct {
 	url, template     string
 	params            paramFlag
 	tokenFile, caFile string
+	// vary names a parameter whose value gets the reading's number
+	// appended, so every reading is a call no cache can answer.
+	vary string
 }
 
 // paramFlag collects repeated -param NAME=VALUE flags.
@@ -38,18 +43,33 @@ func (r *reader) useEndpoint(f endpointFlags) error {
 	if !ok || ns == "" || name == "" {
 		return fmt.Errorf("-template must be NAMESPACE/NAME, got %q", f.template)
 	}
+	if _, ok := f.params[f.vary]; f.vary != "" && !ok {
+		return fmt.Errorf("-vary-param %q names no -param", f.vary)
+	}
 	c, err := tokenclient.New(tokenclient.Options{Endpoint: f.url, TokenFile: f.tokenFile, CAFile: f.caFile})
 	if err != nil {
 		return fmt.Errorf("token endpoint client: %w", err)
 	}
-	r.endpoint, r.namespace, r.tmpl, r.params = c, ns, name, f.params
+	r.endpoint, r.namespace, r.tmpl, r.params, r.vary = c, ns, name, f.params, f.vary
 	return nil
 }
 
-// readEndpoint asks the endpoint for a token, as a backend does at each
-// page view: the client serves its own copy until it nears expiry.
-func (r reader) readEndpoint(ctx context.Context) reading {
-	tok, err := r.endpoint.Token(ctx, r.namespace, r.tmpl, r.params)
+// paramsFor returns the parameters of reading n: r.params, with the
+// parameter r.vary names suffixed "-n".
+func (r reader) paramsFor(n int) map[string]string {
+	if r.vary == "" {
+		return r.params
+	}
+	params := maps.Clone(r.params)
+	params[r.vary] += "-" + strconv.Itoa(n)
+	return params
+}
+
+// readEndpoint asks the endpoint for the token of reading n, as a backend
+// does at each page view: the client serves its own copy until it nears
+// expiry.
+func (r reader) readEndpoint(ctx context.Context, n int) reading {
+	tok, err := r.endpoint.Token(ctx, r.namespace, r.tmpl, r.paramsFor(n))
 	if err != nil {
 		return reading{err: err}
 	}

@@ -14,6 +14,10 @@
 //
 //	time=... digest=3f2a9c0b1d4e remaining=3599s cached=false verdict=valid
 //	time=... error="..." status=403 reason=Forbidden
+//
+// -vary-param NAME appends each reading's number to that parameter's value
+// (user=alice becomes alice-1, alice-2, ...), so no cache answers a reading
+// and the endpoint really serves every one.
 package main
 
 import (
@@ -84,6 +88,8 @@ type reader struct {
 	endpoint        *tokenclient.Client
 	namespace, tmpl string
 	params          map[string]string
+	// vary names the parameter that varies per reading; empty: none.
+	vary string
 }
 
 func main() {
@@ -98,6 +104,8 @@ func main() {
 	flag.Var(&ep.params, "param", "with -endpoint: a template parameter, NAME=VALUE (repeatable)")
 	flag.StringVar(&ep.tokenFile, "token-file", tokenclient.DefaultTokenFile, "with -endpoint: the projected ServiceAccount token")
 	flag.StringVar(&ep.caFile, "ca-file", tokenclient.DefaultCAFile, "with -endpoint: the endpoint's CA bundle")
+	flag.StringVar(&ep.vary, "vary-param", "", "with -endpoint: a -param whose value gets each reading's number appended, "+
+		"so every reading is an uncached call")
 	flag.Parse()
 	sources := 0
 	for _, set := range []bool{r.dir != "", r.envVar != "", ep.url != ""} {
@@ -119,8 +127,8 @@ func main() {
 	defer stop()
 	tick := time.NewTicker(*interval)
 	defer tick.Stop()
-	for {
-		fmt.Println(r.read(ctx))
+	for n := 1; ; n++ {
+		fmt.Println(r.read(ctx, n))
 		select {
 		case <-ctx.Done():
 			return
@@ -129,9 +137,10 @@ func main() {
 	}
 }
 
-func (r reader) read(ctx context.Context) reading {
+// read takes reading number n.
+func (r reader) read(ctx context.Context, n int) reading {
 	if r.endpoint != nil {
-		return r.readEndpoint(ctx)
+		return r.readEndpoint(ctx, n)
 	}
 	token, expiresAt, err := r.load()
 	if err != nil {

@@ -52,6 +52,12 @@ type Server struct {
 	// EnableHTTP2 offers h2 through ALPN; off by default, as for the
 	// metrics server (CVE-2023-44487).
 	EnableHTTP2 bool
+	// ReusePort sets SO_REUSEPORT on the listener, so several replicas
+	// sharing one network namespace (pods on the host network) bind the
+	// same address: the kernel spreads new connections across them, and
+	// when one replica stops, its share goes to the others. Linux admits
+	// only listeners of the same effective user to the group.
+	ReusePort bool
 	// Ready, when set, is waited for before listening, so no connection
 	// is accepted before a certificate is loaded.
 	Ready func(context.Context) error
@@ -115,7 +121,11 @@ func (s *Server) Start(ctx context.Context) error {
 		// A non-nil empty map turns off the server's built-in HTTP/2.
 		srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
 	}
-	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", s.addr)
+	lc := &net.ListenConfig{}
+	if s.ReusePort {
+		lc.Control = reusePort
+	}
+	ln, err := lc.Listen(ctx, "tcp", s.addr)
 	if err != nil {
 		return fmt.Errorf("token endpoint: listen on %s: %w", s.addr, err)
 	}

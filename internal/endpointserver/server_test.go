@@ -162,3 +162,79 @@ func TestServerRunsOnEveryReplicaAndWaitsForItsCertificate(t *testing.T) {
 		t.Fatalf("Start() = %v, want the readiness error", err)
 	}
 }
+
+// answering answers every request with name, so a test sees which replica
+// served it.
+func answering(name string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, name) })
+}
+
+func TestReusePortReplicasShareOneAddress(t *testing.T) {
+	certs, pool := testCertificate(t)
+	cases := []struct {
+		name                      string
+		firstReuse, secondReuse   bool
+		wantSecondListenerRefused bool
+	}{
+		{name: "a second listener without SO_REUSEPORT is refused the address", firstReuse: true, wantSecondListenerRefused: true},
+		{name: "a listener without SO_REUSEPORT cannot be joined", secondReuse: true, wantSecondListenerRefused: true},
+		{name: "two listeners with SO_REUSEPORT share the address, and one keeps answering after the other stops",
+			firstReuse: true, secondReuse: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			first := New("127.0.0.1:0", answering("first"), certs)
+			first.ReusePort = tc.firstReuse
+			url, stopFirst, firstDone := start(t, first)
+			second := New(strings.TrimPrefix(url, "https://"), answering("second"), certs)
+			second.ReusePort = tc.secondReuse
+			if tc.wantSecondListenerRefused {
+				err := second.Start(t.Context())
+				if err == nil || !strings.Contains(err.Error(), "address already in use") {
+					t.Fatalf("second Start() = %v, want address already in use", err)
+				}
+				return
+			}
+			if secondURL, _, _ := start(t, second); secondURL != url {
+				t.Fatalf("second replica listens on %s, want %s", secondURL, url)
+			}
+
+			// One connection per request, as new callers open them.
+			c := client(pool, nil)
+			c.Transport.(*http.Transport).DisableKeepAlives = true
+			ask := func() string {
+				t.Helper()
+				resp, err := c.Get(url)
+				if err != nil {
+					t.Fatalf("request failed: %v", err)
+				}
+				defer func() { _ = resp.Body.Close() }()
+				b, err := io.ReadAll(resp.Body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return string(b)
+			}
+			// The kernel picks a listener by a hash of each connection's
+			// addresses and ports; 200 connections all hashing to one of two
+			// listeners has a probability of 2^-199.
+			seen := map[string]int{}
+			for i := 0; i < 200 && len(seen) < 2; i++ {
+				seen[ask()]++
+			}
+			if seen["first"] == 0 || seen["second"] == 0 {
+				t.Fatalf("answers by replica %v, want both replicas to answer", seen)
+			}
+
+			stopFirst()
+			if err := <-firstDone; err != nil {
+				t.Fatalf("first Start() = %v", err)
+			}
+			for range 50 {
+				if got := ask(); got != "second" {
+					t.Fatalf("after the first replica stopped, %q answered", got)
+				}
+			}
+		})
+	}
+}

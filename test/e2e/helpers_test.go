@@ -191,8 +191,8 @@ type simCall struct {
 	Issued bool           `json:"issued"`
 }
 
-// issuedFor counts the tokens the simulator issued for a request's user ID.
-func issuedFor(ctx context.Context, requestName string) int {
+// simCalls returns the simulator's call log, oldest first.
+func simCalls(ctx context.Context) []simCall {
 	var out struct {
 		Log []simCall `json:"log"`
 	}
@@ -202,8 +202,13 @@ func issuedFor(ctx context.Context, requestName string) int {
 	Expect(err).NotTo(HaveOccurred())
 	defer resp.Body.Close()
 	Expect(json.NewDecoder(resp.Body).Decode(&out)).To(Succeed())
+	return out.Log
+}
+
+// issuedFor counts the tokens the simulator issued for a request's user ID.
+func issuedFor(ctx context.Context, requestName string) int {
 	n := 0
-	for _, c := range out.Log {
+	for _, c := range simCalls(ctx) {
 		if c.Issued && c.Body["userid"] == qrvey.UserID(requestName) {
 			n++
 		}

@@ -5,6 +5,7 @@ package e2e
 import (
 	"bufio"
 	"encoding/json"
+	"net/url"
 	"os"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -12,6 +13,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/utils/ptr"
@@ -122,6 +124,18 @@ func operatorSecretReads() []auditEvent {
 	}
 	Expect(sc.Err()).NotTo(HaveOccurred())
 	return out
+}
+
+// readsOnlyCertSecret says whether a list or watch of Secrets reads only
+// the token endpoint's serving certificate, by name, in the operator's own
+// namespace, as every replica watches it for rotations.
+func readsOnlyCertSecret(u *url.URL) bool {
+	sel, err := fields.ParseSelector(u.Query().Get("fieldSelector"))
+	if err != nil || u.Path != "/api/v1/namespaces/"+operatorNamespace+"/secrets" {
+		return false
+	}
+	name, ok := sel.RequiresExactMatch("metadata.name")
+	return ok && name == operatorCertSecret
 }
 
 // requiresManagedBy says whether a selector only admits Secrets labelled as
