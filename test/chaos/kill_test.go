@@ -64,8 +64,8 @@ var _ = Describe("Manager SIGKILLed while issuing", func() {
 		Expect(observer.Violations()).To(BeEmpty(), "every Secret version held a complete, issued, valid token")
 		Expect(written).To(BeNumerically(">", 2*requests), "tokens were refreshed during the kill loop")
 		Expect(issued-written).To(BeNumerically("<=", kills), "vendor issues exceed written tokens by at most the number of kills")
-	// Each kill waits for the restarted manager to sync its caches and issue
-	// (at most 30 s each, above); the spec's own bound leaves room for a
-	// loaded machine, where a restart takes up to about 20 s.
+		// Each kill waits for the restarted manager to sync its caches and issue
+		// (at most 30 s each, above); the spec's own bound leaves room for a
+		// loaded machine, where a restart takes up to about 20 s.
 	}, SpecTimeout(10*time.Minute))
 })
