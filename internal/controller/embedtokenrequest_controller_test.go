@@ -19,7 +19,7 @@ import (
 
 // The life of a request whose provider works: issue, renewal, restarts of
 // the operator, forced refresh, suspend and deletion.
-var _ = Describe("EmbedTokenRequest", func() {
+var _ = Describe("EmbedTokenRequest token lifecycle", func() {
 	ctx := context.Background()
 	f := eachFixtureWithProvider()
 

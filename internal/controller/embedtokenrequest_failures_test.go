@@ -17,7 +17,7 @@ import (
 )
 
 // What a request reports when it cannot be served, and how it heals.
-var _ = Describe("EmbedTokenRequest", func() {
+var _ = Describe("EmbedTokenRequest conflicts and failures", func() {
 	ctx := context.Background()
 	f := eachFixtureWithProvider()
 

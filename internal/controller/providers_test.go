@@ -54,25 +54,6 @@ var _ = Describe("Credentials and providers", func() {
 		Consistently(f.callsFor("keep"), 3*time.Second).Should(Equal(1))
 	})
 
-	It("lets a ClusterEmbedProvider serve only the namespaces its selector admits", func() {
-		cp := createClusterProvider(ctx, "shared-"+f.ns, f.clusterSpec(),
-			&metav1.LabelSelector{MatchLabels: map[string]string{"embed": f.ns}})
-
-		allowed := newFixture(ctx)
-		allowed.labelNamespace(ctx, map[string]string{"embed": f.ns})
-		denied := newFixture(ctx)
-
-		for _, g := range []*fixture{allowed, denied} {
-			etr := g.request("cluster", time.Hour)
-			etr.Spec.ProviderRef = v1alpha1.ProviderRef{Kind: "ClusterEmbedProvider", Name: cp.Name}
-			Expect(k8sClient.Create(ctx, etr)).To(Succeed())
-		}
-		waitForToken(ctx, &v1alpha1.EmbedTokenRequest{ObjectMeta: metav1.ObjectMeta{Namespace: allowed.ns, Name: "cluster"}}, "")
-		deniedETR := &v1alpha1.EmbedTokenRequest{ObjectMeta: metav1.ObjectMeta{Namespace: denied.ns, Name: "cluster"}}
-		Eventually(readyCondition(ctx, deniedETR)).Should(haveReason(metav1.ConditionFalse, v1alpha1.ReasonNamespaceNotAllowed))
-		Expect(f.callsFor("cluster")()).To(Equal(1), "only the admitted namespace's request reached the vendor")
-	})
-
 	It("never lets an EmbedProvider read a Secret in another namespace", func() {
 		other := newFixture(ctx)
 		other.createCredentials(ctx)
