@@ -11,17 +11,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/test/harness"
 )
-
-// qrveyTemplate is a template of the fixture's Qrvey provider whose
-// parameter user fills qrvey.userID.
-func qrveyTemplate(ns, name string) *v1alpha1.EmbedTokenTemplate {
-	return &v1alpha1.EmbedTokenTemplate{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: v1alpha1.EmbedTokenTemplateSpec{ProviderRef: v1alpha1.ProviderRef{Name: "qrvey"},
-			VendorParams: v1alpha1.VendorParams{Qrvey: &v1alpha1.QrveyParams{UserID: "placeholder", AppID: "app-1"}},
-			Parameters: []v1alpha1.TemplateParameter{{Name: "user", Path: "qrvey.userID",
-				Validation: &v1alpha1.ParameterValidation{Expression: "value.startsWith(caller.namespace + '/')"}}}}}
-}
 
 // templateCondition reads a condition of the template as the API server
 // holds it; a missing condition has status Unknown.
@@ -42,7 +33,7 @@ var _ = Describe("EmbedTokenTemplate status", func() {
 
 	It("is Ready, and Current for kstatus, when the provider admits the template and every parameter compiles", func() {
 		f := newFixtureWithProvider(ctx)
-		ett := qrveyTemplate(f.ns, "dash")
+		ett := harness.QrveyTemplate(f.ns, "dash")
 		Expect(k8sClient.Create(ctx, ett)).To(Succeed())
 		Eventually(templateCondition(ctx, ett, v1alpha1.ConditionReady)).Should(haveReason(metav1.ConditionTrue, v1alpha1.ReasonValid))
 		Eventually(kstatusOf(ctx, ett)).Should(Equal(status.CurrentStatus))
@@ -51,7 +42,7 @@ var _ = Describe("EmbedTokenTemplate status", func() {
 	It("stalls on a missing provider and becomes Ready when it is created", func() {
 		f := newFixture(ctx)
 		f.createCredentials(ctx)
-		ett := qrveyTemplate(f.ns, "early")
+		ett := harness.QrveyTemplate(f.ns, "early")
 		Expect(k8sClient.Create(ctx, ett)).To(Succeed())
 		Eventually(templateCondition(ctx, ett, v1alpha1.ConditionStalled)).Should(haveReason(metav1.ConditionTrue, v1alpha1.ReasonProviderNotFound))
 		Expect(templateCondition(ctx, ett, v1alpha1.ConditionReady)(Default)).To(haveReason(metav1.ConditionFalse, v1alpha1.ReasonProviderNotFound))
@@ -64,7 +55,7 @@ var _ = Describe("EmbedTokenTemplate status", func() {
 
 	It("stalls on a vendor block another than the provider's", func() {
 		f := newFixtureWithProvider(ctx)
-		ett := qrveyTemplate(f.ns, "mismatch")
+		ett := harness.QrveyTemplate(f.ns, "mismatch")
 		ett.Spec.Qrvey, ett.Spec.JWT = nil, &v1alpha1.JWTParams{}
 		ett.Spec.Parameters[0].Path = "jwt.subject"
 		Expect(k8sClient.Create(ctx, ett)).To(Succeed())
@@ -74,7 +65,7 @@ var _ = Describe("EmbedTokenTemplate status", func() {
 
 	It("stalls on a parameter whose path indexes an item the template does not hold, and on a validation that does not compile", func() {
 		f := newFixtureWithProvider(ctx)
-		ett := qrveyTemplate(f.ns, "badparams")
+		ett := harness.QrveyTemplate(f.ns, "badparams")
 		ett.Spec.Parameters = append(ett.Spec.Parameters, v1alpha1.TemplateParameter{Name: "perm", Path: "qrvey.permissions[2].value"})
 		ett.Spec.Parameters[0].Validation.Expression = "value"
 		Expect(k8sClient.Create(ctx, ett)).To(Succeed())
@@ -97,7 +88,7 @@ var _ = Describe("EmbedTokenTemplate status", func() {
 		spec := f.providerSpec()
 		spec.RequestValidations = []v1alpha1.RequestValidation{{Expression: "object.spec.qrvey.userID"}}
 		f.createNamedProvider(ctx, "qrvey", spec)
-		ett := qrveyTemplate(f.ns, "rules")
+		ett := harness.QrveyTemplate(f.ns, "rules")
 		Expect(k8sClient.Create(ctx, ett)).To(Succeed())
 		Eventually(templateCondition(ctx, ett, v1alpha1.ConditionReady)).Should(haveReason(metav1.ConditionFalse, v1alpha1.ReasonProviderInvalid))
 
@@ -112,7 +103,7 @@ var _ = Describe("EmbedTokenTemplate status", func() {
 		f := newFixture(ctx)
 		f.createCredentials(ctx)
 		cp := createClusterProvider(ctx, "tpl-"+f.ns, f.clusterSpec(), &metav1.LabelSelector{MatchLabels: map[string]string{"tenant": f.ns}})
-		ett := qrveyTemplate(f.ns, "cluster")
+		ett := harness.QrveyTemplate(f.ns, "cluster")
 		ett.Spec.ProviderRef = v1alpha1.ProviderRef{Kind: "ClusterEmbedProvider", Name: cp.Name}
 		Expect(k8sClient.Create(ctx, ett)).To(Succeed())
 		Eventually(templateCondition(ctx, ett, v1alpha1.ConditionReady)).Should(haveReason(metav1.ConditionFalse, v1alpha1.ReasonNamespaceNotAllowed))

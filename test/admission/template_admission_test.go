@@ -14,17 +14,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/test/harness"
 )
-
-// qrveyTemplate is a valid template of a Qrvey provider whose parameter
-// user fills qrvey.userID, for the entries below to break one way each.
-func qrveyTemplate(ns, name string) *v1alpha1.EmbedTokenTemplate {
-	return &v1alpha1.EmbedTokenTemplate{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: v1alpha1.EmbedTokenTemplateSpec{ProviderRef: v1alpha1.ProviderRef{Name: "qrvey"},
-			VendorParams: v1alpha1.VendorParams{Qrvey: &v1alpha1.QrveyParams{UserID: "placeholder", AppID: "app-1"}},
-			Parameters: []v1alpha1.TemplateParameter{{Name: "user", Path: "qrvey.userID",
-				Validation: &v1alpha1.ParameterValidation{Expression: "value.startsWith(caller.namespace + '/')"}}}}}
-}
 
 var _ = Describe("EmbedTokenTemplate admission", func() {
 	var ns string
@@ -64,7 +55,7 @@ var _ = Describe("EmbedTokenTemplate admission", func() {
 
 	DescribeTable("refuses a malformed template with a message that says why",
 		func(edit func(*v1alpha1.EmbedTokenTemplate), message string) {
-			ett := qrveyTemplate(ns, "bad")
+			ett := harness.QrveyTemplate(ns, "bad")
 			edit(ett)
 			err := k8sClient.Create(ctx, ett)
 			Expect(err).To(HaveOccurred())
