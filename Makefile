@@ -69,12 +69,22 @@ lint: ## Fail if any Go file is not gofmt-formatted, then run go vet.
 envtest: ## Build (first time, ~5 min) or find the cached envtest assets (kube-apiserver, etcd) and print their directory.
 	@bash hack/envtest-assets.sh
 
+# TEST_PROCS is how many Ginkgo processes run the controller suite, each
+# with its own kube-apiserver, etcd and manager; its specs mostly wait on
+# them, so more processes than cores pay off.
+TEST_PROCS ?= 4
+
 .PHONY: test
-test: manifests generate fmt vet ## Run unit and envtest integration tests (everything except test/e2e, test/chaos, test/bench, test/endpointbench).
+test: manifests generate fmt vet ## Run unit and envtest integration tests (everything except test/e2e, test/chaos, test/bench, test/endpointbench, test/load); the controller suite runs on TEST_PROCS Ginkgo processes beside the other packages.
 	@assets="$$(bash hack/envtest-assets.sh)"; \
-	pkgs="$$(go list ./... | grep -v -e /test/e2e -e /test/chaos -e /test/bench -e /test/endpointbench -e /test/load)"; \
+	pkgs="$$(go list ./... | grep -v -e /test/e2e -e /test/chaos -e /test/bench -e /test/endpointbench -e /test/load -e '/internal/controller$$')"; \
 	echo "KUBEBUILDER_ASSETS=$$assets"; \
-	KUBEBUILDER_ASSETS="$$assets" go test $$pkgs -timeout 30m -coverprofile cover.out
+	export KUBEBUILDER_ASSETS="$$assets"; \
+	go tool ginkgo -p -procs=$(TEST_PROCS) -timeout 30m -covermode=set -coverprofile=cover-controller.out -output-dir=. ./internal/controller/ & ctrl=$$!; \
+	go test $$pkgs -timeout 30m -covermode=set -coverprofile cover.out; rc=$$?; \
+	wait $$ctrl || rc=1; \
+	if [ -f cover-controller.out ]; then tail -n +2 cover-controller.out >> cover.out; rm -f cover-controller.out; fi; \
+	exit $$rc
 
 # FUZZTIME is how long `make fuzz` runs each fuzz target.
 FUZZTIME ?= 10s

@@ -25,7 +25,7 @@ import (
 var _ = Describe("API budget", func() {
 	ctx := context.Background()
 
-	It("renews a token the vendor granted for 1 s no sooner than 30 s after it was issued, and says why", func() {
+	It("renews a token the vendor granted for 1 s no sooner than 30 s after it was issued, and says why", Serial, func() {
 		f := newFixtureWithProvider(ctx)
 		f.grantOnly(time.Second)
 		replaceWithDefaultIntervals()
@@ -47,7 +47,7 @@ var _ = Describe("API budget", func() {
 		Expect(f.callsFor("one-second")()).To(Equal(1))
 	})
 
-	It("serves a refresh asked for within a minute of the last issue a minute after that issue", func() {
+	It("serves a refresh asked for within a minute of the last issue a minute after that issue", Serial, func() {
 		f := newFixtureWithProvider(ctx)
 		replaceWithDefaultIntervals()
 
@@ -106,7 +106,7 @@ func replaceWithDefaultIntervals() {
 const floodRequests = 1000
 
 var _ = Describe("Fair share of the API budget", func() {
-	It("gives a quiet namespace its first token within 15 s beside a namespace with 1,000 requests of 1 s tokens, which issues within its share", func() {
+	It("gives a quiet namespace its first token within 15 s beside a namespace with 1,000 requests of 1 s tokens, which issues within its share", Serial, func() {
 		ctx := context.Background()
 		flood, quiet := newFixtureWithProvider(ctx), newFixtureWithProvider(ctx)
 		flood.grantOnly(time.Second)

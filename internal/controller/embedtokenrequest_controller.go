@@ -36,6 +36,9 @@ type EmbedTokenRequestReconciler struct {
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	Clock     clock.PassiveClock
+	// Reconciled, when set, is called after each reconcile of a request
+	// that exists with the request as it was read (Options.Reconciled).
+	Reconciled func(*v1alpha1.EmbedTokenRequest)
 	// Issuer makes every vendor call: provider resolution and checks,
 	// credentials, fair scheduling, the call itself and redaction. It is
 	// shared with the token endpoint, whose calls count against the same
@@ -102,7 +105,11 @@ func (r *EmbedTokenRequestReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	o := &outcome{now: r.Clock.Now()}
 	before := etr.DeepCopy()
 	err = r.reconcile(ctx, etr, o)
-	return r.report(ctx, before, etr, o, err)
+	res, err := r.report(ctx, before, etr, o, err)
+	if r.Reconciled != nil {
+		r.Reconciled(before)
+	}
+	return res, err
 }
 
 // fetch reads the request; it returns nil when the request is gone or being

@@ -17,7 +17,7 @@ import (
 )
 
 // What a request reports when it cannot be served, and how it heals.
-var _ = Describe("EmbedTokenRequest", func() {
+var _ = Describe("EmbedTokenRequest conflicts and failures", func() {
 	ctx := context.Background()
 	f := eachFixtureWithProvider()
 
@@ -117,48 +117,80 @@ var _ = Describe("EmbedTokenRequest", func() {
 		Eventually(func() []string { return eventReasons(ctx, etr) }).Should(ContainElement(v1alpha1.ReasonTokenIssued))
 	})
 
-	It("backs off on vendor errors, keeps the last token and recovers", func() {
-		f.grantOnly(12 * time.Second)
+	// The manager's clock drives this spec: it moves to each time the
+	// request is due and a barrier makes the manager reconcile then. The
+	// Vendor outages specs (faults_test.go) watch backoff in real time.
+	It("backs off on vendor errors, keeps the last token and recovers", Serial, func() {
+		clk := replaceWithClockedManager()
 		etr := f.request("outage", time.Minute)
 		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
 		token := waitForToken(ctx, etr, "")
 		f.sim.SetFault(vendorsim.Fault{Status: 500})
+		status := func() v1alpha1.EmbedTokenRequestStatus {
+			return get(ctx, etr.DeepCopy()).(*v1alpha1.EmbedTokenRequest).Status
+		}
 
-		Eventually(func(g Gomega) {
-			cur := get(ctx, etr.DeepCopy()).(*v1alpha1.EmbedTokenRequest)
-			g.Expect(cur.Status.FailedAttempts).To(BeNumerically(">=", 2))
-			c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionReady)
-			g.Expect(c.Reason).To(Equal(v1alpha1.ReasonVendorUnavailable))
-			g.Expect(c.Message).To(ContainSubstring("HTTP 500"))
-			g.Expect(c.Message).NotTo(ContainSubstring(token))
-			g.Expect(cur.Status.LastFailure).To(HaveValue(And(HaveField("Reason", v1alpha1.ReasonVendorUnavailable),
-				HaveField("Message", ContainSubstring("HTTP 500")))))
-		}).Should(Succeed())
+		By("failing at the renewal and at the retry after it, and not before the retry is due")
+		// status.renewAt is kept to the second: a second past it is due.
+		for attempt := int32(1); attempt <= 2; attempt++ {
+			clk.SetTime(status().RenewAt.Add(time.Second))
+			settle(ctx, etr)
+			Expect(status().FailedAttempts).To(Equal(attempt))
+			retryAt := status().RenewAt.Time
+			Expect(retryAt).To(BeTemporally(">", clk.Now()), "the retry is scheduled later")
+			clk.SetTime(retryAt.Add(-time.Millisecond))
+			settle(ctx, etr)
+			Expect(f.callsFor("outage")()).To(Equal(1+int(attempt)), "retries back off instead of looping")
+		}
+		cur := get(ctx, etr.DeepCopy()).(*v1alpha1.EmbedTokenRequest)
+		c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ConditionReady)
+		Expect(c.Reason).To(Equal(v1alpha1.ReasonVendorUnavailable))
+		Expect(c.Message).To(ContainSubstring("HTTP 500"))
+		Expect(c.Message).NotTo(ContainSubstring(token))
+		Expect(cur.Status.LastFailure).To(HaveValue(And(HaveField("Reason", v1alpha1.ReasonVendorUnavailable),
+			HaveField("Message", ContainSubstring("HTTP 500")))))
 		Expect(string(secretOf(ctx, etr)(Default).Data[v1alpha1.SecretTokenKey])).To(Equal(token), "the last valid token is kept")
-		Expect(f.callsFor("outage")()).To(BeNumerically("<=", 6), "retries back off instead of looping")
 
+		By("recovering at the next retry")
 		f.sim.ClearFault()
+		clk.SetTime(status().RenewAt.Add(time.Second))
+		settle(ctx, etr)
 		waitForToken(ctx, etr, provider.Digest(token))
-		cur := get(ctx, etr).(*v1alpha1.EmbedTokenRequest)
+		cur = get(ctx, etr).(*v1alpha1.EmbedTokenRequest)
 		Expect(cur.Status.FailedAttempts).To(BeZero())
 		Expect(readyCondition(ctx, etr)(Default)).To(HaveField("Status", metav1.ConditionTrue))
 	})
 
-	It("reports a token that expired during an outage and recovers without help", func() {
-		f.grantOnly(3 * time.Second)
+	// On the clock as well; the Vendor outages specs see the manager's own
+	// requeues recover a token in real time.
+	It("reports a token that expired during an outage and recovers without help", Serial, func() {
+		clk := replaceWithClockedManager()
 		etr := f.request("expired", time.Minute)
 		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
 		token := waitForToken(ctx, etr, "")
 		f.sim.SetFault(vendorsim.Fault{Status: 503, RetryAfter: time.Second})
+		status := func() v1alpha1.EmbedTokenRequestStatus {
+			return get(ctx, etr.DeepCopy()).(*v1alpha1.EmbedTokenRequest).Status
+		}
 
-		Eventually(readyCondition(ctx, etr)).Should(And(haveReason(metav1.ConditionFalse, v1alpha1.ReasonTokenExpired),
+		By("failing to renew, then failing the retry after the token expired")
+		clk.SetTime(status().RenewAt.Add(time.Second))
+		settle(ctx, etr)
+		Expect(status().FailedAttempts).To(Equal(int32(1)))
+		clk.SetTime(status().ExpiresAt.Add(time.Second))
+		settle(ctx, etr)
+		Expect(readyCondition(ctx, etr)(Default)).To(And(haveReason(metav1.ConditionFalse, v1alpha1.ReasonTokenExpired),
 			HaveField("Message", ContainSubstring("HTTP 503")), HaveField("Message", ContainSubstring("refreshing it failed"))))
 		Expect(string(secretOf(ctx, etr)(Default).Data[v1alpha1.SecretTokenKey])).To(Equal(token))
 		Eventually(func() []string { return eventReasons(ctx, etr) }).Should(ContainElement(v1alpha1.ReasonTokenExpired))
 
+		By("issuing at the retry it scheduled once the vendor answers")
 		f.sim.ClearFault()
+		Expect(status().RenewAt.Time).To(BeTemporally(">", clk.Now()), "a retry is scheduled")
+		clk.SetTime(status().RenewAt.Add(time.Second))
+		settle(ctx, etr)
 		waitForToken(ctx, etr, provider.Digest(token))
-		Eventually(readyCondition(ctx, etr)).Should(HaveField("Status", metav1.ConditionTrue))
+		Expect(readyCondition(ctx, etr)(Default)).To(HaveField("Status", metav1.ConditionTrue))
 	})
 
 	It("stalls on rejected credentials without retrying quickly", func() {
@@ -173,7 +205,8 @@ var _ = Describe("EmbedTokenRequest", func() {
 		Expect(meta.IsStatusConditionTrue(cur.Status.Conditions, v1alpha1.ConditionStalled)).To(BeTrue())
 		Expect(cur.Status.RenewAt.Time).To(BeTemporally(">", time.Now().Add(time.Minute)))
 		Expect(readyMessageOf(cur)).NotTo(ContainSubstring("wrong-key"))
-		Consistently(g.callsFor("denied")).Should(Equal(1))
+		settle(ctx, etr)
+		Expect(g.callsFor("denied")()).To(Equal(1))
 	})
 
 	It("reports a request whose block does not match its provider's vendor", func() {

@@ -37,7 +37,7 @@ import (
 // check them, and every token comes from the manager's own issuance path
 // (internal/ondemand over the Issuer the reconciler uses) and the vendor
 // simulator, wired as cmd/tokenendpoint.go wires them.
-var _ = Describe("The token endpoint on the issuance path", Ordered, func() {
+var _ = Describe("The token endpoint on the issuance path", Ordered, Serial, func() {
 	const (
 		// deniedSuffix ends the users the provider's requestValidations
 		// refuse.
@@ -200,7 +200,7 @@ var _ = Describe("The token endpoint on the issuance path", Ordered, func() {
 			p := get(ctx, &v1alpha1.EmbedProvider{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "qrvey"}})
 			return p.(*v1alpha1.EmbedProvider).Status.CredentialsVersion
 		}).ShouldNot(BeEmpty())
-		createTemplate(qrveyTemplate(f.ns, "dash"))
+		createTemplate(harness.QrveyTemplate(f.ns, "dash"))
 	})
 
 	It("gives a ServiceAccount holding the Role per-user tokens that the simulator validates", func() {
@@ -371,7 +371,7 @@ var _ = Describe("The token endpoint on the issuance path", Ordered, func() {
 
 	It("drops cached tokens when the template is deleted, and a template made again under its name calls the vendor", func() {
 		bearer := token(f.ns, "web", authenticationv1.TokenRequestSpec{})
-		tmpl := qrveyTemplate(f.ns, "ephemeral")
+		tmpl := harness.QrveyTemplate(f.ns, "ephemeral")
 		createTemplate(tmpl)
 		code, first := call(f.ns, "ephemeral", bearer, forUser("gus", ""))
 		Expect(code).To(Equal(http.StatusOK), "%v", first)
@@ -381,7 +381,7 @@ var _ = Describe("The token endpoint on the issuance path", Ordered, func() {
 		Eventually(func() int { code, _ := call(f.ns, "ephemeral", bearer, forUser("gus", "")); return code }).
 			Should(Equal(http.StatusNotFound))
 
-		createTemplate(qrveyTemplate(f.ns, "ephemeral"))
+		createTemplate(harness.QrveyTemplate(f.ns, "ephemeral"))
 		code, body := call(f.ns, "ephemeral", bearer, forUser("gus", ""))
 		Expect(code).To(Equal(http.StatusOK), "%v", body)
 		Expect(body).To(HaveKeyWithValue("cached", false))
@@ -389,7 +389,7 @@ var _ = Describe("The token endpoint on the issuance path", Ordered, func() {
 	})
 
 	It("makes one vendor call per call for a template with cache None", func() {
-		tmpl := qrveyTemplate(f.ns, "uncached")
+		tmpl := harness.QrveyTemplate(f.ns, "uncached")
 		tmpl.Spec.Cache = v1alpha1.TemplateCacheNone
 		createTemplate(tmpl)
 		bearer := token(f.ns, "web", authenticationv1.TokenRequestSpec{})

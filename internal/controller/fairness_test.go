@@ -32,7 +32,7 @@ const productionWorkers = 10
 // with the binary's defaults (10 workers, --max-vendor-timeout 30s) runs
 // instead, so the numbers are the ones a default installation has.
 var _ = Describe("Fair scheduling across providers", func() {
-	It("keeps renewing a healthy namespace's tokens while a dead and a rate-limited provider have hundreds of requests", func() {
+	It("keeps renewing a healthy namespace's tokens while a dead and a rate-limited provider have hundreds of requests", Serial, func() {
 		ctx := context.Background()
 		dead, limited, healthy := newFixture(ctx), newFixtureWithProvider(ctx), newFixtureWithProvider(ctx)
 
@@ -248,6 +248,7 @@ func defaultOptions() controller.Options {
 		MaxConcurrentReconciles: productionWorkers,
 		MetricsRegisterer:       prometheus.NewRegistry(),
 		AllowVendorCIDRs:        allowVendorCIDRs,
+		Reconciled:              barriers.observe,
 	}
 }
 

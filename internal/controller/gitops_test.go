@@ -2,7 +2,6 @@ package controller_test
 
 import (
 	"context"
-	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -102,6 +101,7 @@ var _ = Describe("GitOps", func() {
 		calls := f.callsFor("dash")()
 		applyAsGitOps(ctx, requestObj())
 		applyAsGitOps(ctx, providerObj)
-		Consistently(f.callsFor("dash"), 3*time.Second).Should(Equal(calls))
+		settle(ctx, etr)
+		Expect(f.callsFor("dash")()).To(Equal(calls))
 	})
 })

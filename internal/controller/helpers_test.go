@@ -5,18 +5,22 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/go-logr/logr"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
+	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
@@ -294,4 +298,82 @@ func managedSecrets(ctx context.Context, g Gomega, namespace string) []corev1.Se
 	g.Expect(k8sClient.List(ctx, &list, client.InNamespace(namespace),
 		client.MatchingLabels{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue})).To(Succeed())
 	return list.Items
+}
+
+// barrierAnnotation is the annotation settle bumps; the controller ignores
+// it, but changing it makes the manager reconcile the request.
+const barrierAnnotation = "test.embedtokens.io/barrier"
+
+// barriers records, per request, the barrierAnnotation values that a
+// finished reconcile had read ("" when it had none); every manager the
+// suite starts reports to it through controller.Options.Reconciled.
+var barriers = &barrierLog{seen: map[types.NamespacedName]map[string]bool{}}
+
+// barrierLog is the type of barriers.
+type barrierLog struct {
+	mu   sync.Mutex
+	seen map[types.NamespacedName]map[string]bool
+	next atomic.Int64
+}
+
+// observe is a controller.Options.Reconciled hook.
+func (b *barrierLog) observe(etr *v1alpha1.EmbedTokenRequest) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	key := client.ObjectKeyFromObject(etr)
+	if b.seen[key] == nil {
+		b.seen[key] = map[string]bool{}
+	}
+	b.seen[key][etr.Annotations[barrierAnnotation]] = true
+}
+
+// reconciled reports whether any manager has finished a reconcile of key.
+func (b *barrierLog) reconciled(key types.NamespacedName) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.seen[key]) > 0
+}
+
+// observed reports whether a reconcile of key that read value has finished.
+func (b *barrierLog) observed(key types.NamespacedName, value string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.seen[key][value]
+}
+
+// settle bumps etr's barrier annotation and waits until a reconcile that
+// read it has finished. Whatever the request's state makes the controller
+// do at once (call the vendor, write the Secret, restart workloads) is then
+// done, so a spec asserts that nothing more happened with a plain Expect
+// instead of watching a Consistently window. Only etr's namespace and name
+// are used; it returns the request as the bump left it, so a spec can tell
+// that the controller wrote nothing since.
+func settle(ctx context.Context, etr *v1alpha1.EmbedTokenRequest) *v1alpha1.EmbedTokenRequest {
+	GinkgoHelper()
+	value := strconv.FormatInt(barriers.next.Add(1), 10)
+	cur := &v1alpha1.EmbedTokenRequest{ObjectMeta: metav1.ObjectMeta{Namespace: etr.Namespace, Name: etr.Name}}
+	patchObject(ctx, cur, func(e *v1alpha1.EmbedTokenRequest) {
+		if e.Annotations == nil {
+			e.Annotations = map[string]string{}
+		}
+		e.Annotations[barrierAnnotation] = value
+	})
+	Eventually(func() bool { return barriers.observed(client.ObjectKeyFromObject(cur), value) }).
+		Should(BeTrue(), "a reconcile of %s read barrier %s", client.ObjectKeyFromObject(cur), value)
+	return cur
+}
+
+// replaceWithClockedManager runs, until the spec ends, a manager with the
+// suite's options and a fake clock in place of the suite's manager, and
+// returns the clock. The manager decides by the clock but its requeues
+// still wait in real time, so a spec moves the clock and then settles the
+// request to have it reconciled at the new time.
+func replaceWithClockedManager() *clocktesting.FakeClock {
+	clk := clocktesting.NewFakeClock(time.Now())
+	stopMgr()
+	DeferCleanup(func() { stopMgr = startManager() })
+	opts := operatorOptions()
+	opts.Clock = clk
+	DeferCleanup(startOperator(cfg, logr.Logger{}, 0, opts))
+	return clk
 }

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
@@ -27,7 +28,7 @@ import (
 // manager rules) in one namespace. The suite's cluster-wide manager is
 // stopped meanwhile, so every reconcile seen here is the namespaced one's.
 var _ = Describe("Namespaced mode (--watch-namespaces)", func() {
-	It("serves only the watched namespace, with a Role there, and reports ClusterEmbedProviders as unusable", func() {
+	It("serves only the watched namespace, with a Role there, and reports ClusterEmbedProviders as unusable", Serial, func() {
 		ctx := context.Background()
 		watched := newFixtureWithProvider(ctx)
 		other := newFixtureWithProvider(ctx)
@@ -50,10 +51,14 @@ var _ = Describe("Namespaced mode (--watch-namespaces)", func() {
 			haveReason(metav1.ConditionFalse, v1alpha1.ReasonProviderNotFound),
 			HaveField("Message", ContainSubstring("namespaced mode"))))
 		Expect(watched.callsFor("via-cluster")()).To(BeZero())
-		Consistently(func(g Gomega) {
-			g.Expect(get(ctx, ignored.DeepCopy()).(*v1alpha1.EmbedTokenRequest).Status.Conditions).To(BeEmpty())
-			g.Expect(other.sim.CallCount()).To(BeZero())
-		}).Should(Succeed(), "a namespace outside --watch-namespaces is not served")
+		By("a namespace outside --watch-namespaces is not served, though a request in it changed before one that was")
+		patchObject(ctx, ignored, func(etr *v1alpha1.EmbedTokenRequest) {
+			etr.Annotations = map[string]string{barrierAnnotation: "ignored"}
+		})
+		settle(ctx, served)
+		Expect(barriers.reconciled(client.ObjectKeyFromObject(ignored))).To(BeFalse(), "no manager reconciled the request")
+		Expect(get(ctx, ignored.DeepCopy()).(*v1alpha1.EmbedTokenRequest).Status.Conditions).To(BeEmpty())
+		Expect(other.sim.CallCount()).To(BeZero())
 	})
 })
 
@@ -98,5 +103,6 @@ func startManagerWith(restCfg *rest.Config, logger logr.Logger, namespaces ...st
 		MetricsRegisterer: prometheus.NewRegistry(),
 		AllowVendorCIDRs:  allowVendorCIDRs,
 		VendorResolver:    testDNS.Resolver(),
+		Reconciled:        barriers.observe,
 	})
 }

@@ -77,6 +77,12 @@ type Options struct {
 	MaxVendorTimeout time.Duration
 	// Clock defaults to the real clock.
 	Clock clock.PassiveClock
+	// Reconciled, when set, is called after every reconcile of an
+	// EmbedTokenRequest that exists, with the request as that reconcile
+	// read it. It is a test hook: a suite waits for the reconcile that
+	// observed a change it made, instead of watching for a while that
+	// nothing happens. It must not modify the request.
+	Reconciled func(*v1alpha1.EmbedTokenRequest)
 	// CredentialCheckInterval is how often providers' credential Secrets are
 	// checked for rotation; DefaultCredentialCheckInterval when zero.
 	CredentialCheckInterval time.Duration
@@ -196,6 +202,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		APIReader:               mgr.GetAPIReader(),
 		Recorder:                recorder,
 		Clock:                   opts.Clock,
+		Reconciled:              opts.Reconciled,
 		Issuer:                  issuer,
 		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 		Metrics:                 m,

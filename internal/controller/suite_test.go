@@ -39,6 +39,12 @@ import (
 
 // The suite runs the real manager against a real kube-apiserver and etcd
 // (built by hack/envtest-assets.sh; `make test` sets KUBEBUILDER_ASSETS).
+// `make test` runs it on several Ginkgo processes (`go tool ginkgo -p`):
+// BeforeSuite runs in each, so each has its own API server, manager and
+// vendor simulators, and specs of one process never see another's. Specs
+// that stop or replace their process's manager are Serial: Ginkgo runs them
+// alone after the parallel ones, so the budgets and timings they measure
+// are not shared with three other API servers.
 var (
 	testEnv   *envtest.Environment
 	cfg       *rest.Config
@@ -65,7 +71,6 @@ var _ = BeforeSuite(func() {
 	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
 	SetDefaultEventuallyTimeout(30 * time.Second)
 	SetDefaultEventuallyPollingInterval(100 * time.Millisecond)
-	SetDefaultConsistentlyDuration(2 * time.Second)
 
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(v1alpha1.AddToScheme(scheme))
@@ -106,6 +111,7 @@ func operatorOptions() controller.Options {
 		VendorResolver:          testDNS.Resolver(),
 		MinRenewInterval:        suiteMinInterval,
 		MinRefreshInterval:      suiteMinInterval,
+		Reconciled:              barriers.observe,
 	}
 }
 
@@ -124,6 +130,7 @@ func startManagerWithLogger(logger logr.Logger) context.CancelFunc {
 		VendorResolver:          testDNS.Resolver(),
 		MinRenewInterval:        suiteMinInterval,
 		MinRefreshInterval:      suiteMinInterval,
+		Reconciled:              barriers.observe,
 	})
 }
 

@@ -77,6 +77,18 @@ func (f QrveyFixture) Request(name string, lifetime time.Duration) *v1alpha1.Emb
 	}
 }
 
+// QrveyTemplate is a valid EmbedTokenTemplate of a Qrvey provider named
+// "qrvey" whose one parameter, user, fills qrvey.userID with values that
+// start with the caller's namespace: the template the suites break one way
+// at a time and the controller compiles.
+func QrveyTemplate(ns, name string) *v1alpha1.EmbedTokenTemplate {
+	return &v1alpha1.EmbedTokenTemplate{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: v1alpha1.EmbedTokenTemplateSpec{ProviderRef: v1alpha1.ProviderRef{Name: "qrvey"},
+			VendorParams: v1alpha1.VendorParams{Qrvey: &v1alpha1.QrveyParams{UserID: "placeholder", AppID: "app-1"}},
+			Parameters: []v1alpha1.TemplateParameter{{Name: "user", Path: "qrvey.userID",
+				Validation: &v1alpha1.ParameterValidation{Expression: "value.startsWith(caller.namespace + '/')"}}}}}
+}
+
 // IsReady reports whether the request's Ready condition is True for its
 // current generation.
 func IsReady(etr *v1alpha1.EmbedTokenRequest) bool {

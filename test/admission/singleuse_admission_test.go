@@ -1,4 +1,4 @@
-package controller_test
+package admission_test
 
 import (
 	"bytes"
