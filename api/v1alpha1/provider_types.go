@@ -188,6 +188,23 @@ type EmbedProviderList struct {
 	Items           []EmbedProvider `json:"items"`
 }
 
+// The namespace rule on ClusterEmbedProviderSpec is written by
+// hack/vendorunions from the types below the spec (go generate).
+
+// ClusterEmbedProviderSpec is a provider spec plus the namespaces allowed to use it.
+// A cluster-scoped object has no namespace of its own, so every Secret
+// and ServiceAccount reference must name one; otherwise the reference could only be guessed.
+// +kubebuilder:validation:XValidation:rule="(!has(self.boldBI) || has(self.boldBI.embedSecretSecretRef.__namespace__)) && (!has(self.http) || ((!has(self.http.headers) || self.http.headers.all(h, (!has(h.valueFrom) || has(h.valueFrom.secretKeyRef.__namespace__)))) && (!has(self.http.auth) || ((!has(self.http.auth.clientCredentials) || has(self.http.auth.clientCredentials.clientSecretSecretRef.__namespace__)) && (!has(self.http.auth.login) || (!has(self.http.auth.login.headers) || self.http.auth.login.headers.all(h, (!has(h.valueFrom) || has(h.valueFrom.secretKeyRef.__namespace__))))))))) && (!has(self.jwt) || has(self.jwt.signingKeySecretRef.__namespace__)) && (!has(self.looker) || has(self.looker.embedSecretSecretRef.__namespace__)) && (!has(self.oauth2) || ((!has(self.oauth2.clientSecretSecretRef) || has(self.oauth2.clientSecretSecretRef.__namespace__)) && (!has(self.oauth2.clientAssertion) || has(self.oauth2.clientAssertion.serviceAccountRef.__namespace__)) && (!has(self.oauth2.clientCertificate) || (has(self.oauth2.clientCertificate.certificateSecretRef.__namespace__) && (!has(self.oauth2.clientCertificate.privateKeySecretRef) || has(self.oauth2.clientCertificate.privateKeySecretRef.__namespace__)))))) && (!has(self.powerBI) || ((!has(self.powerBI.clientSecretSecretRef) || has(self.powerBI.clientSecretSecretRef.__namespace__)) && (!has(self.powerBI.clientAssertion) || has(self.powerBI.clientAssertion.serviceAccountRef.__namespace__)) && (!has(self.powerBI.clientCertificate) || (has(self.powerBI.clientCertificate.certificateSecretRef.__namespace__) && (!has(self.powerBI.clientCertificate.privateKeySecretRef) || has(self.powerBI.clientCertificate.privateKeySecretRef.__namespace__)))))) && (!has(self.qlikCloud) || has(self.qlikCloud.clientSecretSecretRef.__namespace__)) && (!has(self.qrvey) || has(self.qrvey.apiKeySecretRef.__namespace__)) && (!has(self.quickSight) || (!has(self.quickSight.credentials.secret) || (has(self.quickSight.credentials.secret.accessKeyIDSecretRef.__namespace__) && has(self.quickSight.credentials.secret.secretAccessKeySecretRef.__namespace__) && (!has(self.quickSight.credentials.secret.sessionTokenSecretRef) || has(self.quickSight.credentials.secret.sessionTokenSecretRef.__namespace__))))) && (!has(self.sigma) || has(self.sigma.secretSecretRef.__namespace__)) && (!has(self.superset) || has(self.superset.passwordSecretRef.__namespace__)) && (!has(self.caBundleSecretRef) || has(self.caBundleSecretRef.__namespace__))",message="every Secret reference of a ClusterEmbedProvider must set namespace, and so must every ServiceAccount reference"
+type ClusterEmbedProviderSpec struct {
+	EmbedProviderSpec `json:",inline"`
+
+	// NamespaceSelector limits which namespaces' EmbedTokenRequests may use
+	// this provider. Empty selects every namespace.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, e.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist'])",message="namespaceSelector operators must be In, NotIn, Exists or DoesNotExist"
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+}
+
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Cluster,shortName=ceprov,categories=embedtokens

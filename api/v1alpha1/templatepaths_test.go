@@ -80,21 +80,28 @@ func walkPaths(t reflect.Type, path string, visit func(string, bool)) {
 	}
 }
 
-// examplePath is a valid path of each vendor block.
+// examplePath is a path to the first string a parameter may fill in the
+// vendor's block, found by walking its type as TestEveryStringFieldIsAPath
+// does, so a new vendor needs no example of its own.
 func examplePath(t *testing.T, vendor string) string {
 	t.Helper()
-	examples := map[string]string{
-		VendorQrvey: "qrvey.userID", VendorQlikCloud: "qlikCloud.userLookup.value", VendorBoldBI: "boldBI.email",
-		VendorJWT: "jwt.claims.tenant", VendorOAuth2: "oauth2.scopes[0]", VendorHTTP: "http.variables.username",
-		VendorPowerBI: "powerBI.identities[0].username", VendorSuperset: "superset.user.username",
-		VendorLooker: "looker.externalUserID", VendorSigma: "sigma.email",
-		VendorQuickSight: "quickSight.registeredUser.userARN",
+	params := reflect.TypeFor[VendorParams]()
+	for i := range params.NumField() {
+		if blockName(params.Field(i)) != vendor {
+			continue
+		}
+		example := ""
+		walkPaths(params.Field(i).Type, vendor, func(path string, fillable bool) {
+			if example == "" && fillable {
+				example = path
+			}
+		})
+		if example != "" {
+			return example
+		}
 	}
-	p, ok := examples[vendor]
-	if !ok {
-		t.Fatalf("no example path for vendor %s", vendor)
-	}
-	return p
+	t.Fatalf("vendor %s has no block with a string a parameter may fill", vendor)
+	return ""
 }
 
 // TestTemplatePathPattern admits and refuses paths as the API reference

@@ -18,10 +18,11 @@ package v1alpha1
 
 // This file is the whole API of one vendor, Bold BI: embed tokens authorized
 // with a site's embed secret. Its provider block and request block join the
-// unions in vendors.go.
+// unions in zz_generated.vendors.go.
 
 // VendorBoldBI names the Bold BI block of a provider and of a request. It
 // equals the block's JSON name, as every Vendor* constant does.
+// +embedtokens:vendor:doc="BoldBI issues embed tokens from an embed secret."
 const VendorBoldBI = "boldBI"
 
 // BoldBIProvider is a Bold BI site with embedding enabled.

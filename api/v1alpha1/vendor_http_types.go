@@ -18,10 +18,11 @@ package v1alpha1
 
 // This file is the whole API of one vendor, http: any token endpoint described
 // declaratively. Its provider block and request block join the unions in
-// vendors.go.
+// zz_generated.vendors.go.
 
 // VendorHTTP names the generic HTTP block of a provider and of a request. It
 // equals the block's JSON name, as every Vendor* constant does.
+// +embedtokens:vendor:doc="HTTP calls any token endpoint described declaratively."
 const VendorHTTP = "http"
 
 // HTTPProvider describes any vendor's token endpoint declaratively.

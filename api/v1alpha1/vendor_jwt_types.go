@@ -18,7 +18,7 @@ package v1alpha1
 
 // This file is the whole API of one vendor, jwt: tokens signed locally with a
 // key the vendor trusts. Its provider block and request block join the unions
-// in vendors.go.
+// in zz_generated.vendors.go.
 
 import (
 	"time"
@@ -39,6 +39,7 @@ const (
 
 // VendorJWT names the signed-JWT block of a provider and of a request. It
 // equals the block's JSON name, as every Vendor* constant does.
+// +embedtokens:vendor:doc="JWT signs tokens locally for vendors that trust a shared or private key."
 const VendorJWT = "jwt"
 
 // JWTProvider signs tokens with a key the vendor trusts (Tableau connected

@@ -19,12 +19,13 @@ package v1alpha1
 // This file is the whole API of one vendor, Looker signed embed URLs (SSO
 // embedding): a URL signed locally with the embed secret, which a browser
 // redeems once for a Looker embed session. Its provider block and request
-// block join the unions in vendors.go.
+// block join the unions in zz_generated.vendors.go.
 
 import apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 
 // VendorLooker names the Looker block of a provider and of a request. It
 // equals the block's JSON name, as every Vendor* constant does.
+// +embedtokens:vendor:doc="Looker signs Looker SSO embed URLs locally, each redeemable once."
 const VendorLooker = "looker"
 
 // MaxLookerSessionLength is the longest embed session Looker accepts (30

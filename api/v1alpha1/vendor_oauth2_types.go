@@ -18,12 +18,13 @@ package v1alpha1
 
 // This file is the whole API of one vendor, oauth2: tokens from any RFC 6749
 // token endpoint. Its provider block and request block join the unions in
-// vendors.go.
+// zz_generated.vendors.go.
 
 import apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 
 // VendorOAuth2 names the OAuth2 block of a provider and of a request. It
 // equals the block's JSON name, as every Vendor* constant does.
+// +embedtokens:vendor:doc="OAuth2 obtains tokens from any RFC 6749 token endpoint."
 const VendorOAuth2 = "oauth2"
 
 // OAuth2Provider is a client of an RFC 6749 token endpoint. A token's

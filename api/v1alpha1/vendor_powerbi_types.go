@@ -19,10 +19,11 @@ package v1alpha1
 // This file is the whole API of one vendor, Power BI Embedded: embed tokens
 // from the Power BI REST API's GenerateToken, called with a Microsoft Entra
 // ID access token of a service principal. Its provider block and request
-// block join the unions in vendors.go.
+// block join the unions in zz_generated.vendors.go.
 
 // VendorPowerBI names the Power BI block of a provider and of a request. It
 // equals the block's JSON name, as every Vendor* constant does.
+// +embedtokens:vendor:doc="PowerBI issues Power BI Embedded embed tokens with a Microsoft Entra ID service principal."
 const VendorPowerBI = "powerBI"
 
 // Power BI clouds, the values of PowerBIProvider.Cloud. Each names the

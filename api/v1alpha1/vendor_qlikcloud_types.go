@@ -18,10 +18,11 @@ package v1alpha1
 
 // This file is the whole API of one vendor, Qlik Cloud: OAuth access tokens
 // that impersonate a user. Its provider block and request block join the
-// unions in vendors.go.
+// unions in zz_generated.vendors.go.
 
 // VendorQlikCloud names the Qlik Cloud block of a provider and of a request.
 // It equals the block's JSON name, as every Vendor* constant does.
+// +embedtokens:vendor:doc="QlikCloud issues OAuth access tokens that impersonate a user."
 const VendorQlikCloud = "qlikCloud"
 
 // QlikCloudProvider is an OAuth client of a Qlik Cloud tenant.

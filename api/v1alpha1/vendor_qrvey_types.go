@@ -18,12 +18,13 @@ package v1alpha1
 
 // This file is the whole API of one vendor, Qrvey: opaque embed tokens issued
 // from an API key. Its provider block and request block join the unions in
-// vendors.go.
+// zz_generated.vendors.go.
 
 import apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 
 // VendorQrvey names the Qrvey block of a provider and of a request. It equals
 // the block's JSON name, as every Vendor* constant does.
+// +embedtokens:vendor:doc="Qrvey issues opaque embed tokens from an API key."
 const VendorQrvey = "qrvey"
 
 // QrveyProvider is the connection to a Qrvey instance.

@@ -21,10 +21,12 @@ package v1alpha1
 // GenerateEmbedUrlForAnonymousUser, called with AWS credentials from a
 // Secret or from the operator pod's own IAM identity. An embed URL can be
 // redeemed once, so QuickSight is served through the token endpoint only.
-// Its provider block and request block join the unions in vendors.go.
+// Its provider block and request block join the unions in
+// zz_generated.vendors.go.
 
 // VendorQuickSight names the QuickSight block of a provider and of a
 // request. It equals the block's JSON name, as every Vendor* constant does.
+// +embedtokens:vendor:doc="QuickSight issues Amazon QuickSight embed URLs, signed with AWS credentials; each URL can be redeemed once."
 const VendorQuickSight = "quickSight"
 
 // QuickSightProvider is one AWS account's QuickSight in one region, and the

@@ -19,10 +19,11 @@ package v1alpha1
 // This file is the whole API of one vendor, Sigma Computing: embed JWTs
 // signed locally (HS256) with an embed client's secret, each carrying a
 // unique jti that Sigma accepts once. Its provider block and request block
-// join the unions in vendors.go.
+// join the unions in zz_generated.vendors.go.
 
 // VendorSigma names the Sigma block of a provider and of a request. It
 // equals the block's JSON name, as every Vendor* constant does.
+// +embedtokens:vendor:doc="Sigma signs Sigma Computing embed JWTs locally, each redeemable once."
 const VendorSigma = "sigma"
 
 // MaxSigmaLifetime is the longest exp - iat Sigma accepts (30 days); a

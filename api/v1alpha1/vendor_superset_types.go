@@ -19,10 +19,11 @@ package v1alpha1
 // This file is the whole API of one vendor, Apache Superset: guest tokens
 // for embedded dashboards, granted by a Superset user that logs in through
 // Superset's security API. Its provider block and request block join the
-// unions in vendors.go.
+// unions in zz_generated.vendors.go.
 
 // VendorSuperset names the Superset block of a provider and of a request.
 // It equals the block's JSON name, as every Vendor* constant does.
+// +embedtokens:vendor:doc="Superset logs in to Apache Superset and asks it for guest tokens."
 const VendorSuperset = "superset"
 
 // SupersetProvider is a Superset user allowed to grant guest tokens (the

@@ -33,9 +33,10 @@ import (
 )
 
 // The tests in this file fail when the places of the API that must list
-// every vendor disagree: the two unions, the Vendor* constants and the
-// admission rules of the generated CRDs (run `make manifests` after editing
-// a marker).
+// every vendor disagree: the two unions (generated from the Vendor*
+// constants by hack/vendorunions), the Vendor* constants and the admission
+// rules of the generated CRDs (run `make manifests` after editing a vendor
+// file).
 
 // TestUnionsHaveOnePointerPerVendor checks that VendorParams has a block for
 // exactly the vendors of VendorConfig, in the same order, each an optional
@@ -106,7 +107,7 @@ func TestEveryVendorHasAConstant(t *testing.T) {
 	slices.Sort(consts)
 	want := slices.Sorted(slices.Values(Vendors()))
 	if !slices.Equal(consts, want) {
-		t.Errorf("Vendor* constants are %v, the unions' blocks %v", consts, want)
+		t.Errorf("Vendor* constants are %v, the unions' blocks %v: mark each with +embedtokens:vendor:doc and run make manifests", consts, want)
 	}
 }
 

@@ -27,13 +27,12 @@ limitations under the License.
 package main
 
 import (
-	"bytes"
 	"flag"
 	"fmt"
 	"os"
-	"strconv"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/hack/markerline"
 )
 
 const (
@@ -65,22 +64,9 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	marker := "// +kubebuilder:validation:XValidation:rule=" + strconv.Quote(v1alpha1.TemplatePathRule()) +
-		",message=" + strconv.Quote(v1alpha1.TemplatePathRuleMessage) + "\n"
-	suffix := []byte(",message=" + strconv.Quote(v1alpha1.TemplatePathRuleMessage) + "\n")
-	var out [][]byte
-	replaced := false
-	for _, line := range bytes.SplitAfter(src, []byte("\n")) {
-		if bytes.HasPrefix(line, []byte("// +kubebuilder:validation:XValidation:rule=")) && bytes.HasSuffix(line, suffix) {
-			line, replaced = []byte(marker), true
-		}
-		if !replaced && bytes.HasPrefix(line, []byte(anchor)) {
-			out, replaced = append(out, []byte(marker)), true
-		}
-		out = append(out, line)
+	out, err := markerline.Set(src, anchor, v1alpha1.TemplatePathRule(), v1alpha1.TemplatePathRuleMessage)
+	if err != nil {
+		return fmt.Errorf("%s: %w", file, err)
 	}
-	if !replaced {
-		return fmt.Errorf("%s has no %q", file, anchor)
-	}
-	return os.WriteFile(file, bytes.Join(out, nil), 0o644)
+	return os.WriteFile(file, out, 0o644)
 }
