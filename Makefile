@@ -43,8 +43,8 @@ help: ## Display this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: ## Generate ClusterRole (config/rbac/role.yaml) and CustomResourceDefinitions (config/crd/bases), after go generate (template path rule, field bounds).
-	go generate ./api/... ./internal/template/...
+manifests: ## Generate ClusterRole (config/rbac/role.yaml) and CustomResourceDefinitions (config/crd/bases), after go generate (vendor unions and rules, template path rule, field bounds, simulator vendor list).
+	go generate ./api/... ./internal/template/... ./internal/vendorsim/...
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
 
 .PHONY: generate
@@ -262,7 +262,8 @@ plugin: ## Build the kubectl plugin into bin/kubectl-embedtoken (put bin/ on PAT
 
 # GENERATED lists files that are checked in and must match what the make
 # targets above produce.
-GENERATED = dist/install.yaml $(CHART_DIR)/files docs/api.md config/crd/bases config/rbac/role.yaml
+GENERATED = dist/install.yaml $(CHART_DIR)/files docs/api.md config/crd/bases config/rbac/role.yaml \
+	api/v1alpha1/zz_generated.vendors.go internal/vendorsim/zz_generated.vendors.go
 
 .PHONY: check-generated
 check-generated: build-installer chart-sync docs ## Regenerate installer, chart files and API docs; fail if any differs from git.

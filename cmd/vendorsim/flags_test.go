@@ -20,14 +20,3 @@ func TestHelpListsVendorFlags(t *testing.T) {
 		}
 	}
 }
-
-func TestEnvDefault(t *testing.T) {
-	getenv := func(k string) string { return map[string]string{"K": "from-env"}[k] }
-	for _, tc := range []struct{ flag, want string }{{"", "from-env"}, {"from-flag", "from-flag"}} {
-		v := tc.flag
-		envDefault(getenv, "K", &v)
-		if v != tc.want {
-			t.Errorf("envDefault(%q) = %q, want %q", tc.flag, v, tc.want)
-		}
-	}
-}

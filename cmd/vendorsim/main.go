@@ -4,8 +4,6 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,7 +11,6 @@ import (
 	"log"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -35,169 +32,33 @@ func main() {
 }
 
 // run serves until ctx ends; it is separate from main so tests can drive it.
-// It never logs API keys or tokens.
+// Every vendor declares its own flags (vendorsim.NewFlags); it never logs
+// API keys or tokens.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("vendorsim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8089", "address to listen on")
-	// The default is resolved after parsing so --help never prints a real key.
-	qrveyKey := fs.String("qrvey-api-key", "", `x-api-key the Qrvey endpoint accepts (default $VENDORSIM_QRVEY_API_KEY, else "`+vendorsim.DefaultQrveyAPIKey+`")`)
-	boldBISecret := fs.String("boldbi-embed-secret", "", `embedsecret the Bold BI endpoint accepts (default $VENDORSIM_BOLDBI_EMBED_SECRET, else "`+vendorsim.DefaultBoldBIEmbedSecret+`")`)
-	boldBIOmitExpiresIn := fs.Bool("boldbi-omit-expires-in", false, "answer Bold BI without Data.expires_in, so clients must read the token's exp claim")
-	thoughtSpotKey := fs.String("thoughtspot-secret-key", "", `secret_key the ThoughtSpot endpoint accepts (default $VENDORSIM_THOUGHTSPOT_SECRET_KEY, else "`+vendorsim.DefaultThoughtSpotSecretKey+`")`)
-	qlikID := fs.String("qlik-client-id", "", `OAuth client_id the Qlik Cloud endpoints accept (default $VENDORSIM_QLIK_CLIENT_ID, else "`+vendorsim.DefaultQlikClientID+`")`)
-	qlikSecret := fs.String("qlik-client-secret", "", `OAuth client_secret the Qlik Cloud endpoints accept (default $VENDORSIM_QLIK_CLIENT_SECRET, else "`+vendorsim.DefaultQlikClientSecret+`")`)
-	qlikExpiresAt := fs.Bool("qlik-expires-at", false, "answer Qlik Cloud with expires_at (RFC 3339) instead of expires_in")
-	qlikMaxTokens := fs.Int("qlik-max-tokens-per-user", 0, "refuse a Qlik Cloud user more live tokens than this (0: no limit)")
-	oauth2ID := fs.String("oauth2-client-id", "", `client_id the OAuth2 endpoint accepts (default $VENDORSIM_OAUTH2_CLIENT_ID, else "`+vendorsim.DefaultOAuth2ClientID+`")`)
-	oauth2Secret := fs.String("oauth2-client-secret", "", `client_secret the OAuth2 endpoint accepts (default $VENDORSIM_OAUTH2_CLIENT_SECRET, else "`+vendorsim.DefaultOAuth2ClientSecret+`")`)
-	powerBITenant := fs.String("powerbi-tenant-id", "", `tenant the simulated Microsoft Entra ID serves for Power BI (default $VENDORSIM_POWERBI_TENANT_ID, else "`+vendorsim.DefaultPowerBITenantID+`")`)
-	powerBIID := fs.String("powerbi-client-id", "", `client_id the simulated Entra ID accepts for Power BI (default $VENDORSIM_POWERBI_CLIENT_ID, else "`+vendorsim.DefaultPowerBIClientID+`")`)
-	powerBISecret := fs.String("powerbi-client-secret", "", `client_secret the simulated Entra ID accepts for Power BI (default $VENDORSIM_POWERBI_CLIENT_SECRET, else "`+vendorsim.DefaultPowerBIClientSecret+`")`)
-	powerBILifetime := fs.Duration("powerbi-access-token-lifetime", vendorsim.PowerBIAccessTokenLifetime, "lifetime of the simulated Entra ID access tokens, which also bounds Power BI embed tokens")
-	powerBICloud := fs.String("powerbi-cloud", "Public", "Power BI cloud the simulated Entra ID serves, which decides the scope it grants: Public, USGovernment, USGovernmentHigh, USGovernmentDoD or China")
-	powerBIProfiles := fs.String("powerbi-profiles", "", "comma-separated service principal profile IDs (GUIDs) GenerateToken accepts in X-PowerBI-Profile-Id")
-	domoID := fs.String("domo-client-id", "", `API client_id the Domo token endpoint accepts (default $VENDORSIM_DOMO_CLIENT_ID, else "`+vendorsim.DefaultDomoClientID+`")`)
-	domoSecret := fs.String("domo-client-secret", "", `API client secret the Domo token endpoint accepts (default $VENDORSIM_DOMO_CLIENT_SECRET, else "`+vendorsim.DefaultDomoClientSecret+`")`)
-	supersetUser := fs.String("superset-username", "", `login the Superset endpoints accept (default $VENDORSIM_SUPERSET_USERNAME, else "`+vendorsim.DefaultSupersetUsername+`")`)
-	supersetPassword := fs.String("superset-password", "", `password of that login (default $VENDORSIM_SUPERSET_PASSWORD, else "`+vendorsim.DefaultSupersetPassword+`")`)
-	supersetGuestTTL := fs.Duration("superset-guest-token-lifetime", vendorsim.DefaultSupersetGuestTokenLifetime, "lifetime of Superset guest tokens (Superset's GUEST_TOKEN_JWT_EXP_SECONDS)")
-	lookerSecret := fs.String("looker-embed-secret", "", `embed secret Looker signed embed URLs must be signed with (default $VENDORSIM_LOOKER_EMBED_SECRET, else "`+vendorsim.DefaultLookerEmbedSecret+`")`)
-	sigmaID := fs.String("sigma-client-id", "", `embed client ID Sigma embed JWTs must name as kid (default $VENDORSIM_SIGMA_CLIENT_ID, else "`+vendorsim.DefaultSigmaClientID+`")`)
-	sigmaSecret := fs.String("sigma-secret", "", `embed secret Sigma embed JWTs must be signed with (default $VENDORSIM_SIGMA_SECRET, else "`+vendorsim.DefaultSigmaSecret+`")`)
-	tableauID := fs.String("tableau-client-id", "", `connected app client ID Tableau JWTs must name as iss (default $VENDORSIM_TABLEAU_CLIENT_ID, else "`+vendorsim.DefaultTableauClientID+`")`)
-	tableauSecretID := fs.String("tableau-secret-id", "", `connected app secret ID Tableau JWTs must name as kid (default $VENDORSIM_TABLEAU_SECRET_ID, else "`+vendorsim.DefaultTableauSecretID+`")`)
-	tableauSecret := fs.String("tableau-secret-value", "", `connected app secret value Tableau JWTs must be signed with (default $VENDORSIM_TABLEAU_SECRET_VALUE, else "`+vendorsim.DefaultTableauSecretValue+`")`)
-	qsAccount := fs.String("quicksight-account-id", vendorsim.DefaultQuickSightAccountID, "AWS account whose QuickSight routes the simulator serves")
-	qsRegion := fs.String("quicksight-region", vendorsim.DefaultQuickSightRegion, "region QuickSight signatures must be scoped to")
-	qsKeyID := fs.String("quicksight-access-key-id", "", `access key ID that may sign QuickSight calls (default $VENDORSIM_QUICKSIGHT_ACCESS_KEY_ID, else "`+vendorsim.DefaultQuickSightAccessKeyID+`")`)
-	qsSecret := fs.String("quicksight-secret-access-key", "", `secret access key of that key ID (default $VENDORSIM_QUICKSIGHT_SECRET_ACCESS_KEY, else AWS's documentation example key)`)
-	qsRole := fs.String("quicksight-role-arn", vendorsim.DefaultQuickSightRoleARN, "only role the simulated STS lets a web identity assume")
-	qsWebIdentity := fs.String("quicksight-web-identity-token", "", `only web identity token the simulated STS trusts (default $VENDORSIM_QUICKSIGHT_WEB_IDENTITY_TOKEN, else "`+vendorsim.DefaultQuickSightWebIdentityToken+`")`)
-	oauth2JWT := fs.Bool("oauth2-jwt-access-tokens", false, "answer OAuth2 with JWT access tokens and no expires_in, so clients must read the exp claim")
-	fedIssuer := fs.String("federated-issuer", "", "iss a federated client assertion must carry: the cluster's service-account issuer (kubectl get --raw /.well-known/openid-configuration)")
-	fedJWKSFile := fs.String("federated-jwks-file", "", "file holding the issuer's JWKS (kubectl get --raw /openid/v1/jwks)")
-	fedJWKSURL := fs.String("federated-jwks-url", "", "URL serving the issuer's JWKS, read on each verification; instead of --federated-jwks-file")
-	powerBIFedSubject := fs.String("powerbi-federated-subject", "", "sub of the simulated service principal's federated credential, system:serviceaccount:NAMESPACE:NAME; enables client assertions")
-	oauth2FedSubject := fs.String("oauth2-federated-subject", "", "sub the OAuth2 endpoint trusts in a client assertion; enables client assertions")
-	oauth2FedAudience := fs.String("oauth2-federated-audience", vendorsim.DefaultFederatedAudience, "aud the OAuth2 endpoint expects in a federated client assertion")
-	powerBICertFile := fs.String("powerbi-client-certificate", "", "PEM file of the certificate credential the simulated Entra ID accepts assertions signed with")
-	oauth2CertFile := fs.String("oauth2-client-certificate", "", "PEM file of the certificate the OAuth2 endpoint accepts private_key_jwt assertions signed with")
+	vendorFlags := vendorsim.NewFlags(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("parse flags: %w", err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
-	if *qrveyKey == "" {
-		*qrveyKey = getenv("VENDORSIM_QRVEY_API_KEY")
-	}
-
-	envDefault(getenv, "VENDORSIM_BOLDBI_EMBED_SECRET", boldBISecret)
-	envDefault(getenv, "VENDORSIM_THOUGHTSPOT_SECRET_KEY", thoughtSpotKey)
-	envDefault(getenv, "VENDORSIM_QLIK_CLIENT_ID", qlikID)
-	envDefault(getenv, "VENDORSIM_QLIK_CLIENT_SECRET", qlikSecret)
-	envDefault(getenv, "VENDORSIM_OAUTH2_CLIENT_ID", oauth2ID)
-	envDefault(getenv, "VENDORSIM_OAUTH2_CLIENT_SECRET", oauth2Secret)
-	envDefault(getenv, "VENDORSIM_POWERBI_TENANT_ID", powerBITenant)
-	envDefault(getenv, "VENDORSIM_POWERBI_CLIENT_ID", powerBIID)
-	envDefault(getenv, "VENDORSIM_POWERBI_CLIENT_SECRET", powerBISecret)
-	envDefault(getenv, "VENDORSIM_DOMO_CLIENT_ID", domoID)
-	envDefault(getenv, "VENDORSIM_DOMO_CLIENT_SECRET", domoSecret)
-	envDefault(getenv, "VENDORSIM_SUPERSET_USERNAME", supersetUser)
-	envDefault(getenv, "VENDORSIM_SUPERSET_PASSWORD", supersetPassword)
-	envDefault(getenv, "VENDORSIM_LOOKER_EMBED_SECRET", lookerSecret)
-	envDefault(getenv, "VENDORSIM_SIGMA_CLIENT_ID", sigmaID)
-	envDefault(getenv, "VENDORSIM_SIGMA_SECRET", sigmaSecret)
-	envDefault(getenv, "VENDORSIM_TABLEAU_CLIENT_ID", tableauID)
-	envDefault(getenv, "VENDORSIM_TABLEAU_SECRET_ID", tableauSecretID)
-	envDefault(getenv, "VENDORSIM_TABLEAU_SECRET_VALUE", tableauSecret)
-	envDefault(getenv, "VENDORSIM_QUICKSIGHT_ACCESS_KEY_ID", qsKeyID)
-	envDefault(getenv, "VENDORSIM_QUICKSIGHT_SECRET_ACCESS_KEY", qsSecret)
-	envDefault(getenv, "VENDORSIM_QUICKSIGHT_WEB_IDENTITY_TOKEN", qsWebIdentity)
-	if _, ok := vendorsim.PowerBICloudScope(*powerBICloud); !ok {
-		return fmt.Errorf("--powerbi-cloud %q is not Public, USGovernment, USGovernmentHigh, USGovernmentDoD or China", *powerBICloud)
-	}
-	var profiles []string
-	for p := range strings.SplitSeq(*powerBIProfiles, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			profiles = append(profiles, p)
-		}
-	}
-	if *supersetGuestTTL <= 0 {
-		return fmt.Errorf("--superset-guest-token-lifetime must be positive, not %s", *supersetGuestTTL)
-	}
-
-	fed := federation{issuer: *fedIssuer, jwksFile: *fedJWKSFile, jwksURL: *fedJWKSURL}
-	powerBIFed, err := fed.of(*powerBIFedSubject, "")
-	if err != nil {
-		return err
-	}
-	oauth2Fed, err := fed.of(*oauth2FedSubject, *oauth2FedAudience)
-	if err != nil {
-		return err
-	}
-	powerBICerts, err := readCertificates(*powerBICertFile)
-	if err != nil {
-		return err
-	}
-	oauth2Certs, err := readCertificates(*oauth2CertFile)
+	opts, err := vendorFlags.Options()
 	if err != nil {
 		return err
 	}
 
 	logger := log.New(stderr, "", log.LstdFlags)
-	sim := vendorsim.New(vendorsim.Options{
-		QrveyAPIKey:           *qrveyKey,
-		BoldBIEmbedSecret:     *boldBISecret,
-		BoldBIOmitExpiresIn:   *boldBIOmitExpiresIn,
-		ThoughtSpotSecretKey:  *thoughtSpotKey,
-		QlikClientID:          *qlikID,
-		QlikClientSecret:      *qlikSecret,
-		QlikExpiresAt:         *qlikExpiresAt,
-		QlikMaxTokensPerUser:  *qlikMaxTokens,
-		OAuth2ClientID:        *oauth2ID,
-		OAuth2ClientSecret:    *oauth2Secret,
-		OAuth2JWTAccessTokens: *oauth2JWT,
-		OAuth2Federation:      oauth2Fed,
-		OAuth2Certificates:    oauth2Certs,
-
-		PowerBITenantID:            *powerBITenant,
-		PowerBIClientID:            *powerBIID,
-		PowerBIClientSecret:        *powerBISecret,
-		PowerBIAccessTokenLifetime: *powerBILifetime,
-		PowerBICloud:               *powerBICloud,
-		PowerBIProfiles:            profiles,
-		PowerBIFederation:          powerBIFed,
-		PowerBICertificates:        powerBICerts,
-		DomoClientID:               *domoID,
-		DomoClientSecret:           *domoSecret,
-		Superset: vendorsim.SupersetOptions{Username: *supersetUser, Password: *supersetPassword,
-			GuestTokenLifetime: *supersetGuestTTL},
-		LookerEmbedSecret:  *lookerSecret,
-		SigmaClientID:      *sigmaID,
-		SigmaSecret:        *sigmaSecret,
-		TableauClientID:    *tableauID,
-		TableauSecretID:    *tableauSecretID,
-		TableauSecretValue: *tableauSecret,
-		QuickSight: vendorsim.QuickSightOptions{AccountID: *qsAccount, Region: *qsRegion, AccessKeyID: *qsKeyID,
-			SecretAccessKey: *qsSecret, RoleARN: *qsRole, WebIdentityToken: *qsWebIdentity},
-	})
+	sim := vendorsim.New(opts)
 	if err := sim.StartOn(*listen); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
 	logger.Printf("Vendor simulator listening on %s", sim.URL())
-	logger.Printf("Qrvey token endpoint at %s%s", sim.URL(), vendorsim.QrveyTokenPath)
-	logger.Printf("Qlik Cloud tenant URL %s (token at %s, revoke at %s)", sim.URL(), vendorsim.QlikTokenPath, vendorsim.QlikRevokePath)
-	logger.Printf("OAuth2 token endpoint at %s%s", sim.URL(), vendorsim.OAuth2TokenPath)
-	logger.Printf("Bold BI server URL %s%s (authorize at %s)", sim.URL(), vendorsim.BoldBIServerPath, vendorsim.BoldBIAuthorizePath("<site>"))
-	logger.Printf("ThoughtSpot token endpoint at %s%s", sim.URL(), vendorsim.ThoughtSpotTokenPath)
-	logger.Printf("Power BI authority and API URL %s (Entra ID token at %s, GenerateToken at %s)", sim.URL(), vendorsim.PowerBIEntraTokenPath("<tenant>"), vendorsim.PowerBIGenerateTokenPath)
-	logger.Printf("Domo access tokens at GET %s%s, embed tokens at %s%s", sim.URL(), vendorsim.DomoTokenPath, sim.URL(), vendorsim.DomoEmbedAuthPath)
-	logger.Printf("Superset URL %s (guest tokens at %s)", sim.URL(), vendorsim.SupersetGuestTokenPath)
-	logger.Printf("Looker URL %s (signed embed URLs redeemed at %s...)", sim.URL(), vendorsim.LookerEmbedPathPrefix)
-	logger.Printf("Sigma embed URLs at %s%s<workbook>?:jwt=..., Tableau connected-app JWTs at %s%s?token=...", sim.URL(), vendorsim.SigmaEmbedPath, sim.URL(), vendorsim.TableauSessionPath)
-	logger.Printf("QuickSight endpoint and STS endpoint %s (embed URLs at %s, region %s)", sim.URL(), vendorsim.QuickSightRegisteredUserPath(*qsAccount), *qsRegion)
+	for _, line := range sim.Banner() {
+		logger.Print(line)
+	}
 
 	<-ctx.Done()
 	logger.Printf("Shutting down vendor simulator")
@@ -208,67 +69,4 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return fmt.Errorf("graceful shutdown: %w", err)
 	}
 	return nil
-}
-
-// envDefault fills an empty credential flag from the environment after
-// parsing, so --help never prints a real credential.
-func envDefault(getenv func(string) string, name string, v *string) {
-	if *v == "" {
-		*v = getenv(name)
-	}
-}
-
-// federation is the --federated-* flags: the issuer whose ServiceAccount
-// tokens the simulated token endpoints accept as client assertions.
-type federation struct {
-	issuer, jwksFile, jwksURL string
-}
-
-// of is the federated credential of subject for audience ("" for the
-// default), or nil when subject is empty.
-func (f federation) of(subject, audience string) (*vendorsim.Federation, error) {
-	if subject == "" {
-		return nil, nil
-	}
-	if f.issuer == "" || (f.jwksFile == "") == (f.jwksURL == "") {
-		return nil, errors.New("a federated subject needs --federated-issuer and one of --federated-jwks-file and --federated-jwks-url")
-	}
-	out := &vendorsim.Federation{Issuer: f.issuer, Subject: subject, Audience: audience, JWKSURL: f.jwksURL}
-	if f.jwksFile != "" {
-		raw, err := os.ReadFile(f.jwksFile)
-		if err != nil {
-			return nil, fmt.Errorf("--federated-jwks-file: %w", err)
-		}
-		if _, err := vendorsim.ParseJWKS(raw); err != nil {
-			return nil, fmt.Errorf("--federated-jwks-file: %w", err)
-		}
-		out.JWKS = raw
-	}
-	return out, nil
-}
-
-// readCertificates reads the certificates of a PEM file; none for "".
-func readCertificates(path string) ([]*x509.Certificate, error) {
-	if path == "" {
-		return nil, nil
-	}
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read certificate: %w", err)
-	}
-	var certs []*x509.Certificate
-	for block, rest := pem.Decode(raw); block != nil; block, rest = pem.Decode(rest) {
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		cert, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("certificate %s: %w", path, err)
-		}
-		certs = append(certs, cert)
-	}
-	if len(certs) == 0 {
-		return nil, fmt.Errorf("%s holds no PEM certificate", path)
-	}
-	return certs, nil
 }

@@ -39,6 +39,24 @@ func BoldBIAuthorizePath(site string) string {
 	return BoldBIAPIPrefix + strings.Trim(site, "/") + BoldBIAuthorizeSuffix
 }
 
+// boldBIVendor is the simulated Bold BI server.
+func boldBIVendor() vendor {
+	return vendor{
+		mount: func(s *Server, opts Options) routes { return one(boldBIEndpoint(s, opts)) },
+		flags: func(f *Flags) {
+			secret := f.credential("boldbi-embed-secret", "VENDORSIM_BOLDBI_EMBED_SECRET", "embedsecret the Bold BI endpoint accepts", quoted(DefaultBoldBIEmbedSecret))
+			omitExpiresIn := f.fs.Bool("boldbi-omit-expires-in", false, "answer Bold BI without Data.expires_in, so clients must read the token's exp claim")
+			f.set(func(o *Options) error {
+				o.BoldBIEmbedSecret, o.BoldBIOmitExpiresIn = *secret, *omitExpiresIn
+				return nil
+			})
+		},
+		banner: func(base string, _ Options) string {
+			return "Bold BI server URL " + base + BoldBIServerPath + " (authorize at " + BoldBIAuthorizePath("<site>") + ")"
+		},
+	}
+}
+
 // boldBIEndpoint simulates POST /bi/api/<site>/embed/authorize. Like the real
 // product it answers HTTP 200 with ApiStatus false when the embed secret or
 // the user is wrong, and returns a JWT access token.

@@ -39,6 +39,24 @@ const (
 	maxDomoSessionMinutes = 8 * 60
 )
 
+// domoVendor is the simulated Domo Everywhere, which the generic http
+// block reaches in two calls.
+func domoVendor() vendor {
+	return vendor{
+		mount: func(s *Server, opts Options) routes {
+			return routes{endpoints: []endpoint{domoTokenEndpoint(s, opts), domoEmbedEndpoint(s, opts)}}
+		},
+		flags: func(f *Flags) {
+			id := f.credential("domo-client-id", "VENDORSIM_DOMO_CLIENT_ID", "API client_id the Domo token endpoint accepts", quoted(DefaultDomoClientID))
+			secret := f.credential("domo-client-secret", "VENDORSIM_DOMO_CLIENT_SECRET", "API client secret the Domo token endpoint accepts", quoted(DefaultDomoClientSecret))
+			f.set(func(o *Options) error { o.DomoClientID, o.DomoClientSecret = *id, *secret; return nil })
+		},
+		banner: func(base string, _ Options) string {
+			return "Domo access tokens at GET " + base + DomoTokenPath + ", embed tokens at " + base + DomoEmbedAuthPath
+		},
+	}
+}
+
 // domoPermissions are the permissions an embed authorization may list.
 var domoPermissions = []string{"READ", "FILTER", "EXPORT"}
 

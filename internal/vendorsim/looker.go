@@ -39,12 +39,30 @@ var lookerSigned = []struct {
 	{"user_attributes", true}, {"access_filters", false},
 }
 
+// lookerVendor is the simulated Looker, which redeems signed embed URLs
+// and remembers their nonces.
+func lookerVendor() vendor {
+	return vendor{
+		mount: func(s *Server, opts Options) routes {
+			used := &usedOnce{}
+			return routes{endpoints: []endpoint{lookerEndpoint(s, opts, used)}, reset: used.reset}
+		},
+		flags: func(f *Flags) {
+			secret := f.credential("looker-embed-secret", "VENDORSIM_LOOKER_EMBED_SECRET", "embed secret Looker signed embed URLs must be signed with", quoted(DefaultLookerEmbedSecret))
+			f.set(func(o *Options) error { o.LookerEmbedSecret = *secret; return nil })
+		},
+		banner: func(base string, _ Options) string {
+			return "Looker URL " + base + " (signed embed URLs redeemed at " + LookerEmbedPathPrefix + "...)"
+		},
+	}
+}
+
 // lookerEndpoint simulates a browser opening a signed embed URL,
 // GET /login/embed/{url-encoded target}?...: the signature must be the
 // HMAC-SHA1 of the host, path and parameters with the embed secret, the
 // time recent, the session length in range and the nonce new. A reused
 // nonce is refused with 403, a bad signature with 401.
-func lookerEndpoint(s *Server, opts Options) endpoint {
+func lookerEndpoint(s *Server, opts Options, used *usedOnce) endpoint {
 	secret := opts.LookerEmbedSecret
 	if secret == "" {
 		secret = DefaultLookerEmbedSecret
@@ -100,7 +118,7 @@ func lookerEndpoint(s *Server, opts Options) endpoint {
 					return fail(http.StatusBadRequest, name+" must be a JSON list of strings")
 				}
 			}
-			if !s.looker.use(stringField(body, "nonce"), now, time.Unix(unix, 0).Add(LookerURLMaxAge)) {
+			if !used.use(stringField(body, "nonce"), now, time.Unix(unix, 0).Add(LookerURLMaxAge)) {
 				return fail(http.StatusForbidden, "nonce already used")
 			}
 			token := newToken(LookerSessionPrefix)

@@ -29,6 +29,32 @@ const (
 	DefaultOAuth2ClientSecret = "demo-oauth2-client-secret"
 )
 
+// oauth2Vendor is the simulated generic OAuth 2.0 authorization server.
+func oauth2Vendor() vendor {
+	return vendor{
+		mount: func(s *Server, opts Options) routes { return one(oauth2Endpoint(s, opts)) },
+		flags: func(f *Flags) {
+			id := f.credential("oauth2-client-id", "VENDORSIM_OAUTH2_CLIENT_ID", "client_id the OAuth2 endpoint accepts", quoted(DefaultOAuth2ClientID))
+			secret := f.credential("oauth2-client-secret", "VENDORSIM_OAUTH2_CLIENT_SECRET", "client_secret the OAuth2 endpoint accepts", quoted(DefaultOAuth2ClientSecret))
+			jwtTokens := f.fs.Bool("oauth2-jwt-access-tokens", false, "answer OAuth2 with JWT access tokens and no expires_in, so clients must read the exp claim")
+			subject := f.fs.String("oauth2-federated-subject", "", "sub the OAuth2 endpoint trusts in a client assertion; enables client assertions")
+			audience := f.fs.String("oauth2-federated-audience", DefaultFederatedAudience, "aud the OAuth2 endpoint expects in a federated client assertion")
+			certFile := f.fs.String("oauth2-client-certificate", "", "PEM file of the certificate the OAuth2 endpoint accepts private_key_jwt assertions signed with")
+			f.set(func(o *Options) (err error) {
+				o.OAuth2ClientID, o.OAuth2ClientSecret, o.OAuth2JWTAccessTokens = *id, *secret, *jwtTokens
+				if o.OAuth2Federation, err = f.federated(*subject, *audience); err != nil {
+					return err
+				}
+				o.OAuth2Certificates, err = readCertificates(*certFile)
+				return err
+			})
+		},
+		banner: func(base string, _ Options) string {
+			return "OAuth2 token endpoint at " + base + OAuth2TokenPath
+		},
+	}
+}
+
 // oauth2Error renders an RFC 6749 section 5.2 error.
 func oauth2Error(status int, code, description string) reply {
 	return reply{status: status, body: map[string]string{"error": code, "error_description": description}}

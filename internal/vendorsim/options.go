@@ -96,4 +96,21 @@ type Options struct {
 	Superset SupersetOptions
 	// QuickSight configures the simulated Amazon QuickSight and AWS STS.
 	QuickSight QuickSightOptions
+	// Vendors holds the options of vendors that declare a type of their own
+	// for them in their file (vendor.go) instead of a field above: each such
+	// vendor uses the value of its type here, and its defaults without one,
+	// so adding a vendor leaves Options as it is.
+	Vendors []any
+}
+
+// optionsOf is the value of type T in opts.Vendors (the last one, when
+// there are several), or T's zero value.
+func optionsOf[T any](opts Options) T {
+	var out T
+	for _, o := range opts.Vendors {
+		if t, ok := o.(T); ok {
+			out = t
+		}
+	}
+	return out
 }

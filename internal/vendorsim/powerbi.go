@@ -92,6 +92,54 @@ func (s *Server) PowerBIEntraCalls() int {
 	return n
 }
 
+// powerBIVendor is the simulated Microsoft Entra ID and Power BI REST API.
+// It remembers the profile each embed token was generated as.
+func powerBIVendor() vendor {
+	return vendor{
+		mount: func(s *Server, opts Options) routes {
+			s.powerBIProfiles = map[string]string{}
+			return routes{
+				endpoints: []endpoint{powerBIEntraEndpoint(s, opts), powerBIGenerateEndpoint(s, opts)},
+				reset:     func() { s.powerBIProfiles = map[string]string{} },
+			}
+		},
+		flags: powerBIFlags,
+		banner: func(base string, _ Options) string {
+			return fmt.Sprintf("Power BI authority and API URL %s (Entra ID token at %s, GenerateToken at %s)", base, PowerBIEntraTokenPath("<tenant>"), PowerBIGenerateTokenPath)
+		},
+	}
+}
+
+// powerBIFlags declares the service principal, its credentials, the cloud
+// and the profiles of the simulated Power BI.
+func powerBIFlags(f *Flags) {
+	tenant := f.credential("powerbi-tenant-id", "VENDORSIM_POWERBI_TENANT_ID", "tenant the simulated Microsoft Entra ID serves for Power BI", quoted(DefaultPowerBITenantID))
+	id := f.credential("powerbi-client-id", "VENDORSIM_POWERBI_CLIENT_ID", "client_id the simulated Entra ID accepts for Power BI", quoted(DefaultPowerBIClientID))
+	secret := f.credential("powerbi-client-secret", "VENDORSIM_POWERBI_CLIENT_SECRET", "client_secret the simulated Entra ID accepts for Power BI", quoted(DefaultPowerBIClientSecret))
+	lifetime := f.fs.Duration("powerbi-access-token-lifetime", PowerBIAccessTokenLifetime, "lifetime of the simulated Entra ID access tokens, which also bounds Power BI embed tokens")
+	cloud := f.fs.String("powerbi-cloud", "Public", "Power BI cloud the simulated Entra ID serves, which decides the scope it grants: Public, USGovernment, USGovernmentHigh, USGovernmentDoD or China")
+	profiles := f.fs.String("powerbi-profiles", "", "comma-separated service principal profile IDs (GUIDs) GenerateToken accepts in X-PowerBI-Profile-Id")
+	subject := f.fs.String("powerbi-federated-subject", "", "sub of the simulated service principal's federated credential, system:serviceaccount:NAMESPACE:NAME; enables client assertions")
+	certFile := f.fs.String("powerbi-client-certificate", "", "PEM file of the certificate credential the simulated Entra ID accepts assertions signed with")
+	f.set(func(o *Options) (err error) {
+		if _, ok := PowerBICloudScope(*cloud); !ok {
+			return fmt.Errorf("--powerbi-cloud %q is not Public, USGovernment, USGovernmentHigh, USGovernmentDoD or China", *cloud)
+		}
+		o.PowerBITenantID, o.PowerBIClientID, o.PowerBIClientSecret = *tenant, *id, *secret
+		o.PowerBIAccessTokenLifetime, o.PowerBICloud = *lifetime, *cloud
+		for p := range strings.SplitSeq(*profiles, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				o.PowerBIProfiles = append(o.PowerBIProfiles, p)
+			}
+		}
+		if o.PowerBIFederation, err = f.federated(*subject, ""); err != nil {
+			return err
+		}
+		o.PowerBICertificates, err = readCertificates(*certFile)
+		return err
+	})
+}
+
 // entraError renders a Microsoft Entra ID error: an RFC 6749 error with an
 // AADSTS code in its description.
 func entraError(status int, code string, aadsts int, description string) reply {

@@ -43,6 +43,28 @@ func qlikError(status int, code, title, detail string) reply {
 	return reply{status: status, body: map[string]any{"errors": []any{e}}}
 }
 
+// qlikCloudVendor is the simulated Qlik Cloud tenant.
+func qlikCloudVendor() vendor {
+	return vendor{
+		mount: func(s *Server, opts Options) routes {
+			return routes{endpoints: []endpoint{qlikTokenEndpoint(s, opts), qlikRevokeEndpoint(s, opts)}}
+		},
+		flags: func(f *Flags) {
+			id := f.credential("qlik-client-id", "VENDORSIM_QLIK_CLIENT_ID", "OAuth client_id the Qlik Cloud endpoints accept", quoted(DefaultQlikClientID))
+			secret := f.credential("qlik-client-secret", "VENDORSIM_QLIK_CLIENT_SECRET", "OAuth client_secret the Qlik Cloud endpoints accept", quoted(DefaultQlikClientSecret))
+			expiresAt := f.fs.Bool("qlik-expires-at", false, "answer Qlik Cloud with expires_at (RFC 3339) instead of expires_in")
+			maxTokens := f.fs.Int("qlik-max-tokens-per-user", 0, "refuse a Qlik Cloud user more live tokens than this (0: no limit)")
+			f.set(func(o *Options) error {
+				o.QlikClientID, o.QlikClientSecret, o.QlikExpiresAt, o.QlikMaxTokensPerUser = *id, *secret, *expiresAt, *maxTokens
+				return nil
+			})
+		},
+		banner: func(base string, _ Options) string {
+			return fmt.Sprintf("Qlik Cloud tenant URL %s (token at %s, revoke at %s)", base, QlikTokenPath, QlikRevokePath)
+		},
+	}
+}
+
 // qlikEndpoint builds one Qlik route; both check the OAuth client the same way.
 func qlikEndpoint(opts Options, path string, secretFields []string, emptyToken any, handle func(body map[string]any) reply) endpoint {
 	id, secret := cmp.Or(opts.QlikClientID, DefaultQlikClientID), cmp.Or(opts.QlikClientSecret, DefaultQlikClientSecret)

@@ -23,6 +23,20 @@ const (
 	DefaultQrveyExpiresIn = 60 * time.Minute
 )
 
+// qrveyVendor is the simulated Qrvey.
+func qrveyVendor() vendor {
+	return vendor{
+		mount: func(_ *Server, opts Options) routes { return one(qrveyEndpoint(opts)) },
+		flags: func(f *Flags) {
+			key := f.credential("qrvey-api-key", "VENDORSIM_QRVEY_API_KEY", "x-api-key the Qrvey endpoint accepts", quoted(DefaultQrveyAPIKey))
+			f.set(func(o *Options) error { o.QrveyAPIKey = *key; return nil })
+		},
+		banner: func(base string, _ Options) string {
+			return fmt.Sprintf("Qrvey token endpoint at %s%s", base, QrveyTokenPath)
+		},
+	}
+}
+
 // qrveyEndpoint simulates POST /devapi/v4/core/login/token: the x-api-key
 // header authenticates, and the JSON body names the user and app the token is for.
 func qrveyEndpoint(opts Options) endpoint {

@@ -134,6 +134,38 @@ func (s *Server) QuickSightAssumedRoles() int {
 	return s.quickSight.assumed
 }
 
+// quickSightVendor is the simulated Amazon QuickSight (both embed URL
+// actions and the URLs' redemption) and the AWS STS its web identities
+// call.
+func quickSightVendor() vendor {
+	return vendor{
+		mount: func(s *Server, opts Options) routes {
+			return routes{
+				endpoints: []endpoint{quickSightEmbedEndpoint(s, opts, false), quickSightEmbedEndpoint(s, opts, true),
+					quickSightRedeemEndpoint(s), stsEndpoint(s, opts)},
+				reset: s.quickSight.reset,
+			}
+		},
+		flags: func(f *Flags) {
+			account := f.fs.String("quicksight-account-id", DefaultQuickSightAccountID, "AWS account whose QuickSight routes the simulator serves")
+			region := f.fs.String("quicksight-region", DefaultQuickSightRegion, "region QuickSight signatures must be scoped to")
+			keyID := f.credential("quicksight-access-key-id", "VENDORSIM_QUICKSIGHT_ACCESS_KEY_ID", "access key ID that may sign QuickSight calls", quoted(DefaultQuickSightAccessKeyID))
+			secret := f.credential("quicksight-secret-access-key", "VENDORSIM_QUICKSIGHT_SECRET_ACCESS_KEY", "secret access key of that key ID", "AWS's documentation example key")
+			role := f.fs.String("quicksight-role-arn", DefaultQuickSightRoleARN, "only role the simulated STS lets a web identity assume")
+			webIdentity := f.credential("quicksight-web-identity-token", "VENDORSIM_QUICKSIGHT_WEB_IDENTITY_TOKEN", "only web identity token the simulated STS trusts", quoted(DefaultQuickSightWebIdentityToken))
+			f.set(func(o *Options) error {
+				o.QuickSight = QuickSightOptions{AccountID: *account, Region: *region, AccessKeyID: *keyID,
+					SecretAccessKey: *secret, RoleARN: *role, WebIdentityToken: *webIdentity}
+				return nil
+			})
+		},
+		banner: func(base string, opts Options) string {
+			o := opts.QuickSight.withDefaults()
+			return "QuickSight endpoint and STS endpoint " + base + " (embed URLs at " + QuickSightRegisteredUserPath(o.AccountID) + ", region " + o.Region + ")"
+		},
+	}
+}
+
 // quickSightErrorBody is QuickSight's REST JSON error: the SDK reads the
 // error code from __type.
 func quickSightErrorBody(status int, msg string) any {

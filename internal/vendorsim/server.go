@@ -6,8 +6,8 @@
 //
 // The shared core in this file owns the token store, the call log and the
 // request pipeline; fault.go adds fault injection, admin.go the /_sim/ admin
-// API, and each vendor lives in its own file (qrvey.go, ...) that only builds
-// an endpoint.
+// API, and each vendor lives in its own file (qrvey.go, ...) that declares
+// its routes, state and flags (vendor.go).
 package vendorsim
 
 import (
@@ -36,8 +36,12 @@ const maxBodyBytes = 1 << 20
 // concurrent use.
 type Server struct {
 	clock   clock.PassiveClock
+	opts    Options
 	handler http.Handler
 	vendors []string
+	banners []func(base string, opts Options) string
+	// resets forget the vendors' own state, on Reset.
+	resets []func()
 
 	mu     sync.Mutex
 	calls  []*callRecord
@@ -49,8 +53,6 @@ type Server struct {
 	// powerBIProfiles maps Power BI embed tokens to the profile they were
 	// generated as.
 	powerBIProfiles map[string]string
-	// looker, sigma and tableau are the nonces and jtis already redeemed.
-	looker, sigma, tableau usedOnce
 	// quickSight is the QuickSight and STS routes' shared state (STS
 	// sessions, unredeemed embed URLs).
 	quickSight quickSightState
@@ -151,45 +153,31 @@ type reply struct {
 // New builds a Server with every vendor endpoint mounted; call Start, StartOn
 // or wrap Handler to serve it.
 func New(opts Options) *Server {
-	s := &Server{clock: opts.Clock, tokens: map[string]tokenRecord{}, powerBIProfiles: map[string]string{}, done: make(chan struct{})}
+	s := &Server{clock: opts.Clock, opts: opts, tokens: map[string]tokenRecord{}, done: make(chan struct{})}
 	if s.clock == nil {
 		s.clock = clock.RealClock{}
 	}
 	mux := http.NewServeMux()
 	exact := map[string]http.HandlerFunc{}
-	for _, e := range []endpoint{
-		qrveyEndpoint(opts),
-		qlikTokenEndpoint(s, opts),
-		qlikRevokeEndpoint(s, opts),
-		oauth2Endpoint(s, opts),
-		boldBIEndpoint(s, opts),
-		thoughtSpotEndpoint(s, opts),
-		powerBIEntraEndpoint(s, opts),
-		powerBIGenerateEndpoint(s, opts),
-		domoTokenEndpoint(s, opts),
-		domoEmbedEndpoint(s, opts),
-		supersetLoginEndpoint(s, opts),
-		supersetCSRFEndpoint(s),
-		supersetGuestEndpoint(s, opts),
-		lookerEndpoint(s, opts),
-		sigmaEndpoint(s, opts),
-		tableauEndpoint(s, opts),
-		quickSightEmbedEndpoint(s, opts, false),
-		quickSightEmbedEndpoint(s, opts, true),
-		quickSightRedeemEndpoint(s),
-		stsEndpoint(s, opts),
-	} {
-		handle := s.serveVendor(e)
-		pattern := e.path
-		if e.methodRoute {
-			pattern = e.method + " " + e.path
+	for _, v := range vendors() {
+		r := v.mount(s, opts)
+		if r.reset != nil {
+			s.resets = append(s.resets, r.reset)
 		}
-		mux.HandleFunc(pattern, handle)
-		for _, p := range e.exactPaths {
-			exact[p] = handle
-		}
-		if !slices.Contains(s.vendors, e.vendor) {
-			s.vendors = append(s.vendors, e.vendor)
+		s.banners = append(s.banners, v.banner)
+		for _, e := range r.endpoints {
+			handle := s.serveVendor(e)
+			pattern := e.path
+			if e.methodRoute {
+				pattern = e.method + " " + e.path
+			}
+			mux.HandleFunc(pattern, handle)
+			for _, p := range e.exactPaths {
+				exact[p] = handle
+			}
+			if !slices.Contains(s.vendors, e.vendor) {
+				s.vendors = append(s.vendors, e.vendor)
+			}
 		}
 	}
 	s.mountAdmin(mux)
@@ -205,11 +193,24 @@ func New(opts Options) *Server {
 
 // Vendors lists the vendors the simulator serves, by the name its call log
 // gives them: the operator's vendor name (qrvey, qlikCloud, boldBI, oauth2,
-// powerBI, superset, looker, sigma) where the vendor has its own block, else
-// the product's (thoughtspot and domo, which the generic http block reaches,
-// and tableau, whose connected-app JWTs the jwt block signs). Tests check
-// it against the vendors the operator supports.
+// powerBI, superset, looker, sigma, quickSight) where the vendor has its own
+// block, else the product's (thoughtspot and domo, which the generic http
+// block reaches, tableau, whose connected-app JWTs the jwt block signs, and
+// sts, which QuickSight's web identities call). Tests check it against the
+// vendors the operator supports.
 func (s *Server) Vendors() []string { return slices.Clone(s.vendors) }
+
+// Banner says, one line per vendor, where below URL each vendor is served,
+// for the standalone binary's startup log once the server has started. It
+// names paths and accounts, never a credential.
+func (s *Server) Banner() []string {
+	base := s.URL()
+	lines := make([]string, len(s.banners))
+	for i, b := range s.banners {
+		lines[i] = b(base, s.opts)
+	}
+	return lines
+}
 
 // Handler returns the simulator's handler so callers can serve it themselves,
 // for example behind httptest.NewTLSServer to test TLS settings.
@@ -310,11 +311,9 @@ func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls, s.issued, s.tokens, s.fault = nil, 0, map[string]tokenRecord{}, nil
-	s.powerBIProfiles = map[string]string{}
-	s.looker.reset()
-	s.sigma.reset()
-	s.tableau.reset()
-	s.quickSight.reset()
+	for _, reset := range s.resets {
+		reset()
+	}
 }
 
 // Validate reports whether token was issued by this server and has not

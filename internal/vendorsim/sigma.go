@@ -27,11 +27,30 @@ const (
 	SigmaMaxLifetime = 30 * 24 * time.Hour
 )
 
+// sigmaVendor is the simulated Sigma Computing, which redeems embed JWTs
+// and remembers their jtis.
+func sigmaVendor() vendor {
+	return vendor{
+		mount: func(s *Server, opts Options) routes {
+			used := &usedOnce{}
+			return routes{endpoints: []endpoint{sigmaEndpoint(s, opts, used)}, reset: used.reset}
+		},
+		flags: func(f *Flags) {
+			id := f.credential("sigma-client-id", "VENDORSIM_SIGMA_CLIENT_ID", "embed client ID Sigma embed JWTs must name as kid", quoted(DefaultSigmaClientID))
+			secret := f.credential("sigma-secret", "VENDORSIM_SIGMA_SECRET", "embed secret Sigma embed JWTs must be signed with", quoted(DefaultSigmaSecret))
+			f.set(func(o *Options) error { o.SigmaClientID, o.SigmaSecret = *id, *secret; return nil })
+		},
+		banner: func(base string, _ Options) string {
+			return "Sigma embed URLs at " + base + SigmaEmbedPath + "<workbook>?:jwt=..."
+		},
+	}
+}
+
 // sigmaEndpoint simulates a browser opening a Sigma embed URL: the :jwt
 // parameter must be an HS256 JWT signed with the embed secret whose kid
 // header (and iss, when present) is the client ID, with sub, jti, iat and
 // exp, exp - iat at most 30 days, and a jti never seen before (403).
-func sigmaEndpoint(s *Server, opts Options) endpoint {
+func sigmaEndpoint(s *Server, opts Options, used *usedOnce) endpoint {
 	clientID, secret := opts.SigmaClientID, opts.SigmaSecret
 	if clientID == "" {
 		clientID = DefaultSigmaClientID
@@ -83,7 +102,7 @@ func sigmaEndpoint(s *Server, opts Options) endpoint {
 			if err != nil {
 				return fail(http.StatusUnauthorized, err.Error())
 			}
-			if !s.sigma.use(claims.jti, now, claims.exp) {
+			if !used.use(claims.jti, now, claims.exp) {
 				return fail(http.StatusForbidden, "jti already used")
 			}
 			token := newToken(SigmaSessionPrefix)

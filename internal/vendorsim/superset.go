@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"crypto/rand"
 	"crypto/subtle"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -95,6 +96,31 @@ func (s *Server) ExpireSupersetLogins() {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.access = map[string]time.Time{}
+}
+
+// supersetVendor is the simulated Apache Superset: login, CSRF token and
+// guest tokens.
+func supersetVendor() vendor {
+	return vendor{
+		mount: func(s *Server, opts Options) routes {
+			return routes{endpoints: []endpoint{supersetLoginEndpoint(s, opts), supersetCSRFEndpoint(s), supersetGuestEndpoint(s, opts)}}
+		},
+		flags: func(f *Flags) {
+			user := f.credential("superset-username", "VENDORSIM_SUPERSET_USERNAME", "login the Superset endpoints accept", quoted(DefaultSupersetUsername))
+			password := f.credential("superset-password", "VENDORSIM_SUPERSET_PASSWORD", "password of that login", quoted(DefaultSupersetPassword))
+			guestTTL := f.fs.Duration("superset-guest-token-lifetime", DefaultSupersetGuestTokenLifetime, "lifetime of Superset guest tokens (Superset's GUEST_TOKEN_JWT_EXP_SECONDS)")
+			f.set(func(o *Options) error {
+				if *guestTTL <= 0 {
+					return fmt.Errorf("--superset-guest-token-lifetime must be positive, not %s", *guestTTL)
+				}
+				o.Superset = SupersetOptions{Username: *user, Password: *password, GuestTokenLifetime: *guestTTL}
+				return nil
+			})
+		},
+		banner: func(base string, _ Options) string {
+			return "Superset URL " + base + " (guest tokens at " + SupersetGuestTokenPath + ")"
+		},
+	}
 }
 
 // supersetError is Superset's REST API error: {"message": ...}, where the

@@ -31,11 +31,34 @@ const (
 	TableauEmbedScope = "tableau:views:embed"
 )
 
+// tableauVendor is the simulated Tableau, which redeems connected-app JWTs
+// (the jwt block's) and remembers their jtis.
+func tableauVendor() vendor {
+	return vendor{
+		mount: func(s *Server, opts Options) routes {
+			used := &usedOnce{}
+			return routes{endpoints: []endpoint{tableauEndpoint(s, opts, used)}, reset: used.reset}
+		},
+		flags: func(f *Flags) {
+			id := f.credential("tableau-client-id", "VENDORSIM_TABLEAU_CLIENT_ID", "connected app client ID Tableau JWTs must name as iss", quoted(DefaultTableauClientID))
+			secretID := f.credential("tableau-secret-id", "VENDORSIM_TABLEAU_SECRET_ID", "connected app secret ID Tableau JWTs must name as kid", quoted(DefaultTableauSecretID))
+			secret := f.credential("tableau-secret-value", "VENDORSIM_TABLEAU_SECRET_VALUE", "connected app secret value Tableau JWTs must be signed with", quoted(DefaultTableauSecretValue))
+			f.set(func(o *Options) error {
+				o.TableauClientID, o.TableauSecretID, o.TableauSecretValue = *id, *secretID, *secret
+				return nil
+			})
+		},
+		banner: func(base string, _ Options) string {
+			return "Tableau connected-app JWTs at " + base + TableauSessionPath + "?token=..."
+		},
+	}
+}
+
 // tableauEndpoint simulates Tableau redeeming a connected app's JWT: HS256
 // with the secret value, kid the secret ID, iss the client ID, aud
 // "tableau", a sub, scp listing tableau:views:embed, an exp at most 10
 // minutes ahead, and a jti never seen before (403).
-func tableauEndpoint(s *Server, opts Options) endpoint {
+func tableauEndpoint(s *Server, opts Options, used *usedOnce) endpoint {
 	clientID, secretID, secret := opts.TableauClientID, opts.TableauSecretID, opts.TableauSecretValue
 	if clientID == "" {
 		clientID = DefaultTableauClientID
@@ -85,7 +108,7 @@ func tableauEndpoint(s *Server, opts Options) endpoint {
 			if err != nil {
 				return fail(http.StatusUnauthorized, err.Error())
 			}
-			if !s.tableau.use(claims.jti, now, claims.exp) {
+			if !used.use(claims.jti, now, claims.exp) {
 				return fail(http.StatusForbidden, "jti already used")
 			}
 			token := newToken(TableauSessionPrefix)

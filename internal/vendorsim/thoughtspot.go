@@ -23,6 +23,21 @@ const (
 	maxThoughtSpotValidity = 10 * 365 * 24 * time.Hour
 )
 
+// thoughtSpotVendor is the simulated ThoughtSpot, which the generic http
+// block reaches.
+func thoughtSpotVendor() vendor {
+	return vendor{
+		mount: func(s *Server, opts Options) routes { return one(thoughtSpotEndpoint(s, opts)) },
+		flags: func(f *Flags) {
+			key := f.credential("thoughtspot-secret-key", "VENDORSIM_THOUGHTSPOT_SECRET_KEY", "secret_key the ThoughtSpot endpoint accepts", quoted(DefaultThoughtSpotSecretKey))
+			f.set(func(o *Options) error { o.ThoughtSpotSecretKey = *key; return nil })
+		},
+		banner: func(base string, _ Options) string {
+			return "ThoughtSpot token endpoint at " + base + ThoughtSpotTokenPath
+		},
+	}
+}
+
 // thoughtSpotEndpoint simulates POST /api/rest/2.0/auth/token/full: the
 // secret_key in the body authenticates, username names the user, and the
 // answer states creation and expiry in epoch milliseconds.
