@@ -14,10 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package metricsreg registers Prometheus collectors so that a component
-// created twice in one process (a manager restarted by a test, an endpoint
-// recreated) keeps its series instead of failing to register.
-package metricsreg
+package metrics
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package controller
+package tokenstore
 
 import (
 	"strings"
@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/embedtokens/embed-token-operator/internal/provider"
+	"github.com/embedtokens/embed-token-operator/internal/refresh"
 )
 
 // TestHeldTokens proves a token whose write failed is stored by the next
@@ -16,14 +17,14 @@ func TestHeldTokens(t *testing.T) {
 	issued := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
 	key := types.NamespacedName{Namespace: "ns", Name: "a"}
 	tok := provider.Token{Value: "held-token", IssuedAt: issued, ExpiresAt: issued.Add(30 * time.Minute)}
-	rec := StoredToken{Present: true, IssuedAt: issued, ExpiresAt: tok.ExpiresAt, InputHash: "inputs", RefreshHandled: "r1",
+	rec := refresh.StoredToken{Present: true, IssuedAt: issued, ExpiresAt: tok.ExpiresAt, InputHash: "inputs", RefreshHandled: "r1",
 		CredentialsVersion: "c1"}
-	current := PolicyInput{InputHash: "inputs", RefreshRequest: "r1", CredentialsVersion: "c1", Seed: "uid-1"}
+	current := refresh.Input{InputHash: "inputs", RefreshRequest: "r1", CredentialsVersion: "c1", Seed: "uid-1"}
 	// The default margin for 30 minutes is 10 minutes, up to 10% earlier.
 	for _, tc := range []struct {
 		name   string
 		uid    types.UID
-		change func(*PolicyInput)
+		change func(*refresh.Input)
 		after  time.Duration
 		want   bool
 	}{
@@ -32,32 +33,32 @@ func TestHeldTokens(t *testing.T) {
 		{"A token already due for renewal is dropped", "uid-1", nil, 20 * time.Minute, false},
 		{"An expired token is dropped", "uid-1", nil, time.Hour, false},
 		{"A token for a request deleted and created again under the same name is dropped", "uid-2", nil, time.Minute, false},
-		{"A token issued before the spec changed is dropped", "uid-1", func(in *PolicyInput) { in.InputHash = "other" }, time.Minute, false},
-		{"A token issued before a refresh was asked for is dropped", "uid-1", func(in *PolicyInput) { in.RefreshRequest = "r2" }, time.Minute, false},
-		{"A token issued with rotated credentials is dropped", "uid-1", func(in *PolicyInput) { in.CredentialsVersion = "c2" }, time.Minute, false},
+		{"A token issued before the spec changed is dropped", "uid-1", func(in *refresh.Input) { in.InputHash = "other" }, time.Minute, false},
+		{"A token issued before a refresh was asked for is dropped", "uid-1", func(in *refresh.Input) { in.RefreshRequest = "r2" }, time.Minute, false},
+		{"A token issued with rotated credentials is dropped", "uid-1", func(in *refresh.Input) { in.CredentialsVersion = "c2" }, time.Minute, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHeldTokens(MaxHeldTokenBytes, MaxHeldTokenBytesPerNamespace)
-			h.hold(key, "uid-1", tok, rec)
+			h := NewHeld(MaxHeldTokenBytes, MaxHeldTokenBytesPerNamespace)
+			h.Hold(key, "uid-1", tok, rec)
 			in := current
 			if tc.change != nil {
 				tc.change(&in)
 			}
-			got, ok := h.take(key, tc.uid, in, issued.Add(tc.after))
+			got, ok := h.Take(key, tc.uid, in, issued.Add(tc.after))
 			if ok != tc.want || (ok && got != tok) {
 				t.Fatalf("take = %v, %v; want the held token: %v", got.Digest(), ok, tc.want)
 			}
-			if _, again := h.take(key, "uid-1", current, issued.Add(time.Minute)); again {
+			if _, again := h.Take(key, "uid-1", current, issued.Add(time.Minute)); again {
 				t.Fatal("a token was taken twice")
 			}
 		})
 	}
 
 	t.Run("A deleted request's token is forgotten", func(t *testing.T) {
-		h := newHeldTokens(MaxHeldTokenBytes, MaxHeldTokenBytesPerNamespace)
-		h.hold(key, "uid-1", tok, rec)
-		h.forget(key)
-		if _, ok := h.take(key, "uid-1", current, issued.Add(time.Minute)); ok {
+		h := NewHeld(MaxHeldTokenBytes, MaxHeldTokenBytesPerNamespace)
+		h.Hold(key, "uid-1", tok, rec)
+		h.Forget(key)
+		if _, ok := h.Take(key, "uid-1", current, issued.Add(time.Minute)); ok {
 			t.Fatal("a forgotten token was taken")
 		}
 	})
@@ -68,8 +69,8 @@ func TestHeldTokens(t *testing.T) {
 // held, and that nothing one namespace holds is given up for another's.
 func TestHeldTokensAreBounded(t *testing.T) {
 	issued := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
-	rec := StoredToken{Present: true, IssuedAt: issued, ExpiresAt: issued.Add(30 * time.Minute), InputHash: "inputs"}
-	in := PolicyInput{InputHash: "inputs", Seed: "uid"}
+	rec := refresh.StoredToken{Present: true, IssuedAt: issued, ExpiresAt: issued.Add(30 * time.Minute), InputHash: "inputs"}
+	in := refresh.Input{InputHash: "inputs", Seed: "uid"}
 	// A token of n bytes costs n plus its entry's overhead and strings.
 	tokenOf := func(n int) provider.Token {
 		return provider.Token{Value: strings.Repeat("t", n), IssuedAt: issued, ExpiresAt: rec.ExpiresAt}
@@ -111,18 +112,18 @@ func TestHeldTokensAreBounded(t *testing.T) {
 			nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHeldTokens(tc.total, tc.perN)
+			h := NewHeld(tc.total, tc.perN)
 			tokens := map[types.NamespacedName]provider.Token{}
 			for i, step := range tc.holds {
 				tok := tokenOf(step.size)
-				if got := h.hold(step.key, "uid", tok, rec); got != step.want {
+				if got := h.Hold(step.key, "uid", tok, rec); got != step.want {
 					t.Fatalf("hold %d (%v, %d bytes) = %v, want %v", i, step.key, step.size, got, step.want)
 				}
 				if step.want {
 					tokens[step.key] = tok
 				}
 				var total int64
-				for ns, n := range h.usage() {
+				for ns, n := range h.Usage() {
 					if n > tc.perN {
 						t.Fatalf("after hold %d namespace %s holds %d bytes, its share is %d", i, ns, n, tc.perN)
 					}
@@ -133,12 +134,12 @@ func TestHeldTokensAreBounded(t *testing.T) {
 				}
 			}
 			for _, k := range tc.kept {
-				if got, ok := h.take(k, "uid", in, issued.Add(time.Minute)); !ok || got.Value != tokens[k].Value {
+				if got, ok := h.Take(k, "uid", in, issued.Add(time.Minute)); !ok || got.Value != tokens[k].Value {
 					t.Errorf("the token held for %v was lost", k)
 				}
 			}
-			if len(h.m) != 0 || len(h.usage()) != 0 || h.bytes != 0 {
-				t.Errorf("after taking the kept tokens, %d entries and %d bytes remain (%v)", len(h.m), h.bytes, h.usage())
+			if len(h.m) != 0 || len(h.Usage()) != 0 || h.bytes != 0 {
+				t.Errorf("after taking the kept tokens, %d entries and %d bytes remain (%v)", len(h.m), h.bytes, h.Usage())
 			}
 		})
 	}

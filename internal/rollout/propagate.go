@@ -1,4 +1,4 @@
-package controller
+package rollout
 
 import (
 	"context"
@@ -23,39 +23,36 @@ const MaxPropagatedPods = 50
 
 // +kubebuilder:rbac:groups="",resources=pods,verbs=list;patch
 
-// propagate pushes the current token into the running pods spec.propagation
-// selects, once per token: annotating a pod makes the kubelet sync it at once,
-// and the sync rewrites its Secret volumes from the kubelet's watch of the
-// Secret, which the Secret write has already reached. A failure leaves the
-// token stored; the pods then see it at their next periodic sync, and the
-// push is retried.
-func (r *EmbedTokenRequestReconciler) propagate(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, o *outcome) {
-	digest := o.currentDigest()
+// Propagate pushes the token with digest into the running pods
+// spec.propagation selects, once per token: annotating a pod makes the
+// kubelet sync it at once, and the sync rewrites its Secret volumes from
+// the kubelet's watch of the Secret, which the Secret write has already
+// reached. A failure leaves the token stored; the pods then see it at their
+// next periodic sync, and the push is retried.
+func (r *Rollout) Propagate(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, digest string) Result {
 	if etr.Spec.Propagation == nil || digest == "" || etr.Status.PropagatedForDigest == digest {
-		return
+		return Result{}
 	}
 	pushed, err := r.nudgePods(ctx, etr, digest)
 	if err != nil {
-		o.propagateErr = fmt.Errorf("pushing the token into pods: %w", err)
-		o.retryAt(o.now.Add(restartRetryInterval))
 		log.FromContext(ctx).Error(err, "Pushing the token into pods failed", "embedTokenRequest", klog.KObj(etr))
-		return
+		return Result{RetryAfter: RetryInterval, Err: fmt.Errorf("pushing the token into pods: %w", err)}
 	}
 	if pushed > 0 {
 		log.FromContext(ctx).V(1).Info("Pushed the token into pods", "embedTokenRequest", klog.KObj(etr), "pods", pushed)
 	}
-	o.propagatedFor = digest
+	return Result{Done: true}
 }
 
 // nudgePods annotates each selected pod that mounts the request's Secret with
 // the token's digest and returns how many it changed.
-func (r *EmbedTokenRequestReconciler) nudgePods(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, digest string) (int, error) {
+func (r *Rollout) nudgePods(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, digest string) (int, error) {
 	sel, err := metav1.LabelSelectorAsSelector(&etr.Spec.Propagation.PodSelector)
 	if err != nil {
 		return 0, fmt.Errorf("spec.propagation.podSelector: %w", err)
 	}
 	pods := &corev1.PodList{}
-	if err := r.APIReader.List(ctx, pods, client.InNamespace(etr.Namespace),
+	if err := r.live.List(ctx, pods, client.InNamespace(etr.Namespace),
 		client.MatchingLabelsSelector{Selector: sel}, client.Limit(4*MaxPropagatedPods)); err != nil {
 		return 0, fmt.Errorf("listing pods: %w", err)
 	}
@@ -69,7 +66,7 @@ func (r *EmbedTokenRequestReconciler) nudgePods(ctx context.Context, etr *v1alph
 		}
 		target := &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
 			ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name}}
-		if err := r.Patch(ctx, target, patch); err != nil {
+		if err := r.client.Patch(ctx, target, patch); err != nil {
 			if apierrors.IsNotFound(err) {
 				continue
 			}

@@ -1,11 +1,10 @@
-package controller
+package fairness
 
 import (
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 )
 
@@ -43,10 +42,10 @@ func NamespaceWriteBudget(qps float32, burst int, share float64) WriteBudget {
 // unbounded is the limiter of a namespace when there is no write budget.
 var unbounded = rate.NewLimiter(rate.Inf, 0)
 
-// namespaceLimiters holds each namespace's token bucket of issues. A bucket
+// NamespaceLimiters holds each namespace's token bucket of issues. A bucket
 // that is full again carries no state and is forgotten, so the map holds
 // only namespaces that issued in the last Burst/QPS seconds.
-type namespaceLimiters struct {
+type NamespaceLimiters struct {
 	mu     sync.Mutex
 	budget WriteBudget
 	m      map[string]*rate.Limiter
@@ -57,8 +56,13 @@ type namespaceLimiters struct {
 // minSweep is the least number of buckets kept before any is forgotten.
 const minSweep = 64
 
-// limiter is namespace's bucket.
-func (n *namespaceLimiters) limiter(namespace string, now time.Time) *rate.Limiter {
+// NewNamespaceLimiters bounds each namespace by budget.
+func NewNamespaceLimiters(budget WriteBudget) *NamespaceLimiters {
+	return &NamespaceLimiters{budget: budget}
+}
+
+// Limiter is namespace's bucket.
+func (n *NamespaceLimiters) Limiter(namespace string, now time.Time) *rate.Limiter {
 	if n.budget.QPS <= 0 {
 		return unbounded
 	}
@@ -81,12 +85,4 @@ func (n *namespaceLimiters) limiter(namespace string, now time.Time) *rate.Limit
 	l := rate.NewLimiter(rate.Limit(n.budget.QPS), n.budget.Burst)
 	n.m[namespace] = l
 	return l
-}
-
-// writeTurn is how long after now key's turn under its namespace's write
-// budget l comes, reserving one if key holds none. The budget is the
-// namespace's own, so no lane shares it out further.
-func (f *requestGates) writeTurn(key types.NamespacedName, l *rate.Limiter, now time.Time) time.Duration {
-	wait, _, _ := f.writeTickets.Claim(key, l, "", now)
-	return wait
 }

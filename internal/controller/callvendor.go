@@ -13,30 +13,43 @@ import (
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 )
 
-// issue makes the vendor call for etr through the Issuer once admit lets it
-// through p's rate limit and call slots. It returns false, having recorded
-// in o why, when the call waits or fails; a failure is logged with its
-// classified message, which never holds a token or credential.
-func (r *EmbedTokenRequestReconciler) issue(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, p *issuance.Provider, o *outcome) (provider.Token, bool) {
-	release, admitted := r.admit(ctx, etr, p, o)
-	if !admitted {
-		return provider.Token{}, false
+// callVendor gets the token to store: one an earlier attempt issued but
+// could not store, while it is still one to keep, or else a new one from
+// the vendor, once admit lets the call through the provider's rate limit,
+// its call slots and the namespace's write budget. It stops the reconcile,
+// having recorded why, when the call waits or fails; a failure is logged
+// with its classified message, which never holds a token or credential.
+func (r *EmbedTokenRequestReconciler) callVendor(ctx context.Context, s *scope) (stepResult, error) {
+	if !s.renewing() {
+		return proceed, nil
 	}
-	log.FromContext(ctx).V(1).Info("Issuing token", "embedTokenRequest", klog.KObj(etr), "vendor", p.Vendor(), "reason", o.decision.Reason,
-		"lifetime", grantedLifetime(p, etr))
-	o.vendor = p.Vendor()
+	etr, p := s.request, s.provider
+	s.vendor = p.Vendor()
+	if tok, ok := r.store.Held().Take(s.key, etr.UID, s.input, s.now); ok {
+		log.FromContext(ctx).Info("Storing a token an earlier attempt could not store", "embedTokenRequest", klog.KObj(etr),
+			"vendor", s.vendor, "digest", tok.Digest(), "expiresAt", tok.ExpiresAt)
+		s.token = tok
+		return proceed, nil
+	}
+	release, admitted := r.admit(ctx, s)
+	if !admitted {
+		return stop, nil
+	}
+	log.FromContext(ctx).V(1).Info("Issuing token", "embedTokenRequest", klog.KObj(etr), "vendor", s.vendor, "reason", s.decision.Reason,
+		"lifetime", s.lifetime)
 	tok, err := func() (provider.Token, error) {
 		defer release()
 		return r.Issuer.Issue(ctx, p, r.call(etr))
 	}()
 	if err != nil {
-		o.fail(err)
-		o.failedAt = r.Clock.Now()
-		log.FromContext(ctx).Info("Issuing token failed", "embedTokenRequest", klog.KObj(etr), "vendor", p.Vendor(),
-			"reason", o.err.Reason, "message", o.err.Message, "permanent", o.err.Permanent)
-		return provider.Token{}, false
+		s.fail(err)
+		s.failedAt = r.Clock.Now()
+		log.FromContext(ctx).Info("Issuing token failed", "embedTokenRequest", klog.KObj(etr), "vendor", s.vendor,
+			"reason", s.err.Reason, "message", s.err.Message, "permanent", s.err.Permanent)
+		return stop, nil
 	}
-	return tok, true
+	s.token = tok
+	return proceed, nil
 }
 
 // call describes etr's vendor call to the Issuer. A vendor's expiry past

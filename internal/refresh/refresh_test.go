@@ -1,4 +1,4 @@
-package controller
+package refresh
 
 import (
 	"testing"
@@ -29,136 +29,136 @@ func withCreds(s StoredToken, version string) StoredToken {
 func TestDecide(t *testing.T) {
 	tests := []struct {
 		name   string
-		in     PolicyInput
+		in     Input
 		now    time.Time
-		reason RefreshReason
+		reason Reason
 		at     time.Time // zero: not checked
 	}{
 		{
 			name:   "a request without a stored token issues one now",
-			in:     PolicyInput{InputHash: "h1"},
+			in:     Input{InputHash: "h1"},
 			now:    t0,
-			reason: RefreshNoToken, at: t0,
+			reason: NoToken, at: t0,
 		},
 		{
 			name:   "a fresh token with unchanged inputs waits for its renewal time",
-			in:     PolicyInput{Stored: freshToken(), InputHash: "h1", RefreshRequest: "r1"},
+			in:     Input{Stored: freshToken(), InputHash: "h1", RefreshRequest: "r1"},
 			now:    t0.Add(10 * time.Minute),
-			reason: RefreshNone,
+			reason: None,
 		},
 		{
 			name:   "changed inputs re-issue although the token is fresh",
-			in:     PolicyInput{Stored: freshToken(), InputHash: "h2", RefreshRequest: "r1"},
+			in:     Input{Stored: freshToken(), InputHash: "h2", RefreshRequest: "r1"},
 			now:    t0.Add(time.Minute),
-			reason: RefreshInputsChanged, at: t0.Add(time.Minute),
+			reason: InputsChanged, at: t0.Add(time.Minute),
 		},
 		{
 			name:   "a new refresh annotation value re-issues once",
-			in:     PolicyInput{Stored: freshToken(), InputHash: "h1", RefreshRequest: "r2"},
+			in:     Input{Stored: freshToken(), InputHash: "h1", RefreshRequest: "r2"},
 			now:    t0.Add(time.Minute),
-			reason: RefreshRequested,
+			reason: Requested,
 		},
 		{
 			name:   "a removed refresh annotation does not re-issue",
-			in:     PolicyInput{Stored: freshToken(), InputHash: "h1", RefreshRequest: ""},
+			in:     Input{Stored: freshToken(), InputHash: "h1", RefreshRequest: ""},
 			now:    t0.Add(time.Minute),
-			reason: RefreshNone,
+			reason: None,
 		},
 		{
 			name:   "a token past its renewal time is renewed",
-			in:     PolicyInput{Stored: freshToken(), InputHash: "h1", RefreshRequest: "r1"},
+			in:     Input{Stored: freshToken(), InputHash: "h1", RefreshRequest: "r1"},
 			now:    t0.Add(41 * time.Minute),
-			reason: RefreshDue,
+			reason: Due,
 		},
 		{
 			name:   "a rotated credential re-issues",
-			in:     PolicyInput{Stored: withCreds(freshToken(), "c1"), InputHash: "h1", RefreshRequest: "r1", CredentialsVersion: "c2"},
+			in:     Input{Stored: withCreds(freshToken(), "c1"), InputHash: "h1", RefreshRequest: "r1", CredentialsVersion: "c2"},
 			now:    t0.Add(time.Minute),
-			reason: RefreshCredentials,
+			reason: CredentialsChanged,
 		},
 		{
 			name:   "an unchanged credential does not re-issue",
-			in:     PolicyInput{Stored: withCreds(freshToken(), "c1"), InputHash: "h1", RefreshRequest: "r1", CredentialsVersion: "c1"},
+			in:     Input{Stored: withCreds(freshToken(), "c1"), InputHash: "h1", RefreshRequest: "r1", CredentialsVersion: "c1"},
 			now:    t0.Add(time.Minute),
-			reason: RefreshNone,
+			reason: None,
 		},
 		{
 			name:   "a credentials version first seen after issuing does not re-issue",
-			in:     PolicyInput{Stored: freshToken(), InputHash: "h1", RefreshRequest: "r1", CredentialsVersion: "c1"},
+			in:     Input{Stored: freshToken(), InputHash: "h1", RefreshRequest: "r1", CredentialsVersion: "c1"},
 			now:    t0.Add(time.Minute),
-			reason: RefreshNone,
+			reason: None,
 		},
 		{
 			name:   "a provider that does not re-issue on rotation ignores credential changes",
-			in:     PolicyInput{Stored: withCreds(freshToken(), "c1"), InputHash: "h1", RefreshRequest: "r1"},
+			in:     Input{Stored: withCreds(freshToken(), "c1"), InputHash: "h1", RefreshRequest: "r1"},
 			now:    t0.Add(time.Minute),
-			reason: RefreshNone,
+			reason: None,
 		},
 		{
 			name:   "an expired token is replaced",
-			in:     PolicyInput{Stored: freshToken(), InputHash: "h1", RefreshRequest: "r1"},
+			in:     Input{Stored: freshToken(), InputHash: "h1", RefreshRequest: "r1"},
 			now:    t0.Add(2 * time.Hour),
-			reason: RefreshExpired,
+			reason: Expired,
 		},
 		{
 			name:   "a failed attempt delays the next one until its retry time",
-			in:     PolicyInput{Stored: freshToken(), InputHash: "h1", RefreshRequest: "r1", RetryAt: t0.Add(50 * time.Minute)},
+			in:     Input{Stored: freshToken(), InputHash: "h1", RefreshRequest: "r1", RetryAt: t0.Add(50 * time.Minute)},
 			now:    t0.Add(45 * time.Minute),
-			reason: RefreshDue, at: t0.Add(50 * time.Minute),
+			reason: Due, at: t0.Add(50 * time.Minute),
 		},
 		{
 			name:   "a token the vendor granted for a second is renewed no earlier than the minimum renewal interval after its issue",
-			in:     PolicyInput{Stored: shortToken(time.Second), InputHash: "h1", RefreshRequest: "r1", Renew: floor},
+			in:     Input{Stored: shortToken(time.Second), InputHash: "h1", RefreshRequest: "r1", Renew: floor},
 			now:    t0.Add(5 * time.Second),
-			reason: RefreshNone, at: t0.Add(30 * time.Second),
+			reason: None, at: t0.Add(30 * time.Second),
 		},
 		{
 			name:   "a short token expired for the whole minimum renewal interval is renewed when it has passed",
-			in:     PolicyInput{Stored: shortToken(time.Second), InputHash: "h1", RefreshRequest: "r1", Renew: floor},
+			in:     Input{Stored: shortToken(time.Second), InputHash: "h1", RefreshRequest: "r1", Renew: floor},
 			now:    t0.Add(30 * time.Second),
-			reason: RefreshExpired, at: t0.Add(30 * time.Second),
+			reason: Expired, at: t0.Add(30 * time.Second),
 		},
 		{
 			name:   "a token of the minimum lifetime is renewed after half its life, which is the minimum renewal interval",
-			in:     PolicyInput{Stored: shortToken(time.Minute), InputHash: "h1", RefreshRequest: "r1", Renew: floor},
+			in:     Input{Stored: shortToken(time.Minute), InputHash: "h1", RefreshRequest: "r1", Renew: floor},
 			now:    t0.Add(30 * time.Second),
-			reason: RefreshDue, at: t0.Add(30 * time.Second),
+			reason: Due, at: t0.Add(30 * time.Second),
 		},
 		{
 			name:   "a refresh asked for within a minute of the last issue is served a minute after it, not refused",
-			in:     PolicyInput{Stored: freshToken(), InputHash: "h1", RefreshRequest: "r2", Renew: floor, MinRefreshInterval: time.Minute},
+			in:     Input{Stored: freshToken(), InputHash: "h1", RefreshRequest: "r2", Renew: floor, MinRefreshInterval: time.Minute},
 			now:    t0.Add(10 * time.Second),
-			reason: RefreshNone, at: t0.Add(time.Minute),
+			reason: None, at: t0.Add(time.Minute),
 		},
 		{
 			name:   "a refresh asked for within a minute of the last issue is served once the minute has passed",
-			in:     PolicyInput{Stored: freshToken(), InputHash: "h1", RefreshRequest: "r2", Renew: floor, MinRefreshInterval: time.Minute},
+			in:     Input{Stored: freshToken(), InputHash: "h1", RefreshRequest: "r2", Renew: floor, MinRefreshInterval: time.Minute},
 			now:    t0.Add(time.Minute),
-			reason: RefreshRequested, at: t0.Add(time.Minute),
+			reason: Requested, at: t0.Add(time.Minute),
 		},
 		{
 			name:   "a refresh waiting for its minute does not hold back a renewal that is due",
-			in:     PolicyInput{Stored: shortToken(time.Second), InputHash: "h1", RefreshRequest: "r2", Renew: floor, MinRefreshInterval: time.Minute},
+			in:     Input{Stored: shortToken(time.Second), InputHash: "h1", RefreshRequest: "r2", Renew: floor, MinRefreshInterval: time.Minute},
 			now:    t0.Add(40 * time.Second),
-			reason: RefreshExpired, at: t0.Add(40 * time.Second),
+			reason: Expired, at: t0.Add(40 * time.Second),
 		},
 		{
 			name:   "changed inputs re-issue at once whatever the minimum intervals",
-			in:     PolicyInput{Stored: shortToken(time.Second), InputHash: "h2", RefreshRequest: "r2", Renew: floor, MinRefreshInterval: time.Minute},
+			in:     Input{Stored: shortToken(time.Second), InputHash: "h2", RefreshRequest: "r2", Renew: floor, MinRefreshInterval: time.Minute},
 			now:    t0.Add(2 * time.Second),
-			reason: RefreshInputsChanged, at: t0.Add(2 * time.Second),
+			reason: InputsChanged, at: t0.Add(2 * time.Second),
 		},
 		{
 			name:   "a rotated credential re-issues at once whatever the minimum intervals",
-			in:     PolicyInput{Stored: withCreds(shortToken(time.Minute), "c1"), InputHash: "h1", RefreshRequest: "r1", CredentialsVersion: "c2", Renew: floor},
+			in:     Input{Stored: withCreds(shortToken(time.Minute), "c1"), InputHash: "h1", RefreshRequest: "r1", CredentialsVersion: "c2", Renew: floor},
 			now:    t0.Add(2 * time.Second),
-			reason: RefreshCredentials, at: t0.Add(2 * time.Second),
+			reason: CredentialsChanged, at: t0.Add(2 * time.Second),
 		},
 		{
 			name:   "a retry time in the past does not delay",
-			in:     PolicyInput{InputHash: "h1", RetryAt: t0.Add(-time.Second)},
+			in:     Input{InputHash: "h1", RetryAt: t0.Add(-time.Second)},
 			now:    t0,
-			reason: RefreshNoToken, at: t0,
+			reason: NoToken, at: t0,
 		},
 	}
 	for _, tt := range tests {
@@ -170,7 +170,7 @@ func TestDecide(t *testing.T) {
 			if !tt.at.IsZero() && !d.At.Equal(tt.at) {
 				t.Fatalf("at = %s, want %s", d.At, tt.at)
 			}
-			if d.Reason == RefreshNone && !d.At.After(tt.now) {
+			if d.Reason == None && !d.At.After(tt.now) {
 				t.Fatalf("a fresh token must requeue in the future, got %s", d.At)
 			}
 		})
@@ -302,7 +302,7 @@ func TestBackoff(t *testing.T) {
 }
 
 func BenchmarkDecide(b *testing.B) {
-	in := PolicyInput{Stored: freshToken(), InputHash: "h1", RefreshRequest: "r1", Seed: "0f1e2d3c-uid"}
+	in := Input{Stored: freshToken(), InputHash: "h1", RefreshRequest: "r1", Seed: "0f1e2d3c-uid"}
 	now := t0.Add(10 * time.Minute)
 	for b.Loop() {
 		_ = Decide(in, now)

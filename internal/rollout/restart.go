@@ -1,4 +1,4 @@
-package controller
+package rollout
 
 import (
 	"context"
@@ -9,10 +9,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/refresh"
 )
 
 // RestartCoalesceWindow is the least time between two restarts of one
@@ -21,50 +23,73 @@ import (
 // rollout, instead of starting one rollout per token.
 const RestartCoalesceWindow = 5 * time.Second
 
-// restartRetryInterval spaces retries of a restart that failed (typically
+// RetryInterval spaces retries of a restart or push that failed (typically
 // missing RBAC for the workload); the token itself is already stored.
-const restartRetryInterval = 30 * time.Second
+const RetryInterval = 30 * time.Second
 
 // +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=get;patch
 
-// restartTargets rolls out the request's rolloutRestartTargets once per new
-// token, so workloads that read the token from environment variables start
-// pods that see it. A target restarted after the token was stored, by this
-// request or another, already serves the new token and is left alone.
-func (r *EmbedTokenRequestReconciler) restartTargets(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, o *outcome) {
-	digest := o.currentDigest()
+// Rollout makes workloads use a request's new token: it restarts the
+// workloads that read it from environment variables (Restart) and pushes it
+// into the running pods that mount it (Propagate). Both act once per token
+// digest and leave the token stored whatever fails.
+type Rollout struct {
+	// client patches workloads and pods.
+	client client.Client
+	// live reads workloads and lists pods uncached: the manager caches
+	// neither.
+	live  client.Reader
+	clock clock.PassiveClock
+}
+
+// New returns a Rollout that patches through c and reads through live.
+func New(c client.Client, live client.Reader, clk clock.PassiveClock) *Rollout {
+	return &Rollout{client: c, live: live, clock: clk}
+}
+
+// Result is what Restart or Propagate did for one token.
+type Result struct {
+	// Done says the token reached every target: the status records its
+	// digest, and the token is not rolled out again.
+	Done bool
+	// RetryAfter, when positive, asks to look again after it: a
+	// coalescing window, or a failure's retry.
+	RetryAfter time.Duration
+	// Err is a failure to report; the token stays stored.
+	Err error
+}
+
+// Restart rolls out the request's rolloutRestartTargets once per new token
+// (digest, stored at storedAt), so workloads that read the token from
+// environment variables start pods that see it. A target restarted after
+// the token was stored, by this request or another, already serves the new
+// token and is left alone.
+func (r *Rollout) Restart(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, digest string, storedAt time.Time) Result {
 	if len(etr.Spec.RolloutRestartTargets) == 0 || digest == "" || etr.Status.RestartedForDigest == digest {
-		return
-	}
-	storedAt := o.storedAt
-	if storedAt.IsZero() {
-		storedAt = o.stored.IssuedAt // a reconcile before this one wrote it
+		return Result{}
 	}
 	for _, t := range etr.Spec.RolloutRestartTargets {
 		wait, err := r.restartTarget(ctx, etr, t, storedAt)
 		switch {
 		case err != nil:
-			o.restartErr = fmt.Errorf("restarting %s %s: %w", t.Kind, t.Name, err)
-			o.retryAt(o.now.Add(restartRetryInterval))
 			log.FromContext(ctx).Error(err, "Rollout restart failed", "embedTokenRequest", klog.KObj(etr), "kind", t.Kind, "name", t.Name)
-			return
+			return Result{RetryAfter: RetryInterval, Err: fmt.Errorf("restarting %s %s: %w", t.Kind, t.Name, err)}
 		case wait > 0:
-			o.retryAt(o.now.Add(wait))
-			return
+			return Result{RetryAfter: wait}
 		}
 	}
-	o.restartedFor = digest
+	return Result{Done: true}
 }
 
 // restartTarget restarts one workload unless a restart since storedAt already
 // covers the new token, or returns how long to wait for the coalescing window.
-func (r *EmbedTokenRequestReconciler) restartTarget(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, t v1alpha1.RolloutRestartTarget, storedAt time.Time) (time.Duration, error) {
+func (r *Rollout) restartTarget(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, t v1alpha1.RolloutRestartTarget, storedAt time.Time) (time.Duration, error) {
 	obj, err := workload(t.Kind)
 	if err != nil {
 		return 0, err
 	}
 	key := client.ObjectKey{Namespace: etr.Namespace, Name: t.Name}
-	if err := r.APIReader.Get(ctx, key, obj); err != nil {
+	if err := r.live.Get(ctx, key, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			// Pods created later read the current Secret when they start.
 			log.FromContext(ctx).V(1).Info("Rollout restart target not found", "embedTokenRequest", klog.KObj(etr), "kind", t.Kind, "name", t.Name)
@@ -72,7 +97,7 @@ func (r *EmbedTokenRequestReconciler) restartTarget(ctx context.Context, etr *v1
 		}
 		return 0, fmt.Errorf("reading it: %w", err)
 	}
-	now := r.Clock.Now()
+	now := r.clock.Now()
 	if last, ok := restartedAt(podTemplate(obj)); ok {
 		if !last.Before(storedAt) {
 			return 0, nil
@@ -81,10 +106,10 @@ func (r *EmbedTokenRequestReconciler) restartTarget(ctx context.Context, etr *v1
 			return RestartCoalesceWindow - since, nil
 		}
 	}
-	err = r.Patch(ctx, obj, RestartPatch(obj, now))
+	err = r.client.Patch(ctx, obj, RestartPatch(obj, now))
 	switch {
 	case apierrors.IsConflict(err):
-		return minRetry, nil
+		return refresh.MinRetry, nil
 	case err != nil:
 		return 0, fmt.Errorf("patching its pod template: %w", err)
 	}

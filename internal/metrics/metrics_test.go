@@ -1,4 +1,4 @@
-package controller
+package metrics
 
 import (
 	"context"
@@ -22,6 +22,9 @@ import (
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 )
+
+// t0 is the time the requests' tokens were issued at.
+var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 
 func metricsRequest(providerName string, ready metav1.ConditionStatus) *v1alpha1.EmbedTokenRequest {
 	expires, renew := metav1.NewTime(t0.Add(time.Hour)), metav1.NewTime(t0.Add(40*time.Minute))

@@ -1,37 +1,17 @@
-package controller
+package tokenstore
 
 import (
-	"context"
 	"maps"
 	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/klog/v2"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
-	"github.com/embedtokens/embed-token-operator/internal/issuance"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
+	"github.com/embedtokens/embed-token-operator/internal/refresh"
 )
 
-// takeHeld returns the token an earlier attempt issued for etr but could not
-// store, when it is still one to keep (heldTokens.take); the caller stores it
-// instead of calling the vendor.
-func (r *EmbedTokenRequestReconciler) takeHeld(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, p *issuance.Provider, in PolicyInput,
-	o *outcome) (provider.Token, bool) {
-	tok, ok := r.held.take(client.ObjectKeyFromObject(etr), etr.UID, in, o.now)
-	if !ok {
-		return provider.Token{}, false
-	}
-	o.vendor = p.Vendor()
-	log.FromContext(ctx).Info("Storing a token an earlier attempt could not store", "embedTokenRequest", klog.KObj(etr),
-		"vendor", p.Vendor(), "digest", tok.Digest(), "expiresAt", tok.ExpiresAt)
-	return tok, true
-}
-
-// Bounds on the tokens heldTokens keeps. Tokens are held only while the API
+// Bounds on the tokens Held keeps. Tokens are held only while the API
 // server refuses writes for a moment (an outage, a conflict), so a few
 // thousand tokens of a few KiB fit; a token that does not is not held, and
 // its request's next attempt asks the vendor again, as it would without
@@ -47,7 +27,7 @@ const (
 	heldEntryOverhead = 256
 )
 
-// heldTokens keeps, per request, a token the vendor issued but the Secret
+// Held keeps, per request, a token the vendor issued but the Secret
 // write then failed to store (an API server outage, a conflict). The next
 // attempt stores it instead of asking the vendor again, as long as the
 // token is one Decide would keep had it been stored: without it every retry
@@ -59,7 +39,7 @@ const (
 // namespace (maxNamespaceBytes); a token past either bound is not held, and
 // nothing held is ever evicted for it, so one namespace cannot take another
 // namespace's held tokens away.
-type heldTokens struct {
+type Held struct {
 	maxBytes, maxNamespaceBytes int64
 
 	mu    sync.Mutex
@@ -72,26 +52,28 @@ type heldTokens struct {
 type heldToken struct {
 	uid    types.UID
 	token  provider.Token
-	record StoredToken
+	record refresh.StoredToken
 	size   int64
 }
 
-func newHeldTokens(maxBytes, maxNamespaceBytes int64) *heldTokens {
-	return &heldTokens{maxBytes: maxBytes, maxNamespaceBytes: maxNamespaceBytes,
+// NewHeld keeps tokens of up to maxBytes in all and maxNamespaceBytes per
+// namespace.
+func NewHeld(maxBytes, maxNamespaceBytes int64) *Held {
+	return &Held{maxBytes: maxBytes, maxNamespaceBytes: maxNamespaceBytes,
 		m: map[types.NamespacedName]heldToken{}, inNS: map[string]int64{}}
 }
 
 // heldSize is what holding tok for key costs in memory, near enough.
-func heldSize(key types.NamespacedName, tok provider.Token, rec StoredToken) int64 {
+func heldSize(key types.NamespacedName, tok provider.Token, rec refresh.StoredToken) int64 {
 	return int64(heldEntryOverhead + len(key.Namespace) + len(key.Name) + len(tok.Value) + len(tok.Type) +
 		len(rec.InputHash) + len(rec.RefreshHandled) + len(rec.CredentialsVersion))
 }
 
-// hold keeps tok, issued for the request key with uid and described by rec,
+// Hold keeps tok, issued for the request key with uid and described by rec,
 // for the next attempt, replacing any token held before for key. It reports
 // whether tok is held: not when it would take the namespace or all held
 // tokens past their bound.
-func (h *heldTokens) hold(key types.NamespacedName, uid types.UID, tok provider.Token, rec StoredToken) bool {
+func (h *Held) Hold(key types.NamespacedName, uid types.UID, tok provider.Token, rec refresh.StoredToken) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.remove(key)
@@ -106,7 +88,7 @@ func (h *heldTokens) hold(key types.NamespacedName, uid types.UID, tok provider.
 }
 
 // remove drops key's entry and its bytes; h.mu is held.
-func (h *heldTokens) remove(key types.NamespacedName) (heldToken, bool) {
+func (h *Held) remove(key types.NamespacedName) (heldToken, bool) {
 	held, ok := h.m[key]
 	if !ok {
 		return heldToken{}, false
@@ -119,12 +101,12 @@ func (h *heldTokens) remove(key types.NamespacedName) (heldToken, bool) {
 	return held, true
 }
 
-// take removes the token held for the request key and returns it when it
+// Take removes the token held for the request key and returns it when it
 // was issued for the same object (uid) and Decide, given in with the held
 // token as the stored one, would keep it at now: the same inputs, refresh
 // annotation and credentials, and not yet due. A token that fails this is
 // dropped; the caller asks the vendor for a new one.
-func (h *heldTokens) take(key types.NamespacedName, uid types.UID, in PolicyInput, now time.Time) (provider.Token, bool) {
+func (h *Held) Take(key types.NamespacedName, uid types.UID, in refresh.Input, now time.Time) (provider.Token, bool) {
 	h.mu.Lock()
 	held, ok := h.remove(key)
 	h.mu.Unlock()
@@ -132,21 +114,21 @@ func (h *heldTokens) take(key types.NamespacedName, uid types.UID, in PolicyInpu
 		return provider.Token{}, false
 	}
 	in.Stored = held.record
-	if refreshReason(in, now) != RefreshNone {
+	if refresh.ReasonWithoutFloor(in, now) != refresh.None {
 		return provider.Token{}, false
 	}
 	return held.token, true
 }
 
-// forget drops what is held for a deleted request.
-func (h *heldTokens) forget(key types.NamespacedName) {
+// Forget drops what is held for a deleted request.
+func (h *Held) Forget(key types.NamespacedName) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.remove(key)
 }
 
-// usage returns the bytes held in each namespace that holds any.
-func (h *heldTokens) usage() map[string]int64 {
+// Usage returns the bytes held in each namespace that holds any.
+func (h *Held) Usage() map[string]int64 {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return maps.Clone(h.inNS)

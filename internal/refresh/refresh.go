@@ -1,23 +1,23 @@
-package controller
+package refresh
 
 import (
 	"hash/fnv"
 	"time"
 )
 
-// RefreshReason says why a new token is needed; RefreshNone means the stored
+// Reason says why a new token is needed; None means the stored
 // token is good until its renewal time.
-type RefreshReason string
+type Reason string
 
 // Reasons for issuing a token, in the order Decide checks them.
 const (
-	RefreshNone          RefreshReason = ""
-	RefreshNoToken       RefreshReason = "NoToken"
-	RefreshInputsChanged RefreshReason = "InputsChanged"
-	RefreshRequested     RefreshReason = "RefreshRequested"
-	RefreshCredentials   RefreshReason = "CredentialsChanged"
-	RefreshExpired       RefreshReason = "Expired"
-	RefreshDue           RefreshReason = "RenewalDue"
+	None               Reason = ""
+	NoToken            Reason = "NoToken"
+	InputsChanged      Reason = "InputsChanged"
+	Requested          Reason = "Requested"
+	CredentialsChanged Reason = "CredentialsChanged"
+	Expired            Reason = "Expired"
+	Due                Reason = "RenewalDue"
 )
 
 // Backoff bounds for failed attempts: the first retry comes after a few
@@ -25,13 +25,15 @@ const (
 const (
 	BaseBackoff = 5 * time.Second
 	MaxBackoff  = 5 * time.Minute
-	// minRetry keeps a retry from being scheduled in a hot loop.
-	minRetry = time.Second
+	// MinRetry is the least time before any retry, so none is scheduled in
+	// a hot loop.
+	MinRetry = time.Second
 	// renewJitter spreads renewals of tokens issued together over up to this
 	// fraction of their margin, always earlier, never later.
 	renewJitter = 0.1
-	// backoffJitter makes retries up to this fraction earlier.
-	backoffJitter = 0.25
+	// BackoffJitter makes retries up to this fraction earlier (and the
+	// fallback requeues of waiting vendor calls up to this fraction later).
+	BackoffJitter = 0.25
 )
 
 // DefaultMinRenewInterval is the least time between two issues of a
@@ -95,8 +97,8 @@ type RenewPolicy struct {
 	MinInterval time.Duration
 }
 
-// PolicyInput is everything Decide looks at.
-type PolicyInput struct {
+// Input is everything Decide looks at.
+type Input struct {
 	Stored StoredToken
 	// InputHash fingerprints the current spec's token inputs.
 	InputHash string
@@ -117,10 +119,10 @@ type PolicyInput struct {
 	MinRefreshInterval time.Duration
 }
 
-// Decision is what to do now: issue a token (Reason != RefreshNone) at At, or
+// Decision is what to do now: issue a token (Reason != None) at At, or
 // nothing until At.
 type Decision struct {
-	Reason RefreshReason
+	Reason Reason
 	At     time.Time
 }
 
@@ -130,7 +132,7 @@ type Decision struct {
 // (a refresh asked for within MinRefreshInterval of the last issue, an
 // expiry within the renewal floor) is no reason yet: Decide waits until
 // the earliest such time.
-func Decide(in PolicyInput, now time.Time) Decision {
+func Decide(in Input, now time.Time) Decision {
 	next := time.Time{}
 	for _, c := range refreshCandidates(in) {
 		switch {
@@ -148,17 +150,17 @@ func Decide(in PolicyInput, now time.Time) Decision {
 	return Decision{At: next}
 }
 
-// refreshReason is the reason to issue at now with no floor: a refresh
-// asked for is due at once, an expired token is expired. A held token with
-// any such reason is not stored in place of a new one.
-func refreshReason(in PolicyInput, now time.Time) RefreshReason {
+// ReasonWithoutFloor is the reason to issue at now with no floor: a refresh
+// asked for is due at once, an expired token is expired. A token issued but
+// not yet stored with any such reason is not stored in place of a new one.
+func ReasonWithoutFloor(in Input, now time.Time) Reason {
 	in.MinRefreshInterval, in.Renew.MinInterval = 0, 0
 	return Decide(in, now).Reason
 }
 
 // candidate is a reason to issue a token and the time from which it holds.
 type candidate struct {
-	reason  RefreshReason
+	reason  Reason
 	applies bool
 	from    time.Time
 }
@@ -166,19 +168,19 @@ type candidate struct {
 // refreshCandidates lists the reasons to issue in the order Decide checks
 // them. With no stored token the first applies at once; otherwise the last,
 // the renewal time, always applies, so Decide always finds a time.
-func refreshCandidates(in PolicyInput) []candidate {
+func refreshCandidates(in Input) []candidate {
 	s := in.Stored
 	if !s.Present {
-		return []candidate{{reason: RefreshNoToken, applies: true}}
+		return []candidate{{reason: NoToken, applies: true}}
 	}
 	renewAt := RenewAt(s.IssuedAt, s.ExpiresAt, in.Renew, in.Seed)
 	return []candidate{
-		{reason: RefreshInputsChanged, applies: s.InputHash != in.InputHash},
-		{reason: RefreshRequested, applies: in.RefreshRequest != "" && in.RefreshRequest != s.RefreshHandled,
+		{reason: InputsChanged, applies: s.InputHash != in.InputHash},
+		{reason: Requested, applies: in.RefreshRequest != "" && in.RefreshRequest != s.RefreshHandled,
 			from: s.IssuedAt.Add(in.MinRefreshInterval)},
-		{reason: RefreshCredentials, applies: in.CredentialsVersion != "" && s.CredentialsVersion != "" && in.CredentialsVersion != s.CredentialsVersion},
-		{reason: RefreshExpired, applies: true, from: latest(s.ExpiresAt, s.IssuedAt.Add(in.Renew.MinInterval))},
-		{reason: RefreshDue, applies: true, from: renewAt},
+		{reason: CredentialsChanged, applies: in.CredentialsVersion != "" && s.CredentialsVersion != "" && in.CredentialsVersion != s.CredentialsVersion},
+		{reason: Expired, applies: true, from: latest(s.ExpiresAt, s.IssuedAt.Add(in.Renew.MinInterval))},
+		{reason: Due, applies: true, from: renewAt},
 	}
 }
 
@@ -209,7 +211,7 @@ func RenewAt(issued, expires time.Time, p RenewPolicy, seed string) time.Time {
 	case p.RenewBeforePercentage > 0:
 		margin = lifetime * time.Duration(p.RenewBeforePercentage) / 100
 	}
-	jitter := time.Duration(float64(margin) * renewJitter * unitJitter(seed, issued.UnixNano()))
+	jitter := time.Duration(float64(margin) * renewJitter * Jitter(seed, issued.UnixNano()))
 	return latest(expires.Add(-margin-jitter).Truncate(time.Second), issued.Add(p.MinInterval))
 }
 
@@ -223,15 +225,16 @@ func Backoff(attempts int32, permanent bool, retryAfter time.Duration, expiresAt
 	if !permanent && attempts < 16 {
 		d = min(BaseBackoff<<max(attempts-1, 0), MaxBackoff)
 	}
-	d -= time.Duration(float64(d) * backoffJitter * unitJitter(seed, int64(attempts)))
+	d -= time.Duration(float64(d) * BackoffJitter * Jitter(seed, int64(attempts)))
 	if remaining := expiresAt.Sub(now); remaining > 0 {
 		d = min(d, remaining/3)
 	}
-	return max(d, retryAfter, minRetry)
+	return max(d, retryAfter, MinRetry)
 }
 
-// unitJitter maps (seed, n) to [0, 1) deterministically.
-func unitJitter(seed string, n int64) float64 {
+// Jitter maps (seed, n) to [0, 1) deterministically, so times spread per
+// request (seed is its UID) come out the same after a restart.
+func Jitter(seed string, n int64) float64 {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(seed))
 	var b [8]byte

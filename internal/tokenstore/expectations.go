@@ -1,4 +1,4 @@
-package controller
+package tokenstore
 
 import (
 	"context"
@@ -18,11 +18,11 @@ const (
 	// cache to show our own writes, for an object deleted meanwhile or an
 	// API server whose resourceVersions are not comparable.
 	cacheSyncTimeout = 5 * time.Second
-	// cacheSyncRetry is how soon a reconcile that found the cache behind our
+	// CacheSyncRetry is how soon a reconcile that found the cache behind our
 	// writes looks again. A Secret write's watch event enqueues the request
 	// by itself; a status write's does not (the request's predicates drop
 	// status changes), so this requeue is what notices it.
-	cacheSyncRetry = 20 * time.Millisecond
+	CacheSyncRetry = 20 * time.Millisecond
 )
 
 // writeExpectations remembers, per request, the resourceVersions of the
@@ -139,12 +139,14 @@ func atLeast(cached, written string) bool {
 	return c >= 0
 }
 
-// cacheBehind reports whether the cache does not yet show this operator's
+// CacheBehind reports whether the cache does not yet show this operator's
 // last writes of etr (as read from the cache) and its Secret. It reads the
-// cache only while a write is expected, which costs no API request.
-func (r *EmbedTokenRequestReconciler) cacheBehind(ctx context.Context, etr *v1alpha1.EmbedTokenRequest) bool {
+// cache only while a write is expected, which costs no API request. A
+// reconcile that finds it behind decides nothing and looks again after
+// CacheSyncRetry.
+func (s *Store) CacheBehind(ctx context.Context, etr *v1alpha1.EmbedTokenRequest) bool {
 	key := client.ObjectKeyFromObject(etr)
-	exp, ok := r.expect.pending(key)
+	exp, ok := s.expect.pending(key)
 	if !ok {
 		return false
 	}
@@ -153,12 +155,18 @@ func (r *EmbedTokenRequestReconciler) cacheBehind(ctx context.Context, etr *v1al
 	}
 	if exp.secret != "" {
 		secret := secretMeta()
-		err := r.Get(ctx, client.ObjectKey{Namespace: etr.Namespace, Name: etr.TargetSecretName()}, secret)
+		err := s.client.Get(ctx, secretKey(etr), secret)
 		if err != nil || !atLeast(secret.ResourceVersion, exp.secret) {
 			return true
 		}
 	}
-	r.expect.met(key, exp)
+	s.expect.met(key, exp)
 	log.FromContext(ctx).V(2).Info("Cache shows our writes", "embedTokenRequest", key)
 	return false
+}
+
+// WroteRequest records a write of etr's status, whose answer etr now holds:
+// reconciles wait for the cache to show it (CacheBehind).
+func (s *Store) WroteRequest(etr *v1alpha1.EmbedTokenRequest) {
+	s.expect.wroteRequest(client.ObjectKeyFromObject(etr), etr.ResourceVersion)
 }

@@ -1,4 +1,4 @@
-package controller
+package tokenstore
 
 import (
 	"testing"

@@ -1,4 +1,4 @@
-package controller
+package metrics
 
 import (
 	"sync/atomic"
@@ -12,8 +12,8 @@ import (
 // is bounded; the series show how near the bounds a cluster runs and that
 // what deleted objects left goes with them.
 type memoryCollector struct {
-	held                              atomic.Pointer[heldTokens]
-	clients                           atomic.Pointer[httpClientCounter]
+	held                              atomic.Pointer[HeldUsage]
+	clients                           atomic.Pointer[HTTPClientCounter]
 	heldBytes, httpClients, caBundles *prometheus.Desc
 }
 
@@ -38,7 +38,7 @@ func (c *memoryCollector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (c *memoryCollector) Collect(ch chan<- prometheus.Metric) {
 	if held := c.held.Load(); held != nil {
-		for ns, n := range held.usage() {
+		for ns, n := range (*held).Usage() {
 			ch <- prometheus.MustNewConstMetric(c.heldBytes, prometheus.GaugeValue, float64(n), ns)
 		}
 	}
@@ -49,19 +49,25 @@ func (c *memoryCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// httpClientCounter counts the vendor HTTP clients and parsed CA bundles
+// HeldUsage reports the bytes of tokens held for a retry, per namespace:
+// the token store's Held does.
+type HeldUsage interface {
+	Usage() map[string]int64
+}
+
+// HTTPClientCounter counts the vendor HTTP clients and parsed CA bundles
 // kept: the Issuer does.
-type httpClientCounter interface {
+type HTTPClientCounter interface {
 	HTTPClientCounts() (clients, limiters, pools int)
 }
 
-// observeMemory points the memory series at a reconciler's held tokens and
+// ObserveMemory points the memory series at a reconciler's held tokens and
 // its Issuer's HTTP clients (a manager restarted in one process replaces
 // them).
-func (m *Metrics) observeMemory(held *heldTokens, clients httpClientCounter) {
+func (m *Metrics) ObserveMemory(held HeldUsage, clients HTTPClientCounter) {
 	if m == nil {
 		return
 	}
-	m.memory.held.Store(held)
+	m.memory.held.Store(&held)
 	m.memory.clients.Store(&clients)
 }

@@ -1,4 +1,4 @@
-package controller
+package metrics
 
 import (
 	"time"
@@ -6,7 +6,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/embedtokens/embed-token-operator/internal/metricsreg"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 )
 
@@ -50,11 +49,11 @@ func NewMetrics(reg prometheus.Registerer, requests client.Reader) (*Metrics, er
 		}),
 	}
 	var err error
-	metricsreg.Register(reg, &m.issues, &err)
-	metricsreg.Register(reg, &m.duration, &err)
-	metricsreg.Register(reg, &m.requests, &err)
-	metricsreg.Register(reg, &m.memory, &err)
-	metricsreg.Register(reg, &m.EventsDropped, &err)
+	Register(reg, &m.issues, &err)
+	Register(reg, &m.duration, &err)
+	Register(reg, &m.requests, &err)
+	Register(reg, &m.memory, &err)
+	Register(reg, &m.EventsDropped, &err)
 	if err != nil {
 		return nil, err
 	}

@@ -74,3 +74,17 @@ func credentialsVersion(obj client.Object) string {
 	}
 	return ""
 }
+
+// shardLabelChanged passes updates of a request's shard label, which change
+// neither its generation nor its annotations, so an instance whose selector
+// still matches (an unsharded one) relabels the Secret at once.
+var shardLabelChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		if e.ObjectOld == nil || e.ObjectNew == nil {
+			return false
+		}
+		oldShard, hadShard := e.ObjectOld.GetLabels()[v1alpha1.ShardLabel]
+		newShard, hasShard := e.ObjectNew.GetLabels()[v1alpha1.ShardLabel]
+		return oldShard != newShard || hadShard != hasShard
+	},
+}
