@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/credentials"
 	"github.com/embedtokens/embed-token-operator/internal/issuance"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 	"github.com/embedtokens/embed-token-operator/internal/requestpolicy"
@@ -97,7 +98,7 @@ func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	}
 	before := status.DeepCopy()
 
-	creds := issuance.NewCredentialReader(r.APIReader, obj.GetNamespace(), r.ClusterScoped)
+	creds := credentials.New(r.APIReader, obj.GetNamespace(), r.ClusterScoped)
 	ready := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonValid,
 		Message: "The configuration is valid and its credentials resolve", ObservedGeneration: obj.GetGeneration()}
 	// Validation reads the credentials; none of them may reach the condition.

@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/credentials"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 )
 
@@ -36,10 +37,10 @@ func testIssuer(workers int, shared bool, limit *v1alpha1.RateLimit) (*Issuer, *
 	var p *Provider
 	if shared {
 		p = newProvider(&v1alpha1.ClusterEmbedProvider{ObjectMeta: metav1.ObjectMeta{Name: "shared", UID: "uid-shared"}},
-			spec, &v1alpha1.EmbedProviderStatus{}, CredentialReader{clusterScoped: true}, nil)
+			spec, &v1alpha1.EmbedProviderStatus{}, credentials.New(nil, "", true), nil)
 	} else {
 		p = newProvider(&v1alpha1.EmbedProvider{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "own", UID: "uid-own"}},
-			spec, &v1alpha1.EmbedProviderStatus{}, CredentialReader{namespace: "team-a"}, nil)
+			spec, &v1alpha1.EmbedProviderStatus{}, credentials.New(nil, "team-a", false), nil)
 	}
 	p.impl = vendor
 	return i, p, vendor

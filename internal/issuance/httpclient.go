@@ -105,8 +105,8 @@ func (i *Issuer) httpClient(ctx context.Context, p *Provider) (*http.Client, err
 // ProviderMemory), since it sees every provider go.
 func (i *Issuer) ForgetProvider(key requestpolicy.Key) {
 	uids := i.clients.forget(key)
-	i.credCache.forget(uids...)
-	i.saTokens.forget(uids...)
+	i.credCache.Forget(uids...)
+	i.saTokens.Forget(uids...)
 }
 
 // ReleaseProvider drops the client, limiter and credentials kept for a
@@ -115,8 +115,8 @@ func (i *Issuer) ForgetProvider(key requestpolicy.Key) {
 // time it reconciles obj, at least every --credential-check-interval.
 func (i *Issuer) ReleaseProvider(key requestpolicy.Key, obj client.Object) {
 	uids := i.clients.release(key, obj)
-	i.credCache.forget(uids...)
-	i.saTokens.forget(uids...)
+	i.credCache.Forget(uids...)
+	i.saTokens.Forget(uids...)
 }
 
 // HTTPClientCounts returns how many vendor HTTP clients, rate limiters and

@@ -10,6 +10,7 @@ import (
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/embedtokens/embed-token-operator/internal/credentials"
 	"github.com/embedtokens/embed-token-operator/internal/fairness"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 	"github.com/embedtokens/embed-token-operator/internal/provider/egress"
@@ -81,8 +82,8 @@ type Issuer struct {
 	clock             clock.PassiveClock
 
 	clients   *httpClients
-	credCache *credentialCache
-	saTokens  *serviceAccountTokens
+	credCache *credentials.Cache
+	saTokens  *credentials.ServiceAccountTokens
 	gates     *fairness.Gates
 	// waiters numbers the endpoint's blocking calls, which wait in the
 	// same queues as the reconciler's requests.
@@ -102,8 +103,8 @@ func New(opts Options) *Issuer {
 		client: opts.Client, apiReader: opts.APIReader, providers: opts.Providers, policies: opts.Policies,
 		watchNamespaces: opts.WatchNamespaces, egress: opts.Egress, resolver: opts.VendorResolver, metrics: opts.Metrics, clock: clk,
 		clients:   newHTTPClients(cmp.Or(opts.MaxVendorTimeout, DefaultMaxVendorTimeout), clk),
-		credCache: newCredentialCache(),
-		saTokens:  newServiceAccountTokens(opts.ServiceAccounts, clk),
+		credCache: credentials.NewCache(),
+		saTokens:  credentials.NewServiceAccountTokens(opts.ServiceAccounts, clk),
 		gates:     fairness.NewGates(max(opts.Workers, 1), nil),
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/credentials"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 	"github.com/embedtokens/embed-token-operator/internal/provider/egress"
 	"github.com/embedtokens/embed-token-operator/internal/requestpolicy"
@@ -42,7 +43,7 @@ type Provider struct {
 
 	vendor            string
 	impl              provider.Provider
-	creds             CredentialReader
+	creds             credentials.Reader
 	namespaceSelector *metav1.LabelSelector
 	// scope decides which addresses the provider's vendor calls may reach.
 	scope egress.Scope
@@ -67,32 +68,30 @@ func (i *Issuer) Resolve(ctx context.Context, namespace string, ref v1alpha1.Pro
 		if err := i.client.Get(ctx, client.ObjectKey{Name: ref.Name}, cp); err != nil {
 			return nil, providerGetError(err, "ClusterEmbedProvider "+ref.Name)
 		}
-		return i.newProvider(cp, &cp.Spec.EmbedProviderSpec, &cp.Status, CredentialReader{clusterScoped: true}, cp.Spec.NamespaceSelector), nil
+		return i.newProvider(cp, &cp.Spec.EmbedProviderSpec, &cp.Status, cp.Spec.NamespaceSelector), nil
 	}
 	p := &v1alpha1.EmbedProvider{}
 	if err := i.client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: ref.Name}, p); err != nil {
 		return nil, providerGetError(err, "EmbedProvider "+namespace+"/"+ref.Name)
 	}
-	return i.newProvider(p, &p.Spec, &p.Status, CredentialReader{namespace: p.Namespace}, nil), nil
+	return i.newProvider(p, &p.Spec, &p.Status, nil), nil
 }
 
 // newProvider builds the handle of obj. Its credentials are read uncached,
 // served from the credential cache while the provider's generation and
 // credentialsVersion stay the same.
 func (i *Issuer) newProvider(obj client.Object, spec *v1alpha1.EmbedProviderSpec, status *v1alpha1.EmbedProviderStatus,
-	creds CredentialReader, selector *metav1.LabelSelector) *Provider {
-	creds.reader, creds.cache, creds.uid = i.apiReader, i.credCache, obj.GetUID()
-	creds.stamp = credentialStamp(obj.GetGeneration(), status.CredentialsVersion)
-	creds.tokens, creds.generation = i.saTokens, obj.GetGeneration()
+	selector *metav1.LabelSelector) *Provider {
+	creds := credentials.ForProvider(i.apiReader, obj, status.CredentialsVersion, i.credCache, i.saTokens)
 	return newProvider(obj, spec, status, creds, selector)
 }
 
 func newProvider(obj client.Object, spec *v1alpha1.EmbedProviderSpec, status *v1alpha1.EmbedProviderStatus,
-	creds CredentialReader, selector *metav1.LabelSelector) *Provider {
+	creds credentials.Reader, selector *metav1.LabelSelector) *Provider {
 	p := &Provider{Kind: kindOf(obj), Namespace: obj.GetNamespace(), Name: obj.GetName(), UID: obj.GetUID(),
 		Generation: obj.GetGeneration(), Spec: spec, vendor: spec.Vendor(), creds: creds, namespaceSelector: selector,
 		credentialsVersion: status.CredentialsVersion}
-	if creds.clusterScoped {
+	if p.Shared() {
 		p.scope = egress.Cluster
 	}
 	return p
@@ -123,7 +122,7 @@ func (p *Provider) Vendor() string { return p.vendor }
 // Shared reports whether the provider is a ClusterEmbedProvider, shared by
 // the namespaces it admits: its calls then also count against a
 // per-namespace share and take turns by namespace under its rate limit.
-func (p *Provider) Shared() bool { return p.creds.clusterScoped }
+func (p *Provider) Shared() bool { return p.Kind == KindClusterEmbedProvider }
 
 // SingleUse reports whether the vendor's tokens for this provider can be
 // redeemed once (provider.SingleUser): known once Check or CheckVendor has

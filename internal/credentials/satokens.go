@@ -1,4 +1,4 @@
-package issuance
+package credentials
 
 import (
 	"context"
@@ -37,13 +37,13 @@ const maxCachedServiceAccountTokens = 4096
 // provider.MaxTokenBytes bounds a vendor's.
 const maxServiceAccountTokenBytes = provider.MaxTokenBytes
 
-// serviceAccountTokens requests ServiceAccount tokens through the
+// ServiceAccountTokens requests ServiceAccount tokens through the
 // TokenRequest API (create on serviceaccounts/token) and keeps each until
 // serviceAccountTokenReuse of its life has passed. An entry belongs to one
 // provider object (UID) at one generation, one ServiceAccount and one
 // audience, so another provider, or a changed spec, never gets a token
 // requested for this one.
-type serviceAccountTokens struct {
+type ServiceAccountTokens struct {
 	client corev1client.ServiceAccountsGetter
 	clock  clock.PassiveClock
 
@@ -66,13 +66,17 @@ type serviceAccountToken struct {
 	reuseUntil time.Time
 }
 
-func newServiceAccountTokens(client corev1client.ServiceAccountsGetter, clk clock.PassiveClock) *serviceAccountTokens {
-	return &serviceAccountTokens{client: client, clock: clk, entries: map[serviceAccountTokenKey]serviceAccountToken{}}
+// NewServiceAccountTokens requests tokens through client, the manager's
+// TokenRequest client, and ages them by clk. One is built per manager and
+// shared by every Reader of ForProvider; a nil client makes every
+// ServiceAccountToken fail with ProviderInvalid.
+func NewServiceAccountTokens(client corev1client.ServiceAccountsGetter, clk clock.PassiveClock) *ServiceAccountTokens {
+	return &ServiceAccountTokens{client: client, clock: clk, entries: map[serviceAccountTokenKey]serviceAccountToken{}}
 }
 
 // token returns a token of the ServiceAccount key names for key's
 // audience: the cached one while it is fresh, else a new one.
-func (s *serviceAccountTokens) token(ctx context.Context, key serviceAccountTokenKey) (string, error) {
+func (s *ServiceAccountTokens) token(ctx context.Context, key serviceAccountTokenKey) (string, error) {
 	if s == nil || s.client == nil {
 		return "", provider.Permanent(v1alpha1.ReasonProviderInvalid,
 			"this operator was built without the TokenRequest client that clientAssertion needs")
@@ -109,7 +113,7 @@ func (s *serviceAccountTokens) token(ctx context.Context, key serviceAccountToke
 
 // put caches e for key, dropping every other token of the same provider
 // (an older generation's), and starting over when the cache is full.
-func (s *serviceAccountTokens) put(key serviceAccountTokenKey, e serviceAccountToken) {
+func (s *ServiceAccountTokens) put(key serviceAccountTokenKey, e serviceAccountToken) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k := range s.entries {
@@ -123,8 +127,10 @@ func (s *serviceAccountTokens) put(key serviceAccountTokenKey, e serviceAccountT
 	s.entries[key] = e
 }
 
-// forget drops the tokens cached for the provider objects uids.
-func (s *serviceAccountTokens) forget(uids ...types.UID) {
+// Forget drops the tokens cached for the provider objects uids:
+// issuance.Issuer calls it when a provider is gone or was replaced, so no
+// token outlives the provider it was requested for.
+func (s *ServiceAccountTokens) Forget(uids ...types.UID) {
 	if s == nil {
 		return
 	}

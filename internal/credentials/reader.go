@@ -1,4 +1,4 @@
-package issuance
+package credentials
 
 import (
 	"context"
@@ -16,34 +16,50 @@ import (
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 )
 
-// CredentialReader reads credential Secrets uncached, only from namespaces
-// the provider may read: its own for an EmbedProvider, the one named in each
-// reference for a ClusterEmbedProvider. With a cache, it serves values read
+// Reader reads credential Secrets uncached, only from namespaces the
+// provider may read: its own for an EmbedProvider, the one named in each
+// reference for a ClusterEmbedProvider. With a Cache, it serves values read
 // for the same provider object, generation and credentialsVersion (stamp).
-type CredentialReader struct {
+// It implements provider.CredentialReader.
+type Reader struct {
 	reader        client.Reader
 	namespace     string
 	clusterScoped bool
 
-	cache *credentialCache
+	cache *Cache
 	uid   types.UID
 	stamp string
 
 	// tokens requests ServiceAccount tokens; nil refuses them.
-	tokens     *serviceAccountTokens
+	tokens     *ServiceAccountTokens
 	generation int64
 }
 
-// NewCredentialReader reads the credentials of a provider in namespace (an
-// EmbedProvider's) or, when clusterScoped, of a ClusterEmbedProvider,
-// uncached through reader: the provider reconciler validates with it what
-// the issuance path later reads through its cache.
-func NewCredentialReader(reader client.Reader, namespace string, clusterScoped bool) CredentialReader {
-	return CredentialReader{reader: reader, namespace: namespace, clusterScoped: clusterScoped}
+// New reads the credentials of a provider in namespace (an EmbedProvider's)
+// or, when clusterScoped, of a ClusterEmbedProvider, uncached through
+// reader: the provider reconciler validates with it what the issuance path
+// later reads through ForProvider's cache. It requests no ServiceAccount
+// tokens.
+func New(reader client.Reader, namespace string, clusterScoped bool) Reader {
+	return Reader{reader: reader, namespace: namespace, clusterScoped: clusterScoped}
+}
+
+// ForProvider reads the credentials of the provider object obj (an
+// EmbedProvider or a ClusterEmbedProvider) through reader, as New does, and
+// serves the values it read from cache while obj's generation and
+// credentialsVersion (its status.credentialsVersion) stay the same, and
+// ServiceAccount tokens through tokens. A nil cache caches nothing; nil
+// tokens refuse ServiceAccount tokens.
+func ForProvider(reader client.Reader, obj client.Object, credentialsVersion string, cache *Cache, tokens *ServiceAccountTokens) Reader {
+	_, clusterScoped := obj.(*v1alpha1.ClusterEmbedProvider)
+	r := New(reader, obj.GetNamespace(), clusterScoped)
+	r.cache, r.uid, r.stamp = cache, obj.GetUID(), stampOf(obj.GetGeneration(), credentialsVersion)
+	r.tokens, r.generation = tokens, obj.GetGeneration()
+	return r
 }
 
 // Read implements provider.CredentialReader.
-func (c CredentialReader) Read(ctx context.Context, ref v1alpha1.SecretKeySelector) ([]byte, error) {
+func (c Reader) Read(ctx context.Context, ref v1alpha1.SecretKeySelector) ([]byte, error) {
 	ns, err := c.namespaceFor(ref)
 	if err != nil {
 		return nil, err
@@ -62,7 +78,7 @@ func (c CredentialReader) Read(ctx context.Context, ref v1alpha1.SecretKeySelect
 // ServiceAccount ref, from the namespace the provider may use as Read's
 // Secrets are, requested through the TokenRequest API for audience and
 // reused for most of its ServiceAccountTokenSeconds.
-func (c CredentialReader) ServiceAccountToken(ctx context.Context, ref v1alpha1.ServiceAccountReference, audience string) (string, error) {
+func (c Reader) ServiceAccountToken(ctx context.Context, ref v1alpha1.ServiceAccountReference, audience string) (string, error) {
 	ns, err := c.namespaceOf("ServiceAccount", ref.Name, ref.Namespace)
 	if err != nil {
 		return "", err
@@ -71,7 +87,7 @@ func (c CredentialReader) ServiceAccountToken(ctx context.Context, ref v1alpha1.
 }
 
 // read reads ref's key from the Secret in ns.
-func (c CredentialReader) read(ctx context.Context, ns string, ref v1alpha1.SecretKeySelector) ([]byte, error) {
+func (c Reader) read(ctx context.Context, ns string, ref v1alpha1.SecretKeySelector) ([]byte, error) {
 	secret := &corev1.Secret{}
 	if err := c.reader.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, secret); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -89,7 +105,7 @@ func (c CredentialReader) read(ctx context.Context, ns string, ref v1alpha1.Secr
 // Version fingerprints the resource versions of the Secrets behind refs,
 // reading only their metadata, so a rotation is noticed without exposing or
 // hashing the credentials themselves.
-func (c CredentialReader) Version(ctx context.Context, refs []v1alpha1.SecretKeySelector) (string, error) {
+func (c Reader) Version(ctx context.Context, refs []v1alpha1.SecretKeySelector) (string, error) {
 	h := sha256.New()
 	for _, ref := range refs {
 		ns, err := c.namespaceFor(ref)
@@ -106,14 +122,14 @@ func (c CredentialReader) Version(ctx context.Context, refs []v1alpha1.SecretKey
 	return hex.EncodeToString(h.Sum(nil)[:8]), nil
 }
 
-func (c CredentialReader) namespaceFor(ref v1alpha1.SecretKeySelector) (string, error) {
+func (c Reader) namespaceFor(ref v1alpha1.SecretKeySelector) (string, error) {
 	return c.namespaceOf("Secret", ref.Name, ref.Namespace)
 }
 
 // namespaceOf is where the provider may use the object of kind (Secret,
 // ServiceAccount) named name in namespace: its own namespace for an
 // EmbedProvider, the one the reference names for a ClusterEmbedProvider.
-func (c CredentialReader) namespaceOf(kind, name, namespace string) (string, error) {
+func (c Reader) namespaceOf(kind, name, namespace string) (string, error) {
 	switch {
 	case c.clusterScoped && namespace == "":
 		return "", provider.Permanent(v1alpha1.ReasonProviderInvalid, "%s reference %s of a ClusterEmbedProvider must set namespace", kind, name)

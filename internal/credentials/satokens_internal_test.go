@@ -1,4 +1,4 @@
-package issuance
+package credentials
 
 import (
 	"context"
@@ -53,8 +53,12 @@ func newTokenAPI(clk *clocktesting.FakeClock) *tokenAPI {
 
 // reader is the credential reader of the provider uid at generation in
 // namespace ("" for a ClusterEmbedProvider), sharing tokens.
-func reader(tokens *serviceAccountTokens, uid string, generation int64, namespace string) CredentialReader {
-	return CredentialReader{namespace: namespace, clusterScoped: namespace == "", uid: types.UID(uid), generation: generation, tokens: tokens}
+func reader(tokens *ServiceAccountTokens, uid string, generation int64, namespace string) Reader {
+	meta := metav1.ObjectMeta{Namespace: namespace, Name: "p", UID: types.UID(uid), Generation: generation}
+	if namespace == "" {
+		return ForProvider(nil, &v1alpha1.ClusterEmbedProvider{ObjectMeta: meta}, "", nil, tokens)
+	}
+	return ForProvider(nil, &v1alpha1.EmbedProvider{ObjectMeta: meta}, "", nil, tokens)
 }
 
 // TestServiceAccountTokens requests tokens through the fake TokenRequest
@@ -65,16 +69,16 @@ func TestServiceAccountTokens(t *testing.T) {
 	tests := []struct {
 		name string
 		// run makes the calls; want lists the TokenRequests they cause.
-		run  func(t *testing.T, tokens *serviceAccountTokens, clk *clocktesting.FakeClock)
+		run  func(t *testing.T, tokens *ServiceAccountTokens, clk *clocktesting.FakeClock)
 		want []string
 	}{
 		{name: "a token is requested for 600 seconds in the provider's namespace",
-			run: func(t *testing.T, tokens *serviceAccountTokens, _ *clocktesting.FakeClock) {
+			run: func(t *testing.T, tokens *ServiceAccountTokens, _ *clocktesting.FakeClock) {
 				get(t, reader(tokens, "p1", 1, "team-a"), sa, aud)
 			},
 			want: []string{"team-a/powerbi@[api://AzureADTokenExchange]/600"}},
 		{name: "a token is reused for 80 percent of its life",
-			run: func(t *testing.T, tokens *serviceAccountTokens, clk *clocktesting.FakeClock) {
+			run: func(t *testing.T, tokens *ServiceAccountTokens, clk *clocktesting.FakeClock) {
 				r := reader(tokens, "p1", 1, "team-a")
 				first := get(t, r, sa, aud)
 				clk.Step(479 * time.Second)
@@ -88,7 +92,7 @@ func TestServiceAccountTokens(t *testing.T) {
 			},
 			want: []string{"team-a/powerbi@[api://AzureADTokenExchange]/600", "team-a/powerbi@[api://AzureADTokenExchange]/600"}},
 		{name: "another provider, generation or audience gets its own token",
-			run: func(t *testing.T, tokens *serviceAccountTokens, _ *clocktesting.FakeClock) {
+			run: func(t *testing.T, tokens *ServiceAccountTokens, _ *clocktesting.FakeClock) {
 				get(t, reader(tokens, "p1", 1, "team-a"), sa, aud)
 				get(t, reader(tokens, "p2", 1, "team-a"), sa, aud)
 				get(t, reader(tokens, "p1", 2, "team-a"), sa, aud)
@@ -98,14 +102,14 @@ func TestServiceAccountTokens(t *testing.T) {
 			want: []string{"team-a/powerbi@[api://AzureADTokenExchange]/600", "team-a/powerbi@[api://AzureADTokenExchange]/600",
 				"team-a/powerbi@[api://AzureADTokenExchange]/600", "team-a/powerbi@[api://other]/600"}},
 		{name: "a ClusterEmbedProvider requests in the namespace its reference names",
-			run: func(t *testing.T, tokens *serviceAccountTokens, _ *clocktesting.FakeClock) {
+			run: func(t *testing.T, tokens *ServiceAccountTokens, _ *clocktesting.FakeClock) {
 				get(t, reader(tokens, "c1", 1, ""), v1alpha1.ServiceAccountReference{Name: "powerbi", Namespace: "platform"}, aud)
 			},
 			want: []string{"platform/powerbi@[api://AzureADTokenExchange]/600"}},
 		{name: "no reference can make the operator request a token elsewhere",
-			run: func(t *testing.T, tokens *serviceAccountTokens, _ *clocktesting.FakeClock) {
+			run: func(t *testing.T, tokens *ServiceAccountTokens, _ *clocktesting.FakeClock) {
 				for _, c := range []struct {
-					r   CredentialReader
+					r   Reader
 					ref v1alpha1.ServiceAccountReference
 				}{
 					{reader(tokens, "p1", 1, "team-a"), v1alpha1.ServiceAccountReference{Name: "powerbi", Namespace: "kube-system"}},
@@ -119,9 +123,9 @@ func TestServiceAccountTokens(t *testing.T) {
 			},
 			want: nil},
 		{name: "forgetting a provider drops its tokens",
-			run: func(t *testing.T, tokens *serviceAccountTokens, _ *clocktesting.FakeClock) {
+			run: func(t *testing.T, tokens *ServiceAccountTokens, _ *clocktesting.FakeClock) {
 				get(t, reader(tokens, "p1", 1, "team-a"), sa, aud)
-				tokens.forget("p1")
+				tokens.Forget("p1")
 				get(t, reader(tokens, "p1", 1, "team-a"), sa, aud)
 			},
 			want: []string{"team-a/powerbi@[api://AzureADTokenExchange]/600", "team-a/powerbi@[api://AzureADTokenExchange]/600"}},
@@ -130,7 +134,7 @@ func TestServiceAccountTokens(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := clocktesting.NewFakeClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 			api := newTokenAPI(clk)
-			tokens := newServiceAccountTokens(api.clientset.CoreV1(), clk)
+			tokens := NewServiceAccountTokens(api.clientset.CoreV1(), clk)
 			tc.run(t, tokens, clk)
 			if fmt.Sprint(api.calls) != fmt.Sprint(tc.want) {
 				t.Errorf("TokenRequests %v, want %v", api.calls, tc.want)
@@ -164,7 +168,7 @@ func TestServiceAccountTokenErrors(t *testing.T) {
 			clk := clocktesting.NewFakeClock(time.Now())
 			api := newTokenAPI(clk)
 			api.fail = tc.fail
-			tokens := newServiceAccountTokens(api.clientset.CoreV1(), clk)
+			tokens := NewServiceAccountTokens(api.clientset.CoreV1(), clk)
 			if tc.nilClient {
 				tokens = nil
 			}
@@ -181,7 +185,7 @@ func TestServiceAccountTokenErrors(t *testing.T) {
 // it starts over instead of growing.
 func TestServiceAccountTokenCacheIsBounded(t *testing.T) {
 	clk := clocktesting.NewFakeClock(time.Now())
-	tokens := newServiceAccountTokens(newTokenAPI(clk).clientset.CoreV1(), clk)
+	tokens := NewServiceAccountTokens(newTokenAPI(clk).clientset.CoreV1(), clk)
 	for i := range maxCachedServiceAccountTokens + 10 {
 		get(t, reader(tokens, fmt.Sprint("p", i), 1, "team-a"), v1alpha1.ServiceAccountReference{Name: "powerbi"}, "aud")
 	}
@@ -191,7 +195,7 @@ func TestServiceAccountTokenCacheIsBounded(t *testing.T) {
 }
 
 // get is ServiceAccountToken, failing the test on error.
-func get(t *testing.T, r CredentialReader, ref v1alpha1.ServiceAccountReference, audience string) string {
+func get(t *testing.T, r Reader, ref v1alpha1.ServiceAccountReference, audience string) string {
 	t.Helper()
 	tok, err := r.ServiceAccountToken(context.Background(), ref, audience)
 	if err != nil {

@@ -1,4 +1,4 @@
-package issuance
+package credentials
 
 import (
 	"strconv"
@@ -20,15 +20,15 @@ const maxCachedProviders = 4096
 // pays; it is not kept for each provider that names it.
 const maxCachedValueBytes = provider.MaxCABundleBytes
 
-// credentialCache keeps the credential values each provider's vendor calls
-// read, so a token costs no Secret read. An entry belongs to one provider
+// Cache keeps the credential values each provider's vendor calls read, so
+// a token costs no Secret read. An entry belongs to one provider
 // object (UID) at one generation and one status.credentialsVersion: the
 // provider reconciler re-reads the Secrets' resource versions every
 // --credential-check-interval and changes credentialsVersion on a rotation,
 // so a rotated credential is used by new vendor calls within one interval.
 // Only successful reads are kept: a missing credential is read again on
 // every attempt.
-type credentialCache struct {
+type Cache struct {
 	mu      sync.Mutex
 	entries map[types.UID]credentialEntry
 }
@@ -40,13 +40,16 @@ type credentialEntry struct {
 	values map[v1alpha1.SecretKeySelector][]byte
 }
 
-func newCredentialCache() *credentialCache {
-	return &credentialCache{entries: map[types.UID]credentialEntry{}}
+// NewCache returns an empty Cache. One is built per manager and shared by
+// every Reader of ForProvider, so a credential is read once per provider
+// and credentialsVersion, not once per token.
+func NewCache() *Cache {
+	return &Cache{entries: map[types.UID]credentialEntry{}}
 }
 
-// credentialStamp is what must not change for a cached value to be served;
+// stampOf is what must not change for a cached value to be served;
 // "" (the provider has no credentialsVersion yet) disables caching.
-func credentialStamp(generation int64, credentialsVersion string) string {
+func stampOf(generation int64, credentialsVersion string) string {
 	if credentialsVersion == "" {
 		return ""
 	}
@@ -54,7 +57,7 @@ func credentialStamp(generation int64, credentialsVersion string) string {
 }
 
 // get returns the cached value of ref for the provider uid at stamp.
-func (c *credentialCache) get(uid types.UID, stamp string, ref v1alpha1.SecretKeySelector) ([]byte, bool) {
+func (c *Cache) get(uid types.UID, stamp string, ref v1alpha1.SecretKeySelector) ([]byte, bool) {
 	if c == nil || stamp == "" {
 		return nil, false
 	}
@@ -71,7 +74,7 @@ func (c *credentialCache) get(uid types.UID, stamp string, ref v1alpha1.SecretKe
 // put records a value read for the provider uid at stamp, dropping what the
 // provider's entry held for an older stamp; a value over
 // maxCachedValueBytes is not kept.
-func (c *credentialCache) put(uid types.UID, stamp string, ref v1alpha1.SecretKeySelector, value []byte) {
+func (c *Cache) put(uid types.UID, stamp string, ref v1alpha1.SecretKeySelector, value []byte) {
 	if c == nil || stamp == "" || len(value) > maxCachedValueBytes {
 		return
 	}
@@ -88,8 +91,11 @@ func (c *credentialCache) put(uid types.UID, stamp string, ref v1alpha1.SecretKe
 	e.values[ref] = value
 }
 
-// forget drops the values cached for the provider objects uids.
-func (c *credentialCache) forget(uids ...types.UID) {
+// Forget drops the values cached for the provider objects uids:
+// issuance.Issuer calls it when a provider is gone or was replaced, so a
+// deleted provider's credentials do not stay in memory until the cache
+// starts over.
+func (c *Cache) Forget(uids ...types.UID) {
 	if c == nil {
 		return
 	}
