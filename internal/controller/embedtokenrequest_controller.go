@@ -29,7 +29,7 @@ import (
 )
 
 // EmbedTokenRequestReconciler keeps a valid token in each request's Secret:
-// it calls the vendor when the policy says so and otherwise does nothing but
+// it calls the vendor when a refresh decision says so and otherwise does nothing but
 // requeue for the renewal time.
 type EmbedTokenRequestReconciler struct {
 	// Client reads through the manager's cache (which holds only managed
@@ -149,7 +149,7 @@ func (r *EmbedTokenRequestReconciler) resolveProvider(ctx context.Context, s *sc
 	return proceed, nil
 }
 
-// decide asks the refresh policy whether a token is due now; a suspended
+// decide asks refresh.Decide whether a token is due now; a suspended
 // request ends here.
 func (r *EmbedTokenRequestReconciler) decide(_ context.Context, s *scope) (stepResult, error) {
 	s.decision = refresh.Decide(s.input, s.now)

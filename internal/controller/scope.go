@@ -17,7 +17,7 @@ import (
 // scope is everything one reconcile of an EmbedTokenRequest knows. The
 // steps fill it in order, each the fields under its name, and setStatus
 // turns it into the status at the end. A derived value (the granted
-// lifetime, the input hash, the renewal policy) is computed once, by the
+// lifetime, the input hash, the renewal margin) is computed once, by the
 // step that first needs it, and read from here by every later one.
 type scope struct {
 	// request is the request as read; setStatus rewrites its status.

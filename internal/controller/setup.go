@@ -24,7 +24,7 @@ import (
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 	"github.com/embedtokens/embed-token-operator/internal/provider/egress"
 	"github.com/embedtokens/embed-token-operator/internal/refresh"
-	"github.com/embedtokens/embed-token-operator/internal/requestpolicy"
+	"github.com/embedtokens/embed-token-operator/internal/requestrules"
 	"github.com/embedtokens/embed-token-operator/internal/template"
 )
 
@@ -162,7 +162,7 @@ func NewIssuer(mgr ctrl.Manager, opts Options) (*issuance.Issuer, error) {
 		ServiceAccounts:  core,
 		APIReader:        mgr.GetAPIReader(),
 		Providers:        opts.Providers,
-		Policies:         requestpolicy.NewCache(),
+		RequestRules:         requestrules.NewCache(),
 		Workers:          max(opts.MaxConcurrentReconciles, 1),
 		MaxVendorTimeout: opts.MaxVendorTimeout,
 		WatchNamespaces:  opts.WatchNamespaces,
@@ -227,5 +227,5 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	return SetupProviderReconcilers(mgr, opts.Providers, cmp.Or(opts.CredentialCheckInterval, DefaultCredentialCheckInterval),
-		len(opts.WatchNamespaces) == 0, issuer.Policies(), issuer)
+		len(opts.WatchNamespaces) == 0, issuer.RequestRules(), issuer)
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 	"github.com/embedtokens/embed-token-operator/internal/provider/egress"
-	"github.com/embedtokens/embed-token-operator/internal/requestpolicy"
+	"github.com/embedtokens/embed-token-operator/internal/requestrules"
 )
 
 // defaultVendorTimeout applies when a provider sets no spec.timeout.
@@ -58,8 +58,8 @@ type httpClients struct {
 	clock      clock.PassiveClock
 
 	mu       sync.Mutex
-	clients  map[requestpolicy.Key]*cachedClient
-	limiters map[requestpolicy.Key]*cachedLimiter
+	clients  map[requestrules.Key]*cachedClient
+	limiters map[requestrules.Key]*cachedLimiter
 	pools    map[caBundleHash]*sharedPool
 }
 
@@ -90,8 +90,8 @@ type sharedPool struct {
 }
 
 func newHTTPClients(maxTimeout time.Duration, clk clock.PassiveClock) *httpClients {
-	return &httpClients{maxTimeout: maxTimeout, clock: clk, clients: map[requestpolicy.Key]*cachedClient{},
-		limiters: map[requestpolicy.Key]*cachedLimiter{}, pools: map[caBundleHash]*sharedPool{}}
+	return &httpClients{maxTimeout: maxTimeout, clock: clk, clients: map[requestrules.Key]*cachedClient{},
+		limiters: map[requestrules.Key]*cachedLimiter{}, pools: map[caBundleHash]*sharedPool{}}
 }
 
 // httpClient returns the provider's HTTP client, whose connections the
@@ -103,7 +103,7 @@ func (i *Issuer) httpClient(ctx context.Context, p *Provider) (*http.Client, err
 // ForgetProvider drops the client, limiter and credentials kept for a
 // provider that is gone. The provider reconciler calls it (its
 // ProviderMemory), since it sees every provider go.
-func (i *Issuer) ForgetProvider(key requestpolicy.Key) {
+func (i *Issuer) ForgetProvider(key requestrules.Key) {
 	uids := i.clients.forget(key)
 	i.credCache.Forget(uids...)
 	i.saTokens.Forget(uids...)
@@ -113,7 +113,7 @@ func (i *Issuer) ForgetProvider(key requestpolicy.Key) {
 // provider that were built for another object or an older spec, or that
 // have been idle for idleClientTTL. The provider reconciler calls it each
 // time it reconciles obj, at least every --credential-check-interval.
-func (i *Issuer) ReleaseProvider(key requestpolicy.Key, obj client.Object) {
+func (i *Issuer) ReleaseProvider(key requestrules.Key, obj client.Object) {
 	uids := i.clients.release(key, obj)
 	i.credCache.Forget(uids...)
 	i.saTokens.Forget(uids...)
@@ -141,7 +141,7 @@ func (h *httpClients) get(ctx context.Context, p *Provider, guard egress.Guard) 
 
 // client returns the client cached for the provider key, or builds and
 // caches one for the provider object uid at generation.
-func (h *httpClients) client(pk requestpolicy.Key, uid types.UID, generation int64, timeout time.Duration, caPEM []byte,
+func (h *httpClients) client(pk requestrules.Key, uid types.UID, generation int64, timeout time.Duration, caPEM []byte,
 	guard egress.Guard) (*http.Client, error) {
 	var bundle caBundleHash
 	if len(caPEM) > 0 {
@@ -202,7 +202,7 @@ func (h *httpClients) releasePool(bundle caBundleHash) {
 }
 
 // dropClient removes the provider key's client. h.mu is held.
-func (h *httpClients) dropClient(pk requestpolicy.Key) {
+func (h *httpClients) dropClient(pk requestrules.Key) {
 	if c, ok := h.clients[pk]; ok {
 		delete(h.clients, pk)
 		h.releasePool(c.bundle)
@@ -231,7 +231,7 @@ func (h *httpClients) limiter(p *Provider) *rate.Limiter {
 
 // forget drops the client and limiter of the provider key, which is gone,
 // and returns the provider objects (UIDs) they were built for.
-func (h *httpClients) forget(pk requestpolicy.Key) []types.UID {
+func (h *httpClients) forget(pk requestrules.Key) []types.UID {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var uids []types.UID
@@ -250,7 +250,7 @@ func (h *httpClients) forget(pk requestpolicy.Key) []types.UID {
 // it is now, would not reuse: entries built for another object under the
 // same name or an older generation, and entries unused for idleClientTTL.
 // It returns the provider objects (UIDs) whose entries it dropped.
-func (h *httpClients) release(pk requestpolicy.Key, obj client.Object) []types.UID {
+func (h *httpClients) release(pk requestrules.Key, obj client.Object) []types.UID {
 	now := h.clock.Now()
 	idle := func(lastUsed time.Time) bool { return now.Sub(lastUsed) > idleClientTTL }
 	h.mu.Lock()

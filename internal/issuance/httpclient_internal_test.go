@@ -19,7 +19,7 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider/egress"
-	"github.com/embedtokens/embed-token-operator/internal/requestpolicy"
+	"github.com/embedtokens/embed-token-operator/internal/requestrules"
 )
 
 // testCAPEM is a new self-signed CA certificate, PEM-encoded.
@@ -51,8 +51,8 @@ func providerObj(name string, uid types.UID, generation int64) *v1alpha1.EmbedPr
 	return &v1alpha1.EmbedProvider{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: name, UID: uid, Generation: generation}}
 }
 
-func providerKey(name string) requestpolicy.Key {
-	return requestpolicy.Key{Kind: "EmbedProvider", Namespace: "team-a", Name: name}
+func providerKey(name string) requestrules.Key {
+	return requestrules.Key{Kind: "EmbedProvider", Namespace: "team-a", Name: name}
 }
 
 // TestHTTPClientsShareCABundles proves providers whose CA bundles are equal

@@ -14,7 +14,7 @@ import (
 	"github.com/embedtokens/embed-token-operator/internal/fairness"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 	"github.com/embedtokens/embed-token-operator/internal/provider/egress"
-	"github.com/embedtokens/embed-token-operator/internal/requestpolicy"
+	"github.com/embedtokens/embed-token-operator/internal/requestrules"
 )
 
 // DefaultMaxVendorTimeout bounds each vendor call whatever a provider's
@@ -37,9 +37,9 @@ type Options struct {
 	APIReader client.Reader
 	// Providers maps a vendor name (v1alpha1.Vendor*) to its implementation.
 	Providers map[string]provider.Provider
-	// Policies holds each provider's compiled requestValidations, shared
+	// RequestRules holds each provider's compiled requestValidations, shared
 	// with the provider reconcilers; nil compiles them on every use.
-	Policies *requestpolicy.Cache
+	RequestRules *requestrules.Cache
 	// Workers is the number of reconcile workers
 	// (--max-concurrent-reconciles); the call caps are shares of it.
 	Workers int
@@ -74,7 +74,7 @@ type Options struct {
 type Issuer struct {
 	client, apiReader client.Reader
 	providers         map[string]provider.Provider
-	policies          *requestpolicy.Cache
+	requestRules          *requestrules.Cache
 	watchNamespaces   []string
 	egress            egress.Policy
 	resolver          *net.Resolver
@@ -100,7 +100,7 @@ func New(opts Options) *Issuer {
 		clk = clock.RealClock{}
 	}
 	return &Issuer{
-		client: opts.Client, apiReader: opts.APIReader, providers: opts.Providers, policies: opts.Policies,
+		client: opts.Client, apiReader: opts.APIReader, providers: opts.Providers, requestRules: opts.RequestRules,
 		watchNamespaces: opts.WatchNamespaces, egress: opts.Egress, resolver: opts.VendorResolver, metrics: opts.Metrics, clock: clk,
 		clients:   newHTTPClients(cmp.Or(opts.MaxVendorTimeout, DefaultMaxVendorTimeout), clk),
 		credCache: credentials.NewCache(),
@@ -114,6 +114,6 @@ func New(opts Options) *Issuer {
 // when it no longer waits.
 func (i *Issuer) Gates() *fairness.Gates { return i.gates }
 
-// Policies is the compiled-rules cache the Issuer checks requests with,
+// RequestRules is the compiled-rules cache the Issuer checks requests with,
 // shared with the provider reconcilers.
-func (i *Issuer) Policies() *requestpolicy.Cache { return i.policies }
+func (i *Issuer) RequestRules() *requestrules.Cache { return i.requestRules }

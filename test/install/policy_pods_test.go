@@ -23,7 +23,7 @@ const (
 const guardPodName = "reader"
 
 // checkPodGuardrails creates a pod that mounts a token Secret and checks, as
-// the manager, that pushing a token into it (propagate.go's patch) passes
+// the manager, that pushing a token into it (rollout.PropagatePatch) passes
 // and that every other change the shipped RBAC allows (patch) is denied.
 func checkPodGuardrails(ctx context.Context, t *testing.T, admin, op client.Client, denied func(string, string, error), allowed func(string, error)) {
 	t.Helper()

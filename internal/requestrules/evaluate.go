@@ -1,4 +1,4 @@
-package requestpolicy
+package requestrules
 
 import (
 	"context"
@@ -44,9 +44,9 @@ func (d *Denial) Unwrap() error { return d.Err }
 
 // Evaluate runs every rule against the request and its Namespace, in order,
 // and returns the first Denial, or nil when all rules admit the request.
-// A rule that fails to evaluate denies: a policy that cannot be checked
+// A rule that fails to evaluate denies: a rules that cannot be checked
 // must not let a request through.
-func (p *Policy) Evaluate(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, ns *corev1.Namespace) *Denial {
+func (p *RuleSet) Evaluate(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, ns *corev1.Namespace) *Denial {
 	if p.Empty() {
 		return nil
 	}

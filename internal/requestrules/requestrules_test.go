@@ -1,4 +1,4 @@
-package requestpolicy
+package requestrules
 
 import (
 	"context"
@@ -182,7 +182,7 @@ func TestEvaluate(t *testing.T) {
 }
 
 func TestEvaluateEmptyPolicyAdmits(t *testing.T) {
-	var p *Policy
+	var p *RuleSet
 	if !p.Empty() || p.Evaluate(context.Background(), request("a", qrvey("a")), nil) != nil {
 		t.Fatal("a nil policy must be empty and admit")
 	}
@@ -252,7 +252,7 @@ func TestCacheCompilesOncePerGeneration(t *testing.T) {
 	v1 := rules(qrveyTenantRule)
 
 	var wg sync.WaitGroup
-	got := make([]*Policy, 8)
+	got := make([]*RuleSet, 8)
 	for i := range got {
 		wg.Go(func() {
 			p, err := c.Get(key, "uid-1", 1, v1)

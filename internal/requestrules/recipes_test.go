@@ -1,4 +1,4 @@
-package requestpolicy
+package requestrules
 
 import (
 	"context"

@@ -1,10 +1,10 @@
-// Package requestpolicy compiles and evaluates a provider's
+// Package requestrules compiles and evaluates a provider's
 // spec.requestValidations: CEL rules, written as in a Kubernetes
 // ValidatingAdmissionPolicy, that decide what a namespace may ask for with a
 // shared credential. Rules are compiled once per provider generation, their
 // worst-case cost is bounded at compile time and their actual cost at
 // evaluation, so a hostile or careless rule cannot stall the operator.
-package requestpolicy
+package requestrules
 
 import (
 	"errors"
@@ -110,9 +110,9 @@ type rule struct {
 	program    *Rule
 }
 
-// Policy is a provider's compiled requestValidations. It is immutable and
+// RuleSet is a provider's compiled requestValidations. It is immutable and
 // safe for concurrent use.
-type Policy struct {
+type RuleSet struct {
 	rules []rule
 	// usesNamespace is true when a rule reads namespaceObject.
 	usesNamespace bool
@@ -122,25 +122,25 @@ type Policy struct {
 
 // UsesNamespace reports whether a rule reads namespaceObject, so callers
 // read the Namespace (an uncached API call) only when a rule needs it.
-func (p *Policy) UsesNamespace() bool { return p != nil && p.usesNamespace }
+func (p *RuleSet) UsesNamespace() bool { return p != nil && p.usesNamespace }
 
-// Empty reports whether the policy has no rules, so callers can skip the
+// Empty reports whether the rules has no rules, so callers can skip the
 // inputs (an uncached Namespace read) it would need.
-func (p *Policy) Empty() bool { return p == nil || len(p.rules) == 0 }
+func (p *RuleSet) Empty() bool { return p == nil || len(p.rules) == 0 }
 
 // Compile checks and compiles every rule: it must parse, type-check,
 // return a bool and stay within StaticCostLimit. The error names each bad
 // rule by its index, for the provider's Ready condition.
-func Compile(validations []v1alpha1.RequestValidation) (*Policy, error) {
+func Compile(validations []v1alpha1.RequestValidation) (*RuleSet, error) {
 	return compile(validations, StaticCostLimit, PerCallCostLimit, RuntimeCostBudget)
 }
 
-func compile(validations []v1alpha1.RequestValidation, staticLimit, perCall, budget uint64) (*Policy, error) {
+func compile(validations []v1alpha1.RequestValidation, staticLimit, perCall, budget uint64) (*RuleSet, error) {
 	env, err := baseEnv()
 	if err != nil {
 		return nil, fmt.Errorf("building the CEL environment: %w", err)
 	}
-	p := &Policy{perCall: perCall, budget: budget}
+	p := &RuleSet{perCall: perCall, budget: budget}
 	var errs []error
 	for i, v := range validations {
 		prog, err := compileRule(env, v.Expression, staticLimit, perCall)

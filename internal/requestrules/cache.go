@@ -1,4 +1,4 @@
-package requestpolicy
+package requestrules
 
 import (
 	"sync"
@@ -8,7 +8,7 @@ import (
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 )
 
-// Cache keeps each provider's compiled Policy (or compile error) for its
+// Cache keeps each provider's compiled RuleSet (or compile error) for its
 // current generation, so rules are compiled once per provider change, not
 // once per reconcile. It is safe for concurrent use by every worker of both
 // the request and the provider reconcilers.
@@ -26,7 +26,7 @@ type Key struct {
 type cacheEntry struct {
 	uid        types.UID
 	generation int64
-	policy     *Policy
+	rules     *RuleSet
 	err        error
 }
 
@@ -38,9 +38,9 @@ func NewCache() *Cache {
 // Get returns the provider's compiled rules, compiling them if this object
 // (uid) at this generation has not been seen. validations must be the spec
 // of that generation: a provider's spec changes only with its generation.
-// A provider without rules gets a nil Policy, which admits every request.
+// A provider without rules gets a nil RuleSet, which admits every request.
 // A nil Cache compiles on every call.
-func (c *Cache) Get(key Key, uid types.UID, generation int64, validations []v1alpha1.RequestValidation) (*Policy, error) {
+func (c *Cache) Get(key Key, uid types.UID, generation int64, validations []v1alpha1.RequestValidation) (*RuleSet, error) {
 	if len(validations) == 0 {
 		c.Forget(key)
 		return nil, nil
@@ -52,7 +52,7 @@ func (c *Cache) Get(key Key, uid types.UID, generation int64, validations []v1al
 	e, ok := c.entries[key]
 	c.mu.Unlock()
 	if ok && e.uid == uid && e.generation == generation {
-		return e.policy, e.err
+		return e.rules, e.err
 	}
 	// Compiling outside the lock lets other providers' lookups proceed; two
 	// workers compiling the same generation at once store equal results.
@@ -60,7 +60,7 @@ func (c *Cache) Get(key Key, uid types.UID, generation int64, validations []v1al
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if cur, ok := c.entries[key]; !ok || cur.uid != uid || cur.generation <= generation {
-		c.entries[key] = cacheEntry{uid: uid, generation: generation, policy: p, err: err}
+		c.entries[key] = cacheEntry{uid: uid, generation: generation, rules: p, err: err}
 	}
 	return p, err
 }
