@@ -162,7 +162,7 @@ func NewIssuer(mgr ctrl.Manager, opts Options) (*issuance.Issuer, error) {
 		ServiceAccounts:  core,
 		APIReader:        mgr.GetAPIReader(),
 		Providers:        opts.Providers,
-		RequestRules:         requestrules.NewCache(),
+		RequestRules:     requestrules.NewCache(),
 		Workers:          max(opts.MaxConcurrentReconciles, 1),
 		MaxVendorTimeout: opts.MaxVendorTimeout,
 		WatchNamespaces:  opts.WatchNamespaces,

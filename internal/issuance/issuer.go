@@ -74,7 +74,7 @@ type Options struct {
 type Issuer struct {
 	client, apiReader client.Reader
 	providers         map[string]provider.Provider
-	requestRules          *requestrules.Cache
+	requestRules      *requestrules.Cache
 	watchNamespaces   []string
 	egress            egress.Policy
 	resolver          *net.Resolver

@@ -26,7 +26,7 @@ type Key struct {
 type cacheEntry struct {
 	uid        types.UID
 	generation int64
-	rules     *RuleSet
+	rules      *RuleSet
 	err        error
 }
 
