@@ -13,7 +13,6 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/fairness"
-	"github.com/embedtokens/embed-token-operator/internal/issuance"
 	"github.com/embedtokens/embed-token-operator/internal/refresh"
 )
 
@@ -94,15 +93,15 @@ func (r *EmbedTokenRequestReconciler) admit(ctx context.Context, s *scope) (func
 	}
 	a := r.Issuer.TryAdmit(s.key, p, etr.Namespace, now)
 	switch a.Wait {
-	case issuance.WaitTurn:
+	case fairness.WaitTurn:
 		r.waitInQueue(ctx, s, a.Queue, now, "waiting for its namespace's turn under the rate limit of "+p.Describe(),
 			"Vendor call waits for its namespace's turn under the rate limit")
 		return nil, false
-	case issuance.WaitRateLimit:
+	case fairness.WaitRateLimit:
 		s.deferral = &deferral{after: a.After, quiet: a.After < reportWaitAfter, message: "waiting for the rate limit of " + p.Describe()}
 		log.FromContext(ctx).V(1).Info("Vendor call waits for the rate limit", "embedTokenRequest", klog.KObj(etr), "wait", a.After)
 		return nil, false
-	case issuance.WaitSlot:
+	case fairness.WaitSlot:
 		r.waitInQueue(ctx, s, a.Queue, now, fmt.Sprintf("waiting for a free vendor call slot of %s (%s)", p.Describe(), r.Issuer.DescribeCaps(p)),
 			"Vendor call waits for a free slot")
 		return nil, false
@@ -127,7 +126,7 @@ func (r *EmbedTokenRequestReconciler) admit(ctx context.Context, s *scope) (func
 func (r *EmbedTokenRequestReconciler) admitWrites(ctx context.Context, s *scope, now time.Time) (time.Duration, bool) {
 	ns := s.request.Namespace
 	wait := r.fair.writeTurn(s.key, r.fair.writes.Limiter(ns, now), now)
-	if wait <= issuance.MaxLimiterSleep {
+	if wait <= fairness.MaxLimiterSleep {
 		return wait, true
 	}
 	s.deferral = &deferral{after: wait, quiet: true, message: "waiting for namespace " + ns + "'s share of the operator's API writes"}

@@ -90,7 +90,7 @@ type Issuer struct {
 	waiters atomic.Uint64
 	// onWait, when set (by tests), is told each time a blocking call goes
 	// to wait, and why.
-	onWait func(WaitReason)
+	onWait func(fairness.WaitReason)
 }
 
 // New returns an Issuer configured by opts.
