@@ -20,8 +20,10 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/controller"
+	"github.com/embedtokens/embed-token-operator/internal/fairness"
 	"github.com/embedtokens/embed-token-operator/internal/issuance"
 	"github.com/embedtokens/embed-token-operator/internal/provider/registry"
+	"github.com/embedtokens/embed-token-operator/internal/refresh"
 	"github.com/embedtokens/embed-token-operator/internal/template"
 )
 
@@ -53,13 +55,13 @@ func main() {
 	flag.DurationVar(&vendorTimeout, "max-vendor-timeout", issuance.DefaultMaxVendorTimeout,
 		"Upper bound on each vendor call, whatever a provider's spec.timeout says, so a vendor that never answers "+
 			"holds a reconcile worker for at most this long.")
-	flag.DurationVar(&minRenew, "min-renew-interval", controller.DefaultMinRenewInterval,
+	flag.DurationVar(&minRenew, "min-renew-interval", refresh.DefaultMinRenewInterval,
 		"Least time between issuing a request's token and renewing it, whatever lifetime the vendor granted, "+
 			"so very short tokens cannot spend the API server's and the vendor's budget.")
-	flag.DurationVar(&minRefresh, "min-refresh-interval", controller.DefaultMinRefreshInterval,
+	flag.DurationVar(&minRefresh, "min-refresh-interval", refresh.DefaultMinRefreshInterval,
 		"Least time between a request's last token and one its embedtokens.io/refresh annotation forces; "+
 			"a refresh asked for sooner is served when this has passed.")
-	flag.Float64Var(&namespaceWriteShare, "namespace-write-share", controller.DefaultNamespaceWriteShare,
+	flag.Float64Var(&namespaceWriteShare, "namespace-write-share", fairness.DefaultNamespaceWriteShare,
 		"Share (0-1] of --kube-api-qps and --kube-api-burst one namespace may spend issuing tokens, so a namespace "+
 			"with many short-lived requests does not queue every other namespace's writes behind its own. "+
 			"1 lets a single namespace use the whole client, as in a cluster with one tenant.")

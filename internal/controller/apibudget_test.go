@@ -14,7 +14,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
-	"github.com/embedtokens/embed-token-operator/internal/controller"
+	"github.com/embedtokens/embed-token-operator/internal/fairness"
+	"github.com/embedtokens/embed-token-operator/internal/refresh"
 	"github.com/embedtokens/embed-token-operator/test/harness"
 )
 
@@ -36,7 +37,7 @@ var _ = Describe("API budget", func() {
 		cur := get(ctx, etr).(*v1alpha1.EmbedTokenRequest)
 		issued := cur.Status.IssuedAt.Time
 		Expect(cur.Status.ExpiresAt.Time).To(Equal(issued.Add(time.Second)), "the vendor granted 1 s")
-		Expect(cur.Status.RenewAt.Time).To(Equal(issued.Add(controller.DefaultMinRenewInterval)))
+		Expect(cur.Status.RenewAt.Time).To(Equal(issued.Add(refresh.DefaultMinRenewInterval)))
 		Expect(readyMessageOf(cur)).To(ContainSubstring("the vendor granted 1s, less than the minimum renewal interval of 30s"))
 
 		By("a reconcile after the token expired issuing nothing before then")
@@ -61,7 +62,7 @@ var _ = Describe("API budget", func() {
 		})
 		Eventually(func(g Gomega) {
 			cur := get(ctx, etr.DeepCopy()).(*v1alpha1.EmbedTokenRequest)
-			g.Expect(cur.Status.RenewAt.Time).To(Equal(issued.Add(controller.DefaultMinRefreshInterval)), "the refresh is scheduled, not refused")
+			g.Expect(cur.Status.RenewAt.Time).To(Equal(issued.Add(refresh.DefaultMinRefreshInterval)), "the refresh is scheduled, not refused")
 			g.Expect(cur.Status.LastHandledRefresh).To(BeEmpty())
 			g.Expect(readyMessageOf(cur)).To(ContainSubstring("it renews at " + issued.Add(time.Minute).UTC().Format(time.RFC3339)))
 		}).Should(Succeed())
@@ -138,7 +139,7 @@ var _ = Describe("Fair share of the API budget", func() {
 		Eventually(flood.sim.CallCount, 2*time.Minute).Should(BeNumerically(">=", floodRequests))
 		calls := flood.sim.Calls()
 		start, end := calls[0].Time, calls[len(calls)-1].Time
-		share := controller.NamespaceWriteBudget(qps, burst, controller.DefaultNamespaceWriteShare)
+		share := fairness.NamespaceWriteBudget(qps, burst, fairness.DefaultNamespaceWriteShare)
 		// A second more than the calls took: a call is timed when the
 		// vendor sees it, a little after its turn under the budget.
 		allowed := share.QPS*(end.Sub(start).Seconds()+1) + float64(share.Burst)

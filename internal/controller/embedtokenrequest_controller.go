@@ -7,7 +7,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
@@ -20,12 +19,17 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/fairness"
 	"github.com/embedtokens/embed-token-operator/internal/issuance"
+	"github.com/embedtokens/embed-token-operator/internal/metrics"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
+	"github.com/embedtokens/embed-token-operator/internal/refresh"
+	"github.com/embedtokens/embed-token-operator/internal/rollout"
+	"github.com/embedtokens/embed-token-operator/internal/tokenstore"
 )
 
 // EmbedTokenRequestReconciler keeps a valid token in each request's Secret:
-// it calls the vendor when the policy says so and otherwise does nothing but
+// it calls the vendor when a refresh decision says so and otherwise does nothing but
 // requeue for the renewal time.
 type EmbedTokenRequestReconciler struct {
 	// Client reads through the manager's cache (which holds only managed
@@ -47,22 +51,18 @@ type EmbedTokenRequestReconciler struct {
 	Issuer *issuance.Issuer
 	// MaxConcurrentReconciles bounds parallel reconciles.
 	MaxConcurrentReconciles int
-	// MinRenewInterval is the least time between issuing a token and
-	// renewing it (--min-renew-interval), so a vendor granting very short
-	// tokens cannot make one request spend the API budget;
-	// DefaultMinRenewInterval when zero.
-	MinRenewInterval time.Duration
-	// MinRefreshInterval is the least time between the last issue and one
-	// the refresh annotation forces (--min-refresh-interval);
-	// DefaultMinRefreshInterval when zero.
-	MinRefreshInterval time.Duration
+	// Refresh holds the manager's floors under renewals
+	// (--min-renew-interval), so a vendor granting very short tokens cannot
+	// make one request spend the API budget, and under forced refreshes
+	// (--min-refresh-interval).
+	Refresh refresh.Settings
 	// NamespaceWrites bounds how many tokens one namespace may issue, and
 	// so write, per second: its share of the manager's client rate limit
 	// (namespaceBudget). Unbounded when zero.
-	NamespaceWrites WriteBudget
+	NamespaceWrites fairness.WriteBudget
 	// Metrics, when set, publishes each request's validity and every vendor
 	// call.
-	Metrics *Metrics
+	Metrics *metrics.Metrics
 	// WatchNamespaces is set in namespaced mode (--watch-namespaces): the
 	// operator may not read cluster-scoped objects, so ClusterEmbedProviders
 	// are not watched.
@@ -72,9 +72,10 @@ type EmbedTokenRequestReconciler struct {
 	// another shard, which is looked up uncached and adopted.
 	Sharded bool
 
-	fair   *requestGates
-	expect *writeExpectations
-	held   *heldTokens
+	fair    *requestGates
+	store   *tokenstore.Store
+	rollout *rollout.Rollout
+	steps   []step
 }
 
 // +kubebuilder:rbac:groups=embedtokens.io,resources=embedtokenrequests,verbs=get;list;watch
@@ -86,28 +87,26 @@ type EmbedTokenRequestReconciler struct {
 // +kubebuilder:rbac:groups="",resources=serviceaccounts/token,verbs=create
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// Reconcile fetches the request, decides whether a token is needed, issues and
-// stores it, and requeues for the next renewal. The status is computed and
-// patched once, on the way out.
+// Reconcile fetches the request and runs its steps (doc.go lists them) on
+// one scope; the status is computed from the scope and patched once, on the
+// way out.
 func (r *EmbedTokenRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	etr, err := r.fetch(ctx, req.NamespacedName)
 	if etr == nil {
 		r.fair.settle(req.NamespacedName)
 		if err == nil {
-			r.expect.forget(req.NamespacedName)
-			r.held.forget(req.NamespacedName)
+			r.store.Forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, err
 	}
-	if r.cacheBehind(ctx, etr) {
-		return ctrl.Result{RequeueAfter: cacheSyncRetry}, nil
+	if r.store.CacheBehind(ctx, etr) {
+		return ctrl.Result{RequeueAfter: tokenstore.CacheSyncRetry}, nil
 	}
-	o := &outcome{now: r.Clock.Now()}
-	before := etr.DeepCopy()
-	err = r.reconcile(ctx, etr, o)
-	res, err := r.report(ctx, before, etr, o, err)
+	s := newScope(etr, r.Clock.Now())
+	err = run(ctx, s, r.steps)
+	res, err := r.report(ctx, s, err)
 	if r.Reconciled != nil {
-		r.Reconciled(before)
+		r.Reconciled(s.before)
 	}
 	return res, err
 }
@@ -125,133 +124,137 @@ func (r *EmbedTokenRequestReconciler) fetch(ctx context.Context, key types.Names
 	return etr, nil
 }
 
-// reconcile runs the steps; each records what it learned in o.
-func (r *EmbedTokenRequestReconciler) reconcile(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, o *outcome) error {
-	secret, err := r.loadSecret(ctx, etr, o)
+// stepsInOrder is the reconcile, step by step (doc.go describes each).
+func (r *EmbedTokenRequestReconciler) stepsInOrder() []step {
+	return []step{
+		r.loadSecret,
+		r.resolveProvider,
+		r.decide,
+		r.repairSecret,
+		r.checkIssuable,
+		r.callVendor,
+		r.storeToken,
+		r.rolloutToken,
+	}
+}
+
+// resolveProvider finds the request's provider and derives what every later
+// step needs from it: the lifetime to ask for, the inputs' hash and the
+// refresh input. A provider that cannot be used is only recorded here:
+// checkIssuable reports it, once a token is due.
+func (r *EmbedTokenRequestReconciler) resolveProvider(ctx context.Context, s *scope) (stepResult, error) {
+	p, err := r.Issuer.Resolve(ctx, s.request.Namespace, s.request.Spec.ProviderRef)
+	s.providerErr = err
+	s.useProvider(p, r.Refresh)
+	return proceed, nil
+}
+
+// decide asks refresh.Decide whether a token is due now; a suspended
+// request ends here.
+func (r *EmbedTokenRequestReconciler) decide(_ context.Context, s *scope) (stepResult, error) {
+	s.decision = refresh.Decide(s.input, s.now)
+	if s.request.Spec.Suspend {
+		s.suspended = true
+		return stop, nil
+	}
+	return proceed, nil
+}
+
+// checkIssuable runs the configuration checks of a due token and then the
+// backoff, recording why a token may not be issued yet. The checks cost no
+// vendor call, so they run on every event (a provider created after its
+// request heals at once); only the vendor call waits out the backoff.
+func (r *EmbedTokenRequestReconciler) checkIssuable(ctx context.Context, s *scope) (stepResult, error) {
+	if !s.renewing() {
+		return proceed, nil
+	}
+	if s.secret.Meta == nil && !s.secret.Absent {
+		if err := r.checkSecretConflict(ctx, s); err != nil {
+			s.fail(err)
+			return stop, nil
+		}
+	}
+	err := s.providerErr
+	if err == nil {
+		err = r.Issuer.Check(ctx, s.provider, s.request)
+	}
+	if err == nil && s.provider.SingleUse() {
+		err = provider.Permanent(v1alpha1.ReasonInvalidRequest, "%s issues single-use %s tokens, which cannot be stored in a "+
+			"Secret for pods to reuse: use an EmbedTokenTemplate and the token endpoint instead", s.provider.Describe(), s.provider.Vendor())
+	}
 	if err != nil {
-		return err
+		s.fail(err)
+		return stop, nil
 	}
-	prov, provErr := r.Issuer.Resolve(ctx, etr.Namespace, etr.Spec.ProviderRef)
-	in := r.policyInput(etr, o, prov)
-	o.decision = Decide(in, o.now)
-	o.lifetimeNote = lifetimeNote(prov, etr, o.stored)
-	o.minRenewInterval = in.Renew.MinInterval
+	if s.decision.At.After(s.now) {
+		s.waiting = true
+		return stop, nil
+	}
+	return proceed, nil
+}
 
-	switch {
-	case etr.Spec.Suspend:
-		o.suspended = true
-		return nil
-	case o.decision.Reason == RefreshNone:
-		return r.keep(ctx, etr, secret, prov, o)
-	case !r.mayIssue(ctx, etr, secret, prov, provErr, o):
-		return nil
+// rolloutToken makes workloads use the current token: it restarts the
+// rolloutRestartTargets and pushes the token into the pods spec.propagation
+// selects, each once per token, and finishes what a crash or the coalescing
+// window left pending.
+func (r *EmbedTokenRequestReconciler) rolloutToken(ctx context.Context, s *scope) (stepResult, error) {
+	digest := s.currentDigest()
+	storedAt := s.storedAt
+	if storedAt.IsZero() {
+		storedAt = s.secret.Stored.IssuedAt // a reconcile before this one wrote it
 	}
-	tok, ok := r.takeHeld(ctx, etr, prov, in, o)
-	if !ok {
-		if tok, ok = r.issue(ctx, etr, prov, o); !ok {
-			return nil
+	restart := r.rollout.Restart(ctx, s.request, digest, storedAt)
+	if restart.Done {
+		s.restartedFor = digest
+	}
+	push := r.rollout.Propagate(ctx, s.request, digest)
+	if push.Done {
+		s.propagatedFor = digest
+	}
+	s.restartErr, s.propagateErr = restart.Err, push.Err
+	for _, after := range []time.Duration{restart.RetryAfter, push.RetryAfter} {
+		if after > 0 {
+			s.retryAt(s.now.Add(after))
 		}
 	}
-	return r.store(ctx, etr, secret, tok, prov, o)
-}
-
-// keep serves a request whose stored token is good: it repairs the Secret's
-// metadata and finishes restarts a crash or the coalescing window left
-// pending.
-func (r *EmbedTokenRequestReconciler) keep(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, secret *metav1.PartialObjectMetadata,
-	prov *issuance.Provider, o *outcome) error {
-	if o.stored.CredentialsVersion == "" && prov != nil {
-		o.stored.CredentialsVersion = prov.RotationVersion() // record it, so a later rotation is noticed
-	}
-	if err := r.syncSecretMetadata(ctx, etr, secret, o); err != nil {
-		return err
-	}
-	r.restartTargets(ctx, etr, o)
-	r.propagate(ctx, etr, o)
-	return nil
-}
-
-// mayIssue runs the configuration checks and then the backoff, recording in
-// o why a token may not be issued yet. The checks cost no vendor call, so
-// they run on every event (a provider created after its request heals at
-// once); only the vendor call waits out the backoff.
-func (r *EmbedTokenRequestReconciler) mayIssue(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, secret *metav1.PartialObjectMetadata,
-	prov *issuance.Provider, provErr error, o *outcome) bool {
-	if secret == nil && !o.secretAbsent {
-		if err := r.checkSecretConflict(ctx, etr, o); err != nil {
-			o.fail(err)
-			return false
-		}
-	}
-	if provErr == nil {
-		provErr = r.Issuer.Check(ctx, prov, etr)
-	}
-	if provErr == nil && prov.SingleUse() {
-		provErr = provider.Permanent(v1alpha1.ReasonInvalidRequest, "%s issues single-use %s tokens, which cannot be stored in a "+
-			"Secret for pods to reuse: use an EmbedTokenTemplate and the token endpoint instead", prov.Describe(), prov.Vendor())
-	}
-	if provErr != nil {
-		o.fail(provErr)
-		return false
-	}
-	if o.decision.At.After(o.now) {
-		o.waiting = true
-		return false
-	}
-	return true
-}
-
-// store writes a newly issued token, then revokes the token it replaced and
-// restarts the workloads that read it.
-func (r *EmbedTokenRequestReconciler) store(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, secret *metav1.PartialObjectMetadata,
-	tok provider.Token, prov *issuance.Provider, o *outcome) error {
-	o.replaced = r.replacedToken(ctx, etr, secret, prov)
-	if err := r.writeSecret(ctx, etr, secret, tok, prov, o); err != nil || o.issued == nil {
-		return err
-	}
-	o.lifetimeNote = lifetimeNote(prov, etr, o.stored)
-	if replaced := o.replaced; replaced != "" && replaced != tok.Value {
-		r.revoke(ctx, etr, prov, replaced, "replaced")
-	}
-	r.restartTargets(ctx, etr, o)
-	r.propagate(ctx, etr, o)
-	return nil
+	return proceed, nil
 }
 
 // report ends the reconcile: unless the vendor call still waits, the request
 // gives up its place in the fairness queues; then the status is computed
 // from o and patched once. A quiet deferral writes nothing.
-func (r *EmbedTokenRequestReconciler) report(ctx context.Context, before, etr *v1alpha1.EmbedTokenRequest, o *outcome, err error) (ctrl.Result, error) {
+func (r *EmbedTokenRequestReconciler) report(ctx context.Context, s *scope, err error) (ctrl.Result, error) {
 	switch {
-	case o.deferral == nil:
-		r.fair.settle(client.ObjectKeyFromObject(etr))
-	case o.deferral.quiet:
-		return ctrl.Result{RequeueAfter: o.deferral.after}, err
+	case s.deferral == nil:
+		r.fair.settle(s.key)
+	case s.deferral.quiet:
+		return ctrl.Result{RequeueAfter: s.deferral.after}, err
 	}
-	result := r.finish(etr, o)
-	if patchErr := r.patchStatus(ctx, before, etr); patchErr != nil {
+	result := r.finish(s)
+	if patchErr := r.patchStatus(ctx, s.before, s.request); patchErr != nil {
 		err = errors.Join(err, patchErr)
 	}
 	return result, err
 }
 
-// finish computes the status from the outcome, records events for state
+// finish computes the status from the scope, records events for state
 // changes and returns when to look again.
-func (r *EmbedTokenRequestReconciler) finish(etr *v1alpha1.EmbedTokenRequest, o *outcome) ctrl.Result {
+func (r *EmbedTokenRequestReconciler) finish(s *scope) ctrl.Result {
+	etr := s.request
 	prevReady := readyReason(etr)
-	setStatus(etr, o)
-	r.recordEvents(etr, prevReady, o)
-	if o.deferral != nil {
-		return ctrl.Result{RequeueAfter: o.deferral.after}
+	setStatus(etr, s)
+	r.recordEvents(etr, prevReady, s)
+	if s.deferral != nil {
+		return ctrl.Result{RequeueAfter: s.deferral.after}
 	}
-	next := o.followUpAt
+	next := s.followUpAt
 	if etr.Status.RenewAt != nil && (next.IsZero() || etr.Status.RenewAt.Time.Before(next)) {
 		next = etr.Status.RenewAt.Time
 	}
 	if next.IsZero() {
 		return ctrl.Result{}
 	}
-	return ctrl.Result{RequeueAfter: max(next.Sub(o.latest()), minRetry)}
+	return ctrl.Result{RequeueAfter: max(next.Sub(s.latest()), refresh.MinRetry)}
 }
 
 // patchStatus writes the status only if it changed, so a request whose token
@@ -263,7 +266,7 @@ func (r *EmbedTokenRequestReconciler) patchStatus(ctx context.Context, before, e
 	if err := r.Status().Patch(ctx, etr, client.MergeFrom(before)); err != nil {
 		return client.IgnoreNotFound(err)
 	}
-	r.expect.wroteRequest(client.ObjectKeyFromObject(etr), etr.ResourceVersion)
+	r.store.WroteRequest(etr)
 	return nil
 }
 
@@ -274,9 +277,10 @@ func (r *EmbedTokenRequestReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return err
 	}
 	r.fair = newRequestGates(r.Issuer.Gates(), r.NamespaceWrites)
-	r.expect = newWriteExpectations()
-	r.held = newHeldTokens(MaxHeldTokenBytes, MaxHeldTokenBytesPerNamespace)
-	r.Metrics.observeMemory(r.held, r.Issuer)
+	r.store = tokenstore.New(r.Client, r.APIReader, r.Sharded)
+	r.rollout = rollout.New(r.Client, r.APIReader, r.Clock)
+	r.steps = r.stepsInOrder()
+	r.Metrics.ObserveMemory(r.store.Held(), r.Issuer)
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.EmbedTokenRequest{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, shardLabelChanged))).

@@ -17,6 +17,7 @@ import (
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/issuance"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
+	"github.com/embedtokens/embed-token-operator/internal/refresh"
 	"github.com/embedtokens/embed-token-operator/internal/template"
 )
 
@@ -67,7 +68,7 @@ type EmbedTokenTemplateReconciler struct {
 
 // Reconcile checks the template and patches its conditions when they change.
 // A permanent problem is checked again when the template or its provider
-// changes, and every MaxBackoff for what is not watched (a Namespace's
+// changes, and every refresh.MaxBackoff for what is not watched (a Namespace's
 // labels); a transient one is retried with controller-runtime's backoff.
 func (r *EmbedTokenTemplateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	ett := &v1alpha1.EmbedTokenTemplate{}
@@ -90,7 +91,7 @@ func (r *EmbedTokenTemplateReconciler) Reconcile(ctx context.Context, req ctrl.R
 	case problem == nil:
 		return ctrl.Result{}, nil
 	case problem.Permanent:
-		return ctrl.Result{RequeueAfter: MaxBackoff}, nil
+		return ctrl.Result{RequeueAfter: refresh.MaxBackoff}, nil
 	}
 	return ctrl.Result{}, problem
 }

@@ -4,6 +4,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/refresh"
 )
 
 // recordEvents emits an Event when the request's state changes: a token for
@@ -20,14 +21,14 @@ import (
 // status holds the digest and the expiry), so the Events of a request that
 // repeat (a renewal after each expiry, forced refreshes) are one Event with
 // a series count (eventwriter), not one Event each.
-func (r *EmbedTokenRequestReconciler) recordEvents(etr *v1alpha1.EmbedTokenRequest, prevReady string, o *outcome) {
+func (r *EmbedTokenRequestReconciler) recordEvents(etr *v1alpha1.EmbedTokenRequest, prevReady string, s *scope) {
 	switch {
-	case o.issued != nil && o.decision.Reason == RefreshNoToken && !failedBefore(prevReady):
+	case s.issued != nil && s.decision.Reason == refresh.NoToken && !failedBefore(prevReady):
 		// A new request's first token: its Ready condition records it.
-	case o.issued != nil && o.decision.Reason == RefreshNoToken || o.issued != nil && o.decision.Reason == RefreshInputsChanged:
-		r.Recorder.Eventf(etr, nil, corev1.EventTypeNormal, v1alpha1.ReasonTokenIssued, "Issue", "Issued a token for the %s", issuedFor(o.decision.Reason))
-	case o.issued != nil && (o.decision.Reason != RefreshDue || prevReady != v1alpha1.ReasonTokenRefreshed):
-		r.Recorder.Eventf(etr, nil, corev1.EventTypeNormal, v1alpha1.ReasonTokenRefreshed, "Refresh", "Refreshed the token (%s)", o.decision.Reason)
+	case s.issued != nil && s.decision.Reason == refresh.NoToken || s.issued != nil && s.decision.Reason == refresh.InputsChanged:
+		r.Recorder.Eventf(etr, nil, corev1.EventTypeNormal, v1alpha1.ReasonTokenIssued, "Issue", "Issued a token for the %s", issuedFor(s.decision.Reason))
+	case s.issued != nil && (s.decision.Reason != refresh.Due || prevReady != v1alpha1.ReasonTokenRefreshed):
+		r.Recorder.Eventf(etr, nil, corev1.EventTypeNormal, v1alpha1.ReasonTokenRefreshed, "Refresh", "Refreshed the token (%s)", s.decision.Reason)
 	}
 	reason := readyReason(etr)
 	if reason == prevReady {
@@ -38,14 +39,14 @@ func (r *EmbedTokenRequestReconciler) recordEvents(etr *v1alpha1.EmbedTokenReque
 		r.Recorder.Eventf(etr, nil, corev1.EventTypeWarning, reason, "RolloutRestart", "%s", readyMessage(etr))
 	case reason == v1alpha1.ReasonPropagationFailed:
 		r.Recorder.Eventf(etr, nil, corev1.EventTypeWarning, reason, "Propagate", "%s", readyMessage(etr))
-	case o.issued == nil && (o.err != nil || reason == v1alpha1.ReasonTokenExpired):
+	case s.issued == nil && (s.err != nil || reason == v1alpha1.ReasonTokenExpired):
 		r.Recorder.Eventf(etr, nil, corev1.EventTypeWarning, reason, "Issue", "%s", readyMessage(etr))
 	}
 }
 
 // issuedFor names what a TokenIssued Event's token was issued for.
-func issuedFor(reason RefreshReason) string {
-	if reason == RefreshInputsChanged {
+func issuedFor(reason refresh.Reason) string {
+	if reason == refresh.InputsChanged {
 		return "changed spec"
 	}
 	return "request after a failure"

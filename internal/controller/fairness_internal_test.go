@@ -1,16 +1,23 @@
 package controller
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/fairness"
+	"github.com/embedtokens/embed-token-operator/internal/refresh"
+	"github.com/embedtokens/embed-token-operator/internal/tokenstore"
 )
+
+// t0 is when the specs' stored tokens were issued.
+var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 
 func TestSlotWait(t *testing.T) {
 	long := reportWaitAfter
@@ -25,7 +32,7 @@ func TestSlotWait(t *testing.T) {
 		{"jitter makes it up to a quarter later", fairness.QueueState{Rounds: 1, Waited: long}, 0.999, fairness.RetryBase, fairness.RetryBase * 5 / 4, false},
 		{"a long queue looks again later", fairness.QueueState{Rounds: 5, Waited: long}, 0, 5 * fairness.RetryBase, 5 * fairness.RetryBase, false},
 		{"but a wait not yet reported comes back to report it", fairness.QueueState{Rounds: 5, Waited: time.Second}, 0, reportWaitAfter, reportWaitAfter, true},
-		{"a huge queue waits at most the backoff cap", fairness.QueueState{Rounds: 10000, Waited: long}, 0.999, MaxBackoff, MaxBackoff * 5 / 4, false},
+		{"a huge queue waits at most the backoff cap", fairness.QueueState{Rounds: 10000, Waited: long}, 0.999, refresh.MaxBackoff, refresh.MaxBackoff * 5 / 4, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -42,11 +49,11 @@ func TestSlotWait(t *testing.T) {
 // exactly as it was, so they cost no status write.
 func TestSetStatusWhileDeferred(t *testing.T) {
 	wait := &deferral{after: 3 * time.Second, message: "waiting for the rate limit of EmbedProvider qrvey"}
-	stored := StoredToken{Present: true, IssuedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	stored := refresh.StoredToken{Present: true, IssuedAt: t0, ExpiresAt: t0.Add(time.Hour)}
 	tests := []struct {
 		name        string
 		status      v1alpha1.EmbedTokenRequestStatus
-		o           outcome
+		s           scope
 		wantReady   metav1.ConditionStatus
 		wantReason  string
 		wantMessage string
@@ -54,7 +61,7 @@ func TestSetStatusWhileDeferred(t *testing.T) {
 	}{
 		{
 			name:      "a first token waits as Issuing",
-			o:         outcome{decision: Decision{Reason: RefreshNoToken}},
+			s:         scope{decision: refresh.Decision{Reason: refresh.NoToken}},
 			wantReady: metav1.ConditionFalse, wantReason: v1alpha1.ReasonIssuing,
 			wantMessage: "Issuing a token: waiting for the rate limit of EmbedProvider qrvey", reconciling: true,
 		},
@@ -62,7 +69,7 @@ func TestSetStatusWhileDeferred(t *testing.T) {
 			name: "a valid token's renewal waits with Ready kept",
 			status: v1alpha1.EmbedTokenRequestStatus{RenewAt: timePtr(t0.Add(40 * time.Minute)), Conditions: []metav1.Condition{
 				{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonTokenRefreshed}}},
-			o:         outcome{stored: stored, decision: Decision{Reason: RefreshDue}},
+			s:         scope{secret: tokenstore.Loaded{Stored: stored}, decision: refresh.Decision{Reason: refresh.Due}},
 			wantReady: metav1.ConditionTrue, wantReason: v1alpha1.ReasonTokenRefreshed,
 			wantMessage: "The token is valid until 2026-11-21T13:00:00Z; renewing it is waiting for the rate limit of EmbedProvider qrvey",
 		},
@@ -71,7 +78,7 @@ func TestSetStatusWhileDeferred(t *testing.T) {
 			status: v1alpha1.EmbedTokenRequestStatus{FailedAttempts: 2, RenewAt: timePtr(t0.Add(30 * time.Minute)), Conditions: []metav1.Condition{
 				{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonVendorUnavailable,
 					Message: "Refresh failed: HTTP 503; the current token is valid until 2026-11-21T13:00:00Z; retrying at 2026-11-21T12:30:00Z"}}},
-			o:         outcome{stored: stored, decision: Decision{Reason: RefreshDue}},
+			s:         scope{secret: tokenstore.Loaded{Stored: stored}, decision: refresh.Decision{Reason: refresh.Due}},
 			wantReady: metav1.ConditionTrue, wantReason: v1alpha1.ReasonVendorUnavailable,
 			wantMessage: "Refresh failed: HTTP 503; the current token is valid until 2026-11-21T13:00:00Z; retrying at 2026-11-21T12:30:00Z",
 		},
@@ -79,12 +86,12 @@ func TestSetStatusWhileDeferred(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			etr := &v1alpha1.EmbedTokenRequest{Status: tc.status}
-			o := tc.o
-			o.now, o.deferral = t0.Add(45*time.Minute), wait
-			if o.stored.Present {
-				o.digest = "d1"
+			s := tc.s
+			s.now, s.deferral = t0.Add(45*time.Minute), wait
+			if s.secret.Stored.Present {
+				s.secret.Digest = "d1"
 			}
-			setStatus(etr, &o)
+			setStatus(etr, &s)
 			after := etr.Status.DeepCopy()
 			ready := meta.FindStatusCondition(etr.Status.Conditions, v1alpha1.ConditionReady)
 			if ready == nil || ready.Status != tc.wantReady || ready.Reason != tc.wantReason || ready.Message != tc.wantMessage {
@@ -100,11 +107,41 @@ func TestSetStatusWhileDeferred(t *testing.T) {
 				t.Errorf("failedAttempts %d renewAt %v changed from %d %v", etr.Status.FailedAttempts, etr.Status.RenewAt,
 					tc.status.FailedAttempts, tc.status.RenewAt)
 			}
-			o.now = o.now.Add(7 * time.Second)
-			setStatus(etr, &o)
+			s.now = s.now.Add(7 * time.Second)
+			setStatus(etr, &s)
 			if !equality.Semantic.DeepEqual(*after, etr.Status) {
 				t.Errorf("a requeue while waiting changes the status:\n%+v\n%+v", *after, etr.Status)
 			}
 		})
+	}
+}
+
+func TestAFloodingNamespaceWaitsForItsShareWhileAnotherIssuesAtOnce(t *testing.T) {
+	f := newRequestGates(fairness.NewGates(10, nil), fairness.WriteBudget{QPS: 25, Burst: 50})
+	now := t0
+	var waits []time.Duration
+	for i := range 100 {
+		k := types.NamespacedName{Namespace: "flood", Name: fmt.Sprintf("r%03d", i)}
+		waits = append(waits, f.writeTurn(k, f.writes.Limiter("flood", now), now))
+	}
+	if waits[49] != 0 || waits[50] <= 0 {
+		t.Fatalf("the burst of 50 issues at once and the 51st waits: waits %v, %v", waits[49], waits[50])
+	}
+	if last, want := waits[99], 2*time.Second; last != want {
+		t.Fatalf("the 100th waits %s, want %s (50 more at 25 a second)", last, want)
+	}
+	quiet := types.NamespacedName{Namespace: "quiet", Name: "first"}
+	if w := f.writeTurn(quiet, f.writes.Limiter("quiet", now), now); w != 0 {
+		t.Fatalf("a quiet namespace's first issue waits %s behind the flood", w)
+	}
+}
+
+func TestNoWriteBudgetNeverWaits(t *testing.T) {
+	f := newRequestGates(fairness.NewGates(10, nil), fairness.WriteBudget{})
+	for i := range 1000 {
+		k := types.NamespacedName{Namespace: "flood", Name: fmt.Sprintf("r%04d", i)}
+		if w := f.writeTurn(k, f.writes.Limiter("flood", t0), t0); w != 0 {
+			t.Fatalf("request %d waits %s with no budget", i, w)
+		}
 	}
 }

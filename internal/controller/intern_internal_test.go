@@ -4,6 +4,7 @@ import (
 	"testing"
 	"unsafe"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -15,7 +16,8 @@ import (
 func decoded(s string) string { return string([]byte(s)) }
 
 func secretLike(name string) *metav1.PartialObjectMetadata {
-	m := secretMeta()
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 	m.Name, m.Namespace = decoded(name), decoded("team-a")
 	m.Labels = map[string]string{decoded(v1alpha1.ManagedByLabel): decoded(v1alpha1.ManagedByValue)}
 	m.Annotations = map[string]string{decoded(v1alpha1.ExpiresAtAnnotation): decoded("2026-12-03T10:00:00Z"), decoded("note"): decoded(name)}

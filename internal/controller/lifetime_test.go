@@ -9,6 +9,7 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/issuance"
+	"github.com/embedtokens/embed-token-operator/internal/refresh"
 )
 
 func lifetimeRequest(lifetime time.Duration) *v1alpha1.EmbedTokenRequest {
@@ -21,6 +22,15 @@ func lifetimeRequest(lifetime time.Duration) *v1alpha1.EmbedTokenRequest {
 
 func providerWithCap(limit *metav1.Duration) *issuance.Provider {
 	return &issuance.Provider{Name: "shared", Spec: &v1alpha1.EmbedProviderSpec{MaxLifetime: limit}}
+}
+
+// derived is the scope of a reconcile of etr, whose Secret stores stored,
+// once resolveProvider found prov.
+func derived(prov *issuance.Provider, etr *v1alpha1.EmbedTokenRequest, stored refresh.StoredToken) *scope {
+	s := newScope(etr, t0)
+	s.secret.Stored = stored
+	s.useProvider(prov, refresh.Settings{})
+	return s
 }
 
 func TestLifetimeNoteAndHash(t *testing.T) {
@@ -51,10 +61,11 @@ func TestLifetimeNoteAndHash(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			etr := lifetimeRequest(tt.requested)
-			if got := lifetimeNote(tt.prov, etr, StoredToken{}); got != tt.note {
+			s := derived(tt.prov, etr, refresh.StoredToken{})
+			if got := s.lifetimeNote; got != tt.note {
 				t.Errorf("lifetimeNote = %q, want %q", got, tt.note)
 			}
-			if got, want := inputHash(etr, grantedLifetime(tt.prov, etr)), inputHash(etr, tt.sameHashAs); got != want {
+			if got, want := s.inputHash, refresh.InputHash(etr, tt.sameHashAs); got != want {
 				t.Errorf("input hash %s, want the hash for %s (%s)", got, tt.sameHashAs, want)
 			}
 		})
@@ -65,7 +76,7 @@ func TestInputHashFollowsTheGrantedLifetime(t *testing.T) {
 	etr := lifetimeRequest(10 * time.Hour)
 	at := func(limit time.Duration) string {
 		p := providerWithCap(&metav1.Duration{Duration: limit})
-		return inputHash(etr, grantedLifetime(p, etr))
+		return derived(p, etr, refresh.StoredToken{}).inputHash
 	}
 	if at(24*time.Hour) != at(48*time.Hour) {
 		t.Error("raising a cap the request is under changed the hash: its token would be re-minted for nothing")
@@ -81,9 +92,9 @@ func TestInputHashFollowsTheGrantedLifetime(t *testing.T) {
 func TestReadyMessageSaysWhatTheLifetimeCapAskedFor(t *testing.T) {
 	etr := lifetimeRequest(87600 * time.Hour)
 	now := t0
-	o := &outcome{now: now, stored: StoredToken{Present: true, IssuedAt: now, ExpiresAt: now.Add(24 * time.Hour)},
-		decision:     Decision{At: now.Add(16 * time.Hour)},
-		lifetimeNote: lifetimeNote(providerWithCap(nil), etr, StoredToken{})}
+	o := derived(providerWithCap(nil), etr, refresh.StoredToken{})
+	o.secret.Stored = refresh.StoredToken{Present: true, IssuedAt: now, ExpiresAt: now.Add(24 * time.Hour)}
+	o.decision = refresh.Decision{At: now.Add(16 * time.Hour)}
 	setStatus(etr, o)
 	msg := readyMessage(etr)
 	if !strings.HasPrefix(msg, "The token is valid until ") ||
@@ -104,26 +115,26 @@ func TestLifetimeNoteSaysAStoredTokenRenewsAtTheCap(t *testing.T) {
 	tests := []struct {
 		name   string
 		req    time.Duration
-		stored StoredToken
+		stored refresh.StoredToken
 		note   string
 	}{
 		{name: "a token the vendor issued for longer, recorded at the cap",
 			req:    10 * time.Minute,
-			stored: StoredToken{Present: true, IssuedAt: issued, ExpiresAt: issued.Add(10 * time.Minute), VendorExpiresAt: issued.Add(time.Hour)},
+			stored: refresh.StoredToken{Present: true, IssuedAt: issued, ExpiresAt: issued.Add(10 * time.Minute), VendorExpiresAt: issued.Add(time.Hour)},
 			note:   "the vendor issued a token valid for 1h, longer than provider shared's maxLifetime of 10m; it is renewed as if it expired after 10m"},
 		{name: "both notes when the request also asks for more than the cap",
 			req:    time.Hour,
-			stored: StoredToken{Present: true, IssuedAt: issued, ExpiresAt: issued.Add(10 * time.Minute), VendorExpiresAt: issued.Add(time.Hour)},
+			stored: refresh.StoredToken{Present: true, IssuedAt: issued, ExpiresAt: issued.Add(10 * time.Minute), VendorExpiresAt: issued.Add(time.Hour)},
 			note: "asked the vendor for 10m: provider shared's maxLifetime caps the 1h the request asks for; " +
 				"the vendor issued a token valid for 1h, longer than provider shared's maxLifetime of 10m; it is renewed as if it expired after 10m"},
 		{name: "a token that honoured the cap gets no note about the vendor",
 			req:    10 * time.Minute,
-			stored: StoredToken{Present: true, IssuedAt: issued, ExpiresAt: issued.Add(10 * time.Minute)}},
+			stored: refresh.StoredToken{Present: true, IssuedAt: issued, ExpiresAt: issued.Add(10 * time.Minute)}},
 		{name: "no stored token, no note about the vendor", req: 10 * time.Minute},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := lifetimeNote(prov, lifetimeRequest(tt.req), tt.stored); got != tt.note {
+			if got := derived(prov, lifetimeRequest(tt.req), tt.stored).lifetimeNote; got != tt.note {
 				t.Errorf("lifetimeNote = %q, want %q", got, tt.note)
 			}
 		})

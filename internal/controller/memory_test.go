@@ -26,8 +26,8 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
-	"github.com/embedtokens/embed-token-operator/internal/controller"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
+	"github.com/embedtokens/embed-token-operator/internal/refresh"
 )
 
 // refuseSecretWrites installs, for the current spec, a
@@ -97,7 +97,7 @@ var _ = Describe("Memory a tenant's objects can take", func() {
 			ContainSubstring("Secrets in this namespace are refused by policy"), ContainSubstring("the token was discarded")))
 		Expect(stalled.Message).NotTo(ContainSubstring(token[:16]), "no part of the token is in the status")
 		Expect(v.callCount()).To(Equal(1))
-		Expect(cur.Status.RenewAt.Sub(cur.Status.LastFailureTime.Time)).To(BeNumerically(">=", controller.MaxBackoff*3/4),
+		Expect(cur.Status.RenewAt.Sub(cur.Status.LastFailureTime.Time)).To(BeNumerically(">=", refresh.MaxBackoff*3/4),
 			"the next vendor call waits for the slowest backoff")
 		Expect(seriesWith(Default, "embedtoken_held_token_bytes", map[string]string{"namespace": f.ns})).To(BeEmpty(),
 			"the refused token is not held in memory")

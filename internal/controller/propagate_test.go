@@ -12,8 +12,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
-	"github.com/embedtokens/embed-token-operator/internal/controller"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
+	"github.com/embedtokens/embed-token-operator/internal/rollout"
 )
 
 // consumerPod is a pod labelled app=app that mounts secretName through the
@@ -95,7 +95,7 @@ var _ = Describe("propagation", func() {
 	})
 
 	It("pushes one token into at most MaxPropagatedPods pods", func() {
-		for i := range controller.MaxPropagatedPods + 5 {
+		for i := range rollout.MaxPropagatedPods + 5 {
 			Expect(k8sClient.Create(ctx, consumerPod(f.ns, fmt.Sprintf("replica-%02d", i), "many", "secret", "many"))).To(Succeed())
 		}
 		etr := withPropagation(f.request("many", time.Hour), "many")
@@ -110,7 +110,7 @@ var _ = Describe("propagation", func() {
 				annotated++
 			}
 		}
-		Expect(annotated).To(Equal(controller.MaxPropagatedPods))
+		Expect(annotated).To(Equal(rollout.MaxPropagatedPods))
 	})
 
 	It("keeps the token and reports PropagationFailed until the pods can be reached", func() {

@@ -14,9 +14,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/credentials"
 	"github.com/embedtokens/embed-token-operator/internal/issuance"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
-	"github.com/embedtokens/embed-token-operator/internal/requestpolicy"
+	"github.com/embedtokens/embed-token-operator/internal/requestrules"
 )
 
 // DefaultCredentialCheckInterval is how often a provider's credential
@@ -36,9 +37,9 @@ type ProviderReconciler struct {
 	ClusterScoped bool
 	// RecheckInterval is how often credentials are checked again.
 	RecheckInterval time.Duration
-	// Policies holds each provider's compiled requestValidations, shared
+	// RequestRules holds each provider's compiled requestValidations, shared
 	// with the request reconciler; nil compiles them on every use.
-	Policies *requestpolicy.Cache
+	RequestRules *requestrules.Cache
 	// Memory, when set, is told when a provider is gone and each time one
 	// is reconciled, so what the issuance path keeps for it goes.
 	Memory ProviderMemory
@@ -52,24 +53,24 @@ type ProviderReconciler struct {
 type ProviderMemory interface {
 	// ForgetProvider drops everything kept for the provider key, which is
 	// gone.
-	ForgetProvider(key requestpolicy.Key)
+	ForgetProvider(key requestrules.Key)
 	// ReleaseProvider drops what is kept for the provider key that would not
 	// serve obj, the provider as it is now, or has not been used lately.
-	ReleaseProvider(key requestpolicy.Key, obj client.Object)
+	ReleaseProvider(key requestrules.Key, obj client.Object)
 }
 
 // SetupProviderReconcilers registers the reconcilers of both provider kinds,
 // or only of EmbedProvider when clusterProviders is false (namespaced mode,
 // where the operator may not watch cluster-scoped objects).
 func SetupProviderReconcilers(mgr ctrl.Manager, providers map[string]provider.Provider, recheck time.Duration, clusterProviders bool,
-	policies *requestpolicy.Cache, memory ProviderMemory) error {
+	requestRules *requestrules.Cache, memory ProviderMemory) error {
 	kinds := []bool{false}
 	if clusterProviders {
 		kinds = append(kinds, true)
 	}
 	for _, cluster := range kinds {
 		r := &ProviderReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Providers: providers,
-			ClusterScoped: cluster, RecheckInterval: recheck, Policies: policies, Memory: memory}
+			ClusterScoped: cluster, RecheckInterval: recheck, RequestRules: requestRules, Memory: memory}
 		if err := r.SetupWithManager(mgr); err != nil {
 			return err
 		}
@@ -82,10 +83,10 @@ func SetupProviderReconcilers(mgr ctrl.Manager, providers map[string]provider.Pr
 // Reconcile validates the provider and patches its Ready condition.
 func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	obj, spec, status := r.newObject()
-	key := requestpolicy.Key{Kind: issuance.Key(obj).Kind, Namespace: req.Namespace, Name: req.Name}
+	key := requestrules.Key{Kind: issuance.Key(obj).Kind, Namespace: req.Namespace, Name: req.Name}
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.Policies.Forget(key)
+			r.RequestRules.Forget(key)
 			if r.Memory != nil {
 				r.Memory.ForgetProvider(key)
 			}
@@ -97,7 +98,7 @@ func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	}
 	before := status.DeepCopy()
 
-	creds := issuance.NewCredentialReader(r.APIReader, obj.GetNamespace(), r.ClusterScoped)
+	creds := credentials.New(r.APIReader, obj.GetNamespace(), r.ClusterScoped)
 	ready := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonValid,
 		Message: "The configuration is valid and its credentials resolve", ObservedGeneration: obj.GetGeneration()}
 	// Validation reads the credentials; none of them may reach the condition.
@@ -128,13 +129,13 @@ func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 // validate checks what the schema cannot: the vendor is implemented, the
 // requestValidations compile, every credential resolves, the CA bundle
 // parses, and the vendor's own checks.
-func (r *ProviderReconciler) validate(ctx context.Context, key requestpolicy.Key, obj client.Object, spec *v1alpha1.EmbedProviderSpec,
+func (r *ProviderReconciler) validate(ctx context.Context, key requestrules.Key, obj client.Object, spec *v1alpha1.EmbedProviderSpec,
 	creds provider.CredentialReader) error {
 	impl, ok := r.Providers[spec.Vendor()]
 	if !ok {
 		return provider.Permanent(v1alpha1.ReasonVendorNotSupported, "this operator build has no %s provider", spec.Vendor())
 	}
-	if _, err := r.Policies.Get(key, obj.GetUID(), obj.GetGeneration(), spec.RequestValidations); err != nil {
+	if _, err := r.RequestRules.Get(key, obj.GetUID(), obj.GetGeneration(), spec.RequestValidations); err != nil {
 		return provider.Permanent(v1alpha1.ReasonProviderInvalid, "invalid requestValidations: %v", err)
 	}
 	for _, ref := range credentialRefs(spec, impl) {

@@ -5,20 +5,18 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/refresh"
 )
 
 // errorRetries spaces the retries controller-runtime schedules after a
 // reconcile returns an error, typically an API server that cannot be
 // reached, so that no status records a backoff. It keeps controller-runtime's
 // defaults (per request doubling from 5 ms, 10 retries per second overall)
-// with two changes: a request waits at most MaxBackoff instead of 16 minutes,
+// with two changes: a request waits at most refresh.MaxBackoff instead of 16 minutes,
 // and never past a third of its stored token's remaining life, the rule
 // Backoff applies to vendor failures. Without the second, retries doubling
 // through an outage of tens of seconds can next fall after the token in
@@ -33,7 +31,7 @@ type errorRetries struct {
 func newErrorRetries(expiry func(reconcile.Request) (time.Time, bool), clk clock.PassiveClock) *errorRetries {
 	return &errorRetries{
 		TypedRateLimiter: workqueue.NewTypedMaxOfRateLimiter(
-			workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](5*time.Millisecond, MaxBackoff),
+			workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](5*time.Millisecond, refresh.MaxBackoff),
 			&workqueue.TypedBucketRateLimiter[reconcile.Request]{Limiter: rate.NewLimiter(rate.Limit(10), 100)},
 		),
 		expiry: expiry,
@@ -46,30 +44,14 @@ func (l *errorRetries) When(req reconcile.Request) time.Duration {
 	d := l.TypedRateLimiter.When(req)
 	if expires, ok := l.expiry(req); ok {
 		if remaining := expires.Sub(l.clock.Now()); remaining > 0 {
-			d = min(d, max(remaining/3, minRetry))
+			d = min(d, max(remaining/3, refresh.MinRetry))
 		}
 	}
 	return d
 }
 
-// storedExpiry reads from the cache when the token stored for a request
-// expires: the Secret's annotations, which a failed status patch may have
-// left ahead of the status, or else the status.
+// storedExpiry is when the token stored for a request expires, as the
+// cache shows it (tokenstore.Store.StoredExpiry).
 func (r *EmbedTokenRequestReconciler) storedExpiry(req reconcile.Request) (time.Time, bool) {
-	ctx := context.Background()
-	etr := &v1alpha1.EmbedTokenRequest{}
-	if err := r.Get(ctx, req.NamespacedName, etr); err != nil {
-		return time.Time{}, false
-	}
-	secret := secretMeta()
-	err := r.Get(ctx, client.ObjectKey{Namespace: etr.Namespace, Name: etr.TargetSecretName()}, secret)
-	if err == nil && metav1.IsControlledBy(secret, etr) {
-		if stored, _, _ := storedToken(secret); stored.Present {
-			return stored.ExpiresAt, true
-		}
-	}
-	if etr.Status.ExpiresAt == nil {
-		return time.Time{}, false
-	}
-	return etr.Status.ExpiresAt.Time, true
+	return r.store.StoredExpiry(context.Background(), req.NamespacedName)
 }

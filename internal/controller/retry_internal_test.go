@@ -7,6 +7,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/embedtokens/embed-token-operator/internal/refresh"
 )
 
 // TestErrorRetries proves retries after reconcile errors double as
@@ -23,12 +25,12 @@ func TestErrorRetries(t *testing.T) {
 	}{
 		{"The first retry comes after 5 ms", time.Hour, 0, 5 * time.Millisecond},
 		{"Retries double with each failure", time.Hour, 4, 80 * time.Millisecond},
-		{"A request without a token doubles up to MaxBackoff", 0, 40, MaxBackoff},
-		{"A token that expires in an hour waits at most MaxBackoff", time.Hour, 40, MaxBackoff},
+		{"A request without a token doubles up to refresh.MaxBackoff", 0, 40, refresh.MaxBackoff},
+		{"A token that expires in an hour waits at most refresh.MaxBackoff", time.Hour, 40, refresh.MaxBackoff},
 		{"A token that expires in 30 s is retried within 10 s however many retries failed", 30 * time.Second, 40, 10 * time.Second},
 		{"A doubling retry shorter than the cap is kept", 30 * time.Second, 10, 5120 * time.Millisecond},
 		{"A token about to expire is retried every second, not in a hot loop", 2 * time.Second, 40, time.Second},
-		{"An expired token no longer shortens the wait", -time.Second, 40, MaxBackoff},
+		{"An expired token no longer shortens the wait", -time.Second, 40, refresh.MaxBackoff},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "a"}}

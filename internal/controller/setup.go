@@ -18,10 +18,13 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/eventwriter"
+	"github.com/embedtokens/embed-token-operator/internal/fairness"
 	"github.com/embedtokens/embed-token-operator/internal/issuance"
+	"github.com/embedtokens/embed-token-operator/internal/metrics"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 	"github.com/embedtokens/embed-token-operator/internal/provider/egress"
-	"github.com/embedtokens/embed-token-operator/internal/requestpolicy"
+	"github.com/embedtokens/embed-token-operator/internal/refresh"
+	"github.com/embedtokens/embed-token-operator/internal/requestrules"
 	"github.com/embedtokens/embed-token-operator/internal/template"
 )
 
@@ -114,17 +117,17 @@ type Options struct {
 	// nil. Tests serve names from memory through it.
 	VendorResolver *net.Resolver
 	// MinRenewInterval (--min-renew-interval) is the least time between
-	// issuing a request's token and renewing it; DefaultMinRenewInterval
+	// issuing a request's token and renewing it; refresh.DefaultMinRenewInterval
 	// when zero.
 	MinRenewInterval time.Duration
 	// MinRefreshInterval (--min-refresh-interval) is the least time between
 	// a request's last issue and one its refresh annotation forces;
-	// DefaultMinRefreshInterval when zero.
+	// refresh.DefaultMinRefreshInterval when zero.
 	MinRefreshInterval time.Duration
 	// NamespaceWriteShare (--namespace-write-share) is the share, in
 	// (0, 1], of the manager's client rate limit (its rest.Config's QPS
 	// and burst) one namespace may spend issuing tokens;
-	// DefaultNamespaceWriteShare when zero.
+	// fairness.DefaultNamespaceWriteShare when zero.
 	NamespaceWriteShare float64
 	// Issuer, when set, is the issuance path the request reconciler
 	// shares with the token endpoint; it must have been built by NewIssuer
@@ -144,7 +147,7 @@ func NewIssuer(mgr ctrl.Manager, opts Options) (*issuance.Issuer, error) {
 	if reg == nil {
 		reg = ctrlmetrics.Registry
 	}
-	m, err := NewMetrics(reg, mgr.GetCache())
+	m, err := metrics.NewMetrics(reg, mgr.GetCache())
 	if err != nil {
 		return nil, fmt.Errorf("registering metrics: %w", err)
 	}
@@ -159,7 +162,7 @@ func NewIssuer(mgr ctrl.Manager, opts Options) (*issuance.Issuer, error) {
 		ServiceAccounts:  core,
 		APIReader:        mgr.GetAPIReader(),
 		Providers:        opts.Providers,
-		Policies:         requestpolicy.NewCache(),
+		RequestRules:     requestrules.NewCache(),
 		Workers:          max(opts.MaxConcurrentReconciles, 1),
 		MaxVendorTimeout: opts.MaxVendorTimeout,
 		WatchNamespaces:  opts.WatchNamespaces,
@@ -179,7 +182,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if opts.MetricsRegisterer == nil {
 		opts.MetricsRegisterer = ctrlmetrics.Registry
 	}
-	m, err := NewMetrics(opts.MetricsRegisterer, mgr.GetCache())
+	m, err := metrics.NewMetrics(opts.MetricsRegisterer, mgr.GetCache())
 	if err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
@@ -208,10 +211,9 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		Metrics:                 m,
 		WatchNamespaces:         opts.WatchNamespaces,
 		Sharded:                 opts.WatchLabelSelector != nil && !opts.WatchLabelSelector.Empty(),
-		MinRenewInterval:        opts.MinRenewInterval,
-		MinRefreshInterval:      opts.MinRefreshInterval,
-		NamespaceWrites: NamespaceWriteBudget(mgr.GetConfig().QPS, mgr.GetConfig().Burst,
-			cmp.Or(opts.NamespaceWriteShare, DefaultNamespaceWriteShare)),
+		Refresh:                 refresh.Settings{MinRenewInterval: opts.MinRenewInterval, MinRefreshInterval: opts.MinRefreshInterval},
+		NamespaceWrites: fairness.NamespaceWriteBudget(mgr.GetConfig().QPS, mgr.GetConfig().Burst,
+			cmp.Or(opts.NamespaceWriteShare, fairness.DefaultNamespaceWriteShare)),
 	}
 	if err := requests.SetupWithManager(mgr); err != nil {
 		return err
@@ -225,5 +227,5 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	return SetupProviderReconcilers(mgr, opts.Providers, cmp.Or(opts.CredentialCheckInterval, DefaultCredentialCheckInterval),
-		len(opts.WatchNamespaces) == 0, issuer.Policies(), issuer)
+		len(opts.WatchNamespaces) == 0, issuer.RequestRules(), issuer)
 }

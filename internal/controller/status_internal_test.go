@@ -8,6 +8,7 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
+	"github.com/embedtokens/embed-token-operator/internal/refresh"
 )
 
 // TestFailureBackoff proves a failed vendor call's backoff counts from the
@@ -15,7 +16,7 @@ import (
 // called again the moment it fails.
 func TestFailureBackoff(t *testing.T) {
 	start := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
-	stored := StoredToken{Present: true, IssuedAt: start.Add(-50 * time.Minute), ExpiresAt: start.Add(10 * time.Minute)}
+	stored := refresh.StoredToken{Present: true, IssuedAt: start.Add(-50 * time.Minute), ExpiresAt: start.Add(10 * time.Minute)}
 	for _, tc := range []struct {
 		name     string
 		callTime time.Duration // 0: the reconcile failed before any vendor call ended
@@ -27,14 +28,16 @@ func TestFailureBackoff(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			etr := &v1alpha1.EmbedTokenRequest{}
 			etr.UID = "uid-1"
-			o := &outcome{now: start, stored: stored, err: provider.Classify(provider.Transient(v1alpha1.ReasonVendorUnavailable, "timed out"))}
+			o := newScope(etr, start)
+			o.secret.Stored = stored
+			o.fail(provider.Transient(v1alpha1.ReasonVendorUnavailable, "timed out"))
 			if tc.callTime > 0 {
 				o.failedAt = start.Add(tc.callTime)
 			}
 			r := &EmbedTokenRequestReconciler{Recorder: events.NewFakeRecorder(10)}
-			requeue := r.finish(etr, o).RequeueAfter
+			requeue := r.finish(o).RequeueAfter
 			ended := start.Add(tc.callTime)
-			backoff := Backoff(1, false, 0, stored.ExpiresAt, ended, string(etr.UID))
+			backoff := refresh.Backoff(1, false, 0, stored.ExpiresAt, ended, string(etr.UID))
 			// The status holds whole seconds.
 			if got := etr.Status.LastFailureTime.Time; !got.Equal(ended) {
 				t.Errorf("lastFailureTime = %v, want %v", got, ended)

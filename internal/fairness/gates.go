@@ -8,8 +8,9 @@ import (
 )
 
 // Gates are the shared state that keeps one provider or one namespace from
-// taking every vendor call: the rate-limit tickets (with their per-namespace
-// lanes on shared providers) and the call slots under Caps. Both callers of
+// taking every vendor call: each provider's rate limiter (Limiters), the
+// turns under it (Tickets, with per-namespace lanes on shared providers) and
+// the call slots under Caps; TryAdmit passes a call through all of them. Both callers of
 // the vendor, the reconciler and the token endpoint, pass the same Gates, so
 // their calls count against the same caps.
 //
@@ -17,9 +18,10 @@ import (
 // Block are woken through their channel; every other waiter (a reconciled
 // request) is handed to Wake, which requeues it.
 type Gates struct {
-	Caps    Caps
-	Tickets Tickets
-	Slots   Slots
+	Caps     Caps
+	Limiters Limiters
+	Tickets  Tickets
+	Slots    Slots
 
 	mu      sync.Mutex
 	blocked map[types.NamespacedName]chan struct{}

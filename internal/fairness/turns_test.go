@@ -118,7 +118,7 @@ type simEvent struct {
 }
 
 // maxLimiterSleep is the longest a reconcile worker sleeps for its turn
-// (issuance.MaxLimiterSleep); a later turn is a requeue.
+// (MaxLimiterSleep); a later turn is a requeue.
 const maxLimiterSleep = 200 * time.Millisecond
 
 func newTurnSim(l *rate.Limiter, latency time.Duration) *turnSim {

@@ -45,11 +45,6 @@ func (c Call) logKey() string {
 	return c.LogKey
 }
 
-// MaxLimiterSleep is the longest a caller sleeps for its turn under a
-// provider's rate limit once admitted; a reconcile worker waiting longer
-// is requeued instead.
-const MaxLimiterSleep = 200 * time.Millisecond
-
 // MaxCallWait bounds how long a blocking Call waits for its turn under a
 // provider's rate limit, and MaxQueueRounds how many rounds of calls may be
 // ahead of it in a call-slot queue or its namespace's lane: past either it
@@ -74,63 +69,12 @@ func (t *Throttled) Error() string {
 	return fmt.Sprintf("vendor call throttled: %s; retry after %s", t.Reason, t.RetryAfter.Round(time.Millisecond))
 }
 
-// WaitReason is why TryAdmit did not admit a call.
-type WaitReason int
-
-const (
-	// Admitted: the call may be made.
-	Admitted WaitReason = iota
-	// WaitTurn: the call waits for its namespace's turn under a shared
-	// provider's rate limit (in Queue); it is woken when the turn frees.
-	WaitTurn
-	// WaitRateLimit: the call holds a turn under the rate limit, After
-	// from now; it keeps it until it asks again or is settled.
-	WaitRateLimit
-	// WaitSlot: the call waits for a free call slot (in Queue); it is
-	// woken when one frees.
-	WaitSlot
-)
-
-// Admission is TryAdmit's answer.
-type Admission struct {
-	// Wait is Admitted, or why the call waits.
-	Wait WaitReason
-	// Release, when admitted, frees the call slot; call it when the
-	// vendor call ends.
-	Release func()
-	// Sleep, when admitted, is how long to wait for the rate limit's turn
-	// before calling, at most MaxLimiterSleep.
-	Sleep time.Duration
-	// After is how far away the rate limit's turn is (WaitRateLimit).
-	After time.Duration
-	// Queue is where the call stands (WaitTurn, WaitSlot).
-	Queue fairness.QueueState
-}
-
 // TryAdmit lets one vendor call by who, from namespace, through p's gates
-// without blocking: its turn under p's rate limit (a ticket who keeps
-// across tries, so waiting callers are served in order; under a shared
-// provider each namespace holds one ticket at a time) and a call slot under
-// every cap. The reconciler requeues a request that must wait; Call waits.
-// Until who is admitted or settled (Gates().Settle), it keeps its ticket
-// and its places in the queues.
-func (i *Issuer) TryAdmit(who types.NamespacedName, p *Provider, namespace string, now time.Time) Admission {
-	g := i.gates
-	wait, queue, placed := g.Tickets.Claim(who, i.clients.limiter(p), fairness.Lane(p.UID, namespace, p.Shared()), now)
-	if !placed {
-		g.Slots.Forget(who) // it comes back for a slot at its turn
-		return Admission{Wait: WaitTurn, Queue: queue}
-	}
-	if wait > MaxLimiterSleep {
-		g.Slots.Forget(who)
-		return Admission{Wait: WaitRateLimit, After: wait}
-	}
-	release, queue, ok := g.Slots.Acquire(who, g.Caps.Limits(p.UID, namespace, p.Shared()), now)
-	if !ok {
-		return Admission{Wait: WaitSlot, Queue: queue}
-	}
-	g.Tickets.Use(who)
-	return Admission{Release: release, Sleep: wait}
+// without blocking (fairness.Gates.TryAdmit). The reconciler requeues a
+// request that must wait; Call waits.
+func (i *Issuer) TryAdmit(who types.NamespacedName, p *Provider, namespace string, now time.Time) fairness.Admission {
+	return i.gates.TryAdmit(fairness.Call{Who: who, Provider: fairness.ProviderKey(p.Key()), UID: p.UID, RateLimit: p.Spec.RateLimit,
+		Namespace: namespace, Shared: p.Shared()}, now)
 }
 
 // DescribeCaps states the call caps that apply to p, for a status message.
@@ -164,22 +108,22 @@ func (i *Issuer) wait(ctx context.Context, p *Provider, c Call) (func(), error) 
 		var after time.Duration
 		var reason string
 		switch a.Wait {
-		case Admitted:
+		case fairness.Admitted:
 			if err := sleep(ctx, a.Sleep, nil); err != nil {
 				a.Release()
 				return nil, &Throttled{RetryAfter: a.Sleep, Reason: "the rate limit of " + p.Describe()}
 			}
 			return a.Release, nil
-		case WaitRateLimit:
+		case fairness.WaitRateLimit:
 			after, reason = a.After, "the rate limit of "+p.Describe()
 			if a.After > MaxCallWait || pastDeadline(ctx, a.After) {
 				return nil, &Throttled{RetryAfter: a.After, Reason: reason}
 			}
 			woken = nil // the turn is a time, not a wake-up
-		case WaitTurn, WaitSlot:
+		case fairness.WaitTurn, fairness.WaitSlot:
 			after = fairness.RetryBase * time.Duration(max(a.Queue.Rounds, 1))
 			reason = "a free vendor call slot of " + p.Describe() + " (" + i.DescribeCaps(p) + ")"
-			if a.Wait == WaitTurn {
+			if a.Wait == fairness.WaitTurn {
 				reason = "its namespace's turn under the rate limit of " + p.Describe()
 			}
 			if a.Queue.Rounds > MaxQueueRounds {

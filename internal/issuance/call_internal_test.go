@@ -12,6 +12,8 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/credentials"
+	"github.com/embedtokens/embed-token-operator/internal/fairness"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 )
 
@@ -36,10 +38,10 @@ func testIssuer(workers int, shared bool, limit *v1alpha1.RateLimit) (*Issuer, *
 	var p *Provider
 	if shared {
 		p = newProvider(&v1alpha1.ClusterEmbedProvider{ObjectMeta: metav1.ObjectMeta{Name: "shared", UID: "uid-shared"}},
-			spec, &v1alpha1.EmbedProviderStatus{}, CredentialReader{clusterScoped: true}, nil)
+			spec, &v1alpha1.EmbedProviderStatus{}, credentials.New(nil, "", true), nil)
 	} else {
 		p = newProvider(&v1alpha1.EmbedProvider{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "own", UID: "uid-own"}},
-			spec, &v1alpha1.EmbedProviderStatus{}, CredentialReader{namespace: "team-a"}, nil)
+			spec, &v1alpha1.EmbedProviderStatus{}, credentials.New(nil, "team-a", false), nil)
 	}
 	p.impl = vendor
 	return i, p, vendor
@@ -65,11 +67,11 @@ func TestCallWaitsForASlotTheReconcilerHolds(t *testing.T) {
 			// Two workers: one call at once per provider and per namespace.
 			i, p, vendor := testIssuer(2, tc.shared, nil)
 			held := i.TryAdmit(types.NamespacedName{Namespace: tc.from, Name: "request"}, p, tc.from, time.Now())
-			if held.Wait != Admitted {
+			if held.Wait != fairness.Admitted {
 				t.Fatalf("the reconciler's call is not admitted: %+v", held)
 			}
-			waiting := make(chan WaitReason, 1)
-			i.onWait = func(w WaitReason) { waiting <- w }
+			waiting := make(chan fairness.WaitReason, 1)
+			i.onWait = func(w fairness.WaitReason) { waiting <- w }
 			done := make(chan error, 1)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
@@ -77,7 +79,7 @@ func TestCallWaitsForASlotTheReconcilerHolds(t *testing.T) {
 				_, err := i.Call(ctx, p, endpointCall("team-a"))
 				done <- err
 			}()
-			if w := <-waiting; w != WaitSlot {
+			if w := <-waiting; w != fairness.WaitSlot {
 				t.Fatalf("the call waits for %v, want a slot", w)
 			}
 			if n := vendor.calls.Load(); n != 0 {
@@ -90,7 +92,7 @@ func TestCallWaitsForASlotTheReconcilerHolds(t *testing.T) {
 			if n := vendor.calls.Load(); n != 1 {
 				t.Fatalf("the vendor was called %d times, want 1", n)
 			}
-			if a := i.TryAdmit(types.NamespacedName{Namespace: "team-a", Name: "next"}, p, "team-a", time.Now()); a.Wait != Admitted {
+			if a := i.TryAdmit(types.NamespacedName{Namespace: "team-a", Name: "next"}, p, "team-a", time.Now()); a.Wait != fairness.Admitted {
 				t.Fatalf("the endpoint's call left its slot taken: %+v", a)
 			} else {
 				a.Release()
@@ -146,7 +148,7 @@ func TestCallIsThrottledAtOnce(t *testing.T) {
 			i, p, vendor := testIssuer(2, false, tc.limit)
 			tc.before(i, p)
 			before := vendor.calls.Load()
-			i.onWait = func(w WaitReason) { t.Errorf("the call waits (%v) instead of being throttled", w) }
+			i.onWait = func(w fairness.WaitReason) { t.Errorf("the call waits (%v) instead of being throttled", w) }
 			ctx, cancel := context.WithTimeout(context.Background(), tc.deadline)
 			defer cancel()
 			_, err := i.Call(ctx, p, endpointCall("team-a"))

@@ -29,8 +29,8 @@
 //     provider's share beyond the caps.
 //  4. Issue calls the vendor with the provider's HTTP client (egress guard,
 //     CA bundle, timeout capped by --max-vendor-timeout) and its
-//     credentials, read uncached through a cache keyed on the provider's
-//     generation and credentialsVersion. The token is checked for size and
+//     credentials (package credentials), read uncached through a cache
+//     keyed on the provider's generation and credentialsVersion. The token is checked for size and
 //     expiry, held to the provider's maxLifetime (a refused token is
 //     revoked) and to MaxTrustedLifetime, and every credential the call
 //     read is redacted from errors in any encoding. The call is recorded
@@ -42,6 +42,6 @@
 //
 // Files: issuer.go (Issuer, Options), provider.go (Resolve, Check,
 // Provider), call.go (Call, TryAdmit, Issue, Revoke, Throttled),
-// credentials.go and credcache.go, httpclient.go, lifetime.go and
-// expirycap.go (maxLifetime and the trusted-expiry cap).
+// httpclient.go, lifetime.go and expirycap.go (maxLifetime and the
+// trusted-expiry cap).
 package issuance

@@ -8,6 +8,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/credentials"
 	"github.com/embedtokens/embed-token-operator/internal/provider/egress"
 )
 
@@ -19,9 +20,9 @@ func TestProviderKindPicksTheEgressScope(t *testing.T) {
 	spec := &v1alpha1.EmbedProviderSpec{}
 	status := &v1alpha1.EmbedProviderStatus{}
 	cluster := newProvider(&v1alpha1.ClusterEmbedProvider{ObjectMeta: metav1.ObjectMeta{Name: "shared", UID: "same-uid"}},
-		spec, status, CredentialReader{clusterScoped: true}, nil)
+		spec, status, credentials.New(nil, "", true), nil)
 	namespaced := newProvider(&v1alpha1.EmbedProvider{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "own", UID: "same-uid"}},
-		spec, status, CredentialReader{namespace: "team-a"}, nil)
+		spec, status, credentials.New(nil, "team-a", false), nil)
 	if cluster.scope != egress.Cluster || namespaced.scope != egress.Namespaced {
 		t.Fatalf("scopes = %v, %v; want ClusterEmbedProvider, EmbedProvider", cluster.scope, namespaced.scope)
 	}

@@ -9,16 +9,15 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/fairness"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 	"github.com/embedtokens/embed-token-operator/internal/provider/egress"
-	"github.com/embedtokens/embed-token-operator/internal/requestpolicy"
+	"github.com/embedtokens/embed-token-operator/internal/requestrules"
 )
 
 // defaultVendorTimeout applies when a provider sets no spec.timeout.
@@ -28,7 +27,7 @@ const defaultVendorTimeout = 10 * time.Second
 // unused. Past it they are dropped at the provider's next reconcile (at
 // least every --credential-check-interval): the transport has closed its
 // idle connections long before (after 90 s), and a rate limiter unused
-// this long has refilled, so a new one behaves the same.
+// this long has refilled, so a new one behaves the same (fairness.Limiters).
 const idleClientTTL = 10 * time.Minute
 
 // vendorTimeout is the bound on one vendor call: the provider's
@@ -44,9 +43,8 @@ func vendorTimeout(spec *metav1.Duration, maxTimeout time.Duration) time.Duratio
 	return d
 }
 
-// httpClients keeps one HTTP client and one rate limiter per provider, so
-// connections are reused across requests and the limit is shared, and one
-// parsed CA bundle per distinct content, shared by every provider's client
+// httpClients keeps one HTTP client per provider, so connections are
+// reused across requests, and one parsed CA bundle per distinct content, shared by every provider's client
 // that trusts it. Entries are named by provider (kind, namespace, name) and
 // record the object (UID) they were built for. Nothing outlives its use:
 // a deleted provider's entries go at once (forget), a changed or idle one's
@@ -57,10 +55,9 @@ type httpClients struct {
 	maxTimeout time.Duration
 	clock      clock.PassiveClock
 
-	mu       sync.Mutex
-	clients  map[requestpolicy.Key]*cachedClient
-	limiters map[requestpolicy.Key]*cachedLimiter
-	pools    map[caBundleHash]*sharedPool
+	mu      sync.Mutex
+	clients map[requestrules.Key]*cachedClient
+	pools   map[caBundleHash]*sharedPool
 }
 
 // caBundleHash names a CA bundle by its content; the zero hash is no bundle.
@@ -75,13 +72,6 @@ type cachedClient struct {
 	lastUsed   time.Time
 }
 
-type cachedLimiter struct {
-	uid      types.UID
-	limit    v1alpha1.RateLimit
-	limiter  *rate.Limiter
-	lastUsed time.Time
-}
-
 // sharedPool is a parsed CA bundle and the number of cached clients that
 // trust it.
 type sharedPool struct {
@@ -90,8 +80,8 @@ type sharedPool struct {
 }
 
 func newHTTPClients(maxTimeout time.Duration, clk clock.PassiveClock) *httpClients {
-	return &httpClients{maxTimeout: maxTimeout, clock: clk, clients: map[requestpolicy.Key]*cachedClient{},
-		limiters: map[requestpolicy.Key]*cachedLimiter{}, pools: map[caBundleHash]*sharedPool{}}
+	return &httpClients{maxTimeout: maxTimeout, clock: clk, clients: map[requestrules.Key]*cachedClient{},
+		pools: map[caBundleHash]*sharedPool{}}
 }
 
 // httpClient returns the provider's HTTP client, whose connections the
@@ -103,26 +93,33 @@ func (i *Issuer) httpClient(ctx context.Context, p *Provider) (*http.Client, err
 // ForgetProvider drops the client, limiter and credentials kept for a
 // provider that is gone. The provider reconciler calls it (its
 // ProviderMemory), since it sees every provider go.
-func (i *Issuer) ForgetProvider(key requestpolicy.Key) {
+func (i *Issuer) ForgetProvider(key requestrules.Key) {
 	uids := i.clients.forget(key)
-	i.credCache.forget(uids...)
-	i.saTokens.forget(uids...)
+	if uid, ok := i.gates.Limiters.Forget(fairness.ProviderKey(key)); ok {
+		uids = append(uids, uid)
+	}
+	i.credCache.Forget(uids...)
+	i.saTokens.Forget(uids...)
 }
 
 // ReleaseProvider drops the client, limiter and credentials kept for a
 // provider that were built for another object or an older spec, or that
 // have been idle for idleClientTTL. The provider reconciler calls it each
 // time it reconciles obj, at least every --credential-check-interval.
-func (i *Issuer) ReleaseProvider(key requestpolicy.Key, obj client.Object) {
+func (i *Issuer) ReleaseProvider(key requestrules.Key, obj client.Object) {
 	uids := i.clients.release(key, obj)
-	i.credCache.forget(uids...)
-	i.saTokens.forget(uids...)
+	if uid, ok := i.gates.Limiters.Release(fairness.ProviderKey(key), obj.GetUID(), i.clients.clock.Now().Add(-idleClientTTL)); ok {
+		uids = append(uids, uid)
+	}
+	i.credCache.Forget(uids...)
+	i.saTokens.Forget(uids...)
 }
 
 // HTTPClientCounts returns how many vendor HTTP clients, rate limiters and
 // parsed CA bundles are kept, for the operator's memory metrics.
 func (i *Issuer) HTTPClientCounts() (clients, limiters, pools int) {
-	return i.clients.size()
+	clients, pools = i.clients.size()
+	return clients, i.gates.Limiters.Len(), pools
 }
 
 // get returns the provider's client, building a new one when anything it
@@ -141,7 +138,7 @@ func (h *httpClients) get(ctx context.Context, p *Provider, guard egress.Guard) 
 
 // client returns the client cached for the provider key, or builds and
 // caches one for the provider object uid at generation.
-func (h *httpClients) client(pk requestpolicy.Key, uid types.UID, generation int64, timeout time.Duration, caPEM []byte,
+func (h *httpClients) client(pk requestrules.Key, uid types.UID, generation int64, timeout time.Duration, caPEM []byte,
 	guard egress.Guard) (*http.Client, error) {
 	var bundle caBundleHash
 	if len(caPEM) > 0 {
@@ -202,46 +199,22 @@ func (h *httpClients) releasePool(bundle caBundleHash) {
 }
 
 // dropClient removes the provider key's client. h.mu is held.
-func (h *httpClients) dropClient(pk requestpolicy.Key) {
+func (h *httpClients) dropClient(pk requestrules.Key) {
 	if c, ok := h.clients[pk]; ok {
 		delete(h.clients, pk)
 		h.releasePool(c.bundle)
 	}
 }
 
-func (h *httpClients) limiter(p *Provider) *rate.Limiter {
-	limit := v1alpha1.RateLimit{}
-	if p.Spec.RateLimit != nil {
-		limit = *p.Spec.RateLimit
-	}
-	pk, now := p.Key(), h.clock.Now()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if l, ok := h.limiters[pk]; ok && l.uid == p.UID && l.limit == limit {
-		l.lastUsed = now
-		return l.limiter
-	}
-	l := rate.NewLimiter(rate.Inf, 0)
-	if limit.RequestsPerSecond > 0 {
-		l = rate.NewLimiter(rate.Limit(limit.RequestsPerSecond), int(max(limit.Burst, 1)))
-	}
-	h.limiters[pk] = &cachedLimiter{uid: p.UID, limit: limit, limiter: l, lastUsed: now}
-	return l
-}
-
-// forget drops the client and limiter of the provider key, which is gone,
-// and returns the provider objects (UIDs) they were built for.
-func (h *httpClients) forget(pk requestpolicy.Key) []types.UID {
+// forget drops the client of the provider key, which is gone, and returns
+// the provider object (UID) it was built for.
+func (h *httpClients) forget(pk requestrules.Key) []types.UID {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var uids []types.UID
 	if c, ok := h.clients[pk]; ok {
 		uids = append(uids, c.uid)
 		h.dropClient(pk)
-	}
-	if l, ok := h.limiters[pk]; ok {
-		uids = append(uids, l.uid)
-		delete(h.limiters, pk)
 	}
 	return uids
 }
@@ -250,7 +223,7 @@ func (h *httpClients) forget(pk requestpolicy.Key) []types.UID {
 // it is now, would not reuse: entries built for another object under the
 // same name or an older generation, and entries unused for idleClientTTL.
 // It returns the provider objects (UIDs) whose entries it dropped.
-func (h *httpClients) release(pk requestpolicy.Key, obj client.Object) []types.UID {
+func (h *httpClients) release(pk requestrules.Key, obj client.Object) []types.UID {
 	now := h.clock.Now()
 	idle := func(lastUsed time.Time) bool { return now.Sub(lastUsed) > idleClientTTL }
 	h.mu.Lock()
@@ -260,16 +233,12 @@ func (h *httpClients) release(pk requestpolicy.Key, obj client.Object) []types.U
 		uids = append(uids, c.uid)
 		h.dropClient(pk)
 	}
-	if l, ok := h.limiters[pk]; ok && (l.uid != obj.GetUID() || idle(l.lastUsed)) {
-		uids = append(uids, l.uid)
-		delete(h.limiters, pk)
-	}
 	return uids
 }
 
-// size returns how many clients, limiters and parsed CA bundles are kept.
-func (h *httpClients) size() (clients, limiters, pools int) {
+// size returns how many clients and parsed CA bundles are kept.
+func (h *httpClients) size() (clients, pools int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return len(h.clients), len(h.limiters), len(h.pools)
+	return len(h.clients), len(h.pools)
 }

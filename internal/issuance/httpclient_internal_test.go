@@ -18,8 +18,9 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/fairness"
 	"github.com/embedtokens/embed-token-operator/internal/provider/egress"
-	"github.com/embedtokens/embed-token-operator/internal/requestpolicy"
+	"github.com/embedtokens/embed-token-operator/internal/requestrules"
 )
 
 // testCAPEM is a new self-signed CA certificate, PEM-encoded.
@@ -51,8 +52,8 @@ func providerObj(name string, uid types.UID, generation int64) *v1alpha1.EmbedPr
 	return &v1alpha1.EmbedProvider{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: name, UID: uid, Generation: generation}}
 }
 
-func providerKey(name string) requestpolicy.Key {
-	return requestpolicy.Key{Kind: "EmbedProvider", Namespace: "team-a", Name: name}
+func providerKey(name string) requestrules.Key {
+	return requestrules.Key{Kind: "EmbedProvider", Namespace: "team-a", Name: name}
 }
 
 // TestHTTPClientsShareCABundles proves providers whose CA bundles are equal
@@ -78,91 +79,96 @@ func TestHTTPClientsShareCABundles(t *testing.T) {
 	if rootsOf(c) == rootsOf(a) {
 		t.Error("a provider with another CA bundle shares its pool")
 	}
-	if _, _, pools := h.size(); pools != 2 {
+	if _, pools := h.size(); pools != 2 {
 		t.Errorf("%d pools for two distinct bundles", pools)
 	}
 	h.forget(providerKey("a"))
-	if _, _, pools := h.size(); pools != 2 {
+	if _, pools := h.size(); pools != 2 {
 		t.Errorf("%d pools after one of the bundle's two users went, want 2", pools)
 	}
 	h.forget(providerKey("b"))
 	h.forget(providerKey("c"))
-	if clients, _, pools := h.size(); clients != 0 || pools != 0 {
+	if clients, pools := h.size(); clients != 0 || pools != 0 {
 		t.Errorf("%d clients and %d pools remain after every provider went", clients, pools)
 	}
 }
 
 // TestHTTPClientsForgetAndRelease proves nothing is kept for a provider
 // that no longer needs it: a deleted one, another object under the same
-// name, an older spec, or one no request has used for idleClientTTL.
+// name, an older spec, or one no request has used for idleClientTTL. Its
+// HTTP client and its rate limiter (in the fairness gates) go together.
 func TestHTTPClientsForgetAndRelease(t *testing.T) {
 	start := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
 	bundle := testCAPEM(t, "private CA")
 	for _, tc := range []struct {
 		name string
 		// then runs after the provider "p" (uid-1, generation 1) was used.
-		then func(h *httpClients, clk *clocktesting.FakePassiveClock)
+		then func(i *Issuer, clk *clocktesting.FakePassiveClock)
 		// want is how many clients, limiters and pools are kept.
 		want [3]int
 	}{
-		{"A deleted provider's entries are forgotten", func(h *httpClients, _ *clocktesting.FakePassiveClock) {
-			h.forget(providerKey("p"))
+		{"A deleted provider's entries are forgotten", func(i *Issuer, _ *clocktesting.FakePassiveClock) {
+			i.ForgetProvider(providerKey("p"))
 		}, [3]int{}},
-		{"A provider reconciled unchanged and in use keeps its entries", func(h *httpClients, clk *clocktesting.FakePassiveClock) {
+		{"A provider reconciled unchanged and in use keeps its entries", func(i *Issuer, clk *clocktesting.FakePassiveClock) {
 			clk.SetTime(start.Add(idleClientTTL))
-			h.release(providerKey("p"), providerObj("p", "uid-1", 1))
+			i.ReleaseProvider(providerKey("p"), providerObj("p", "uid-1", 1))
 		}, [3]int{1, 1, 1}},
-		{"A provider whose spec changed gives up its client, and keeps its limiter while the limit is the same", func(h *httpClients, _ *clocktesting.FakePassiveClock) {
-			h.release(providerKey("p"), providerObj("p", "uid-1", 2))
+		{"A provider whose spec changed gives up its client, and keeps its limiter while the limit is the same", func(i *Issuer, _ *clocktesting.FakePassiveClock) {
+			i.ReleaseProvider(providerKey("p"), providerObj("p", "uid-1", 2))
 		}, [3]int{0, 1, 0}},
-		{"A provider deleted and created again under the same name gives up the old one's entries", func(h *httpClients, _ *clocktesting.FakePassiveClock) {
-			h.release(providerKey("p"), providerObj("p", "uid-2", 1))
+		{"A provider deleted and created again under the same name gives up the old one's entries", func(i *Issuer, _ *clocktesting.FakePassiveClock) {
+			i.ReleaseProvider(providerKey("p"), providerObj("p", "uid-2", 1))
 		}, [3]int{}},
-		{"A provider no request used for longer than idleClientTTL gives up its entries", func(h *httpClients, clk *clocktesting.FakePassiveClock) {
+		{"A provider no request used for longer than idleClientTTL gives up its entries", func(i *Issuer, clk *clocktesting.FakePassiveClock) {
 			clk.SetTime(start.Add(idleClientTTL + time.Second))
-			h.release(providerKey("p"), providerObj("p", "uid-1", 1))
+			i.ReleaseProvider(providerKey("p"), providerObj("p", "uid-1", 1))
 		}, [3]int{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := clocktesting.NewFakePassiveClock(start)
-			h := newHTTPClients(0, clk)
+			i := New(Options{Clock: clk})
 			p := &Provider{Kind: "EmbedProvider", Namespace: "team-a", Name: "p", UID: "uid-1", Generation: 1,
 				Spec: &v1alpha1.EmbedProviderSpec{RateLimit: &v1alpha1.RateLimit{RequestsPerSecond: 1}}}
-			if _, err := h.client(p.Key(), p.UID, p.Generation, time.Second, bundle, egress.Guard{}); err != nil {
-				t.Fatal(err)
-			}
-			h.limiter(p)
-			tc.then(h, clk)
-			if clients, limiters, pools := h.size(); [3]int{clients, limiters, pools} != tc.want {
+			use(t, i, p, bundle, start)
+			tc.then(i, clk)
+			if clients, limiters, pools := i.HTTPClientCounts(); [3]int{clients, limiters, pools} != tc.want {
 				t.Errorf("%d clients, %d limiters, %d pools kept; want %v", clients, limiters, pools, tc.want)
 			}
 		})
 	}
 }
 
+// use makes i build p's HTTP client and rate limiter, as a vendor call does.
+func use(t *testing.T, i *Issuer, p *Provider, bundle []byte, now time.Time) {
+	t.Helper()
+	if _, err := i.clients.client(p.Key(), p.UID, p.Generation, time.Second, bundle, egress.Guard{}); err != nil {
+		t.Fatal(err)
+	}
+	i.gates.Limiters.For(fairness.ProviderKey(p.Key()), p.UID, p.Spec.RateLimit, now)
+}
+
 // TestHTTPClientsHoldNothingForDeletedProviders creates, uses and deletes
 // many providers that share one CA bundle, as a tenant repeating the cycle
 // would, and checks nothing is left of them.
 func TestHTTPClientsHoldNothingForDeletedProviders(t *testing.T) {
-	h := newHTTPClients(0, clocktesting.NewFakePassiveClock(time.Now()))
+	now := time.Now()
+	i := New(Options{Clock: clocktesting.NewFakePassiveClock(now)})
 	bundle := testCAPEM(t, "private CA")
 	for cycle := range 3 {
-		for i := range 50 {
-			name := fmt.Sprintf("p%d", i)
+		for n := range 50 {
+			name := fmt.Sprintf("p%d", n)
 			p := &Provider{Kind: "EmbedProvider", Namespace: "team-a", Name: name, UID: types.UID(fmt.Sprint(cycle, name)),
 				Generation: 1, Spec: &v1alpha1.EmbedProviderSpec{}}
-			if _, err := h.client(p.Key(), p.UID, 1, time.Second, bundle, egress.Guard{}); err != nil {
-				t.Fatal(err)
-			}
-			h.limiter(p)
+			use(t, i, p, bundle, now)
 		}
-		if _, _, pools := h.size(); pools != 1 {
+		if _, _, pools := i.HTTPClientCounts(); pools != 1 {
 			t.Fatalf("cycle %d: %d pools for one bundle", cycle, pools)
 		}
-		for i := range 50 {
-			h.forget(providerKey(fmt.Sprintf("p%d", i)))
+		for n := range 50 {
+			i.ForgetProvider(providerKey(fmt.Sprintf("p%d", n)))
 		}
-		if clients, limiters, pools := h.size(); clients+limiters+pools != 0 {
+		if clients, limiters, pools := i.HTTPClientCounts(); clients+limiters+pools != 0 {
 			t.Fatalf("cycle %d: %d clients, %d limiters, %d pools left after every provider was deleted", cycle, clients, limiters, pools)
 		}
 	}

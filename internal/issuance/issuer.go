@@ -10,10 +10,11 @@ import (
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/embedtokens/embed-token-operator/internal/credentials"
 	"github.com/embedtokens/embed-token-operator/internal/fairness"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 	"github.com/embedtokens/embed-token-operator/internal/provider/egress"
-	"github.com/embedtokens/embed-token-operator/internal/requestpolicy"
+	"github.com/embedtokens/embed-token-operator/internal/requestrules"
 )
 
 // DefaultMaxVendorTimeout bounds each vendor call whatever a provider's
@@ -36,9 +37,9 @@ type Options struct {
 	APIReader client.Reader
 	// Providers maps a vendor name (v1alpha1.Vendor*) to its implementation.
 	Providers map[string]provider.Provider
-	// Policies holds each provider's compiled requestValidations, shared
+	// RequestRules holds each provider's compiled requestValidations, shared
 	// with the provider reconcilers; nil compiles them on every use.
-	Policies *requestpolicy.Cache
+	RequestRules *requestrules.Cache
 	// Workers is the number of reconcile workers
 	// (--max-concurrent-reconciles); the call caps are shares of it.
 	Workers int
@@ -73,7 +74,7 @@ type Options struct {
 type Issuer struct {
 	client, apiReader client.Reader
 	providers         map[string]provider.Provider
-	policies          *requestpolicy.Cache
+	requestRules      *requestrules.Cache
 	watchNamespaces   []string
 	egress            egress.Policy
 	resolver          *net.Resolver
@@ -81,15 +82,15 @@ type Issuer struct {
 	clock             clock.PassiveClock
 
 	clients   *httpClients
-	credCache *credentialCache
-	saTokens  *serviceAccountTokens
+	credCache *credentials.Cache
+	saTokens  *credentials.ServiceAccountTokens
 	gates     *fairness.Gates
 	// waiters numbers the endpoint's blocking calls, which wait in the
 	// same queues as the reconciler's requests.
 	waiters atomic.Uint64
 	// onWait, when set (by tests), is told each time a blocking call goes
 	// to wait, and why.
-	onWait func(WaitReason)
+	onWait func(fairness.WaitReason)
 }
 
 // New returns an Issuer configured by opts.
@@ -99,11 +100,11 @@ func New(opts Options) *Issuer {
 		clk = clock.RealClock{}
 	}
 	return &Issuer{
-		client: opts.Client, apiReader: opts.APIReader, providers: opts.Providers, policies: opts.Policies,
+		client: opts.Client, apiReader: opts.APIReader, providers: opts.Providers, requestRules: opts.RequestRules,
 		watchNamespaces: opts.WatchNamespaces, egress: opts.Egress, resolver: opts.VendorResolver, metrics: opts.Metrics, clock: clk,
 		clients:   newHTTPClients(cmp.Or(opts.MaxVendorTimeout, DefaultMaxVendorTimeout), clk),
-		credCache: newCredentialCache(),
-		saTokens:  newServiceAccountTokens(opts.ServiceAccounts, clk),
+		credCache: credentials.NewCache(),
+		saTokens:  credentials.NewServiceAccountTokens(opts.ServiceAccounts, clk),
 		gates:     fairness.NewGates(max(opts.Workers, 1), nil),
 	}
 }
@@ -113,6 +114,6 @@ func New(opts Options) *Issuer {
 // when it no longer waits.
 func (i *Issuer) Gates() *fairness.Gates { return i.gates }
 
-// Policies is the compiled-rules cache the Issuer checks requests with,
+// RequestRules is the compiled-rules cache the Issuer checks requests with,
 // shared with the provider reconcilers.
-func (i *Issuer) Policies() *requestpolicy.Cache { return i.policies }
+func (i *Issuer) RequestRules() *requestrules.Cache { return i.requestRules }

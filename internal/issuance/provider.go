@@ -13,9 +13,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
+	"github.com/embedtokens/embed-token-operator/internal/credentials"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 	"github.com/embedtokens/embed-token-operator/internal/provider/egress"
-	"github.com/embedtokens/embed-token-operator/internal/requestpolicy"
+	"github.com/embedtokens/embed-token-operator/internal/requestrules"
 )
 
 // KindEmbedProvider and KindClusterEmbedProvider are the kinds a
@@ -42,7 +43,7 @@ type Provider struct {
 
 	vendor            string
 	impl              provider.Provider
-	creds             CredentialReader
+	creds             credentials.Reader
 	namespaceSelector *metav1.LabelSelector
 	// scope decides which addresses the provider's vendor calls may reach.
 	scope egress.Scope
@@ -67,32 +68,30 @@ func (i *Issuer) Resolve(ctx context.Context, namespace string, ref v1alpha1.Pro
 		if err := i.client.Get(ctx, client.ObjectKey{Name: ref.Name}, cp); err != nil {
 			return nil, providerGetError(err, "ClusterEmbedProvider "+ref.Name)
 		}
-		return i.newProvider(cp, &cp.Spec.EmbedProviderSpec, &cp.Status, CredentialReader{clusterScoped: true}, cp.Spec.NamespaceSelector), nil
+		return i.newProvider(cp, &cp.Spec.EmbedProviderSpec, &cp.Status, cp.Spec.NamespaceSelector), nil
 	}
 	p := &v1alpha1.EmbedProvider{}
 	if err := i.client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: ref.Name}, p); err != nil {
 		return nil, providerGetError(err, "EmbedProvider "+namespace+"/"+ref.Name)
 	}
-	return i.newProvider(p, &p.Spec, &p.Status, CredentialReader{namespace: p.Namespace}, nil), nil
+	return i.newProvider(p, &p.Spec, &p.Status, nil), nil
 }
 
 // newProvider builds the handle of obj. Its credentials are read uncached,
 // served from the credential cache while the provider's generation and
 // credentialsVersion stay the same.
 func (i *Issuer) newProvider(obj client.Object, spec *v1alpha1.EmbedProviderSpec, status *v1alpha1.EmbedProviderStatus,
-	creds CredentialReader, selector *metav1.LabelSelector) *Provider {
-	creds.reader, creds.cache, creds.uid = i.apiReader, i.credCache, obj.GetUID()
-	creds.stamp = credentialStamp(obj.GetGeneration(), status.CredentialsVersion)
-	creds.tokens, creds.generation = i.saTokens, obj.GetGeneration()
+	selector *metav1.LabelSelector) *Provider {
+	creds := credentials.ForProvider(i.apiReader, obj, status.CredentialsVersion, i.credCache, i.saTokens)
 	return newProvider(obj, spec, status, creds, selector)
 }
 
 func newProvider(obj client.Object, spec *v1alpha1.EmbedProviderSpec, status *v1alpha1.EmbedProviderStatus,
-	creds CredentialReader, selector *metav1.LabelSelector) *Provider {
+	creds credentials.Reader, selector *metav1.LabelSelector) *Provider {
 	p := &Provider{Kind: kindOf(obj), Namespace: obj.GetNamespace(), Name: obj.GetName(), UID: obj.GetUID(),
 		Generation: obj.GetGeneration(), Spec: spec, vendor: spec.Vendor(), creds: creds, namespaceSelector: selector,
 		credentialsVersion: status.CredentialsVersion}
-	if creds.clusterScoped {
+	if p.Shared() {
 		p.scope = egress.Cluster
 	}
 	return p
@@ -108,13 +107,13 @@ func kindOf(obj client.Object) string {
 
 // Key names the provider object in the per-provider caches (compiled
 // rules, HTTP clients, limiters), as the provider reconciler names it.
-func Key(obj client.Object) requestpolicy.Key {
-	return requestpolicy.Key{Kind: kindOf(obj), Namespace: obj.GetNamespace(), Name: obj.GetName()}
+func Key(obj client.Object) requestrules.Key {
+	return requestrules.Key{Kind: kindOf(obj), Namespace: obj.GetNamespace(), Name: obj.GetName()}
 }
 
 // Key names the provider in the per-provider caches.
-func (p *Provider) Key() requestpolicy.Key {
-	return requestpolicy.Key{Kind: p.Kind, Namespace: p.Namespace, Name: p.Name}
+func (p *Provider) Key() requestrules.Key {
+	return requestrules.Key{Kind: p.Kind, Namespace: p.Namespace, Name: p.Name}
 }
 
 // Vendor is the vendor the provider's spec configures (v1alpha1.Vendor*).
@@ -123,7 +122,7 @@ func (p *Provider) Vendor() string { return p.vendor }
 // Shared reports whether the provider is a ClusterEmbedProvider, shared by
 // the namespaces it admits: its calls then also count against a
 // per-namespace share and take turns by namespace under its rate limit.
-func (p *Provider) Shared() bool { return p.creds.clusterScoped }
+func (p *Provider) Shared() bool { return p.Kind == KindClusterEmbedProvider }
 
 // SingleUse reports whether the vendor's tokens for this provider can be
 // redeemed once (provider.SingleUser): known once Check or CheckVendor has
@@ -191,11 +190,11 @@ func GrantedLifetime(requested, limit time.Duration) time.Duration {
 // NamespaceNotAllowed, VendorMismatch, VendorNotSupported, ProviderInvalid,
 // RequestDenied.
 func (i *Issuer) Check(ctx context.Context, p *Provider, obj *v1alpha1.EmbedTokenRequest) error {
-	policy, ns, err := i.admit(ctx, p, obj.Namespace, obj.Spec.Vendor(), "request")
+	rules, ns, err := i.admit(ctx, p, obj.Namespace, obj.Spec.Vendor(), "request")
 	if err != nil {
 		return err
 	}
-	return checkRequestPolicy(ctx, obj, p, policy, ns)
+	return checkRequestRules(ctx, obj, p, rules, ns)
 }
 
 // CheckVendor is Check without the requestValidations, for an object that
@@ -214,10 +213,10 @@ func (i *Issuer) CheckVendor(ctx context.Context, p *Provider, namespace, vendor
 // vendor, and the provider's requestValidations compile. It sets p's
 // implementation and returns the compiled rules and the Namespace, when it
 // was read.
-func (i *Issuer) admit(ctx context.Context, p *Provider, namespace, vendor, what string) (*requestpolicy.Policy, *corev1.Namespace, error) {
-	policy, policyErr := i.policies.Get(p.Key(), p.UID, p.Generation, p.Spec.RequestValidations)
+func (i *Issuer) admit(ctx context.Context, p *Provider, namespace, vendor, what string) (*requestrules.RuleSet, *corev1.Namespace, error) {
+	rules, rulesErr := i.requestRules.Get(p.Key(), p.UID, p.Generation, p.Spec.RequestValidations)
 	var ns *corev1.Namespace
-	if p.hasNamespaceSelector() || policy.UsesNamespace() && len(i.watchNamespaces) == 0 {
+	if p.hasNamespaceSelector() || rules.UsesNamespace() && len(i.watchNamespaces) == 0 {
 		var err error
 		if ns, err = i.readNamespace(ctx, namespace); err != nil {
 			return nil, nil, err
@@ -236,28 +235,28 @@ func (i *Issuer) admit(ctx context.Context, p *Provider, namespace, vendor, what
 	if !ok {
 		return nil, nil, provider.Permanent(v1alpha1.ReasonVendorNotSupported, "this operator build has no %s provider", p.vendor)
 	}
-	if policyErr != nil {
-		return nil, nil, provider.Permanent(v1alpha1.ReasonProviderInvalid, "%s %s has invalid requestValidations: %v", p.Kind, p.Name, policyErr)
+	if rulesErr != nil {
+		return nil, nil, provider.Permanent(v1alpha1.ReasonProviderInvalid, "%s %s has invalid requestValidations: %v", p.Kind, p.Name, rulesErr)
 	}
 	p.impl = impl
-	return policy, ns, nil
+	return rules, ns, nil
 }
 
-// checkRequestPolicy evaluates the provider's requestValidations. A denial
+// checkRequestRules evaluates the provider's requestValidations. A denial
 // is permanent: the request is re-evaluated when it or the provider changes,
 // and at the permanent-error backoff (a Namespace label change is not
 // watched).
-func checkRequestPolicy(ctx context.Context, obj *v1alpha1.EmbedTokenRequest, p *Provider,
-	policy *requestpolicy.Policy, ns *corev1.Namespace) error {
-	if policy.Empty() {
+func checkRequestRules(ctx context.Context, obj *v1alpha1.EmbedTokenRequest, p *Provider,
+	rules *requestrules.RuleSet, ns *corev1.Namespace) error {
+	if rules.Empty() {
 		return nil
 	}
-	if policy.UsesNamespace() && ns == nil {
+	if rules.UsesNamespace() && ns == nil {
 		return provider.Permanent(v1alpha1.ReasonRequestDenied,
 			"%s %s has requestValidations that read namespaceObject, which the operator cannot read in namespaced mode (--watch-namespaces)",
 			p.Kind, p.Name)
 	}
-	if d := policy.Evaluate(ctx, obj, ns); d != nil {
+	if d := rules.Evaluate(ctx, obj, ns); d != nil {
 		return provider.Permanent(v1alpha1.ReasonRequestDenied, "%s %s denies the request: %s", p.Kind, p.Name, d)
 	}
 	return nil

@@ -12,7 +12,7 @@ import (
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
 	"github.com/embedtokens/embed-token-operator/internal/provider"
-	"github.com/embedtokens/embed-token-operator/internal/requestpolicy"
+	"github.com/embedtokens/embed-token-operator/internal/requestrules"
 )
 
 // TestResolveAndCheck drives Resolve, Check and CheckVendor over a fake
@@ -68,7 +68,7 @@ func TestResolveAndCheck(t *testing.T) {
 			if tc.providers != nil {
 				providers = tc.providers
 			}
-			i := New(Options{Client: cache, APIReader: client.Reader(cache), Providers: providers, Policies: requestpolicy.NewCache(),
+			i := New(Options{Client: cache, APIReader: client.Reader(cache), Providers: providers, RequestRules: requestrules.NewCache(),
 				WatchNamespaces: tc.watch})
 			ctx := context.Background()
 			p, err := i.Resolve(ctx, tc.obj.Namespace, tc.obj.Spec.ProviderRef)
@@ -95,7 +95,7 @@ func TestResolveAndCheck(t *testing.T) {
 		})
 	}
 	t.Run("the handle names the provider and its credentials version", func(t *testing.T) {
-		i := New(Options{Client: cache, APIReader: cache, Providers: vendors, Policies: requestpolicy.NewCache()})
+		i := New(Options{Client: cache, APIReader: cache, Providers: vendors, RequestRules: requestrules.NewCache()})
 		p, err := i.Resolve(context.Background(), "team-a", ownRef)
 		if err != nil {
 			t.Fatal(err)

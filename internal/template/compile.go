@@ -21,7 +21,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
-	"github.com/embedtokens/embed-token-operator/internal/requestpolicy"
+	"github.com/embedtokens/embed-token-operator/internal/requestrules"
 )
 
 // Variables a parameter's validation sees.
@@ -33,7 +33,7 @@ const (
 	CallerVar = "caller"
 	// NamespaceVar is the template's Namespace, as requestValidations see
 	// it.
-	NamespaceVar = requestpolicy.NamespaceVar
+	NamespaceVar = requestrules.NamespaceVar
 )
 
 // Bounds of what a template's author or a caller controls.
@@ -51,7 +51,7 @@ const (
 
 // env is the validations' CEL environment, built once.
 var env = sync.OnceValues(func() (*cel.Env, error) {
-	return requestpolicy.NewEnv(
+	return requestrules.NewEnv(
 		cel.Variable(ValueVar, cel.StringType),
 		cel.Variable(CallerVar, cel.MapType(cel.StringType, cel.StringType)),
 		cel.Variable(NamespaceVar, cel.DynType),
@@ -103,7 +103,7 @@ type param struct {
 	maxLength int
 	steps     []step
 	bounds    *Bounds
-	rule      *requestpolicy.Rule
+	rule      *requestrules.Rule
 	// text is the validation's message, or its expression.
 	text string
 }
@@ -211,7 +211,7 @@ func compileParam(e *cel.Env, vendor string, block *v1alpha1.VendorParams, tp v1
 	}
 	p.steps, p.bounds = steps, bounds
 	if v := tp.Validation; v != nil {
-		if p.rule, err = requestpolicy.CompileRule(e, v.Expression); err != nil {
+		if p.rule, err = requestrules.CompileRule(e, v.Expression); err != nil {
 			return nil, fmt.Errorf("validation: %w", err)
 		}
 		p.text = v.Message

@@ -15,7 +15,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
-	"github.com/embedtokens/embed-token-operator/internal/requestpolicy"
+	"github.com/embedtokens/embed-token-operator/internal/requestrules"
 )
 
 // Caller is who called the token endpoint, as the token review says; a
@@ -132,12 +132,12 @@ func (c *Compiled) validate(params map[string]string, caller Caller, ns *corev1.
 		if ns == nil {
 			return errors.New("the template's validations read namespaceObject but its Namespace was not given")
 		}
-		namespace = requestpolicy.NamespaceObject(ns.Name, ns)
+		namespace = requestrules.NamespaceObject(ns.Name, ns)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), requestpolicy.EvalTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), requestrules.EvalTimeout)
 	defer cancel()
 	callerVars := caller.vars()
-	remaining := uint64(requestpolicy.RuntimeCostBudget)
+	remaining := uint64(requestrules.RuntimeCostBudget)
 	for _, p := range c.params {
 		if p.rule == nil {
 			continue
@@ -148,7 +148,7 @@ func (c *Compiled) validate(params map[string]string, caller Caller, ns *corev1.
 		}
 		ok, cost, err := p.rule.Eval(ctx, vars)
 		if err == nil && cost > remaining {
-			err = fmt.Errorf("the validations together exceed the cost budget %d", requestpolicy.RuntimeCostBudget)
+			err = fmt.Errorf("the validations together exceed the cost budget %d", requestrules.RuntimeCostBudget)
 		}
 		if err != nil {
 			return invalid(p.name, "parameter %s: %s (its validation could not be evaluated: %v)", truncate(p.name), p.text, err)

@@ -23,7 +23,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/embedtokens/embed-token-operator/internal/metricsreg"
+	opmetrics "github.com/embedtokens/embed-token-operator/internal/metrics"
 )
 
 // Values of the result label of embedtoken_endpoint_request_duration_seconds.
@@ -73,11 +73,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	var err error
-	metricsreg.Register(reg, &m.requests, &err)
-	metricsreg.Register(reg, &m.duration, &err)
-	metricsreg.Register(reg, &m.cacheHits, &err)
-	metricsreg.Register(reg, &m.vendorCalls, &err)
-	metricsreg.Register(reg, &m.entries, &err)
+	opmetrics.Register(reg, &m.requests, &err)
+	opmetrics.Register(reg, &m.duration, &err)
+	opmetrics.Register(reg, &m.cacheHits, &err)
+	opmetrics.Register(reg, &m.vendorCalls, &err)
+	opmetrics.Register(reg, &m.entries, &err)
 	if err != nil {
 		return nil, fmt.Errorf("registering the token endpoint's metrics: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"go/token"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -147,6 +148,59 @@ func TestREADMEListsEveryReason(t *testing.T) {
 	for _, reason := range conditionReasons(t) {
 		if !strings.Contains(list, "`"+reason+"`") {
 			t.Errorf("README.md's reason list lacks `%s`", reason)
+		}
+	}
+}
+
+// TestLayoutNamesEveryPackage fails when a package directly under internal/
+// is missing from the README's layout list, or the list names one that is
+// gone, and when internal/controller's doc.go does not name a step the
+// reconciler runs.
+func TestLayoutNamesEveryPackage(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, layout, ok := strings.Cut(string(readme), "Layout, one package per concern:")
+	if !ok {
+		t.Fatal(`README.md has no "Layout, one package per concern:" list`)
+	}
+	layout, _, _ = strings.Cut(layout, "\n\n")
+	entries, err := os.ReadDir(filepath.Join(root, "internal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.IsDir() && !strings.Contains(layout, "`internal/"+e.Name()+"`") {
+			t.Errorf("README.md's layout does not name `internal/%s`", e.Name())
+		}
+	}
+	for _, named := range regexp.MustCompile("`internal/([a-z0-9]+)`").FindAllStringSubmatch(layout, -1) {
+		if _, err := os.Stat(filepath.Join(root, "internal", named[1])); err != nil {
+			t.Errorf("README.md's layout names `internal/%s`, which does not exist", named[1])
+		}
+	}
+
+	src, err := os.ReadFile(filepath.Join(root, "internal", "controller", "embedtokenrequest_controller.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, list, ok := strings.Cut(string(src), "return []step{")
+	if !ok {
+		t.Fatal("embedtokenrequest_controller.go has no step list")
+	}
+	list, _, _ = strings.Cut(list, "}")
+	doc, err := os.ReadFile(filepath.Join(root, "internal", "controller", "doc.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := regexp.MustCompile(`r\.(\w+),`).FindAllStringSubmatch(list, -1)
+	if len(steps) < 5 {
+		t.Fatalf("found only %d steps in the step list", len(steps))
+	}
+	for i, st := range steps {
+		if want := strconv.Itoa(i+1) + ". " + st[1]; !strings.Contains(string(doc), want) {
+			t.Errorf("internal/controller/doc.go does not list step %q", want)
 		}
 	}
 }

@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
-	"github.com/embedtokens/embed-token-operator/internal/controller"
+	"github.com/embedtokens/embed-token-operator/internal/refresh"
 )
 
 // The specs share one cluster and run in order: the long mounted-Secret
@@ -119,7 +119,7 @@ var _ = Describe("The operator on a real node", Ordered, func() {
 		// Four-minute tokens with the default renewal margin (no
 		// renewBefore): the spec proves the default outruns the kubelet's
 		// propagation delay of mounted Secrets, which is left at its default.
-		Expect(controller.DefaultRenewMargin(mountedLifetime)).To(BeNumerically(">=", kubeletPropagation+30*time.Second))
+		Expect(refresh.DefaultRenewMargin(mountedLifetime)).To(BeNumerically(">=", kubeletPropagation+30*time.Second))
 		etr := newRequest(mounted, mountedLifetime)
 		Expect(k8s.Create(ctx, etr)).To(Succeed())
 		waitReady(ctx, etr)

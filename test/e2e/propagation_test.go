@@ -17,7 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
-	"github.com/embedtokens/embed-token-operator/internal/controller"
+	"github.com/embedtokens/embed-token-operator/internal/refresh"
 	"github.com/embedtokens/embed-token-operator/test/harness"
 )
 
@@ -105,7 +105,7 @@ func percentile(ds []time.Duration, p int) time.Duration {
 var _ = Describe("Propagation on a real node", func() {
 	It("puts each new 90-second token into the selected pod within 5 s (p95), which never reads an expired token", func(ctx SpecContext) {
 		const name = "pushed"
-		Expect(controller.DefaultRenewMargin(pushedLifetime)).To(BeNumerically("<", kubeletPropagation),
+		Expect(refresh.DefaultRenewMargin(pushedLifetime)).To(BeNumerically("<", kubeletPropagation),
 			"a margin the kubelet alone cannot meet")
 		etr := newRequest(name, pushedLifetime)
 		etr.Spec.Propagation = &v1alpha1.Propagation{PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "pushed-reader"}}}

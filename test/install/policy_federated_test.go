@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
-	"github.com/embedtokens/embed-token-operator/internal/issuance"
+	"github.com/embedtokens/embed-token-operator/internal/credentials"
 )
 
 // The messages of the TokenRequest rules of the manager's admission policy.
@@ -44,7 +44,7 @@ func checkFederatedGuardrails(ctx context.Context, t *testing.T, admin, op clien
 		return &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: guardNamespace, Name: name}}
 	}
 	assertion := func() *authenticationv1.TokenRequest {
-		return request([]string{v1alpha1.DefaultClientAssertionAudience}, issuance.ServiceAccountTokenSeconds)
+		return request([]string{v1alpha1.DefaultClientAssertionAudience}, credentials.ServiceAccountTokenSeconds)
 	}
 	denied("requesting a token of a ServiceAccount not opted in", msgFederateOptIn,
 		op.SubResource("token").Create(ctx, sa("entra-identity"), assertion()))
@@ -74,7 +74,7 @@ func checkFederatedGuardrails(ctx context.Context, t *testing.T, admin, op clien
 	denied("requesting a token of another ServiceAccount", msgFederateOptIn,
 		op.SubResource("token").Create(ctx, sa("bystander"), assertion()))
 	denied("requesting a token of two audiences", msgTokenShape, op.SubResource("token").Create(ctx, sa("entra-identity"),
-		request([]string{v1alpha1.DefaultClientAssertionAudience, "https://kubernetes.default.svc"}, issuance.ServiceAccountTokenSeconds)))
+		request([]string{v1alpha1.DefaultClientAssertionAudience, "https://kubernetes.default.svc"}, credentials.ServiceAccountTokenSeconds)))
 	denied("requesting a token for an hour", msgTokenShape, op.SubResource("token").Create(ctx, sa("entra-identity"),
 		request([]string{v1alpha1.DefaultClientAssertionAudience}, 3600)))
 	bound := assertion()

@@ -10,7 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
-	"github.com/embedtokens/embed-token-operator/internal/controller"
+	"github.com/embedtokens/embed-token-operator/internal/rollout"
 )
 
 // The admission policy's messages for pods.
@@ -23,7 +23,7 @@ const (
 const guardPodName = "reader"
 
 // checkPodGuardrails creates a pod that mounts a token Secret and checks, as
-// the manager, that pushing a token into it (propagate.go's patch) passes
+// the manager, that pushing a token into it (rollout.PropagatePatch) passes
 // and that every other change the shipped RBAC allows (patch) is denied.
 func checkPodGuardrails(ctx context.Context, t *testing.T, admin, op client.Client, denied func(string, string, error), allowed func(string, error)) {
 	t.Helper()
@@ -36,8 +36,8 @@ func checkPodGuardrails(ctx context.Context, t *testing.T, admin, op client.Clie
 		t.Fatalf("creating %s: %v", describe(pod), err)
 	}
 	target := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: guardNamespace, Name: guardPodName}}
-	allowed("pushing a token into a pod as propagate.go does", op.Patch(ctx, target, controller.PropagatePatch("0123456789ab")))
-	allowed("pushing the next token into it", op.Patch(ctx, target, controller.PropagatePatch("ba9876543210")))
+	allowed("pushing a token into a pod as the rollout package does", op.Patch(ctx, target, rollout.PropagatePatch("0123456789ab")))
+	allowed("pushing the next token into it", op.Patch(ctx, target, rollout.PropagatePatch("ba9876543210")))
 
 	for _, c := range []struct {
 		what   string

@@ -26,7 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
-	"github.com/embedtokens/embed-token-operator/internal/controller"
+	"github.com/embedtokens/embed-token-operator/internal/rollout"
 )
 
 // The messages of the manager's admission policy (config/admission), as a
@@ -135,7 +135,7 @@ func checkGuardrails(ctx context.Context, t *testing.T, admin client.Client, cfg
 	for _, w := range workloads {
 		obj := w.DeepCopyObject().(client.Object)
 		allowed("reading "+describe(w), op.Get(ctx, client.ObjectKeyFromObject(w), obj))
-		allowed("restarting "+describe(w)+" as restart.go does", op.Patch(ctx, obj, controller.RestartPatch(obj, time.Now())))
+		allowed("restarting "+describe(w)+" as the rollout package does", op.Patch(ctx, obj, rollout.RestartPatch(obj, time.Now())))
 	}
 
 	// Secrets the manager did not label, although RBAC allows the writes.
@@ -220,7 +220,7 @@ func checkGuardrails(ctx context.Context, t *testing.T, admin client.Client, cfg
 		if err := op.Get(ctx, client.ObjectKeyFromObject(w), obj); err != nil {
 			t.Fatal(err)
 		}
-		patch := controller.RestartPatch(obj, time.Now()) // the restart plus an image change
+		patch := rollout.RestartPatch(obj, time.Now()) // the restart plus an image change
 		podSpec(obj).Containers[0].Image = "attacker.example/miner:1"
 		denied("changing the image of "+describe(w)+" along with a restart", msgTemplate, op.Patch(ctx, obj, patch))
 	}
