@@ -330,7 +330,3 @@ type EmbedTokenRequestList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []EmbedTokenRequest `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&EmbedTokenRequest{}, &EmbedTokenRequestList{})
-}

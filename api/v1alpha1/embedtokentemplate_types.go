@@ -198,7 +198,3 @@ type EmbedTokenTemplateList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []EmbedTokenTemplate `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&EmbedTokenTemplate{}, &EmbedTokenTemplateList{})
-}
