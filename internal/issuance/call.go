@@ -1,10 +1,12 @@
 package issuance
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -37,12 +39,11 @@ type Call struct {
 	ExpiryCapped func(stated, recorded time.Time)
 }
 
-// logKey is the key under which the log names c.Object.
-func (c Call) logKey() string {
-	if c.LogKey == "" {
-		return "embedTokenRequest"
-	}
-	return c.LogKey
+// logger is ctx's logger naming c.Object under LogKey ("embedTokenRequest"
+// when empty).
+func (c Call) logger(ctx context.Context) logr.Logger {
+	key := cmp.Or(c.LogKey, "embedTokenRequest")
+	return log.FromContext(ctx).WithValues(key, c.Object) //nolint:loggercheck // the key is the kind of the caller's object, Call.LogKey
 }
 
 // MaxLimiterSleep is the longest a caller sleeps for its turn under a
@@ -78,15 +79,15 @@ func (t *Throttled) Error() string {
 type WaitReason int
 
 const (
-	// Admitted: the call may be made.
+	// Admitted means the call may be made.
 	Admitted WaitReason = iota
-	// WaitTurn: the call waits for its namespace's turn under a shared
+	// WaitTurn means the call waits for its namespace's turn under a shared
 	// provider's rate limit (in Queue); it is woken when the turn frees.
 	WaitTurn
-	// WaitRateLimit: the call holds a turn under the rate limit, After
+	// WaitRateLimit means the call holds a turn under the rate limit, After
 	// from now; it keeps it until it asks again or is settled.
 	WaitRateLimit
-	// WaitSlot: the call waits for a free call slot (in Queue); it is
+	// WaitSlot means the call waits for a free call slot (in Queue); it is
 	// woken when one frees.
 	WaitSlot
 )
@@ -279,7 +280,7 @@ func (i *Issuer) limitLifetime(ctx context.Context, p *Provider, c Call, tok pro
 	case err != nil:
 		i.Revoke(ctx, p, c, tok.Value, "refused")
 	case !limited.VendorExpiresAt.IsZero():
-		log.FromContext(ctx).Info("Recording the token as expiring at the provider's maxLifetime", c.logKey(), c.Object,
+		c.logger(ctx).Info("Recording the token as expiring at the provider's maxLifetime",
 			"digest", tok.Digest(), "vendorExpiresAt", tok.ExpiresAt.UTC().Format(time.RFC3339),
 			"recordedExpiresAt", limited.ExpiresAt.UTC().Format(time.RFC3339))
 	}
@@ -304,7 +305,7 @@ func (i *Issuer) Revoke(ctx context.Context, p *Provider, c Call, token, which s
 		err = creds.Redact(err, token)
 	}
 	if err != nil {
-		log.FromContext(ctx).Error(err, "Revoking the "+which+" token failed", c.logKey(), c.Object,
+		c.logger(ctx).Error(err, "Revoking the "+which+" token failed",
 			"vendor", p.vendor, "digest", provider.Digest(token))
 	}
 }
