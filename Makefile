@@ -11,15 +11,18 @@ endif
 # Tools. controller-gen is pinned in go.mod as a `tool` directive.
 CONTROLLER_GEN ?= go tool controller-gen
 KUBECTL ?= kubectl
-# kustomize, helm and crd-ref-docs are built from the Go module proxy into
-# bin/ (see "Ecosystem tools" at the end); they stay out of go.mod.
+# kustomize, helm, crd-ref-docs and golangci-lint are built from the Go
+# module proxy into bin/ (see "Ecosystem tools" at the end); they stay out of
+# go.mod.
 LOCALBIN ?= $(shell pwd)/bin
 KUSTOMIZE_VERSION ?= v5.8.2
 HELM_VERSION ?= v3.22.0
 CRD_REF_DOCS_VERSION ?= v0.3.0
+GOLANGCI_LINT_VERSION ?= v2.15.0
 KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
 HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 CRD_REF_DOCS ?= $(LOCALBIN)/crd-ref-docs-$(CRD_REF_DOCS_VERSION)
+GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 # CONTAINER_TOOL defines the container tool to be used for building images.
 CONTAINER_TOOL ?= docker
 
@@ -60,10 +63,11 @@ vet: ## Run go vet against code.
 	go vet ./...
 
 .PHONY: lint
-lint: ## Fail if any Go file is not gofmt-formatted, then run go vet.
+lint: $(GOLANGCI_LINT) ## Fail if any Go file is not gofmt-formatted, then run go vet and golangci-lint (.golangci.yml; first run builds it, ~7 min).
 	@unformatted="$$(find . -type f -name '*.go' -not -path './.git/*' -not -path './vendor/*' -not -path '*/testdata/*' -exec gofmt -l {} +)"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
+	$(GOLANGCI_LINT) run ./...
 
 .PHONY: envtest
 envtest: ## Build (first time, ~5 min) or find the cached envtest assets (kube-apiserver, etcd) and print their directory.
@@ -218,8 +222,11 @@ $(HELM): | $(LOCALBIN)
 $(CRD_REF_DOCS): | $(LOCALBIN)
 	$(call go-install-tool,$(CRD_REF_DOCS),github.com/elastic/crd-ref-docs,$(CRD_REF_DOCS_VERSION),crd-ref-docs)
 
+$(GOLANGCI_LINT): | $(LOCALBIN)
+	$(call go-install-tool,$(GOLANGCI_LINT),github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION),golangci-lint)
+
 .PHONY: tools
-tools: $(KUSTOMIZE) $(HELM) $(CRD_REF_DOCS) ## Build kustomize, helm and crd-ref-docs from the Go module proxy into bin/ (once).
+tools: $(KUSTOMIZE) $(HELM) $(CRD_REF_DOCS) $(GOLANGCI_LINT) ## Build kustomize, helm, crd-ref-docs and golangci-lint from the Go module proxy into bin/ (once).
 
 CHART_DIR ?= dist/chart
 # helm built with `go install` assumes Kubernetes v1.20 unless told otherwise.

@@ -112,7 +112,7 @@ const (
 	// expiry further away than the operator trusts (see
 	// issuance.MaxTrustedLifetime); the token is stored with a capped
 	// expiry, so it is renewed sooner than the vendor said.
-	ReasonTokenExpiryCapped = "TokenExpiryCapped"
+	ReasonTokenExpiryCapped = "TokenExpiryCapped" //nolint:gosec // G101: a condition reason, not a credential
 	// ReasonLifetimeExceedsMax: the vendor issued a token valid for longer
 	// than the provider's maxLifetime, which it ignores or cannot be asked
 	// for (spec.lifetimeExceedsMax: Refuse). The token is not stored and is

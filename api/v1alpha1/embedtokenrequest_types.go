@@ -29,7 +29,7 @@ const (
 	// digest (status.tokenDigest) of the last token the operator pushed into
 	// it. Changing a pod's annotations makes the kubelet sync the pod at once,
 	// and that sync rewrites its Secret volumes.
-	TokenDigestAnnotation = "embedtokens.io/tokenDigest"
+	TokenDigestAnnotation = "embedtokens.io/tokenDigest" //nolint:gosec // G101: an annotation key, not a credential
 
 	// RefreshAnnotation on an EmbedTokenRequest: setting it to a new value
 	// asks for exactly one new token, like cert-manager's renew or Flux's
@@ -51,7 +51,7 @@ const (
 	// records an earlier one: a token longer than the provider's
 	// maxLifetime stored under lifetimeExceedsMax: RenewAtMax, or an
 	// expiry further away than the operator trusts.
-	SecretVendorExpiresAtAnnotation = "embedtokens.io/vendor-expires-at"
+	SecretVendorExpiresAtAnnotation = "embedtokens.io/vendor-expires-at" //nolint:gosec // G101: an annotation key, not a credential
 	// InputHashAnnotation on the written Secret fingerprints what the token was
 	// issued for (provider, vendor parameters, lifetime), so a spec change
 	// re-issues and nothing else does.
@@ -60,13 +60,13 @@ const (
 	// (status.tokenDigest) of the token it holds. The operator caches its
 	// Secrets' metadata only, so this is how it knows which token a Secret
 	// holds without keeping every token in memory.
-	SecretTokenDigestAnnotation = "embedtokens.io/token-digest"
+	SecretTokenDigestAnnotation = "embedtokens.io/token-digest" //nolint:gosec // G101: an annotation key, not a credential
 	// RefreshHandledAnnotation on the written Secret is the value of
 	// RefreshAnnotation the stored token answered.
 	RefreshHandledAnnotation = "embedtokens.io/refresh-handled"
 	// CredentialsVersionAnnotation on the written Secret is the provider's
 	// status.credentialsVersion when the token was issued.
-	CredentialsVersionAnnotation = "embedtokens.io/credentials-version"
+	CredentialsVersionAnnotation = "embedtokens.io/credentials-version" //nolint:gosec // G101: an annotation key, not a credential
 
 	// ManagedByLabel marks Secrets written by the operator; the manager caches
 	// only Secrets carrying it.
@@ -329,8 +329,4 @@ type EmbedTokenRequestList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []EmbedTokenRequest `json:"items"`
-}
-
-func init() {
-	SchemeBuilder.Register(&EmbedTokenRequest{}, &EmbedTokenRequestList{})
 }

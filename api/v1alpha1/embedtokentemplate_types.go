@@ -36,7 +36,7 @@ const (
 // TokenEndpointAudience is the audience a caller's projected ServiceAccount
 // token must carry for the token endpoint, so a token minted for another
 // service cannot be replayed against it.
-const TokenEndpointAudience = "embedtokens.io"
+const TokenEndpointAudience = "embedtokens.io" //nolint:gosec // G101: an audience name, not a credential
 
 // TokenSubresource is the subresource name the endpoint authorizes callers
 // for, with verb create: an ordinary Role grants it, as
@@ -197,8 +197,4 @@ type EmbedTokenTemplateList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []EmbedTokenTemplate `json:"items"`
-}
-
-func init() {
-	SchemeBuilder.Register(&EmbedTokenTemplate{}, &EmbedTokenTemplateList{})
 }

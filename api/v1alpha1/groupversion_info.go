@@ -22,17 +22,32 @@ limitations under the License.
 package v1alpha1
 
 import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/controller-runtime/pkg/scheme"
 )
 
 var (
 	// GroupVersion is the API group and version every kind in this package is served under.
 	GroupVersion = schema.GroupVersion{Group: "embedtokens.io", Version: "v1alpha1"}
 
-	// SchemeBuilder registers the kinds with a runtime.Scheme.
-	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion}
+	// SchemeBuilder registers the kinds with a runtime.Scheme. It is
+	// apimachinery's, so importing the API pulls in no controller-runtime.
+	SchemeBuilder = runtime.NewSchemeBuilder(addKnownTypes)
 
 	// AddToScheme adds the kinds of this group-version to a scheme, for clients and the manager.
 	AddToScheme = SchemeBuilder.AddToScheme
 )
+
+// addKnownTypes registers every kind of this group-version, with the
+// metav1 options types (ListOptions, ...) its clients send.
+func addKnownTypes(s *runtime.Scheme) error {
+	s.AddKnownTypes(GroupVersion,
+		&EmbedTokenRequest{}, &EmbedTokenRequestList{},
+		&EmbedTokenTemplate{}, &EmbedTokenTemplateList{},
+		&EmbedProvider{}, &EmbedProviderList{},
+		&ClusterEmbedProvider{}, &ClusterEmbedProviderList{},
+	)
+	metav1.AddToGroupVersion(s, GroupVersion)
+	return nil
+}

@@ -231,7 +231,3 @@ type ClusterEmbedProviderList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []ClusterEmbedProvider `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&EmbedProvider{}, &EmbedProviderList{}, &ClusterEmbedProvider{}, &ClusterEmbedProviderList{})
-}

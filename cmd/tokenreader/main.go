@@ -202,7 +202,7 @@ func (r reader) validate(ctx context.Context, token string) string {
 	if err != nil {
 		return "error"
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only
 	var out struct {
 		Validity string `json:"validity"`
 	}

@@ -189,7 +189,7 @@ func addFile(tw *tar.Writer, src, name string) error {
 	if err != nil {
 		return fmt.Errorf("opening %s: %w", src, err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only
 	st, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("stat %s: %w", src, err)

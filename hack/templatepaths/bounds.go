@@ -23,6 +23,7 @@ import (
 	"go/format"
 	"go/parser"
 	"go/token"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -48,38 +49,36 @@ func boundsSource(dir string) ([]byte, error) {
 	reachable := map[string]bool{}
 	collectStructs(reflect.TypeFor[v1alpha1.VendorParams](), reachable)
 	fset := token.NewFileSet()
-	pkgs, err := parser.ParseDir(fset, dir, nil, parser.ParseComments)
+	files, err := parseAPIFiles(fset, dir)
 	if err != nil {
 		return nil, err
 	}
 	var bounds []bound
-	for _, pkg := range pkgs {
-		for _, f := range pkg.Files {
-			ast.Inspect(f, func(n ast.Node) bool {
-				ts, ok := n.(*ast.TypeSpec)
-				if !ok || !reachable[ts.Name.Name] {
-					return true
-				}
-				st, ok := ts.Type.(*ast.StructType)
-				if !ok {
-					return true
-				}
-				for _, field := range st.Fields.List {
-					if field.Tag == nil || field.Doc == nil {
-						continue
-					}
-					tag, _ := strconv.Unquote(field.Tag.Value)
-					name, _, _ := strings.Cut(reflect.StructTag(tag).Get("json"), ",")
-					for _, item := range []bool{false, true} {
-						if b, ok := markers(field.Doc, item); ok {
-							b.typeName, b.field, b.item = ts.Name.Name, name, item
-							bounds = append(bounds, b)
-						}
-					}
-				}
+	for _, f := range files {
+		ast.Inspect(f, func(n ast.Node) bool {
+			ts, ok := n.(*ast.TypeSpec)
+			if !ok || !reachable[ts.Name.Name] {
 				return true
-			})
-		}
+			}
+			st, ok := ts.Type.(*ast.StructType)
+			if !ok {
+				return true
+			}
+			for _, field := range st.Fields.List {
+				if field.Tag == nil || field.Doc == nil {
+					continue
+				}
+				tag, _ := strconv.Unquote(field.Tag.Value)
+				name, _, _ := strings.Cut(reflect.StructTag(tag).Get("json"), ",")
+				for _, item := range []bool{false, true} {
+					if b, ok := markers(field.Doc, item); ok {
+						b.typeName, b.field, b.item = ts.Name.Name, name, item
+						bounds = append(bounds, b)
+					}
+				}
+			}
+			return true
+		})
 	}
 	slices.SortFunc(bounds, func(a, b bound) int {
 		return strings.Compare(fmt.Sprint(a.typeName, a.field, a.item), fmt.Sprint(b.typeName, b.field, b.item))
@@ -107,6 +106,26 @@ func boundsSource(dir string) ([]byte, error) {
 	}
 	out.WriteString("}\n")
 	return format.Source(out.Bytes())
+}
+
+// parseAPIFiles parses the non-test Go files of the package in dir.
+func parseAPIFiles(fset *token.FileSet, dir string) ([]*ast.File, error) {
+	names, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		return nil, err
+	}
+	var files []*ast.File
+	for _, name := range names {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, parser.ParseComments)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, f)
+	}
+	return files, nil
 }
 
 // markers reads the string bounds of a field's doc comment: those of the

@@ -171,7 +171,7 @@ type countingServer struct {
 func newCountingServer(addr, body string) *countingServer {
 	l, err := net.Listen("tcp", addr)
 	Expect(err).NotTo(HaveOccurred(), "all of 127.0.0.0/8 is loopback on Linux")
-	c := &countingServer{port: uint16(l.Addr().(*net.TCPAddr).Port)}
+	c := &countingServer{port: l.Addr().(*net.TCPAddr).AddrPort().Port()}
 	c.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, body)

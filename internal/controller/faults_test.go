@@ -302,13 +302,11 @@ func withOutage(ctx context.Context) (*fixture, *apiOutage) {
 type apiOutage struct {
 	namespace      string
 	on             atomic.Bool
-	refusals       atomic.Int64
 	secretRefusals atomic.Int64
 }
 
-func (o *apiOutage) start()         { o.on.Store(true) }
-func (o *apiOutage) end()           { o.on.Store(false) }
-func (o *apiOutage) refused() int64 { return o.refusals.Load() }
+func (o *apiOutage) start() { o.on.Store(true) }
+func (o *apiOutage) end()   { o.on.Store(false) }
 
 // refusedSecretWrites counts refused Secret writes: one per attempt to store
 // a token.
@@ -317,7 +315,6 @@ func (o *apiOutage) refusedSecretWrites() int64 { return o.secretRefusals.Load()
 func (o *apiOutage) wrap(next http.RoundTripper) http.RoundTripper {
 	return roundTripperFunc(func(r *http.Request) (*http.Response, error) {
 		if o.on.Load() && r.Method != http.MethodGet && strings.Contains(r.URL.Path, "/namespaces/"+o.namespace+"/") {
-			o.refusals.Add(1)
 			if strings.Contains(r.URL.Path, "/secrets") {
 				o.secretRefusals.Add(1)
 			}

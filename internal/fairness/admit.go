@@ -33,15 +33,16 @@ type Call struct {
 type WaitReason int
 
 const (
-	// Admitted: the call may be made.
+	// Admitted means the call may be made.
 	Admitted WaitReason = iota
-	// WaitTurn: the call waits for its namespace's turn under a shared
-	// provider's rate limit (in Queue); it is woken when the turn frees.
+	// WaitTurn means the call waits for its namespace's turn under a
+	// shared provider's rate limit (in Queue); it is woken when the turn
+	// frees.
 	WaitTurn
-	// WaitRateLimit: the call holds a turn under the rate limit, After
-	// from now; it keeps it until it asks again or is settled.
+	// WaitRateLimit means the call holds a turn under the rate limit,
+	// After from now; it keeps it until it asks again or is settled.
 	WaitRateLimit
-	// WaitSlot: the call waits for a free call slot (in Queue); it is
+	// WaitSlot means the call waits for a free call slot (in Queue); it is
 	// woken when one frees.
 	WaitSlot
 )

@@ -1,10 +1,12 @@
 package issuance
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -37,12 +39,11 @@ type Call struct {
 	ExpiryCapped func(stated, recorded time.Time)
 }
 
-// logKey is the key under which the log names c.Object.
-func (c Call) logKey() string {
-	if c.LogKey == "" {
-		return "embedTokenRequest"
-	}
-	return c.LogKey
+// logger is ctx's logger naming c.Object under LogKey ("embedTokenRequest"
+// when empty).
+func (c Call) logger(ctx context.Context) logr.Logger {
+	key := cmp.Or(c.LogKey, "embedTokenRequest")
+	return log.FromContext(ctx).WithValues(key, c.Object) //nolint:loggercheck // the key is the kind of the caller's object, Call.LogKey
 }
 
 // MaxCallWait bounds how long a blocking Call waits for its turn under a
@@ -223,7 +224,7 @@ func (i *Issuer) limitLifetime(ctx context.Context, p *Provider, c Call, tok pro
 	case err != nil:
 		i.Revoke(ctx, p, c, tok.Value, "refused")
 	case !limited.VendorExpiresAt.IsZero():
-		log.FromContext(ctx).Info("Recording the token as expiring at the provider's maxLifetime", c.logKey(), c.Object,
+		c.logger(ctx).Info("Recording the token as expiring at the provider's maxLifetime",
 			"digest", tok.Digest(), "vendorExpiresAt", tok.ExpiresAt.UTC().Format(time.RFC3339),
 			"recordedExpiresAt", limited.ExpiresAt.UTC().Format(time.RFC3339))
 	}
@@ -248,7 +249,7 @@ func (i *Issuer) Revoke(ctx context.Context, p *Provider, c Call, token, which s
 		err = creds.Redact(err, token)
 	}
 	if err != nil {
-		log.FromContext(ctx).Error(err, "Revoking the "+which+" token failed", c.logKey(), c.Object,
+		c.logger(ctx).Error(err, "Revoking the "+which+" token failed",
 			"vendor", p.vendor, "digest", provider.Digest(token))
 	}
 }

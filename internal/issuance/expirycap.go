@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	"sigs.k8s.io/controller-runtime/pkg/log"
-
 	"github.com/embedtokens/embed-token-operator/internal/provider"
 )
 
@@ -35,7 +33,7 @@ func capExpiry(ctx context.Context, c Call, tok provider.Token, lifetime time.Du
 		tok.VendorExpiresAt = tok.ExpiresAt
 	}
 	tok.ExpiresAt = limit
-	log.FromContext(ctx).Info("Warning: capping the expiry the vendor stated", c.logKey(), c.Object,
+	c.logger(ctx).Info("Warning: capping the expiry the vendor stated",
 		"digest", tok.Digest(), "statedExpiresAt", tok.VendorExpiresAt.UTC().Format(time.RFC3339),
 		"recordedExpiresAt", limit.UTC().Format(time.RFC3339))
 	if c.ExpiryCapped != nil {

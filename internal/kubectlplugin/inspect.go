@@ -46,35 +46,37 @@ func (o *options) inspectCommand() *cobra.Command {
 }
 
 // Inspect describes the token in secret. It prints the raw token only when
-// showToken is set, and a JWT's signature never.
+// showToken is set, and a JWT's signature never. It returns the first
+// failed write's error.
 func Inspect(w io.Writer, etr *v1alpha1.EmbedTokenRequest, secret *corev1.Secret, now time.Time, showToken bool) error {
 	token := string(secret.Data[v1alpha1.SecretTokenKey])
-	fmt.Fprintf(w, "Request:    %s/%s\n", etr.Namespace, etr.Name)
-	fmt.Fprintf(w, "Secret:     %s/%s\n", secret.Namespace, secret.Name)
+	p := &printer{w: w}
+	p.printf("Request:    %s/%s\n", etr.Namespace, etr.Name)
+	p.printf("Secret:     %s/%s\n", secret.Namespace, secret.Name)
 	if token == "" {
-		fmt.Fprintf(w, "Token:      none (key %q is empty)\n", v1alpha1.SecretTokenKey)
-		return nil
+		p.printf("Token:      none (key %q is empty)\n", v1alpha1.SecretTokenKey)
+		return p.err
 	}
-	fmt.Fprintf(w, "Digest:     %s (sha256, as status.tokenDigest)\n", provider.Digest(token))
+	p.printf("Digest:     %s (sha256, as status.tokenDigest)\n", provider.Digest(token))
 	if t, err := time.Parse(time.RFC3339, string(secret.Data[v1alpha1.SecretExpiresAtKey])); err == nil {
-		fmt.Fprintf(w, "Expires:    %s (%s)\n", t.UTC().Format(time.RFC3339), relative(t, now))
+		p.printf("Expires:    %s (%s)\n", t.UTC().Format(time.RFC3339), relative(t, now))
 	}
 	if etr.Status.RenewAt != nil {
-		fmt.Fprintf(w, "Renews:     %s (%s)\n", etr.Status.RenewAt.UTC().Format(time.RFC3339), relative(etr.Status.RenewAt.Time, now))
+		p.printf("Renews:     %s (%s)\n", etr.Status.RenewAt.UTC().Format(time.RFC3339), relative(etr.Status.RenewAt.Time, now))
 	}
 	header, claims, ok := DecodeJWT(token)
 	if !ok {
-		fmt.Fprintf(w, "Token:      opaque, %d bytes (not a JWT)\n", len(token))
+		p.printf("Token:      opaque, %d bytes (not a JWT)\n", len(token))
 	} else {
-		fmt.Fprintf(w, "Token:      JWT, %d bytes (signature not shown)\n", len(token))
-		fmt.Fprintf(w, "Header:\n%s\n", indentJSON(header))
-		fmt.Fprintf(w, "Claims:\n%s\n", indentJSON(claims))
-		printTimeClaims(w, claims, now)
+		p.printf("Token:      JWT, %d bytes (signature not shown)\n", len(token))
+		p.printf("Header:\n%s\n", indentJSON(header))
+		p.printf("Claims:\n%s\n", indentJSON(claims))
+		printTimeClaims(p, claims, now)
 	}
 	if showToken {
-		fmt.Fprintf(w, "Raw token:  %s\n", token)
+		p.printf("Raw token:  %s\n", token)
 	}
-	return nil
+	return p.err
 }
 
 // DecodeJWT decodes a compact JWS's header and claims without verifying
@@ -117,7 +119,7 @@ func indentJSON(v map[string]any) string {
 
 // printTimeClaims restates the registered time claims as dates, in the
 // order they happen.
-func printTimeClaims(w io.Writer, claims map[string]any, now time.Time) {
+func printTimeClaims(p *printer, claims map[string]any, now time.Time) {
 	for _, name := range []string{"iat", "nbf", "exp"} {
 		n, ok := claims[name].(json.Number)
 		if !ok {
@@ -128,7 +130,7 @@ func printTimeClaims(w io.Writer, claims map[string]any, now time.Time) {
 			continue
 		}
 		t := time.Unix(int64(secs), 0)
-		fmt.Fprintf(w, "  %s: %s (%s)\n", name, t.UTC().Format(time.RFC3339), relative(t, now))
+		p.printf("  %s: %s (%s)\n", name, t.UTC().Format(time.RFC3339), relative(t, now))
 	}
 }
 

@@ -77,3 +77,17 @@ func (o *options) client() (client.Client, string, error) {
 
 // now is the plugin's clock, injectable for tests.
 func (o *options) now() time.Time { return o.clock.Now() }
+
+// printer writes formatted text to w and keeps the first write error, so a
+// command prints line by line and reports a failed write (a closed pipe, a
+// full disk) once, at the end.
+type printer struct {
+	w   io.Writer
+	err error
+}
+
+func (p *printer) printf(format string, args ...any) {
+	if p.err == nil {
+		_, p.err = fmt.Fprintf(p.w, format, args...)
+	}
+}

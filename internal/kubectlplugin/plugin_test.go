@@ -3,6 +3,7 @@ package kubectlplugin
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -179,5 +180,38 @@ func TestInspectNeverPrintsTheSignatureOrTokenUnlessAsked(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "opaque, 18 bytes") || strings.Contains(out.String(), "opaque-qrvey-token") {
 		t.Errorf("opaque token output:\n%s", out.String())
+	}
+}
+
+// errClosed is what a writer whose reader went away returns.
+var errClosed = errors.New("write: broken pipe")
+
+type closedWriter struct{}
+
+func (closedWriter) Write([]byte) (int, error) { return 0, errClosed }
+
+func TestPrintersReportAFailedWrite(t *testing.T) {
+	etr := etrWith("dash", at(time.Hour), at(40*time.Minute), 0, false)
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "dash"}, Data: map[string][]byte{
+		v1alpha1.SecretTokenKey: []byte(jwtOf(`{"alg":"HS256"}`, `{"exp":1795000000}`)),
+	}}
+	tests := []struct {
+		name  string
+		print func() error
+	}{
+		{"inspect reports the failed write of a JWT's description", func() error { return Inspect(closedWriter{}, &etr, secret, now, true) }},
+		{"inspect reports the failed write of an empty Secret's description", func() error {
+			return Inspect(closedWriter{}, &etr, &corev1.Secret{}, now, false)
+		}},
+		{"status reports the failed write of its table", func() error {
+			return PrintStatus(closedWriter{}, StatusRows([]v1alpha1.EmbedTokenRequest{etr}, now, 0), true)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.print(); !errors.Is(err, errClosed) {
+				t.Errorf("got %v, want %v", err, errClosed)
+			}
+		})
 	}
 }

@@ -34,15 +34,17 @@ func (o *options) refreshCommand() *cobra.Command {
 			if err := Refresh(cmd.Context(), c, key, value); err != nil {
 				return err
 			}
-			fmt.Fprintf(o.streams.Out, "embedtokenrequest/%s refresh requested (%s=%s)\n", key.Name, v1alpha1.RefreshAnnotation, value)
+			if _, err := fmt.Fprintf(o.streams.Out, "embedtokenrequest/%s refresh requested (%s=%s)\n", key.Name, v1alpha1.RefreshAnnotation, value); err != nil {
+				return err
+			}
 			if waitFor <= 0 {
 				return nil
 			}
 			if err := WaitRefreshed(cmd.Context(), c, key, value, waitFor); err != nil {
 				return err
 			}
-			fmt.Fprintf(o.streams.Out, "embedtokenrequest/%s refreshed\n", key.Name)
-			return nil
+			_, err = fmt.Fprintf(o.streams.Out, "embedtokenrequest/%s refreshed\n", key.Name)
+			return err
 		},
 	}
 	cmd.Flags().DurationVar(&waitFor, "wait", 0, "Wait up to this long for the operator to handle the refresh (e.g. 1m)")

@@ -131,12 +131,16 @@ func PrintStatus(w io.Writer, rows []Row, allNamespaces bool) error {
 	if allNamespaces {
 		header = "NAMESPACE\t" + header
 	}
-	fmt.Fprintln(tw, header)
+	p := &printer{w: tw}
+	p.printf("%s\n", header)
 	for _, r := range rows {
 		if allNamespaces {
-			fmt.Fprintf(tw, "%s\t", r.Namespace)
+			p.printf("%s\t", r.Namespace)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Provider, r.Ready, orDash(r.Reason), r.ExpiresIn, r.RenewsIn, r.State)
+		p.printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Provider, r.Ready, orDash(r.Reason), r.ExpiresIn, r.RenewsIn, r.State)
+	}
+	if p.err != nil {
+		return p.err
 	}
 	return tw.Flush()
 }

@@ -18,12 +18,12 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/apiserver/pkg/authentication/serviceaccount"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport/spdy"
+	"k8s.io/streaming/pkg/httpstream"
 	"k8s.io/utils/ptr"
 
 	"github.com/embedtokens/embed-token-operator/api/v1alpha1"
@@ -376,6 +376,14 @@ func EndpointPod(ctx context.Context, cs kubernetes.Interface, namespace, servic
 	return "", 0, fmt.Errorf("no ready pod serves the Service %s/%s; is the operator running with --token-endpoint-bind-address set?", namespace, service)
 }
 
+// fallBackToSPDY reports whether the WebSocket port-forward failed in a way
+// the SPDY one may not: the upgrade was refused, or an HTTPS proxy is in the
+// way. client-go's WebSocket dialer reports a refused upgrade as
+// k8s.io/streaming's UpgradeFailureError.
+func fallBackToSPDY(err error) bool {
+	return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
+}
+
 // forwardToEndpoint port-forwards a local port to a ready pod behind the
 // endpoint's Service, through the API server, and returns the local port
 // and a function that stops forwarding.
@@ -389,17 +397,15 @@ func forwardToEndpoint(ctx context.Context, cfg *rest.Config, cs kubernetes.Inte
 	if err != nil {
 		return 0, nil, fmt.Errorf("preparing the port-forward: %w", err)
 	}
-	var dialer httpstream.Dialer = spdy.NewDialer(upgrader, &http.Client{Transport: transport}, http.MethodPost, url)
-	if tunneling, err := portforward.NewSPDYOverWebsocketDialer(url, cfg); err == nil {
+	dialer := spdy.NewDialerForStreaming(upgrader, &http.Client{Transport: transport}, http.MethodPost, url)
+	if tunneling, err := portforward.NewSPDYOverWebsocketDialerForStreaming(url, cfg); err == nil {
 		// As kubectl port-forward: WebSockets first, SPDY where the API
 		// server or a proxy refuses the upgrade.
-		dialer = portforward.NewFallbackDialer(tunneling, dialer, func(err error) bool {
-			return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
-		})
+		dialer = portforward.NewFallbackDialerForStreaming(tunneling, dialer, fallBackToSPDY)
 	}
 	fwCtx, stop := context.WithCancel(ctx)
 	ready := make(chan struct{})
-	fw, err := portforward.NewOnAddressesWithContext(fwCtx, dialer, []string{"127.0.0.1"}, []string{fmt.Sprintf("0:%d", port)}, ready, io.Discard, errOut)
+	fw, err := portforward.NewOnAddressesForStreamingWithContext(fwCtx, dialer, []string{"127.0.0.1"}, []string{fmt.Sprintf("0:%d", port)}, ready, io.Discard, errOut)
 	if err != nil {
 		stop()
 		return 0, nil, fmt.Errorf("preparing the port-forward to pod %s/%s: %w", namespace, pod, err)

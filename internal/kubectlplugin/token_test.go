@@ -2,12 +2,17 @@ package kubectlplugin
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/client-go/tools/portforward"
 )
 
 func TestParseTemplateRef(t *testing.T) {
@@ -116,6 +121,41 @@ func TestCredentialKind(t *testing.T) {
 				if !strings.Contains(msg, want) {
 					t.Errorf("message %q lacks %q", msg, want)
 				}
+			}
+		})
+	}
+}
+
+// TestPortForwardFallsBackToSPDY dials the WebSocket port-forward of an API
+// server that refuses the upgrade, as one behind a proxy without WebSockets
+// does, and checks that the plugin then tries SPDY.
+func TestPortForwardFallsBackToSPDY(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "upgrade refused", http.StatusBadRequest)
+	}))
+	defer srv.Close()
+	u, err := url.Parse(srv.URL + "/api/v1/namespaces/ops/pods/endpoint-0/portforward")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dialer, err := portforward.NewSPDYOverWebsocketDialerForStreaming(u, &rest.Config{Host: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = dialer.Dial(portforward.PortForwardProtocolV1Name)
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"a refused WebSocket upgrade falls back", err, true},
+		{"a proxy that cannot tunnel HTTPS falls back", errors.New("proxy: unknown scheme: https"), true},
+		{"any other failure does not", errors.New("connection refused"), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := fallBackToSPDY(tc.err); got != tc.want {
+				t.Errorf("fallBackToSPDY(%v) = %v, want %v", tc.err, got, tc.want)
 			}
 		})
 	}

@@ -135,11 +135,11 @@ func TestRedactWithoutHelp(t *testing.T) {
 	wrapped := &provider.Error{Reason: v1alpha1.ReasonVendorUnavailable, Message: "vendor unreachable",
 		Err: fmt.Errorf("proxy said: Authorization: Basic %s", basic)}
 	got := provider.Redact(wrapped, secret)
-	if got != wrapped || strings.Contains(got.Error(), basic[8:len(basic)-4]) {
+	if got != wrapped || strings.Contains(got.Error(), basic[8:len(basic)-4]) { //nolint:errorlint // the very error must be redacted in place
 		t.Fatalf("Redact = %q", got)
 	}
 	plain := errors.New("no credential here")
-	if provider.Redact(plain, secret) != plain {
+	if provider.Redact(plain, secret) != plain { //nolint:errorlint // the very error must pass through
 		t.Error("an error without a credential was replaced")
 	}
 	outer := fmt.Errorf("issuing: %w", provider.Transient(v1alpha1.ReasonVendorRejected, "bad key %s", secret))
@@ -334,7 +334,7 @@ func FuzzRedact(f *testing.F) {
 			}
 		}
 		err := provider.Transient(v1alpha1.ReasonVendorRejected, "%s", plain)
-		if provider.Redact(err, secret) != err || err.Error() != plain {
+		if provider.Redact(err, secret) != err || err.Error() != plain { //nolint:errorlint // the very error must pass through
 			t.Fatalf("Redact changed %q to %q, which holds no form of %q", plain, err.Error(), secret)
 		}
 	})

@@ -23,7 +23,7 @@ import (
 // SecretLabel marks the Secret holding the token endpoint's TLS material, so
 // the admission policy can keep the operator from writing such a Secret
 // anywhere but its own namespace.
-const SecretLabel = "embedtokens.io/serving-cert"
+const SecretLabel = "embedtokens.io/serving-cert" //nolint:gosec // G101: a label key, not a credential
 
 // DefaultCheckInterval is the longest a replica waits between looks at the
 // Secret, whatever its certificates' dates say, so one edited or deleted by

@@ -3,6 +3,7 @@ package template
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strconv"
 	"strings"
@@ -44,7 +45,8 @@ func FuzzFill(f *testing.F) {
 		before := asJSON(t, s)
 		c, err := Compile(s)
 		if err != nil {
-			if _, ok := err.(*Error); !ok {
+			var e *Error
+			if !errors.As(err, &e) {
 				t.Fatalf("Compile returned %T, not *Error: %v", err, err)
 			}
 			return
@@ -54,7 +56,8 @@ func FuzzFill(f *testing.F) {
 			t.Fatalf("the template changed")
 		}
 		if err != nil {
-			if _, ok := err.(*Error); !ok {
+			var e *Error
+			if !errors.As(err, &e) {
 				t.Fatalf("Fill returned %T, not *Error: %v", err, err)
 			}
 			return

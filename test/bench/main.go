@@ -54,13 +54,16 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
-	printTable(os.Stdout, cfg, res)
 	data, _ := json.MarshalIndent(struct {
 		Config  config
 		Results results
 	}{cfg, res}, "", "  ")
 	path := filepath.Join(cfg.OutDir, "results.json")
-	if err := os.WriteFile(path, data, 0o644); err != nil {
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	if err := printTable(os.Stdout, cfg, res); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}

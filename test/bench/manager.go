@@ -60,8 +60,8 @@ func freeAddr() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	addr := l.Addr().String()
+	return addr, l.Close()
 }
 
 // scrape fetches the manager's metrics once and counts the per-request
@@ -76,7 +76,7 @@ func scrape(ctx context.Context, addr string) (time.Duration, int, error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only
 	body, err := io.ReadAll(resp.Body)
 	took := time.Since(start)
 	if err != nil {

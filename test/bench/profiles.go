@@ -59,7 +59,7 @@ func httpGet(ctx context.Context, url string) (io.ReadCloser, error) {
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
+		_ = resp.Body.Close() // unread: the status is the error
 		return nil, fmt.Errorf("GET %s: HTTP %d", url, resp.StatusCode)
 	}
 	return resp.Body, nil
@@ -70,7 +70,7 @@ func httpGet(ctx context.Context, url string) (io.ReadCloser, error) {
 func saveProfile(path string, open func() (io.ReadCloser, error)) {
 	body, err := open()
 	if err == nil {
-		defer body.Close()
+		defer func() { _ = body.Close() }() // read-only
 		var f *os.File
 		if f, err = os.Create(path); err == nil {
 			_, err = io.Copy(f, body)

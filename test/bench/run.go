@@ -100,7 +100,7 @@ func outDir(dir string) (string, error) {
 	if dir == "" {
 		return os.MkdirTemp("", "embedtoken-bench-")
 	}
-	return dir, os.MkdirAll(dir, 0o755)
+	return dir, os.MkdirAll(dir, 0o750)
 }
 
 // run measures; cfg.OutDir must exist (outDir).
@@ -114,7 +114,11 @@ func run(ctx context.Context, cfg config) (res results, err error) {
 	if err != nil {
 		return res, err
 	}
-	defer os.RemoveAll(work)
+	defer func() {
+		if err := os.RemoveAll(work); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: leaving the work directory behind:", err)
+		}
+	}()
 	step("building the manager")
 	bin, err := harness.BuildManager(root, work)
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"fmt"
 	"io"
@@ -44,10 +45,11 @@ func perMinute(v float64, p phase) string {
 }
 
 // printTable renders the results as a Markdown table, ready for docs/benchmarks.md.
-func printTable(w io.Writer, cfg config, r results) {
-	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.Debug)
-	row := func(k, v string) { fmt.Fprintf(tw, "| %s\t %s\t\n", k, v) }
-	fmt.Fprintf(w, "\nN=%d unrelated Secrets=%d qps=%g burst=%d reconcilers=%d manager GOMEMLIMIT=%s GOGC=%s\nmachine: %s\n\n",
+// It renders into memory and writes w once.
+func printTable(w io.Writer, cfg config, r results) error {
+	var out, rows bytes.Buffer
+	row := func(k, v string) { fmt.Fprintf(&rows, "| %s\t %s\t\n", k, v) }
+	fmt.Fprintf(&out, "\nN=%d unrelated Secrets=%d qps=%g burst=%d reconcilers=%d manager GOMEMLIMIT=%s GOGC=%s\nmachine: %s\n\n",
 		cfg.N, cfg.Unrelated, cfg.QPS, cfg.Burst, cfg.Concurrency, cmp.Or(cfg.ManagerMemLimit, "unset"), cmp.Or(cfg.ManagerGOGC, "unset"), r.Machine)
 	row("metric", "value")
 	row("---", "---")
@@ -77,14 +79,21 @@ func printTable(w io.Writer, cfg config, r results) {
 	if r.UnrelatedCreate > 0 {
 		row("creating the unrelated Secrets took", r.UnrelatedCreate.Round(1e7).String())
 	}
-	_ = tw.Flush()
+	tw := tabwriter.NewWriter(&out, 0, 0, 1, ' ', tabwriter.Debug)
+	if _, err := tw.Write(rows.Bytes()); err != nil {
+		return err
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
 	for _, p := range []string{r.ProfilePath, r.APIServerProfilePath, r.EtcdProfilePath} {
 		if p != "" {
-			fmt.Fprintf(w, "\nCPU profile: %s (go tool pprof -top %s)", p, p)
+			fmt.Fprintf(&out, "\nCPU profile: %s (go tool pprof -top %s)", p, p)
 		}
 	}
-	fmt.Fprintln(w)
-	fmt.Fprintf(w, "manager log: %s\n", r.ManagerLog)
+	fmt.Fprintf(&out, "\nmanager log: %s\n", r.ManagerLog)
+	_, err := w.Write(out.Bytes())
+	return err
 }
 
 // breakdown lists the operator's writes per token by verb and resource.

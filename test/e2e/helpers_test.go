@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -135,7 +136,7 @@ func readCRILog(path string) ([]logLine, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only
 	var lines []logLine
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
@@ -200,7 +201,7 @@ func simCalls(ctx context.Context) []simCall {
 	Expect(err).NotTo(HaveOccurred())
 	resp, err := http.DefaultClient.Do(req)
 	Expect(err).NotTo(HaveOccurred())
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only
 	Expect(json.NewDecoder(resp.Body).Decode(&out)).To(Succeed())
 	return out.Log
 }
@@ -223,7 +224,8 @@ func issuedFor(ctx context.Context, requestName string) int {
 func kubectl(ctx context.Context, args ...string) (string, int) {
 	cmd := exec.CommandContext(ctx, cfg.kubectl, append([]string{"--kubeconfig", cfg.kubeconfig}, args...)...)
 	out, err := cmd.CombinedOutput()
-	if exit, ok := err.(*exec.ExitError); ok {
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
 		return string(out), exit.ExitCode()
 	}
 	Expect(err).NotTo(HaveOccurred())

@@ -108,7 +108,7 @@ type auditEvent struct {
 func operatorSecretReads() []auditEvent {
 	f, err := os.Open(cfg.auditLog)
 	Expect(err).NotTo(HaveOccurred())
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only
 	user := "system:serviceaccount:" + operatorNamespace + ":" + operatorSA
 	var out []auditEvent
 	sc := bufio.NewScanner(f)

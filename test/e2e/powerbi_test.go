@@ -114,7 +114,7 @@ func powerBISimLog(ctx context.Context) []powerBILoggedCall {
 	Expect(err).NotTo(HaveOccurred())
 	resp, err := http.DefaultClient.Do(req)
 	Expect(err).NotTo(HaveOccurred())
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only
 	Expect(json.NewDecoder(resp.Body).Decode(&out)).To(Succeed())
 	return out.Log
 }
@@ -128,7 +128,7 @@ func powerBIValidity(ctx context.Context, token string) vendorsim.Validity {
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	Expect(err).NotTo(HaveOccurred())
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only
 	var out struct {
 		Validity vendorsim.Validity `json:"validity"`
 	}

@@ -50,7 +50,7 @@ func supersetCalls(ctx context.Context, since time.Time) []supersetCall {
 	Expect(err).NotTo(HaveOccurred())
 	resp, err := http.DefaultClient.Do(req)
 	Expect(err).NotTo(HaveOccurred())
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only
 	Expect(json.NewDecoder(resp.Body).Decode(&out)).To(Succeed())
 	var calls []supersetCall
 	for _, c := range out.Log {
@@ -68,7 +68,7 @@ func simValidity(ctx context.Context, token string) string {
 	Expect(err).NotTo(HaveOccurred())
 	resp, err := http.DefaultClient.Do(req)
 	Expect(err).NotTo(HaveOccurred())
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only
 	var out struct{ Validity string }
 	Expect(json.NewDecoder(resp.Body).Decode(&out)).To(Succeed())
 	return out.Validity

@@ -68,7 +68,10 @@ func StartManagerWithEnv(bin, kubeconfig, logPath string, env []string, args ...
 	if err != nil {
 		return nil, fmt.Errorf("opening the manager log: %w", err)
 	}
-	fmt.Fprintf(logFile, "=== harness: starting %s %s at %s\n", filepath.Base(bin), strings.Join(args, " "), time.Now().Format(time.RFC3339Nano))
+	if _, err := fmt.Fprintf(logFile, "=== harness: starting %s %s at %s\n", filepath.Base(bin), strings.Join(args, " "), time.Now().Format(time.RFC3339Nano)); err != nil {
+		_ = logFile.Close()
+		return nil, fmt.Errorf("writing the manager log: %w", err)
+	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(append(os.Environ(), "KUBECONFIG="+kubeconfig), env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
@@ -136,7 +139,7 @@ func (m *Manager) WaitLog(ctx context.Context, substr string) error {
 			return nil
 		}
 		if done, exitErr := m.Exited(); done {
-			return fmt.Errorf("manager exited (%v) before logging %q", exitErr, substr)
+			return fmt.Errorf("manager exited (%w) before logging %q", exitErr, substr)
 		}
 		select {
 		case <-ctx.Done():

@@ -78,9 +78,9 @@ func parseCPU(stat string) (time.Duration, error) {
 	if len(f) < 13 {
 		return 0, fmt.Errorf("short /proc stat line")
 	}
-	var ticks uint64
+	var ticks int64
 	for _, s := range f[11:13] {
-		n, err := strconv.ParseUint(s, 10, 64)
+		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
 			return 0, fmt.Errorf("parsing CPU ticks %q: %w", s, err)
 		}

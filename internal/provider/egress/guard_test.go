@@ -64,10 +64,11 @@ func wantRefused(t *testing.T, err error, host, class string) {
 
 func TestDialRefusesBeforeConnecting(t *testing.T) {
 	srv := startCounting(t, "127.0.0.2:0")
-	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	srvPort := srv.Listener.Addr().(*net.TCPAddr).AddrPort().Port()
+	port := int(srvPort)
 	allowed := egress.Guard{Policy: egress.NewPolicy(egress.Allowed{Prefix: netip.MustParsePrefix("127.0.0.2/32")})}
-	otherPort := egress.Guard{Policy: egress.NewPolicy(egress.Allowed{Prefix: netip.MustParsePrefix("127.0.0.2/32"), Port: uint16(port + 1)})}
-	ownPort := egress.Guard{Policy: allowed.Policy.WithOwnPorts(nil, uint16(port))}
+	otherPort := egress.Guard{Policy: egress.NewPolicy(egress.Allowed{Prefix: netip.MustParsePrefix("127.0.0.2/32"), Port: srvPort + 1})}
+	ownPort := egress.Guard{Policy: allowed.Policy.WithOwnPorts(nil, srvPort)}
 	tests := []struct {
 		name   string
 		guard  egress.Guard

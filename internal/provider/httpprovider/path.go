@@ -51,12 +51,13 @@ func ParsePath(expr string) (Path, error) {
 		var st step
 		var n int
 		var err error
-		if s[i] == '.' {
+		switch s[i] {
+		case '.':
 			st, n, err = parseKey(s[i+1:])
 			n++
-		} else if s[i] == '[' {
+		case '[':
 			st, n, err = parseBracket(s[i:])
-		} else {
+		default:
 			err = fmt.Errorf("unexpected %q", s[i])
 		}
 		if err != nil {

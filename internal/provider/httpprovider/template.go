@@ -94,10 +94,10 @@ func parseBody(src, field string, b *budget, secret func(name, key string) (stri
 	if t.Tree == nil { // an empty body
 		return t, nil
 	}
-	if err := check(t.Tree.Root); err != nil {
+	if err := check(t.Root); err != nil {
 		return nil, provider.Permanent(v1alpha1.ReasonProviderInvalid, "%s: %v", field, err)
 	}
-	walk(t.Tree.Root, func(n parse.Node) {
+	walk(t.Root, func(n parse.Node) {
 		if a, ok := n.(*parse.ActionNode); ok && len(a.Pipe.Decl) == 0 {
 			a.Pipe.Cmds = append(a.Pipe.Cmds, &parse.CommandNode{NodeType: parse.NodeCommand, Pos: a.Pos,
 				Args: []parse.Node{parse.NewIdentifier(escapeFunc).SetTree(nil).SetPos(a.Pos)}})
@@ -166,7 +166,7 @@ func checkBody(src, field string) (map[string]bool, error) {
 		return nil, err
 	}
 	fields := map[string]bool{}
-	walk(t.Tree.Root, func(n parse.Node) {
+	walk(t.Root, func(n parse.Node) {
 		switch n := n.(type) {
 		case *parse.FieldNode:
 			fields[n.Ident[0]] = true
@@ -187,7 +187,7 @@ func BodySecretRefs(src string) ([]v1alpha1.SecretKeySelector, error) {
 		return nil, err
 	}
 	var refs []v1alpha1.SecretKeySelector
-	walk(t.Tree.Root, func(n parse.Node) {
+	walk(t.Root, func(n parse.Node) {
 		if c, ok := n.(*parse.CommandNode); ok {
 			if ref, _ := secretCall(c); ref != nil {
 				refs = append(refs, *ref)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -85,7 +86,7 @@ func newTokenCache(maxEntries int) *tokenCache {
 func cacheKey(c config, credentialID string) string {
 	h := sha256.New()
 	for _, part := range []string{c.authorityURL, c.tenantID, c.clientID, c.scope, credentialID} {
-		fmt.Fprintf(h, "%d:%s;", len(part), part)
+		_, _ = fmt.Fprintf(h, "%d:%s;", len(part), part) // a hash.Hash's Write never fails
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
@@ -171,12 +172,17 @@ func (c *tokenCache) len() int {
 }
 
 // cloneError gives each waiter of a shared call its own copy of a classified
-// error, since redaction changes an Error's message in place.
+// error, since redaction changes an Error's message in place. An Error
+// wrapped in another error is copied as an Error with the whole text, the
+// way Redact returns one.
 func cloneError(err error) error {
-	e, ok := err.(*provider.Error)
-	if !ok {
+	var e *provider.Error
+	if !errors.As(err, &e) {
 		return err
 	}
 	clone := *e
+	if text := err.Error(); text != e.Error() { // e is wrapped
+		clone.Message, clone.Err = text, nil
+	}
 	return &clone
 }

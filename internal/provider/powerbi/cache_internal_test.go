@@ -3,6 +3,7 @@ package powerbi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"runtime"
 	"testing"
@@ -79,17 +80,33 @@ func TestCacheIsBounded(t *testing.T) {
 // TestWaitersGetTheirOwnError: a failed shared call gives each caller its
 // own copy of the error, so redacting one does not race with another.
 func TestWaitersGetTheirOwnError(t *testing.T) {
-	c := newTokenCache(2)
-	client := &http.Client{}
-	fail := provider.Permanent(v1alpha1.ReasonVendorUnauthorized, "refused")
-	_, _, err1 := c.get(context.Background(), client, "k", epoch, 0, func(context.Context) (accessToken, error) { return accessToken{}, fail })
-	_, _, err2 := c.get(context.Background(), client, "k", epoch, 0, func(context.Context) (accessToken, error) { return accessToken{}, fail })
-	var e1, e2 *provider.Error
-	if !errors.As(err1, &e1) || !errors.As(err2, &e2) || e1 == e2 || e1 == fail || e1.Message != "refused" {
-		t.Errorf("errors %v and %v share their value", err1, err2)
+	refused := func() error { return provider.Permanent(v1alpha1.ReasonVendorUnauthorized, "refused") }
+	tests := []struct {
+		name     string
+		fail     error
+		wantText string
+	}{
+		{"a classified error is copied", refused(), "refused"},
+		{"a wrapped classified error is copied with its whole text", fmt.Errorf("token call: %w", refused()), "token call: refused"},
 	}
-	if c.len() != 0 {
-		t.Error("a failure was cached")
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTokenCache(2)
+			client := &http.Client{}
+			fetch := func(context.Context) (accessToken, error) { return accessToken{}, tc.fail }
+			_, _, err1 := c.get(context.Background(), client, "k", epoch, 0, fetch)
+			_, _, err2 := c.get(context.Background(), client, "k", epoch, 0, fetch)
+			var e1, e2, orig *provider.Error
+			if !errors.As(err1, &e1) || !errors.As(err2, &e2) || !errors.As(tc.fail, &orig) || e1 == e2 || e1 == orig || errors.Is(err1, tc.fail) {
+				t.Errorf("errors %v and %v share their value", err1, err2)
+			}
+			if err1.Error() != tc.wantText || e1.Reason != v1alpha1.ReasonVendorUnauthorized || !e1.Permanent {
+				t.Errorf("the copy is %q (%s, permanent %v), want %q as classified", err1, e1.Reason, e1.Permanent, tc.wantText)
+			}
+			if c.len() != 0 {
+				t.Error("a failure was cached")
+			}
+		})
 	}
 }
 

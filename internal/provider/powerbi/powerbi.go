@@ -31,10 +31,10 @@ const (
 	DefaultScope = "https://analysis.windows.net/powerbi/api/.default"
 	// EntraTokenPathSuffix ends the v2.0 token route of a tenant:
 	// {authorityURL}/{tenantID}/oauth2/v2.0/token.
-	EntraTokenPathSuffix = "/oauth2/v2.0/token"
+	EntraTokenPathSuffix = "/oauth2/v2.0/token" //nolint:gosec // G101: a URL path, not a credential
 	// GenerateTokenPath issues embed tokens (GenerateTokenRequestV2),
 	// relative to the API URL.
-	GenerateTokenPath = "/v1.0/myorg/GenerateToken"
+	GenerateTokenPath = "/v1.0/myorg/GenerateToken" //nolint:gosec // G101: a URL path, not a credential
 	// ProfileHeader names the service principal profile a call acts as.
 	ProfileHeader = "X-PowerBI-Profile-Id"
 )

@@ -22,7 +22,7 @@ import (
 // Qlik Cloud's OAuth endpoints and grants, relative to the tenant URL.
 const (
 	// TokenPath issues access tokens.
-	TokenPath = "/oauth/token"
+	TokenPath = "/oauth/token" //nolint:gosec // G101: a URL path, not a credential
 	// RevokePath revokes them (RFC 7009).
 	RevokePath = "/oauth/revoke"
 	// ImpersonationGrant issues a token acting as the user in user_lookup.

@@ -16,7 +16,7 @@ import (
 )
 
 // TokenPath is Qrvey's token endpoint, relative to the instance URL.
-const TokenPath = "/devapi/v4/core/login/token"
+const TokenPath = "/devapi/v4/core/login/token" //nolint:gosec // G101: a URL path, not a credential
 
 // reserved are body fields the operator sets; spec.qrvey.extra cannot replace them.
 var reserved = []string{"userid", "appid", "clientid", "expiresIn", "permissions"}

@@ -51,7 +51,7 @@ const (
 	EnvRoleARN = "AWS_ROLE_ARN"
 	// EnvWebIdentityTokenFile names the projected service account token
 	// STS accepts as the web identity.
-	EnvWebIdentityTokenFile = "AWS_WEB_IDENTITY_TOKEN_FILE"
+	EnvWebIdentityTokenFile = "AWS_WEB_IDENTITY_TOKEN_FILE" //nolint:gosec // G101: an environment variable name, not a credential
 )
 
 // RoleSessionName names the operator's sessions in CloudTrail.

@@ -3,6 +3,7 @@ package superset
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -14,7 +15,7 @@ var epoch = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 func fetcher(n *int) func(context.Context) (login, error) {
 	return func(context.Context) (login, error) {
 		*n++
-		return login{accessToken: "token-" + string(rune('0'+*n)), until: epoch.Add(time.Hour)}, nil
+		return login{accessToken: "token-" + strconv.Itoa(*n), until: epoch.Add(time.Hour)}, nil
 	}
 }
 

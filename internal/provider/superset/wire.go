@@ -27,7 +27,7 @@ type loginRequest struct {
 }
 
 func loginBody(username, password, authProvider string) ([]byte, error) {
-	b, err := json.Marshal(loginRequest{Username: username, Password: password, Provider: authProvider, Refresh: true})
+	b, err := json.Marshal(loginRequest{Username: username, Password: password, Provider: authProvider, Refresh: true}) //nolint:gosec // G117: Superset's login takes the password in this body
 	if err != nil {
 		return nil, provider.Permanent(v1alpha1.ReasonInvalidRequest, "superset login cannot be encoded")
 	}

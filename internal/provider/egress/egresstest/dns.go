@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/binary"
 	"io"
+	"math"
 	"net"
 	"net/netip"
 	"strings"
@@ -61,7 +62,11 @@ func (d *DNS) serve(conn net.Conn) {
 		if err != nil {
 			return
 		}
-		out := binary.BigEndian.AppendUint16(nil, uint16(len(answer)))
+		n := len(answer)
+		if n > math.MaxUint16 { // more than a TCP DNS message can frame
+			return
+		}
+		out := binary.BigEndian.AppendUint16(nil, uint16(n))
 		if _, err := conn.Write(append(out, answer...)); err != nil {
 			return
 		}
