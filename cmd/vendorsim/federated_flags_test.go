@@ -48,7 +48,7 @@ func TestFederatedFlags(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		if resp.StatusCode != tc.status {
 			t.Errorf("%s: HTTP %d, want %d", tc.name, resp.StatusCode, tc.status)
 		}

@@ -39,7 +39,7 @@ func TestRunServesAndShutsDown(t *testing.T) {
 			}
 			go func() {
 				err := run(ctx, tc.args, getenv, pw)
-				pw.Close()
+				_ = pw.Close()
 				done <- err
 			}()
 
@@ -59,7 +59,7 @@ func TestRunServesAndShutsDown(t *testing.T) {
 			if resp, err := http.Get(url + "/healthz"); err != nil || resp.StatusCode != 200 {
 				t.Fatalf("healthz: %v %v", resp, err)
 			} else {
-				resp.Body.Close()
+				_ = resp.Body.Close()
 			}
 			var issued string
 			for _, call := range []struct {
@@ -74,7 +74,7 @@ func TestRunServesAndShutsDown(t *testing.T) {
 				}
 				var body struct{ Token string }
 				_ = json.NewDecoder(resp.Body).Decode(&body)
-				resp.Body.Close()
+				_ = resp.Body.Close()
 				if resp.StatusCode != call.want {
 					t.Fatalf("key %q: status %d, want %d", call.key, resp.StatusCode, call.want)
 				}

@@ -22,7 +22,7 @@ func TestQlikAndOAuth2Credentials(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		if resp.StatusCode != want {
 			t.Errorf("Qlik call %d: %d, want %d", i, resp.StatusCode, want)
 		}
@@ -32,7 +32,7 @@ func TestQlikAndOAuth2Credentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Errorf("OAuth2: %d", resp.StatusCode)
 	}

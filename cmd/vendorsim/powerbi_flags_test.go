@@ -29,7 +29,7 @@ func TestPowerBICredentials(t *testing.T) {
 		ExpiresIn int `json:"expires_in"`
 	}
 	_ = json.NewDecoder(resp.Body).Decode(&out)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != 200 || out.ExpiresIn != 600 {
 		t.Errorf("Entra ID: %d, expires_in %d", resp.StatusCode, out.ExpiresIn)
 	}
@@ -59,7 +59,7 @@ func TestPowerBICloudAndProfiles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		var out struct {
 			AccessToken string `json:"access_token"`
 		}
@@ -84,7 +84,7 @@ func TestPowerBICloudAndProfiles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		return resp.StatusCode
 	}
 	if got := generate(profile); got != http.StatusOK {

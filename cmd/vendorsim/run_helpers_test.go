@@ -20,7 +20,7 @@ func startRun(t *testing.T, args []string, env map[string]string) (string, func(
 	done := make(chan error, 1)
 	go func() {
 		err := run(ctx, args, func(k string) string { return env[k] }, pw)
-		pw.Close()
+		_ = pw.Close()
 		done <- err
 	}()
 	logs := bufio.NewReader(pr)

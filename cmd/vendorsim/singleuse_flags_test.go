@@ -51,7 +51,7 @@ func TestSigmaAndTableauCredentialsFromFlagsAndEnv(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		return resp.StatusCode
 	}
 	tableau := func(secret string) jwt.MapClaims {

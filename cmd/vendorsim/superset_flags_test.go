@@ -43,7 +43,7 @@ func TestSupersetLoginFromEnv(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		if resp.StatusCode != want {
 			t.Errorf("login with %q: status %d, want %d", password, resp.StatusCode, want)
 		}

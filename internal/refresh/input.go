@@ -51,7 +51,7 @@ func (s Settings) Input(etr *v1alpha1.EmbedTokenRequest, stored StoredToken, inp
 	}
 	st := etr.Status
 	if st.FailedAttempts > 0 && st.RenewAt != nil && st.LastFailureTime != nil && st.LastFailure != nil && v1alpha1.IsVendorFailureReason(st.LastFailure.Reason) &&
-		st.ObservedGeneration == etr.Generation && st.LastFailureTime.Time.After(stored.IssuedAt) {
+		st.ObservedGeneration == etr.Generation && st.LastFailureTime.After(stored.IssuedAt) {
 		in.RetryAt = st.RenewAt.Time
 	}
 	return in

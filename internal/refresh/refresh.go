@@ -239,7 +239,7 @@ func Jitter(seed string, n int64) float64 {
 	_, _ = h.Write([]byte(seed))
 	var b [8]byte
 	for i := range b {
-		b[i] = byte(n >> (8 * i))
+		b[i] = byte(n >> (8 * i)) //nolint:gosec // G115: truncating to each byte is the point
 	}
 	_, _ = h.Write(b[:])
 	return float64(h.Sum64()>>11) / float64(1<<53)

@@ -146,7 +146,7 @@ func TestConcurrentCallsWithCountedFault(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			defer resp.Body.Close()
+			defer func() { _ = resp.Body.Close() }()
 			var out struct{ Token string }
 			_ = json.NewDecoder(resp.Body).Decode(&out)
 			_ = s.Calls()

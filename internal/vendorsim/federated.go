@@ -94,7 +94,7 @@ func (f *Federation) keys(ctx context.Context) (map[string]crypto.PublicKey, err
 		if err != nil {
 			return nil, err
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		if resp.StatusCode != http.StatusOK {
 			return nil, fmt.Errorf("%s answered HTTP %d", f.JWKSURL, resp.StatusCode)
 		}

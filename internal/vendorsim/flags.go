@@ -104,7 +104,7 @@ func readCertificates(path string) ([]*x509.Certificate, error) {
 	if path == "" {
 		return nil, nil
 	}
-	raw, err := os.ReadFile(path)
+	raw, err := os.ReadFile(path) //nolint:gosec // G304: the certificate file the flag names
 	if err != nil {
 		return nil, fmt.Errorf("read certificate: %w", err)
 	}

@@ -39,7 +39,7 @@ func post(t *testing.T, url, contentType, body string, header ...string) respons
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	raw, _ := io.ReadAll(resp.Body)
 	out := response{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
 	_ = json.Unmarshal(raw, &out.json)
@@ -137,7 +137,7 @@ func TestQlikTokenLimitAndRevoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	log, _ := io.ReadAll(resp.Body)
 	if strings.Contains(string(log), qlikSecret) || strings.Contains(string(log), token) || !strings.Contains(string(log), `"vendor":"qlikCloud"`) {
 		t.Errorf("admin log leaks a secret or misses Qlik: %s", log)

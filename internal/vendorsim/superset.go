@@ -240,7 +240,7 @@ func supersetCSRFEndpoint(s *Server) endpoint {
 			st.init()
 			st.sessions[session] = csrf
 			st.mu.Unlock()
-			cookie := &http.Cookie{Name: SupersetSessionCookie, Value: session, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode}
+			cookie := &http.Cookie{Name: SupersetSessionCookie, Value: session, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode} //nolint:gosec // G124: the simulator serves plain HTTP, a Secure cookie would never come back
 			return reply{status: http.StatusOK, body: map[string]string{"result": csrf},
 				header: http.Header{"Set-Cookie": {cookie.String()}}}
 		})
