@@ -76,7 +76,7 @@ envtest: ## Build (first time, ~5 min) or find the cached envtest assets (kube-a
 # TEST_PROCS is how many Ginkgo processes run the controller suite, each
 # with its own kube-apiserver, etcd and manager; its specs mostly wait on
 # them, so more processes than cores pay off.
-TEST_PROCS ?= 4
+TEST_PROCS ?= 6
 
 .PHONY: test
 test: manifests generate fmt vet ## Run unit and envtest integration tests (everything except test/e2e, test/chaos, test/bench, test/endpointbench, test/load); the controller suite runs on TEST_PROCS Ginkgo processes beside the other packages.

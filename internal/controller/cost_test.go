@@ -17,7 +17,7 @@ import (
 )
 
 var _ = Describe("Cost per token", func() {
-	It("issues N first tokens with N vendor calls and two writes each, and a restarted manager writes and calls nothing", Serial, func() {
+	It("issues N first tokens with N vendor calls and two writes each, and a restarted manager writes and calls nothing", func() {
 		ctx := context.Background()
 		f := newFixtureWithProvider(ctx)
 		writes := &apiWrites{namespace: f.ns}

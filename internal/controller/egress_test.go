@@ -192,7 +192,7 @@ func newCountingVendor(addr string) *countingServer {
 	return newCountingServer(addr, tokenBody("port-token", time.Now().Add(time.Hour)))
 }
 
-var _ = Describe("Vendor egress guard with ports", Ordered, Serial, func() {
+var _ = Describe("Vendor egress guard with ports", Ordered, func() {
 	var vendor, otherPort, ownPort *countingServer
 	BeforeAll(func() {
 		vendor, otherPort = newCountingVendor("127.0.0.3:0"), newCountingVendor("127.0.0.3:0")

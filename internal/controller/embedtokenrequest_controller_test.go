@@ -88,7 +88,7 @@ var _ = Describe("EmbedTokenRequest token lifecycle", func() {
 		Eventually(func() []string { return eventReasons(ctx, etr) }).Should(ConsistOf(v1alpha1.ReasonTokenIssued))
 	})
 
-	It("refreshes in place before expiry, once per token", func() {
+	It("refreshes in place before expiry, once per token", slowSpec, func() {
 		f.grantOnly(9 * time.Second)
 		etr := f.request("short", time.Minute)
 		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
@@ -121,7 +121,7 @@ var _ = Describe("EmbedTokenRequest token lifecycle", func() {
 		Expect(refreshEvents()).To(HaveLen(1))
 	})
 
-	It("does not mint a new token when the manager restarts", Serial, func() {
+	It("does not mint a new token when the manager restarts", func() {
 		etr := f.request("restart", time.Hour)
 		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
 		token := waitForToken(ctx, etr, "")
@@ -159,7 +159,7 @@ var _ = Describe("EmbedTokenRequest token lifecycle", func() {
 		Expect(f.callsFor("repair")()).To(Equal(1))
 	})
 
-	It("keeps the token of a Secret that does not record its digest, reading it once instead of minting", Serial, func() {
+	It("keeps the token of a Secret that does not record its digest, reading it once instead of minting", func() {
 		etr := f.request("legacy", time.Hour)
 		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
 		token := waitForToken(ctx, etr, "")

@@ -119,8 +119,9 @@ var _ = Describe("EmbedTokenRequest conflicts and failures", func() {
 
 	// The manager's clock drives this spec: it moves to each time the
 	// request is due and a barrier makes the manager reconcile then. The
-	// Vendor outages specs (faults_test.go) watch backoff in real time.
-	It("backs off on vendor errors, keeps the last token and recovers", Serial, func() {
+	// Vendor outages spec with Retry-After (faults_test.go) watches backoff
+	// in real time.
+	It("backs off on vendor errors, keeps the last token and recovers", func() {
 		clk := replaceWithClockedManager()
 		etr := f.request("outage", time.Minute)
 		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
@@ -161,9 +162,9 @@ var _ = Describe("EmbedTokenRequest conflicts and failures", func() {
 		Expect(readyCondition(ctx, etr)(Default)).To(HaveField("Status", metav1.ConditionTrue))
 	})
 
-	// On the clock as well; the Vendor outages specs see the manager's own
-	// requeues recover a token in real time.
-	It("reports a token that expired during an outage and recovers without help", Serial, func() {
+	// On the clock as well; the Vendor outages spec with Retry-After sees
+	// the manager's own requeues recover a token in real time.
+	It("reports a token that expired during an outage and recovers without help", func() {
 		clk := replaceWithClockedManager()
 		etr := f.request("expired", time.Minute)
 		Expect(k8sClient.Create(ctx, etr)).To(Succeed())

@@ -27,7 +27,7 @@ import (
 // namespace's on-demand traffic cannot starve another namespace's stored
 // tokens. The bounds are the fairness spec's (watchRenewals).
 var _ = Describe("Fair scheduling of on-demand calls", func() {
-	It("keeps renewing another namespace's stored tokens while one namespace makes 200 uncached calls a second through Issuer.Call", Serial, func() {
+	It("keeps renewing another namespace's stored tokens while one namespace makes 200 uncached calls a second through Issuer.Call", slowSpec, func() {
 		ctx := context.Background()
 		platform, noisy, healthy := newFixture(ctx), newFixture(ctx), newFixture(ctx)
 

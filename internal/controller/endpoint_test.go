@@ -37,7 +37,7 @@ import (
 // check them, and every token comes from the manager's own issuance path
 // (internal/ondemand over the Issuer the reconciler uses) and the vendor
 // simulator, wired as cmd/tokenendpoint.go wires them.
-var _ = Describe("The token endpoint on the issuance path", Ordered, Serial, func() {
+var _ = Describe("The token endpoint on the issuance path", Ordered, func() {
 	const (
 		// deniedSuffix ends the users the provider's requestValidations
 		// refuse.

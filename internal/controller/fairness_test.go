@@ -32,7 +32,7 @@ const productionWorkers = 10
 // with the binary's defaults (10 workers, --max-vendor-timeout 30s) runs
 // instead, so the numbers are the ones a default installation has.
 var _ = Describe("Fair scheduling across providers", func() {
-	It("keeps renewing a healthy namespace's tokens while a dead and a rate-limited provider have hundreds of requests", Serial, func() {
+	It("keeps renewing a healthy namespace's tokens while a dead and a rate-limited provider have hundreds of requests", slowestSpec, func() {
 		ctx := context.Background()
 		dead, limited, healthy := newFixture(ctx), newFixtureWithProvider(ctx), newFixtureWithProvider(ctx)
 
@@ -121,7 +121,7 @@ var _ = Describe("Fair scheduling across providers", func() {
 // A ClusterEmbedProvider's rate limit is the platform's vendor quota: one
 // namespace's backlog must not hold back another namespace's first token.
 var _ = Describe("Fair shares of a shared provider's rate limit", func() {
-	It("gives another namespace's first token within seconds while one namespace has 80 requests waiting", func() {
+	It("gives another namespace's first token within seconds while one namespace has 80 requests waiting", slowestSpec, func() {
 		ctx := context.Background()
 		platform, alice, bob := newFixture(ctx), newFixture(ctx), newFixture(ctx)
 		platform.createCredentials(ctx)

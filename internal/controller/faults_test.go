@@ -168,30 +168,14 @@ var _ = Describe("Vendor outages", func() {
 	DescribeTable("shorter than the token's remaining life: the old token stays, retries back off, recovery refreshes at the next step",
 		func(fault vendorsim.Fault, minGap time.Duration) {
 			ctx := context.Background()
-			f := newFixture(ctx)
-			f.createCredentials(ctx)
-			spec := f.providerSpec()
-			spec.Timeout = &metav1.Duration{Duration: time.Second}
-			f.createNamedProvider(ctx, "qrvey", spec)
-			// Renewal falls due 3.6-6s after issue; the vendor grants 30s.
-			f.grantOnly(30 * time.Second)
-			etr := f.request("brief", time.Minute)
-			etr.Spec.RenewBefore = &metav1.Duration{Duration: 24 * time.Second}
-			Expect(k8sClient.Create(ctx, etr)).To(Succeed())
-			token := waitForToken(ctx, etr, "")
-			expiry := get(ctx, etr).(*v1alpha1.EmbedTokenRequest).Status.ExpiresAt.Time
-			f.sim.SetFault(fault)
+			f, etr, token, expiry := startVendorOutage(ctx, fault)
 
 			By("keeping the old token, never expired, in the Secret while the refresh is retried during the outage")
 			Eventually(func(g Gomega) {
 				g.Expect(len(f.failedCallTimes("brief"))).To(BeNumerically(">=", 2), "the refresh is retried during the outage")
 				g.Expect(get(ctx, etr.DeepCopy()).(*v1alpha1.EmbedTokenRequest).Status.FailedAttempts).To(BeNumerically(">=", 2))
 			}).Should(Succeed())
-			s := secretOf(ctx, etr)(Default)
-			Expect(string(s.Data[v1alpha1.SecretTokenKey])).To(Equal(token))
-			at, err := time.Parse(time.RFC3339, string(s.Data[v1alpha1.SecretExpiresAtKey]))
-			Expect(err).NotTo(HaveOccurred())
-			Expect(at).To(BeTemporally(">", time.Now()), "a consumer would read an expired token")
+			expectOutageRidden(ctx, etr, token, time.Now())
 
 			By("retrying with backoff, not in a loop")
 			failed := f.failedCallTimes("brief")
@@ -200,45 +184,125 @@ var _ = Describe("Vendor outages", func() {
 			for i := 1; i < len(failed); i++ {
 				Expect(failed[i].Sub(failed[i-1])).To(BeNumerically(">=", minGap), "gap between retries %d and %d", i-1, i)
 			}
-			cur := get(ctx, etr).(*v1alpha1.EmbedTokenRequest)
-			ready := readyCondition(ctx, etr)(Default)
-			Expect(ready.Status).To(Equal(metav1.ConditionTrue), "the stored token is still valid")
-			Expect(ready.Reason).To(BeElementOf(v1alpha1.ReasonVendorUnavailable, v1alpha1.ReasonInvalidResponse))
-			Expect(ready.Message).To(ContainSubstring("Refresh failed"))
-			Expect(cur.Status.FailedAttempts).To(BeNumerically(">=", 2))
 
 			By("refreshing at the next scheduled retry once the vendor recovers")
-			retryAt := cur.Status.RenewAt.Time
+			retryAt := get(ctx, etr.DeepCopy()).(*v1alpha1.EmbedTokenRequest).Status.RenewAt.Time
 			recovered := time.Now()
 			f.sim.ClearFault()
-			waitForToken(ctx, etr, provider.Digest(token))
-			cur = get(ctx, etr).(*v1alpha1.EmbedTokenRequest)
-			Expect(cur.Status.IssuedAt.Time).To(BeTemporally("<=", retryAt.Add(2*time.Second)), "within one backoff step")
-			Expect(cur.Status.IssuedAt.Time).To(BeTemporally(">=", recovered.Truncate(time.Second)))
-			Expect(cur.Status.IssuedAt.Time).To(BeTemporally("<", expiry), "before the old token expired")
-			Expect(cur.Status.FailedAttempts).To(BeZero())
-			Expect(readyCondition(ctx, etr)(Default)).To(haveReason(metav1.ConditionTrue, v1alpha1.ReasonTokenRefreshed))
+			expectRefreshedAfterOutage(ctx, etr, token, retryAt, recovered, expiry)
 		},
-		Entry("503 with Retry-After: retries wait at least Retry-After",
+		Entry("503 with Retry-After: retries wait at least Retry-After", slowSpec,
 			vendorsim.Fault{Status: http.StatusServiceUnavailable, RetryAfter: 6 * time.Second}, 5*time.Second),
+	)
+
+	// The manager's clock drives these: it moves to each time the request
+	// is due and a barrier makes the manager reconcile then. The entry above
+	// watches the manager's own requeues back off and recover in real time.
+	DescribeTable("shorter than the token's remaining life, on the manager's clock: the old token stays, retries back off, recovery refreshes at the next step",
+		func(fault vendorsim.Fault, minGap time.Duration) {
+			ctx := context.Background()
+			clk := replaceWithClockedManager()
+			f, etr, token, expiry := startVendorOutage(ctx, fault)
+			status := func() v1alpha1.EmbedTokenRequestStatus {
+				return get(ctx, etr.DeepCopy()).(*v1alpha1.EmbedTokenRequest).Status
+			}
+
+			By("failing at the renewal and at the retry after it, and not before the retry is due")
+			// status.renewAt is kept to the second: a second past it is due.
+			for attempt := int32(1); attempt <= 2; attempt++ {
+				clk.SetTime(status().RenewAt.Add(time.Second))
+				failedAt := clk.Now()
+				settle(ctx, etr)
+				Expect(status().FailedAttempts).To(Equal(attempt))
+				retryAt := status().RenewAt.Time
+				Expect(retryAt.Sub(failedAt)).To(BeNumerically(">=", minGap), "the retry is scheduled later")
+				clk.SetTime(retryAt.Add(-time.Millisecond))
+				settle(ctx, etr)
+				Expect(f.callsFor("brief")()).To(Equal(1+int(attempt)), "retries back off instead of looping")
+			}
+			Expect(f.failedCallTimes("brief")).To(HaveLen(2))
+			expectOutageRidden(ctx, etr, token, clk.Now())
+
+			By("refreshing at the next scheduled retry once the vendor recovers")
+			retryAt := status().RenewAt.Time
+			recovered := clk.Now()
+			f.sim.ClearFault()
+			clk.SetTime(retryAt.Add(time.Second))
+			settle(ctx, etr)
+			expectRefreshedAfterOutage(ctx, etr, token, retryAt, recovered, expiry)
+		},
 		Entry("answers slower than the provider's timeout", vendorsim.Fault{Delay: 3 * time.Second}, time.Second),
 		Entry("garbage instead of JSON", vendorsim.Fault{Garbage: true}, time.Second),
 	)
 })
 
+// startVendorOutage issues a token the vendor grants for 30 s to a request
+// named brief, whose renewal falls due 3.6-6 s after issue, through a
+// provider that gives up on a call after 1 s, and then sets fault on the
+// vendor. It returns the token and its expiry.
+func startVendorOutage(ctx context.Context, fault vendorsim.Fault) (*fixture, *v1alpha1.EmbedTokenRequest, string, time.Time) {
+	f := newFixture(ctx)
+	f.createCredentials(ctx)
+	spec := f.providerSpec()
+	spec.Timeout = &metav1.Duration{Duration: time.Second}
+	f.createNamedProvider(ctx, "qrvey", spec)
+	etr, token, expiry := f.issueRenewing(ctx, "brief", 30*time.Second, 24*time.Second)
+	f.sim.SetFault(fault)
+	return f, etr, token, expiry
+}
+
+// issueRenewing creates a request named name whose vendor grants tokens
+// for granted and which renews renewBefore their expiry, and returns it
+// with its first token and that token's expiry.
+func (f *fixture) issueRenewing(ctx context.Context, name string, granted, renewBefore time.Duration) (*v1alpha1.EmbedTokenRequest, string, time.Time) {
+	f.grantOnly(granted)
+	etr := f.request(name, time.Minute)
+	etr.Spec.RenewBefore = &metav1.Duration{Duration: renewBefore}
+	Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+	token := waitForToken(ctx, etr, "")
+	return etr, token, get(ctx, etr).(*v1alpha1.EmbedTokenRequest).Status.ExpiresAt.Time
+}
+
+// expectOutageRidden asserts what a request whose refresh failed at least
+// twice shows at now: the old token, not yet expired, still in its Secret
+// and Ready still True, naming the failure.
+func expectOutageRidden(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, token string, now time.Time) {
+	GinkgoHelper()
+	s := secretOf(ctx, etr)(Default)
+	Expect(string(s.Data[v1alpha1.SecretTokenKey])).To(Equal(token))
+	at, err := time.Parse(time.RFC3339, string(s.Data[v1alpha1.SecretExpiresAtKey]))
+	Expect(err).NotTo(HaveOccurred())
+	Expect(at).To(BeTemporally(">", now), "a consumer would read an expired token")
+	cur := get(ctx, etr.DeepCopy()).(*v1alpha1.EmbedTokenRequest)
+	ready := readyCondition(ctx, etr)(Default)
+	Expect(ready.Status).To(Equal(metav1.ConditionTrue), "the stored token is still valid")
+	Expect(ready.Reason).To(BeElementOf(v1alpha1.ReasonVendorUnavailable, v1alpha1.ReasonInvalidResponse))
+	Expect(ready.Message).To(ContainSubstring("Refresh failed"))
+	Expect(cur.Status.FailedAttempts).To(BeNumerically(">=", 2))
+}
+
+// expectRefreshedAfterOutage waits for the token that replaces token and
+// asserts it was issued at the retry scheduled for retryAt, after the
+// vendor recovered and before the old token's expiry, ending the failure.
+func expectRefreshedAfterOutage(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, token string, retryAt, recovered, expiry time.Time) {
+	GinkgoHelper()
+	waitForToken(ctx, etr, provider.Digest(token))
+	cur := get(ctx, etr.DeepCopy()).(*v1alpha1.EmbedTokenRequest)
+	Expect(cur.Status.IssuedAt.Time).To(BeTemporally("<=", retryAt.Add(2*time.Second)), "within one backoff step")
+	Expect(cur.Status.IssuedAt.Time).To(BeTemporally(">=", recovered.Truncate(time.Second)))
+	Expect(cur.Status.IssuedAt.Time).To(BeTemporally("<", expiry), "before the old token expired")
+	Expect(cur.Status.FailedAttempts).To(BeZero())
+	Expect(readyCondition(ctx, etr)(Default)).To(haveReason(metav1.ConditionTrue, v1alpha1.ReasonTokenRefreshed))
+}
+
 var _ = Describe("API server outages", func() {
-	It("retries a refresh it could not store often enough to store it before the old token expires", Serial, func() {
+	It("retries a refresh it could not store often enough to store it before the old token expires", slowSpec, func() {
 		ctx := context.Background()
 		f, outage := withOutage(ctx)
 
 		// The vendor grants 30 s and the token falls due 15-17.5 s before
 		// it expires (renewBefore, its jitter and whole seconds).
-		f.grantOnly(30 * time.Second)
-		etr := f.request("outage", time.Minute)
-		etr.Spec.RenewBefore = &metav1.Duration{Duration: 15 * time.Second}
-		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
-		token := waitForToken(ctx, etr, "")
-		expiry := get(ctx, etr).(*v1alpha1.EmbedTokenRequest).Status.ExpiresAt.Time
+		etr, token, expiry := f.issueRenewing(ctx, "outage", 30*time.Second, 15*time.Second)
 
 		By("failing every write in the namespace from before the renewal until 4 s before expiry")
 		// Retries that only doubled from the renewal would fall about 5 s
@@ -262,7 +326,7 @@ var _ = Describe("API server outages", func() {
 		Expect(readyCondition(ctx, etr)(Default)).To(haveReason(metav1.ConditionTrue, v1alpha1.ReasonTokenRefreshed))
 	})
 
-	It("stores the token a refused write left unstored, without asking the vendor again", Serial, func() {
+	It("stores the token a refused write left unstored, without asking the vendor again", func() {
 		ctx := context.Background()
 		f, outage := withOutage(ctx)
 

@@ -46,7 +46,7 @@ func logLine(lines []map[string]any, msg, ns, name string) map[string]any {
 }
 
 var _ = Describe("Structured logs", func() {
-	It("name the request and the vendor in JSON, and never hold a token or credential", Serial, func() {
+	It("name the request and the vendor in JSON, and never hold a token or credential", func() {
 		ctx := context.Background()
 		f := newFixtureWithProvider(ctx)
 		logs := gbytes.NewBuffer() // safe for the manager's goroutines

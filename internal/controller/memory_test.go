@@ -128,7 +128,7 @@ var _ = Describe("Memory a tenant's objects can take", func() {
 		Expect(v.callCount()).To(BeZero(), "no vendor call is made without a client")
 	})
 
-	It("shares one parsed CA bundle among providers that trust the same one, and keeps nothing of deleted providers", Serial, func() {
+	It("shares one parsed CA bundle among providers that trust the same one, and keeps nothing of deleted providers", func() {
 		ctx := context.Background()
 		f := newFixture(ctx)
 		f.createCredentials(ctx)

@@ -28,7 +28,7 @@ import (
 // manager rules) in one namespace. The suite's cluster-wide manager is
 // stopped meanwhile, so every reconcile seen here is the namespaced one's.
 var _ = Describe("Namespaced mode (--watch-namespaces)", func() {
-	It("serves only the watched namespace, with a Role there, and reports ClusterEmbedProviders as unusable", Serial, func() {
+	It("serves only the watched namespace, with a Role there, and reports ClusterEmbedProviders as unusable", func() {
 		ctx := context.Background()
 		watched := newFixtureWithProvider(ctx)
 		other := newFixtureWithProvider(ctx)

@@ -67,7 +67,7 @@ var _ = Describe("QuickSight through the Issuer", func() {
 		Expect(f.sim.CallCount()).To(BeZero(), "QuickSight is never called for a stored request")
 	})
 
-	It("issues a new signed embed URL per call, each opening once", Serial, func() {
+	It("issues a new signed embed URL per call, each opening once", func() {
 		ctx := context.Background()
 		f := newFixture(ctx)
 		prov := quickSightProvider(ctx, f)

@@ -107,7 +107,7 @@ func newCuttingVendor() *httptest.Server {
 	return srv
 }
 
-var _ = Describe("Credentials a vendor echoes", Ordered, Serial, func() {
+var _ = Describe("Credentials a vendor echoes", Ordered, func() {
 	var logs *gbytes.Buffer
 	BeforeAll(func() {
 		logs = gbytes.NewBuffer() // safe for the manager's goroutines

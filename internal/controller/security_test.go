@@ -44,7 +44,7 @@ func leakedIn(text string, secrets []string) []string {
 // API key it was sent.
 const echoCredential = `{"message":"x-api-key ` + apiKey + ` is not valid for this tenant"}`
 
-var _ = Describe("Secrets never leak", Ordered, Serial, func() {
+var _ = Describe("Secrets never leak", Ordered, func() {
 	var logs *gbytes.Buffer
 	BeforeAll(func() {
 		logs = gbytes.NewBuffer() // safe for the manager's goroutines

@@ -20,7 +20,7 @@ import (
 // The suite's unsharded manager is stopped meanwhile, so every vendor call
 // counted here is one of the shards'.
 var _ = Describe("Sharding (--watch-label-selector)", func() {
-	It("issues each request once, in its own shard, moves relabelled requests without a new token, and survives the other shard's loss", Serial, func() {
+	It("issues each request once, in its own shard, moves relabelled requests without a new token, and survives the other shard's loss", func() {
 		ctx := context.Background()
 		f := newFixtureWithProvider(ctx)
 		stopMgr()
@@ -35,8 +35,8 @@ var _ = Describe("Sharding (--watch-label-selector)", func() {
 			Expect(k8sClient.Create(ctx, etr)).To(Succeed())
 			return etr
 		}
-		f.grantOnlyTo("a-short", 15*time.Second)
-		f.grantOnlyTo("b-short", 15*time.Second)
+		f.grantOnlyTo("a-short", 6*time.Second)
+		f.grantOnlyTo("b-short", 6*time.Second)
 		defaults := []*v1alpha1.EmbedTokenRequest{inShard("a-1", "", time.Hour), inShard("a-2", "", time.Hour), inShard("a-short", "", time.Minute)}
 		bs := []*v1alpha1.EmbedTokenRequest{inShard("b-1", "b", time.Hour), inShard("b-2", "b", time.Hour), inShard("b-short", "b", time.Minute)}
 

@@ -41,10 +41,13 @@ import (
 // (built by hack/envtest-assets.sh; `make test` sets KUBEBUILDER_ASSETS).
 // `make test` runs it on several Ginkgo processes (`go tool ginkgo -p`):
 // BeforeSuite runs in each, so each has its own API server, manager and
-// vendor simulators, and specs of one process never see another's. Specs
-// that stop or replace their process's manager are Serial: Ginkgo runs them
-// alone after the parallel ones, so the budgets and timings they measure
-// are not shared with three other API servers.
+// vendor simulators, and specs of one process never see another's. A
+// process runs its specs one after another, so a spec may stop or replace
+// its process's manager without Serial: no other spec sees that manager
+// meanwhile. The budgets specs measure under load (first tokens, renewals
+// beside a flood) hold with the other processes busy, with room to spare;
+// the longest specs are given slowestSpec or slowSpec, so Ginkgo starts
+// them first and the short ones fill the processes around them.
 var (
 	testEnv   *envtest.Environment
 	cfg       *rest.Config
@@ -54,6 +57,15 @@ var (
 	// testDNS serves the vendor host names specs make up; the managers
 	// resolve vendor hosts through it (and /etc/hosts) only.
 	testDNS = egresstest.NewDNS()
+)
+
+// slowSpec marks the specs that take ten seconds or more (token lifetimes,
+// backoffs and loads that run in real time), slowestSpec those that take
+// half a minute or more: Ginkgo hands out the slowest first, then the slow
+// ones, so none of them starts last and holds up the end of the suite.
+var (
+	slowSpec    = SpecPriority(1)
+	slowestSpec = SpecPriority(2)
 )
 
 // allowVendorCIDRs is the managers' --allow-vendor-cidrs: the simulators
