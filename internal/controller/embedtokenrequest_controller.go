@@ -96,6 +96,7 @@ func (r *EmbedTokenRequestReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		r.fair.settle(req.NamespacedName)
 		if err == nil {
 			r.store.Forget(req.NamespacedName)
+			r.rollout.Forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, err
 	}
@@ -199,11 +200,7 @@ func (r *EmbedTokenRequestReconciler) checkIssuable(ctx context.Context, s *scop
 // window left pending.
 func (r *EmbedTokenRequestReconciler) rolloutToken(ctx context.Context, s *scope) (stepResult, error) {
 	digest := s.currentDigest()
-	storedAt := s.storedAt
-	if storedAt.IsZero() {
-		storedAt = s.secret.Stored.IssuedAt // a reconcile before this one wrote it
-	}
-	restart := r.rollout.Restart(ctx, s.request, digest, storedAt)
+	restart := r.rollout.Restart(ctx, s.request, digest)
 	if restart.Done {
 		s.restartedFor = digest
 	}

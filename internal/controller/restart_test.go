@@ -140,3 +140,34 @@ var _ = Describe("rolloutRestartTargets", func() {
 		Expect(readyCondition(ctx, etr)(Default)).To(haveReason(metav1.ConditionTrue, v1alpha1.ReasonTokenIssued))
 	})
 })
+
+var _ = Describe("rolloutRestartTargets on the manager's clock", func() {
+	It("restarts again for a token stored in the same second as the workload's last restart, once the coalescing window ends", func() {
+		ctx := context.Background()
+		clk := replaceWithClockedManager()
+		// A tenth of a second into a second: the Secret records the issue
+		// time to the second, before the last restart.
+		clk.SetTime(time.Now().Truncate(time.Second).Add(time.Minute + 100*time.Millisecond))
+		f := newFixtureWithProvider(ctx)
+		w := newWorkload(f.ns, "Deployment", "app")
+		Expect(k8sClient.Create(ctx, w)).To(Succeed())
+		etr := f.request("dash", time.Hour)
+		etr.Spec.RolloutRestartTargets = []v1alpha1.RolloutRestartTarget{{Kind: "Deployment", Name: "app"}}
+		Expect(k8sClient.Create(ctx, etr)).To(Succeed())
+		token := waitForToken(ctx, etr, "")
+		Eventually(restartedFor(ctx, etr)).Should(Equal(provider.Digest(token)))
+		Expect(restartedAt(ctx, w)(Default)).To(HaveField("Generation", int64(2)))
+
+		// A new token 0.2 s after that restart waits for the window...
+		clk.Step(200 * time.Millisecond)
+		patchObject(ctx, etr, func(etr *v1alpha1.EmbedTokenRequest) { etr.Spec.Lifetime = &metav1.Duration{Duration: 2 * time.Hour} })
+		token = waitForToken(ctx, etr, provider.Digest(token))
+		Expect(restartedAt(ctx, w)(Default)).To(HaveField("Generation", int64(2)))
+		// ...and when it has ended, the restart before the token does not
+		// pass as serving it.
+		clk.Step(6 * time.Second)
+		settle(ctx, etr)
+		Expect(restartedAt(ctx, w)(Default)).To(HaveField("Generation", int64(3)))
+		Expect(restartedFor(ctx, etr)()).To(Equal(provider.Digest(token)))
+	})
+})

@@ -64,11 +64,10 @@ type scope struct {
 	// out after 30 s still waits its whole backoff before the next.
 	failedAt time.Time
 
-	// storeToken: the token stored, when it renews, when it was written,
-	// and the token it replaced.
+	// storeToken: the token stored, when it renews, and the token it
+	// replaced.
 	issued   *provider.Token
 	renewAt  time.Time
-	storedAt time.Time
 	replaced string
 
 	// rollout: the digests whose restarts and pod pushes completed, their

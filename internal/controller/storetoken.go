@@ -85,7 +85,7 @@ func (r *EmbedTokenRequestReconciler) storeToken(ctx context.Context, s *scope) 
 	s.issued = &provider.Token{Value: tok.Value, Type: tok.Type, IssuedAt: rec.IssuedAt, ExpiresAt: rec.ExpiresAt}
 	s.renewAt = refresh.RenewAt(rec.IssuedAt, rec.ExpiresAt, s.input.Renew, string(etr.UID))
 	s.secret.Stored = rec
-	s.storedAt = r.Clock.Now()
+	r.rollout.Stored(etr, s.issued.Digest(), r.Clock.Now())
 	s.lifetimeNote = lifetimeNote(s) // of the new token
 	log.FromContext(ctx).Info("Stored token", "embedTokenRequest", klog.KObj(etr), "secret", etr.TargetSecretName(),
 		"vendor", s.vendor, "digest", tok.Digest(), "expiresAt", rec.ExpiresAt, "renewAt", s.renewAt)

@@ -3,11 +3,13 @@ package rollout
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -40,11 +42,68 @@ type Rollout struct {
 	// neither.
 	live  client.Reader
 	clock clock.PassiveClock
+
+	mu sync.Mutex
+	// stored holds, for each request whose restarts are pending, the
+	// token they are for and when it was stored (Stored).
+	stored map[types.NamespacedName]storedToken
+}
+
+// storedToken is a token by digest and when it was stored.
+type storedToken struct {
+	digest string
+	at     time.Time
 }
 
 // New returns a Rollout that patches through c and reads through live.
 func New(c client.Client, live client.Reader, clk clock.PassiveClock) *Rollout {
-	return &Rollout{client: c, live: live, clock: clk}
+	return &Rollout{client: c, live: live, clock: clk, stored: map[types.NamespacedName]storedToken{}}
+}
+
+// Stored records that the token with digest was stored for etr at at, the
+// time Restart compares workloads' last restarts with. Only a request with
+// rolloutRestartTargets is recorded, until its restarts are done or it is
+// forgotten.
+func (r *Rollout) Stored(etr *v1alpha1.EmbedTokenRequest, digest string, at time.Time) {
+	if len(etr.Spec.RolloutRestartTargets) == 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stored[client.ObjectKeyFromObject(etr)] = storedToken{digest: digest, at: at}
+}
+
+// Forget drops what is kept for a request that is gone.
+func (r *Rollout) Forget(key types.NamespacedName) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.stored, key)
+}
+
+// storedAt is when the token with digest was stored for the request key, as
+// Stored recorded it. For a token this process did not store (it was
+// stored before a restart of the manager, or by another replica) it is the
+// first time this process asks: the Secret records only the vendor's issue
+// time, to the second, and a restart within that second or after the issue
+// but before the write would wrongly pass as serving the token, so only a
+// restart after now is trusted, at the cost of one more rollout.
+func (r *Rollout) storedAt(key types.NamespacedName, digest string, now time.Time) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if st, ok := r.stored[key]; ok && st.digest == digest {
+		return st.at
+	}
+	r.stored[key] = storedToken{digest: digest, at: now}
+	return now
+}
+
+// done forgets the stored time of a token whose restarts are done.
+func (r *Rollout) done(key types.NamespacedName, digest string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stored[key].digest == digest {
+		delete(r.stored, key)
+	}
 }
 
 // Result is what Restart or Propagate did for one token.
@@ -60,14 +119,16 @@ type Result struct {
 }
 
 // Restart rolls out the request's rolloutRestartTargets once per new token
-// (digest, stored at storedAt), so workloads that read the token from
-// environment variables start pods that see it. A target restarted after
-// the token was stored, by this request or another, already serves the new
-// token and is left alone.
-func (r *Rollout) Restart(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, digest string, storedAt time.Time) Result {
+// (digest), so workloads that read the token from environment variables
+// start pods that see it. A target restarted after the token was stored
+// (storedAt), by this request or another, already serves the new token and
+// is left alone.
+func (r *Rollout) Restart(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, digest string) Result {
 	if len(etr.Spec.RolloutRestartTargets) == 0 || digest == "" || etr.Status.RestartedForDigest == digest {
 		return Result{}
 	}
+	key := client.ObjectKeyFromObject(etr)
+	storedAt := r.storedAt(key, digest, r.clock.Now())
 	for _, t := range etr.Spec.RolloutRestartTargets {
 		wait, err := r.restartTarget(ctx, etr, t, storedAt)
 		switch {
@@ -78,6 +139,7 @@ func (r *Rollout) Restart(ctx context.Context, etr *v1alpha1.EmbedTokenRequest, 
 			return Result{RetryAfter: wait}
 		}
 	}
+	r.done(key, digest)
 	return Result{Done: true}
 }
 

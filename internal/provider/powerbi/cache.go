@@ -100,13 +100,15 @@ func cacheKey(c config, credentialID string) string {
 func (c *tokenCache) get(ctx context.Context, client *http.Client, key string, now time.Time, lifetime time.Duration,
 	fetch func(context.Context) (accessToken, error)) (tok accessToken, cached bool, err error) {
 	slot := weak.Make(client)
-	c.mu.Lock()
-	e, ok := c.entries[slot]
-	c.mu.Unlock()
-	if ok && e.key == key && e.token.usableFor(now, lifetime) {
-		return e.token, true, nil
+	if tok, ok := c.usable(slot, key, now, lifetime); ok {
+		return tok, true, nil
 	}
 	ch := c.flight.DoChan(fmt.Sprintf("%p/%s", client, key), func() (any, error) {
+		// A flight that ended between the check above and this one has
+		// cached its token: use it rather than call Entra ID again.
+		if tok, ok := c.usable(slot, key, now, lifetime); ok {
+			return tok, nil
+		}
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cmp.Or(client.Timeout, defaultFetchTimeout))
 		defer cancel()
 		tok, err := fetch(fctx)
@@ -124,6 +126,18 @@ func (c *tokenCache) get(ctx context.Context, client *http.Client, key string, n
 	case <-ctx.Done():
 		return accessToken{}, false, provider.Transient(v1alpha1.ReasonVendorUnavailable, "gave up waiting for the Microsoft Entra ID token call: %v", context.Cause(ctx))
 	}
+}
+
+// usable returns the cached token of the provider's client slot when it was
+// fetched for key and is usable for an embed token of lifetime at now.
+func (c *tokenCache) usable(slot weak.Pointer[http.Client], key string, now time.Time, lifetime time.Duration) (accessToken, bool) {
+	c.mu.Lock()
+	e, ok := c.entries[slot]
+	c.mu.Unlock()
+	if ok && e.key == key && e.token.usableFor(now, lifetime) {
+		return e.token, true
+	}
+	return accessToken{}, false
 }
 
 // put stores e as the provider's entry, replacing any older one (a token for
